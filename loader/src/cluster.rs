@@ -1,0 +1,362 @@
+//! Private PostgreSQL clusters built from the machine's own server binaries.
+//!
+//! The tests start a throwaway cluster per test; the loader's embedded default
+//! keeps one under a data directory of its own. PostgreSQL refuses to run as
+//! root, so when we are root the server runs as the `postgres` OS user.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use nix::unistd::{Gid, Uid, User};
+
+/// The OS user a root process hands the server to.
+pub const SERVER_OS_USER: &str = "postgres";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot find PostgreSQL's server binaries: {0}")]
+    Binaries(String),
+    #[error("running as root, but there is no `{SERVER_OS_USER}` OS user to run the server as")]
+    NoServerUser,
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status}):\n{output}")]
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("the server did not start; its log says:\n{0}")]
+    Start(String),
+    #[error(transparent)]
+    Postgres(#[from] postgres::Error),
+}
+
+fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let action = action.into();
+    move |source| ClusterError::Io { action, source }
+}
+
+/// Where the PostgreSQL server binaries are: `$PG_CONFIG --bindir`, else the
+/// Debian location of PostgreSQL 15, else `pg_config` on the PATH.
+pub fn server_bin_dir() -> Result<PathBuf, ClusterError> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("PG_CONFIG") {
+        Some(pg_config) => vec![PathBuf::from(pg_config)],
+        None => vec![
+            PathBuf::from("/usr/lib/postgresql/15/bin/pg_config"),
+            PathBuf::from("pg_config"),
+        ],
+    };
+    for pg_config in &candidates {
+        let Ok(output) = Command::new(pg_config).arg("--bindir").output() else {
+            continue;
+        };
+        if output.status.success() {
+            let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+            if dir.join("postgres").is_file() && dir.join("initdb").is_file() {
+                return Ok(dir);
+            }
+        }
+    }
+    Err(ClusterError::Binaries(format!(
+        "tried {}; install postgresql-15 or set PG_CONFIG",
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// Whom the server processes run as: ourselves, or `postgres` when we are root.
+#[derive(Clone, Copy, Debug)]
+struct ServerUser {
+    switch_to: Option<(Uid, Gid)>,
+}
+
+impl ServerUser {
+    fn for_this_process() -> Result<ServerUser, ClusterError> {
+        if !Uid::effective().is_root() {
+            return Ok(ServerUser { switch_to: None });
+        }
+        let user = User::from_name(SERVER_OS_USER)
+            .ok()
+            .flatten()
+            .ok_or(ClusterError::NoServerUser)?;
+        Ok(ServerUser {
+            switch_to: Some((user.uid, user.gid)),
+        })
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        if let Some((uid, gid)) = self.switch_to {
+            command.uid(uid.as_raw()).gid(gid.as_raw());
+        }
+        // The server inherits nothing of ours that could point it elsewhere.
+        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE"] {
+            command.env_remove(var);
+        }
+        command
+    }
+
+    fn give(&self, path: &Path) -> Result<(), ClusterError> {
+        if let Some((uid, gid)) = self.switch_to {
+            nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|errno| ClusterError::Io {
+                action: format!("giving {} to {SERVER_OS_USER}", path.display()),
+                source: errno.into(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn run(mut command: Command) -> Result<Output, ClusterError> {
+    let description = format!("{command:?}");
+    let output = command
+        .output()
+        .map_err(io(format!("running {description}")))?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(ClusterError::Command {
+            command: description,
+            status: output.status.to_string(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        })
+    }
+}
+
+/// A port on the loopback interface that nothing listens on right now.
+pub fn free_port() -> Result<u16, ClusterError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port();
+    Ok(port)
+}
+
+/// Settings for a new cluster, appended to its postgresql.conf.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    pub settings: Vec<(String, String)>,
+}
+
+impl ClusterOptions {
+    pub fn setting(mut self, name: &str, value: &str) -> ClusterOptions {
+        self.settings.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// A running PostgreSQL cluster on a loopback port, with trust authentication
+/// for the `postgres` role over TCP from this machine only.
+pub struct Cluster {
+    base: PathBuf,
+    data: PathBuf,
+    port: u16,
+    bin: PathBuf,
+    user: ServerUser,
+    temporary: bool,
+    running: bool,
+}
+
+impl Cluster {
+    /// Starts a cluster in a new temporary directory, removed again when the
+    /// value is dropped (also when a test panics).
+    pub fn start_temporary(options: &ClusterOptions) -> Result<Cluster, ClusterError> {
+        let base = tempfile::Builder::new()
+            .prefix("llm_council-pg-")
+            .tempdir()
+            .map_err(io("creating a temporary directory"))?
+            .keep();
+        let mut cluster = Cluster::create(base, options)?;
+        cluster.temporary = true;
+        cluster.start()?;
+        Ok(cluster)
+    }
+
+    /// Initializes a cluster under `base/data` without starting it.
+    fn create(base: PathBuf, options: &ClusterOptions) -> Result<Cluster, ClusterError> {
+        let bin = server_bin_dir()?;
+        let user = ServerUser::for_this_process()?;
+        user.give(&base)?;
+        let data = base.join("data");
+        let mut initdb = user.command(&bin.join("initdb"));
+        initdb
+            .current_dir(&base)
+            .arg("--pgdata")
+            .arg(&data)
+            .args(["--username=postgres", "--auth=trust", "--encoding=UTF8"])
+            .args(["--locale=C.UTF-8", "--no-sync"]);
+        run(initdb)?;
+        let mut conf = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .map_err(io("opening postgresql.conf"))?;
+        let mut lines = format!(
+            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
+            base.display()
+        );
+        for (name, value) in &options.settings {
+            lines.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
+        }
+        conf.write_all(lines.as_bytes())
+            .map_err(io("writing postgresql.conf"))?;
+        Ok(Cluster {
+            base,
+            data,
+            port: 0,
+            bin,
+            user,
+            temporary: false,
+            running: false,
+        })
+    }
+
+    /// Starts the server on a free port; a port taken between our look and the
+    /// server's bind is retried on another.
+    pub fn start(&mut self) -> Result<(), ClusterError> {
+        let mut last_error = None;
+        for _ in 0..5 {
+            self.port = free_port()?;
+            let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
+            pg_ctl
+                .current_dir(&self.base)
+                .arg("start")
+                .arg("--pgdata")
+                .arg(&self.data)
+                .arg("--log")
+                .arg(self.log_path())
+                .args(["--wait", "--timeout=60", "--silent"])
+                .arg(format!("--options=-p {}", self.port));
+            match run(pg_ctl) {
+                Ok(_) => {
+                    self.running = true;
+                    return Ok(());
+                }
+                Err(err) => last_error = Some(err),
+            }
+        }
+        let log = self.log();
+        match last_error {
+            Some(ClusterError::Command { .. }) | None => Err(ClusterError::Start(log)),
+            Some(other) => Err(other),
+        }
+    }
+
+    /// Stops the server, waiting for it to shut down cleanly.
+    pub fn stop(&mut self) -> Result<(), ClusterError> {
+        if !self.running {
+            return Ok(());
+        }
+        let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
+        pg_ctl
+            .current_dir(&self.base)
+            .arg("stop")
+            .arg("--pgdata")
+            .arg(&self.data)
+            .args(["--mode=fast", "--wait", "--timeout=60", "--silent"]);
+        run(pg_ctl)?;
+        self.running = false;
+        Ok(())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// A directory the server's OS user owns, for files the server must read.
+    pub fn scratch_dir(&self) -> &Path {
+        &self.base
+    }
+
+    /// Gives a file or directory to the server's OS user, so that the server
+    /// can read what a test wrote there.
+    pub fn give_to_server(&self, path: &Path) -> Result<(), ClusterError> {
+        self.user.give(path)
+    }
+
+    pub fn bin(&self, program: &str) -> PathBuf {
+        self.bin.join(program)
+    }
+
+    /// The connection string for `database`, as psql and the loader take it.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn connect(&self, database: &str) -> Result<postgres::Client, ClusterError> {
+        Ok(postgres::Client::connect(
+            &self.url(database),
+            postgres::NoTls,
+        )?)
+    }
+
+    /// Creates `name` and returns a connection to it.
+    pub fn create_database(&self, name: &str) -> Result<postgres::Client, ClusterError> {
+        let mut admin = self.connect("postgres")?;
+        // Identifiers cannot be parameters; quote it as PostgreSQL would.
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        admin.batch_execute(&format!("CREATE DATABASE {quoted}"))?;
+        self.connect(name)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.base.join("server.log")
+    }
+
+    /// The server's log so far (empty when there is none yet).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits until the server accepts connections again, e.g. after a backend
+    /// crash made the postmaster reinitialize.
+    pub fn wait_until_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.connect("postgres") {
+                Ok(_) => return Ok(()),
+                Err(err) if std::time::Instant::now() > deadline => return Err(err),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.running {
+            let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
+            pg_ctl
+                .current_dir(&self.base)
+                .arg("stop")
+                .arg("--pgdata")
+                .arg(&self.data)
+                .args(["--mode=immediate", "--wait", "--silent"]);
+            let _stopped = pg_ctl.output();
+        }
+        if self.temporary {
+            let _removed = fs::remove_dir_all(&self.base);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Shared pieces of the integration tests: a cluster with the extension
+//! installed, rows in every table, and fingerprints to compare databases by.
+
+#![allow(dead_code)]
+
+use council_loader::cluster::{Cluster, ClusterOptions};
+use postgres::Client;
+
+/// The tables the extension creates, parents before children.
+pub const TABLES: [&str; 10] = [
+    "conversations",
+    "messages",
+    "stage1_responses",
+    "stage2_rankings",
+    "stage3_synthesis",
+    "deliberation_metadata",
+    "api_keys",
+    "api_key_audit_log",
+    "response_cache",
+    "council_import_rejects",
+];
+
+pub fn cluster() -> Cluster {
+    Cluster::start_temporary(&ClusterOptions::default()).expect("starting a test cluster")
+}
+
+/// A new database in `cluster` with the extension created in it.
+pub fn database_with_extension(cluster: &Cluster, name: &str) -> Client {
+    let mut client = cluster.create_database(name).expect("creating a database");
+    client
+        .batch_execute("CREATE EXTENSION llm_council")
+        .expect("CREATE EXTENSION llm_council");
+    client
+}
+
+/// Puts rows into every table through the app's own kind of statements, so
+/// the identity sequences advance as they would in production.
+pub fn fill_every_table(client: &mut Client) {
+    client
+        .batch_execute(
+            "INSERT INTO conversations (id, legacy_id, title, created_at, updated_at, is_pinned, message_count)
+             VALUES ('6f1c1a52-8d3e-4a57-9a0e-1f4b6c2d9e10', NULL, 'Első beszélgetés ✓', '2026-01-17 10:20:30.123456+00', now(), true, 2),
+                    ('0b9a2f37-5c4d-5e6f-8a7b-9c0d1e2f3a4b', 'import-2025-0042', NULL, NULL, NULL, false, 0);
+             INSERT INTO messages (conversation_id, role, content)
+             VALUES ('6f1c1a52-8d3e-4a57-9a0e-1f4b6c2d9e10', 'user', 'What is 2+2? \"quoted\" \\ back'),
+                    ('6f1c1a52-8d3e-4a57-9a0e-1f4b6c2d9e10', 'assistant', NULL);
+             INSERT INTO stage1_responses (message_id, model, response, confidence, base_model, sample_id)
+             SELECT id, 'openai/gpt-5', '4', 0.1 + 0.2, 'gpt-5', 2 FROM messages WHERE role = 'assistant';
+             INSERT INTO stage2_rankings (message_id, evaluator_model, raw_ranking, parsed_ranking, debate_round, rubric_scores)
+             SELECT id, 'anthropic/claude', 'FINAL RANKING: 1. Response A', '[\"Response A\"]', 2, '{\"accuracy\": 9.5}'
+             FROM messages WHERE role = 'assistant';
+             INSERT INTO stage3_synthesis (message_id, chairman_model, response, meta_evaluation)
+             SELECT id, 'google/gemini', 'Four.', NULL FROM messages WHERE role = 'assistant';
+             INSERT INTO deliberation_metadata (message_id, label_to_model, aggregate_rankings, voting_method)
+             SELECT id, '{\"Response A\": \"openai/gpt-5\"}', '[{\"model\": \"openai/gpt-5\", \"average_rank\": 1.0}]', 'borda'
+             FROM messages WHERE role = 'assistant';
+             INSERT INTO api_keys (key_hash, key_prefix, name, metadata)
+             VALUES ('$2b$12$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01', 'llmc_abcdefg', 'ci', '{\"team\": \"data\"}');
+             INSERT INTO api_key_audit_log (api_key_id, action, endpoint, ip_address, request_id)
+             SELECT id, 'request', '/api/conversations', '127.0.0.1', '3f6c0b1e-2a4d-4e5f-9a8b-7c6d5e4f3a2b' FROM api_keys;
+             INSERT INTO response_cache (cache_key, query_hash, stage1_data, expires_at, hit_count)
+             VALUES ('9f2c0d1e2f3a4b5c6d7e8f9a0b1c2d3e', 'q', '[{\"model\": \"m\"}]', now() + interval '1 hour', 3);
+             INSERT INTO council_import_rejects (source_table, source_id, reason, row)
+             VALUES ('messages', '17', 'role ''system'' is neither user nor assistant', '{\"id\": 17, \"role\": \"system\"}');",
+        )
+        .expect("filling every table");
+}
+
+/// Every row of every table, as text in id order: equal fingerprints mean
+/// equal contents.
+pub fn rows_fingerprint(client: &mut Client) -> Vec<(String, i64, String)> {
+    TABLES
+        .iter()
+        .map(|table| {
+            // Table names come from the constant list above, never from input.
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t.id::text)), '')
+                         FROM {table} t"
+                    ),
+                    &[],
+                )
+                .expect("fingerprinting a table");
+            ((*table).to_owned(), row.get(0), row.get(1))
+        })
+        .collect()
+}
+
+/// The values of the extension's sequences (the test databases hold no others).
+pub fn sequences(client: &mut Client) -> Vec<(String, Option<i64>)> {
+    client
+        .query(
+            "SELECT sequencename::text, last_value FROM pg_sequences
+             WHERE schemaname = current_schema() ORDER BY 1",
+            &[],
+        )
+        .expect("reading the sequences")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// What the extension consists of, in enough detail that an upgrade script
+/// that forgot a column, constraint, index or function body shows up.
+pub fn catalog_fingerprint(client: &mut Client) -> Vec<String> {
+    let queries = [
+        // every member object of the extension
+        "SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
+         WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+           AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'llm_council')",
+        // every column with its type, default and nullability
+        "SELECT format('%s.%s %s %s default %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+                       CASE WHEN a.attnotnull THEN 'not null' ELSE 'null' END,
+                       coalesce(pg_get_expr(d.adbin, d.adrelid), a.attidentity::text))
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE c.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')
+           AND c.relkind IN ('r', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped",
+        // constraints and indexes
+        "SELECT format('%s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) FROM pg_constraint
+         WHERE connamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')",
+        "SELECT pg_get_indexdef(indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE c.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')",
+        // functions with their signatures, bodies and settings
+        "SELECT pg_get_functiondef(p.oid) FROM pg_proc p
+         WHERE p.pronamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')
+           AND p.prokind IN ('f', 'p', 'w')",
+        // privileges on everything
+        "SELECT format('%s %s', c.relname, c.relacl) FROM pg_class c
+         WHERE c.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')
+         UNION ALL
+         SELECT format('%s %s', p.oid::regprocedure, p.proacl) FROM pg_proc p
+         WHERE p.pronamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')",
+        // what pg_dump keeps
+        "SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'llm_council'",
+    ];
+    let mut lines = Vec::new();
+    for query in queries {
+        let mut rows: Vec<String> = client
+            .query(query, &[])
+            .expect("reading the catalog")
+            .iter()
+            .map(|row| row.get::<_, Option<String>>(0).unwrap_or_default())
+            .collect();
+        rows.sort();
+        lines.extend(rows);
+    }
+    lines
+}

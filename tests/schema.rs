@@ -1,0 +1,253 @@
+//! The schema against real clusters: where it is created, what pg_dump keeps,
+//! and that every released version upgrades to this one without losing a row.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{catalog_fingerprint, cluster, database_with_extension, fill_every_table};
+
+#[test]
+fn create_extension_in_the_current_schema_and_in_a_named_one() {
+    let cluster = cluster();
+    let mut client = cluster
+        .create_database("placement")
+        .expect("create database");
+    client
+        .batch_execute(
+            "CREATE SCHEMA council;
+             CREATE EXTENSION llm_council SCHEMA council;",
+        )
+        .expect("CREATE EXTENSION … SCHEMA council");
+    let placed: Vec<String> = client
+        .query(
+            "SELECT relnamespace::regnamespace::text FROM pg_class
+             WHERE relname IN ('conversations', 'messages', 'response_cache', 'council_import_rejects')",
+            &[],
+        )
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(placed, vec!["council"; 4]);
+
+    client
+        .batch_execute("DROP EXTENSION llm_council; CREATE EXTENSION llm_council;")
+        .expect("re-create in the current schema");
+    let schema: String = client
+        .query_one(
+            "SELECT relnamespace::regnamespace::text FROM pg_class WHERE relname = 'messages'",
+            &[],
+        )
+        .expect("query")
+        .get(0);
+    assert_eq!(schema, "public");
+    let configured: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'llm_council'",
+            &[],
+        )
+        .expect("query")
+        .get(0);
+    assert_eq!(
+        configured, 19,
+        "ten tables and nine sequences registered for pg_dump"
+    );
+}
+
+#[test]
+fn pg_dump_and_pg_restore_keep_every_row_and_sequence() {
+    let cluster = cluster();
+    let mut source = database_with_extension(&cluster, "source");
+    fill_every_table(&mut source);
+    let rows = common::rows_fingerprint(&mut source);
+    assert!(
+        rows.iter().all(|(_, count, _)| *count > 0),
+        "every table has rows: {rows:?}"
+    );
+    let sequences = common::sequences(&mut source);
+
+    let dump = cluster.scratch_dir().join("source.dump");
+    let port = cluster.port().to_string();
+    let status = Command::new(cluster.bin("pg_dump"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-Fc",
+            "-f",
+        ])
+        .arg(&dump)
+        .arg("source")
+        .status()
+        .expect("running pg_dump");
+    assert!(status.success(), "pg_dump failed");
+    cluster
+        .create_database("restored")
+        .expect("create database");
+    let status = Command::new(cluster.bin("pg_restore"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "--exit-on-error",
+            "-d",
+            "restored",
+        ])
+        .arg(&dump)
+        .status()
+        .expect("running pg_restore");
+    assert!(status.success(), "pg_restore failed");
+
+    let mut restored = cluster.connect("restored").expect("connect");
+    assert_eq!(common::rows_fingerprint(&mut restored), rows);
+    assert_eq!(common::sequences(&mut restored), sequences);
+    // The app's next insert takes a fresh id rather than colliding.
+    restored
+        .batch_execute(
+            "INSERT INTO messages (conversation_id, role, content)
+             SELECT id, 'user', 'after the restore' FROM conversations LIMIT 1;
+             INSERT INTO api_keys (key_hash, key_prefix, name) VALUES ('other', 'llmc_0000000', 'next');",
+        )
+        .expect("the app's next inserts after a restore");
+}
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn extension_dir() -> PathBuf {
+    let output = Command::new(
+        std::env::var_os("PG_CONFIG")
+            .unwrap_or_else(|| "/usr/lib/postgresql/15/bin/pg_config".into()),
+    )
+    .arg("--sharedir")
+    .output()
+    .expect("running pg_config");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("extension")
+}
+
+/// The full install scripts of the released versions kept under sql/.
+fn released_versions() -> Vec<String> {
+    let mut versions: Vec<String> = std::fs::read_dir(repository().join("sql"))
+        .expect("reading sql/")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let version = name.strip_prefix("llm_council--")?.strip_suffix(".sql")?;
+            (!version.contains("--")).then(|| version.to_owned())
+        })
+        .collect();
+    versions.sort();
+    versions
+}
+
+/// The script without the `-- src/file.rs:LINE` comments pgrx writes, which
+/// move whenever a source file is edited.
+fn without_source_locations(script: &str) -> String {
+    script
+        .lines()
+        .filter(|line| {
+            let Some(location) = line.strip_prefix("-- ") else {
+                return true;
+            };
+            let Some((file, number)) = location.rsplit_once(':') else {
+                return true;
+            };
+            !(file.ends_with(".rs")
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_released_install_script_of_this_version_is_what_gets_installed() {
+    let current = env!("CARGO_PKG_VERSION");
+    assert!(
+        released_versions().iter().any(|v| v == current),
+        "sql/llm_council--{current}.sql is missing: keep the full install script of every version"
+    );
+    let kept =
+        std::fs::read_to_string(repository().join(format!("sql/llm_council--{current}.sql")))
+            .expect("reading the kept script");
+    let installed =
+        std::fs::read_to_string(extension_dir().join(format!("llm_council--{current}.sql")))
+            .expect("reading the installed script (run `cargo pgrx install` first)");
+    assert!(
+        without_source_locations(&kept) == without_source_locations(&installed),
+        "sql/llm_council--{current}.sql differs from what the build installs: a released script never \
+         changes; bump the version and add an upgrade script (or refresh it while {current} is unreleased)"
+    );
+}
+
+/// Installs an old version's script beside the current one so that
+/// `CREATE EXTENSION … VERSION` can find it.
+fn provide_old_version(version: &str) {
+    let from = repository().join(format!("sql/llm_council--{version}.sql"));
+    let to = extension_dir().join(format!("llm_council--{version}.sql"));
+    std::fs::copy(&from, &to).expect("copying an old install script into the extension directory");
+    for entry in std::fs::read_dir(repository().join("sql")).expect("reading sql/") {
+        let path = entry.expect("dir entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if name.starts_with("llm_council--") && name.matches("--").count() == 2 {
+            std::fs::copy(&path, extension_dir().join(&name)).expect("copying an upgrade script");
+        }
+    }
+}
+
+#[test]
+fn every_released_version_upgrades_to_this_one_keeping_rows_and_catalog() {
+    let current = env!("CARGO_PKG_VERSION");
+    let cluster = cluster();
+    let mut fresh = database_with_extension(&cluster, "fresh");
+    let expected_catalog = catalog_fingerprint(&mut fresh);
+    assert!(!expected_catalog.is_empty());
+
+    for (n, old) in released_versions()
+        .iter()
+        .filter(|v| *v != current)
+        .enumerate()
+    {
+        provide_old_version(old);
+        let name = format!("from_{n}");
+        let mut client = cluster.create_database(&name).expect("create database");
+        client
+            .batch_execute(&format!("CREATE EXTENSION llm_council VERSION '{old}'"))
+            .expect("installing the old version");
+        fill_every_table(&mut client);
+        let rows = common::rows_fingerprint(&mut client);
+        client
+            .batch_execute("ALTER EXTENSION llm_council UPDATE")
+            .expect("ALTER EXTENSION llm_council UPDATE");
+        let version: String = client
+            .query_one(
+                "SELECT extversion FROM pg_extension WHERE extname = 'llm_council'",
+                &[],
+            )
+            .expect("query")
+            .get(0);
+        assert_eq!(version, current, "upgrade from {old}");
+        assert_eq!(
+            common::rows_fingerprint(&mut client),
+            rows,
+            "rows after upgrading from {old}"
+        );
+        assert_eq!(
+            catalog_fingerprint(&mut client),
+            expected_catalog,
+            "catalog after upgrading from {old}"
+        );
+    }
+}
