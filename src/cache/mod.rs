@@ -1,0 +1,77 @@
+//! The app's response cache, kept in PostgreSQL so that every app instance
+//! shares it.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+pub mod key;
+
+impl From<key::CacheKeyError> for ErrorReport {
+    fn from(err: key::CacheKeyError) -> ErrorReport {
+        crate::error::report(
+            err.sqlstate(),
+            format!("cannot compute a cache key: {err}"),
+            None,
+            Some("options must be what the app passes: a JSON object of plain values".into()),
+        )
+    }
+}
+
+/// The app's cache key for a query: byte for byte what the Python app
+/// computes, so SQL and the app find the same entries.
+#[pg_extern(immutable, parallel_safe)]
+fn council_cache_key(
+    query: &str,
+    models: Vec<Option<String>>,
+    voting_method: default!(&str, "'borda'"),
+    options: default!(Option<JsonB>, "'{}'"),
+) -> Result<String, ErrorReport> {
+    let models = models
+        .iter()
+        .map(|model| model.as_deref())
+        .collect::<Option<Vec<&str>>>()
+        .ok_or_else(|| {
+            crate::error::report(
+                "22004",
+                "models must not contain NULL",
+                None,
+                Some("pass the model names the app deliberated with".into()),
+            )
+        })?;
+    Ok(key::cache_key(
+        query,
+        &models,
+        voting_method,
+        options.as_ref().map(|options| &options.0),
+    )?)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn the_sql_key_equals_the_apps_key() {
+        // From tests/fixtures/cache_key_vectors.json, made by the Python app's code.
+        let key = Spi::get_one::<String>(
+            "SELECT council_cache_key('  What is 2+2?  ', ARRAY['openai/gpt-5', 'anthropic/claude'], 'borda', '{}')",
+        )
+        .expect("council_cache_key failed");
+        let expected = super::key::cache_key(
+            "  What is 2+2?  ",
+            &["openai/gpt-5", "anthropic/claude"],
+            "borda",
+            None,
+        )
+        .ok();
+        assert_eq!(key, expected);
+    }
+
+    #[pg_test(error = "models must not contain NULL")]
+    fn a_null_model_is_refused() {
+        Spi::get_one::<String>("SELECT council_cache_key('q', ARRAY['a', NULL])")
+            .expect("should have raised");
+    }
+}
