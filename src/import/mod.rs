@@ -1,0 +1,856 @@
+//! `council_import`: every row of a council.db into the council tables, in
+//! the caller's transaction, through COPY.
+//!
+//! Per table, in dependency order: read the SQLite rows in one snapshot, map
+//! each value, decide for each row whether it is imported, skipped (already
+//! present, identical) or rejected (with its reason), and stream the
+//! imported ones into COPY. Strict mode turns the first rejection into an
+//! error, which rolls the whole import back.
+
+pub mod copy;
+pub mod row;
+pub mod source;
+pub mod tables;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+use crate::error::report;
+use row::{Key, Problem, Value};
+use source::{Source, SourceError, TableLayout};
+use tables::{Table, TABLES};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Strict,
+    Quarantine,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Result<Mode, ErrorReport> {
+        match text {
+            "strict" => Ok(Mode::Strict),
+            "quarantine" => Ok(Mode::Quarantine),
+            other => Err(report(
+                "22023",
+                format!("unknown import mode \"{}\"", mapping_cut(other)),
+                None,
+                Some("mode is 'strict' (stop at the first bad row) or 'quarantine' (keep bad rows in council_import_rejects)".into()),
+            )),
+        }
+    }
+}
+
+fn mapping_cut(text: &str) -> String {
+    crate::mapping::text::cut(text, row::SHOWN_CHARS)
+}
+
+/// What happened to one source table's rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableReport {
+    pub table: &'static str,
+    pub source_rows: i64,
+    pub imported: i64,
+    pub skipped: i64,
+    pub rejected: i64,
+}
+
+const STRICT_HINT: &str =
+    "run with mode => 'quarantine' to import the rest and keep this row in council_import_rejects";
+
+impl From<SourceError> for ErrorReport {
+    fn from(err: SourceError) -> ErrorReport {
+        report(
+            err.sqlstate(),
+            format!("council_import: {err}"),
+            None,
+            err.hint(),
+        )
+    }
+}
+
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Where the extension's tables are: its schema, quoted for SQL.
+fn extension_schema() -> Result<String, ErrorReport> {
+    let schema = Spi::get_one::<String>(
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'llm_council'",
+    )
+    .map_err(spi_error)?
+    .ok_or_else(|| {
+        report(
+            "55000",
+            "the llm_council extension is not installed in this database",
+            None,
+            None,
+        )
+    })?;
+    Ok(quote_identifier(&schema))
+}
+
+fn spi_error(err: pgrx::spi::Error) -> ErrorReport {
+    report(
+        "XX000",
+        format!("council_import: internal query failed: {err}"),
+        None,
+        None,
+    )
+}
+
+/// SQLite's progress handler: a pending cancel or timeout stops the
+/// statement SQLite is running, and the import then raises it.
+fn interrupt_pending() -> bool {
+    unsafe { pg_sys::InterruptPending != 0 }
+}
+
+/// Raises the pending interrupt (cancel, statement_timeout, termination) if
+/// there is one.
+fn check_for_interrupts() {
+    pg_sys::check_for_interrupts!();
+}
+
+fn interrupted_error() -> ErrorReport {
+    check_for_interrupts();
+    report(
+        "57014",
+        "council_import: canceling statement due to user request",
+        None,
+        None,
+    )
+}
+
+/// Rows in a table's key set: present in the target before the import, or
+/// imported or skipped by it.
+type KeySet = HashSet<Key>;
+
+/// The state an import carries from table to table.
+struct Run {
+    schema: String,
+    mode: Mode,
+    /// keys present after this import, for the tables children refer to
+    present: HashMap<&'static str, KeySet>,
+    /// keys rejected by this import, to say why a child is rejected
+    rejected: HashMap<&'static str, KeySet>,
+}
+
+struct Reject {
+    source_id: Option<String>,
+    reason: String,
+    row: serde_json::Value,
+}
+
+/// How a source row whose id is already in the target compares with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Existing {
+    Identical,
+    Different,
+}
+
+impl Run {
+    fn qualified(&self, table: &str) -> String {
+        format!("{}.{}", self.schema, quote_identifier(table))
+    }
+
+    fn relid(&self, table: &str) -> Result<pg_sys::Oid, ErrorReport> {
+        Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT $1::regclass::oid",
+            &[self.qualified(table).into()],
+        )
+        .map_err(spi_error)?
+        .ok_or_else(|| report("42P01", format!("table {table} is missing"), None, None))
+    }
+
+    fn existing_keys(&self, table: &Table) -> Result<KeySet, ErrorReport> {
+        let key_type = table.key().kind;
+        let query = format!("SELECT id::text FROM {}", self.qualified(table.name));
+        Spi::connect(|client| {
+            let mut keys = KeySet::new();
+            for row in client.select(query.as_str(), None, &[])? {
+                let Some(text) = row.get::<String>(1)? else {
+                    continue;
+                };
+                let key = match key_type {
+                    tables::Kind::ConversationId => {
+                        uuid::Uuid::parse_str(&text).ok().map(Key::Uuid)
+                    }
+                    _ => text.parse::<i64>().ok().map(Key::Int),
+                };
+                keys.extend(key);
+            }
+            Ok::<_, pgrx::spi::Error>(keys)
+        })
+        .map_err(spi_error)
+    }
+
+    fn existing_unique_values(
+        &self,
+        table: &Table,
+        column: &str,
+    ) -> Result<HashSet<String>, ErrorReport> {
+        let query = format!(
+            "SELECT {}::text FROM {}",
+            quote_identifier(column),
+            self.qualified(table.name)
+        );
+        Spi::connect(|client| {
+            let mut values = HashSet::new();
+            for row in client.select(query.as_str(), None, &[])? {
+                values.extend(row.get::<String>(1)?);
+            }
+            Ok::<_, pgrx::spi::Error>(values)
+        })
+        .map_err(spi_error)
+    }
+
+    /// The query that compares a mapped source row with the target row of
+    /// the same id: no row, true (identical) or false (different).
+    fn comparison_query(&self, table: &Table) -> String {
+        compare_query(&self.qualified(table.name), table)
+    }
+}
+
+/// `SELECT ROW(t.a, t.b, …) IS NOT DISTINCT FROM ROW($2::…, $3::…, …) FROM t
+/// WHERE t.id = $1::…`, every value passed as text and cast to the column's
+/// type, so jsonb compares as jsonb and times as times.
+fn compare_query(qualified: &str, table: &Table) -> String {
+    let mut target = Vec::new();
+    let mut params = Vec::new();
+    let mut n = 1;
+    for column in table.columns.iter().skip(1) {
+        n += 1;
+        target.push(format!("t.{}", quote_identifier(column.name)));
+        params.push(format!("${n}::{}", column.kind.sql_type()));
+    }
+    if table.key().kind == tables::Kind::ConversationId {
+        n += 1;
+        target.push("t.legacy_id".into());
+        params.push(format!("${n}::text"));
+    }
+    format!(
+        "SELECT ROW({}) IS NOT DISTINCT FROM ROW({}) FROM {qualified} t WHERE t.id = $1::{}",
+        target.join(", "),
+        params.join(", "),
+        table.key().kind.sql_type()
+    )
+}
+
+/// The comparison query's parameters for a mapped row.
+fn compare_args(values: &[Value<'_>]) -> Vec<Option<String>> {
+    let mut args: Vec<Option<String>> = values.iter().map(Value::sql_text).collect();
+    if let Some(first) = values.first() {
+        if matches!(first, Value::Conversation { .. }) {
+            args.push(first.legacy_text());
+        }
+    }
+    args
+}
+
+fn compare(query: &str, values: &[Value<'_>]) -> Result<Option<Existing>, ErrorReport> {
+    let args: Vec<pgrx::datum::DatumWithOid> =
+        compare_args(values).into_iter().map(Into::into).collect();
+    Spi::get_one_with_args::<bool>(query, &args)
+        .map(|same| {
+            same.map(|same| {
+                if same {
+                    Existing::Identical
+                } else {
+                    Existing::Different
+                }
+            })
+        })
+        .or_else(|err| match err {
+            pgrx::spi::Error::InvalidPosition => Ok(None),
+            other => Err(other),
+        })
+        .map_err(spi_error)
+}
+
+fn notice(message: String) {
+    pgrx::notice!("{message}");
+}
+
+/// How often the import reports progress.
+const PROGRESS_ROWS: i64 = 10_000;
+/// How much COPY data one call of the producer prepares.
+const COPY_CHUNK: usize = 1 << 18;
+
+fn row_error(
+    table: &Table,
+    source_id: &Option<String>,
+    problem: &Problem,
+    hint: &str,
+) -> ErrorReport {
+    let id = source_id
+        .as_deref()
+        .map(mapping_cut)
+        .unwrap_or_else(|| "NULL".into());
+    report(
+        problem.sqlstate,
+        format!(
+            "council_import: {} row {id}, column {}: {} {}",
+            table.name, problem.column, problem.value, problem.reason
+        ),
+        Some(format!(
+            "table {}, source row id {id}, column {}",
+            table.name, problem.column
+        )),
+        Some(hint.into()),
+    )
+}
+
+fn import_table(
+    run: &mut Run,
+    source: &Source,
+    layout: &TableLayout,
+) -> Result<TableReport, ErrorReport> {
+    let table = layout.table;
+    let mut report_row = TableReport {
+        table: table.name,
+        ..TableReport::default()
+    };
+    if !layout.present {
+        run.present
+            .entry(table.name)
+            .or_insert_with(|| KeySet::new());
+        return Ok(report_row);
+    }
+    let total = i64::try_from(source.count(layout)?).unwrap_or(i64::MAX);
+    notice(format!("llm_council import: {} 0/{total}", table.name));
+
+    let existing = run.existing_keys(table)?;
+    let unique_column = table
+        .unique
+        .and_then(|name| table.column_index(name).map(|i| (name, i)));
+    let mut unique_seen = match unique_column {
+        Some((name, _)) if !existing.is_empty() => run.existing_unique_values(table, name)?,
+        _ => HashSet::new(),
+    };
+    let parent = table
+        .parent
+        .and_then(|p| table.column_index(p.column).map(|i| (p, i)));
+    let parent_present = parent.map(|(p, _)| run.present.get(p.table).cloned().unwrap_or_default());
+    let parent_rejected =
+        parent.map(|(p, _)| run.rejected.get(p.table).cloned().unwrap_or_default());
+    let compare_query = run.comparison_query(table);
+    let columns = Source::row_columns(layout);
+    let relid = run.relid(table.name)?;
+    let target_columns = table.target_columns();
+
+    let mut present = existing.clone();
+    let mut rejected_keys = KeySet::new();
+    let mut rejects: Vec<Reject> = Vec::new();
+    let mut imported_keys = KeySet::new();
+    let mode = run.mode;
+    let mut extra_values = 0i64;
+
+    let mut statement = source.select(layout)?;
+    let mut rows = statement.query([]).map_err(|err| {
+        ErrorReport::from(source.classify(&err, &format!("reading {}", table.name)))
+    })?;
+    let mut header_written = false;
+    let mut seen = 0i64;
+    let mut skipped = 0i64;
+    let mut imported_count = 0i64;
+
+    let mut produce = |buf: &mut Vec<u8>| -> Result<bool, ErrorReport> {
+        if !header_written {
+            copy::header(buf);
+            header_written = true;
+        }
+        while buf.len() < COPY_CHUNK {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => {
+                    copy::trailer(buf);
+                    return Ok(false);
+                }
+                Err(err) => {
+                    return Err(
+                        match source.classify(&err, &format!("reading {}", table.name)) {
+                            SourceError::Interrupted => interrupted_error(),
+                            other => other.into(),
+                        },
+                    )
+                }
+            };
+            seen += 1;
+            if seen % 1000 == 0 {
+                check_for_interrupts();
+            }
+            if seen % PROGRESS_ROWS == 0 {
+                notice(format!("llm_council import: {} {seen}/{total}", table.name));
+            }
+            for extra in table.columns.len()..columns.len() {
+                if !matches!(row.get_ref(extra), Ok(rusqlite::types::ValueRef::Null)) {
+                    extra_values += 1;
+                }
+            }
+            let source_id = row::source_id(row);
+            let decision = decide(
+                table,
+                row,
+                &compare_query,
+                &existing,
+                &mut unique_seen,
+                unique_column.map(|(_, i)| i),
+                parent.map(|(p, i)| (p.table, i)),
+                parent_present.as_ref(),
+                parent_rejected.as_ref(),
+                &imported_keys,
+            )?;
+            match decision {
+                Decision::Import(values, key) => {
+                    copy::row(buf, &values);
+                    imported_count += 1;
+                    imported_keys.insert(key);
+                    present.insert(key);
+                }
+                Decision::Skip(key) => {
+                    skipped += 1;
+                    present.insert(key);
+                }
+                Decision::Reject(problem, key) => {
+                    if mode == Mode::Strict {
+                        return Err(row_error(table, &source_id, &problem, STRICT_HINT));
+                    }
+                    rejected_keys.extend(key);
+                    rejects.push(Reject {
+                        source_id,
+                        reason: format!(
+                            "column {}: {} {}",
+                            problem.column, problem.value, problem.reason
+                        ),
+                        row: row::verbatim(&columns, row),
+                    });
+                }
+            }
+        }
+        Ok(true)
+    };
+    let inserted = copy::copy_into(relid, &target_columns, &mut produce);
+    drop(rows);
+
+    if i64::try_from(inserted).ok() != Some(imported_count) {
+        return Err(report(
+            "XX000",
+            format!(
+                "council_import: COPY into {} inserted {inserted} rows, expected {imported_count}",
+                table.name
+            ),
+            None,
+            None,
+        ));
+    }
+    if extra_values > 0 {
+        pgrx::warning!(
+            "llm_council import: {} non-NULL values in columns of {} the council schema does not have ({}) were not imported",
+            extra_values,
+            table.name,
+            layout.extra_columns.join(", ")
+        );
+    }
+    save_rejects(run, table, &rejects)?;
+    report_row.source_rows = seen;
+    report_row.imported = imported_count;
+    report_row.skipped = skipped;
+    report_row.rejected = i64::try_from(rejects.len()).unwrap_or(i64::MAX);
+    notice(format!(
+        "llm_council import: {} done: {} imported, {} skipped, {} rejected",
+        table.name, report_row.imported, report_row.skipped, report_row.rejected
+    ));
+    run.present.insert(table.name, present);
+    run.rejected.insert(table.name, rejected_keys);
+    Ok(report_row)
+}
+
+enum Decision<'a> {
+    Import(Vec<Value<'a>>, Key),
+    Skip(Key),
+    Reject(Problem, Option<Key>),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide<'a>(
+    table: &Table,
+    row: &'a rusqlite::Row<'_>,
+    compare_query: &str,
+    existing: &KeySet,
+    unique_seen: &mut HashSet<String>,
+    unique_column: Option<usize>,
+    parent: Option<(&'static str, usize)>,
+    parent_present: Option<&KeySet>,
+    parent_rejected: Option<&KeySet>,
+    imported: &KeySet,
+) -> Result<Decision<'a>, ErrorReport> {
+    let values = match row::map_row(table, row) {
+        Ok(values) => values,
+        Err(problem) => {
+            let key = row
+                .get_ref(0)
+                .ok()
+                .and_then(|v| row::map_value(table.key(), v).ok())
+                .and_then(|v| Key::of(&v));
+            return Ok(Decision::Reject(problem, key));
+        }
+    };
+    let Some(key) = values.first().and_then(Key::of) else {
+        return Ok(Decision::Reject(
+            Problem {
+                column: table.key().name,
+                sqlstate: "23502",
+                reason: "is not a usable id".into(),
+                value: String::new(),
+            },
+            None,
+        ));
+    };
+    let key_problem = |sqlstate: &'static str, reason: String| Problem {
+        column: table.key().name,
+        sqlstate,
+        reason,
+        value: key.to_string(),
+    };
+    if imported.contains(&key) {
+        return Ok(Decision::Reject(
+            key_problem("23505", "is the id of another row of this file (ids that differ only in spelling map to one UUID)".into()),
+            None,
+        ));
+    }
+    if existing.contains(&key) {
+        return Ok(match compare(compare_query, &values)? {
+            Some(Existing::Identical) => Decision::Skip(key),
+            Some(Existing::Different) | None => Decision::Reject(
+                key_problem(
+                    "23505",
+                    "is already in the database with different content; it was left as it is"
+                        .into(),
+                ),
+                None,
+            ),
+        });
+    }
+    if let (Some((parent_table, i)), Some(present)) = (parent, parent_present) {
+        if let Some(parent_key) = values.get(i).and_then(Key::of) {
+            if !present.contains(&parent_key) {
+                let reason = if parent_rejected.is_some_and(|r| r.contains(&parent_key)) {
+                    format!("refers to {parent_table} row {parent_key}, which was rejected")
+                } else {
+                    format!("refers to {parent_table} row {parent_key}, which neither the file nor the database has")
+                };
+                return Ok(Decision::Reject(
+                    Problem {
+                        column: table.columns[i].name,
+                        sqlstate: "23503",
+                        reason,
+                        value: parent_key.to_string(),
+                    },
+                    Some(key),
+                ));
+            }
+        }
+    }
+    if let Some(i) = unique_column {
+        if let Some(text) = values.get(i).and_then(Value::sql_text) {
+            if !unique_seen.insert(text.clone()) {
+                return Ok(Decision::Reject(
+                    Problem {
+                        column: table.columns[i].name,
+                        sqlstate: "23505",
+                        reason: "is already taken by another row; the column is unique".into(),
+                        value: mapping_cut(&text),
+                    },
+                    Some(key),
+                ));
+            }
+        }
+    }
+    Ok(Decision::Import(values, key))
+}
+
+fn save_rejects(run: &Run, table: &Table, rejects: &[Reject]) -> Result<(), ErrorReport> {
+    if rejects.is_empty() {
+        return Ok(());
+    }
+    let query = format!(
+        "INSERT INTO {} (source_table, source_id, reason, row) VALUES ($1, $2, $3, $4::jsonb)",
+        run.qualified("council_import_rejects")
+    );
+    Spi::connect_mut(|client| {
+        let statement = client.prepare_mut(
+            query.as_str(),
+            &[
+                pg_sys::TEXTOID.into(),
+                pg_sys::TEXTOID.into(),
+                pg_sys::TEXTOID.into(),
+                pg_sys::TEXTOID.into(),
+            ],
+        )?;
+        for reject in rejects {
+            client.update(
+                &statement,
+                None,
+                &[
+                    table.name.into(),
+                    reject.source_id.clone().into(),
+                    reject.reason.clone().into(),
+                    reject.row.to_string().into(),
+                ],
+            )?;
+        }
+        Ok::<_, pgrx::spi::Error>(())
+    })
+    .map_err(spi_error)
+}
+
+/// Moves each identity sequence past the largest id its table now holds,
+/// so the app's next insert gets a fresh id.
+fn advance_sequences(run: &Run) -> Result<(), ErrorReport> {
+    for table in TABLES
+        .iter()
+        .filter(|t| t.key().kind == tables::Kind::BigInt)
+    {
+        let qualified = run.qualified(table.name);
+        // last_value is NULL while the sequence was never used.
+        let query = format!(
+            "SELECT setval(pg_get_serial_sequence($1, 'id'), m.max_id)
+             FROM (SELECT max(id) AS max_id FROM {qualified}) m
+             WHERE m.max_id > coalesce((SELECT last_value FROM pg_catalog.pg_sequences
+                                       WHERE format('%I.%I', schemaname, sequencename)::regclass
+                                             = pg_get_serial_sequence($1, 'id')::regclass), 0)"
+        );
+        Spi::run_with_args(&query, &[qualified.into()]).map_err(spi_error)?;
+    }
+    Ok(())
+}
+
+/// The import itself, shared by the path and the upload forms.
+pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableReport>, ErrorReport> {
+    if unsafe { pg_sys::GetDatabaseEncoding() } != pg_sys::pg_enc::PG_UTF8 as i32 {
+        return Err(report(
+            "22021",
+            "council_import needs a database with encoding UTF8",
+            None,
+            Some("create the database with ENCODING 'UTF8'".into()),
+        ));
+    }
+    let source = Source::open(path, Some(interrupt_pending))?;
+    let layout = source.layout()?;
+    if mode == Mode::Strict {
+        if let Some(extra) = layout.iter().find(|l| !l.extra_columns.is_empty()) {
+            return Err(report(
+                "42P10",
+                format!(
+                    "council_import: table {} has columns the council schema does not: {}",
+                    extra.table.name,
+                    extra.extra_columns.join(", ")
+                ),
+                Some("their values have no place in PostgreSQL and would be lost".into()),
+                Some("run with mode => 'quarantine' to import the rows without them (a WARNING counts what is left out)".into()),
+            ));
+        }
+    }
+    source.begin_snapshot()?;
+
+    let schema = extension_schema()?;
+    let mut run = Run {
+        schema,
+        mode,
+        present: HashMap::new(),
+        rejected: HashMap::new(),
+    };
+    // Concurrent writers could invalidate what the import checked (parents,
+    // existing ids); readers go on undisturbed. Parents first, like every import.
+    for table in &TABLES {
+        let relid = run.relid(table.name)?;
+        unsafe {
+            pg_sys::LockRelationOid(relid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE)
+        };
+    }
+
+    let subtransaction = dry_run.then(DryRun::begin);
+    let mut reports = Vec::with_capacity(layout.len());
+    for table_layout in &layout {
+        reports.push(import_table(&mut run, &source, table_layout)?);
+    }
+    match subtransaction {
+        Some(dry) => dry.roll_back(),
+        None => advance_sequences(&run)?,
+    }
+    Ok(reports)
+}
+
+/// A dry run does everything inside a subtransaction and rolls it back.
+struct DryRun {
+    context: pg_sys::MemoryContext,
+    owner: pg_sys::ResourceOwner,
+}
+
+impl DryRun {
+    fn begin() -> DryRun {
+        unsafe {
+            let dry = DryRun {
+                context: pg_sys::CurrentMemoryContext,
+                owner: pg_sys::CurrentResourceOwner,
+            };
+            pg_sys::BeginInternalSubTransaction(ptr_null());
+            pg_sys::MemoryContextSwitchTo(dry.context);
+            dry
+        }
+    }
+
+    fn roll_back(self) {
+        unsafe {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(self.context);
+            pg_sys::CurrentResourceOwner = self.owner;
+        }
+    }
+}
+
+fn ptr_null() -> *const std::ffi::c_char {
+    std::ptr::null()
+}
+
+type ReportRow = (
+    name!(table_name, String),
+    name!(source_rows, i64),
+    name!(imported, i64),
+    name!(skipped, i64),
+    name!(rejected, i64),
+);
+
+fn rows(reports: Vec<TableReport>) -> TableIterator<'static, ReportRow> {
+    TableIterator::new(reports.into_iter().map(|r| {
+        (
+            r.table.to_owned(),
+            r.source_rows,
+            r.imported,
+            r.skipped,
+            r.rejected,
+        )
+    }))
+}
+
+/// Reading a server file is for superusers and members of
+/// pg_read_server_files, as for `COPY … FROM 'file'`.
+pub fn check_server_file_access(function: &str) -> Result<(), ErrorReport> {
+    let allowed = unsafe {
+        pg_sys::superuser()
+            || pg_sys::has_privs_of_role(
+                pg_sys::GetUserId(),
+                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES),
+            )
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(report(
+            "42501",
+            format!("permission denied to read a server file with {function}"),
+            Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
+            Some(format!("upload the file instead: {function}(pg_read_binary_file(…)) needs the same role; council-loader uploads it with {function}(bytea)")),
+        ))
+    }
+}
+
+/// A relative path names a file in the data directory, as for COPY.
+fn server_path(path: &str) -> PathBuf {
+    PathBuf::from(path)
+}
+
+#[pg_extern(name = "council_import", volatile, parallel_unsafe)]
+fn council_import_path(
+    path: &str,
+    mode: default!(&str, "'strict'"),
+    dry_run: default!(bool, false),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(table_name, String),
+            name!(source_rows, i64),
+            name!(imported, i64),
+            name!(skipped, i64),
+            name!(rejected, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    check_server_file_access("council_import")?;
+    let mode = Mode::parse(mode)?;
+    Ok(rows(run_import(&server_path(path), mode, dry_run)?))
+}
+
+/// A copy of uploaded bytes in the server's temporary directory, removed
+/// when dropped, also when the import fails.
+pub struct Upload {
+    file: tempfile::NamedTempFile,
+}
+
+impl Upload {
+    pub fn new(data: &[u8]) -> Result<Upload, ErrorReport> {
+        use std::io::Write as _;
+        // The backend's working directory is the data directory; its
+        // pgsql_tmp is where PostgreSQL keeps its own temporary files.
+        let dir = Path::new("base/pgsql_tmp");
+        let failed = |err: std::io::Error| {
+            report(
+                "58030",
+                format!("council_import: could not store the upload: {err}"),
+                None,
+                None,
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(failed)?;
+        let mut file = tempfile::Builder::new()
+            .prefix("llm_council_upload")
+            .suffix(".db")
+            .tempfile_in(dir)
+            .map_err(failed)?;
+        file.write_all(data).map_err(failed)?;
+        file.flush().map_err(failed)?;
+        Ok(Upload { file })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+#[pg_extern(name = "council_import", volatile, parallel_unsafe)]
+fn council_import_upload(
+    data: &[u8],
+    mode: default!(&str, "'strict'"),
+    dry_run: default!(bool, false),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(table_name, String),
+            name!(source_rows, i64),
+            name!(imported, i64),
+            name!(skipped, i64),
+            name!(rejected, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    let mode = Mode::parse(mode)?;
+    let upload = Upload::new(data)?;
+    let reports = run_import(upload.path(), mode, dry_run)?;
+    drop(upload);
+    Ok(rows(reports))
+}
+
+extension_sql!(
+    "REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;",
+    name = "import_privileges",
+    requires = [council_import_path]
+);

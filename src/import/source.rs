@@ -1,0 +1,501 @@
+//! Reading a council.db: opened read-only and defensively, since the file may
+//! come from anyone, and checked against the council schema before a row is
+//! read.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags};
+
+use super::tables::{Table, TABLES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("could not open \"{path}\": {reason}")]
+    Open {
+        path: PathBuf,
+        reason: String,
+        sqlstate: &'static str,
+    },
+    #[error("\"{path}\" is not an SQLite database: {reason}")]
+    NotSqlite { path: PathBuf, reason: String },
+    #[error("\"{path}\" holds no council tables")]
+    NoCouncilTables { path: PathBuf, found: Vec<String> },
+    #[error("\"{path}\" lacks the council table \"{table}\"")]
+    MissingTable { path: PathBuf, table: &'static str },
+    #[error("\"{table}\" in \"{path}\" is a {kind}, not a table")]
+    NotATable {
+        path: PathBuf,
+        table: &'static str,
+        kind: String,
+    },
+    #[error("table \"{table}\" in \"{path}\" lacks the column \"{column}\"")]
+    MissingColumn {
+        path: PathBuf,
+        table: &'static str,
+        column: &'static str,
+    },
+    #[error("the read was cancelled")]
+    Interrupted,
+    #[error("reading \"{path}\" failed while {action}: {reason}")]
+    Read {
+        path: PathBuf,
+        action: String,
+        reason: String,
+    },
+}
+
+impl SourceError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            SourceError::Open { sqlstate, .. } => sqlstate,
+            // data_corrupted: the file is not what it claims to be
+            SourceError::NotSqlite { .. } | SourceError::Read { .. } => "XX001",
+            SourceError::NoCouncilTables { .. }
+            | SourceError::MissingTable { .. }
+            | SourceError::NotATable { .. } => "42P01",
+            SourceError::MissingColumn { .. } => "42703",
+            SourceError::Interrupted => "57014",
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SourceError::Open { .. } => Some(
+                "the server process opens the file: it needs read access to the file and its \
+                 directory (and write access to the directory when a -wal file is present)"
+                    .into(),
+            ),
+            SourceError::NotSqlite { .. } | SourceError::NoCouncilTables { .. } => {
+                Some("pass the app's data/council.db".into())
+            }
+            SourceError::MissingTable { .. } | SourceError::MissingColumn { .. } => {
+                Some("the file must follow the app's schema version 1 or 2 (see the README)".into())
+            }
+            SourceError::NotATable { .. } => Some(
+                "views and virtual tables are not read: they can run code from the file".into(),
+            ),
+            SourceError::Read { .. } => {
+                Some("check the file with: sqlite3 council.db 'PRAGMA integrity_check'".into())
+            }
+            SourceError::Interrupted => None,
+        }
+    }
+}
+
+/// How a council table appears in the file.
+#[derive(Debug)]
+pub struct TableLayout {
+    pub table: &'static Table,
+    /// False for a v2 table absent from a v1 file: it counts as zero rows.
+    pub present: bool,
+    /// Columns the file has beyond the council schema's, in file order.
+    pub extra_columns: Vec<String>,
+}
+
+pub struct Source {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// SQLite checks the interrupt callback every this many virtual machine
+/// steps: often enough to stop within a millisecond, rarely enough to cost
+/// nothing measurable.
+const PROGRESS_STEPS: i32 = 10_000;
+
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Source {
+    /// Opens `path` read-only. `interrupted` is polled while SQLite works; it
+    /// returning true stops the current statement with [`SourceError::Interrupted`].
+    pub fn open(path: &Path, interrupted: Option<fn() -> bool>) -> Result<Source, SourceError> {
+        let open_error = |reason: String, sqlstate: &'static str| SourceError::Open {
+            path: path.to_owned(),
+            reason,
+            sqlstate,
+        };
+        // SQLite's own message for these is a bare "unable to open database
+        // file"; the file system says what is wrong.
+        let metadata = std::fs::metadata(path).map_err(|err| {
+            let sqlstate = match err.kind() {
+                std::io::ErrorKind::NotFound => "58P01",
+                std::io::ErrorKind::PermissionDenied => "42501",
+                _ => "58030",
+            };
+            open_error(err.to_string(), sqlstate)
+        })?;
+        if metadata.is_dir() {
+            return Err(open_error("it is a directory".into(), "42809"));
+        }
+        std::fs::File::open(path).map_err(|err| {
+            let sqlstate = match err.kind() {
+                std::io::ErrorKind::PermissionDenied => "42501",
+                _ => "58030",
+            };
+            open_error(err.to_string(), sqlstate)
+        })?;
+
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|err| open_error(err.to_string(), "58030"))?;
+        let source = Source {
+            conn,
+            path: path.to_owned(),
+        };
+        source.harden(interrupted)?;
+        Ok(source)
+    }
+
+    /// Nothing in the file may run code or write anything: no triggers, no
+    /// views, no functions a schema names, no memory-mapped reads of a file
+    /// that might shrink under us.
+    fn harden(&self, interrupted: Option<fn() -> bool>) -> Result<(), SourceError> {
+        let settings = [
+            (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
+            (DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false),
+            (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
+            (DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false),
+        ];
+        for (setting, value) in settings {
+            self.conn
+                .set_db_config(setting, value)
+                .map_err(|err| self.read_error("configuring the reader", &err))?;
+        }
+        self.conn
+            .execute_batch(
+                "PRAGMA query_only = ON; PRAGMA mmap_size = 0; PRAGMA cell_size_check = ON;",
+            )
+            .map_err(|err| self.classify(&err, "configuring the reader"))?;
+        if let Some(interrupted) = interrupted {
+            self.conn
+                .progress_handler(PROGRESS_STEPS, Some(interrupted));
+        }
+        Ok(())
+    }
+
+    fn read_error(&self, action: &str, err: &rusqlite::Error) -> SourceError {
+        SourceError::Read {
+            path: self.path.clone(),
+            action: action.to_owned(),
+            reason: err.to_string(),
+        }
+    }
+
+    /// Sorts SQLite's errors into what the user can act on.
+    pub fn classify(&self, err: &rusqlite::Error, action: &str) -> SourceError {
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::OperationInterrupted) => SourceError::Interrupted,
+            Some(ErrorCode::NotADatabase) => SourceError::NotSqlite {
+                path: self.path.clone(),
+                reason: err.to_string(),
+            },
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly) => SourceError::Open {
+                path: self.path.clone(),
+                reason: format!(
+                    "{err} (a -wal file beside it holds committed rows that SQLite can only \
+                     read with its -shm file, which it could not open or create)"
+                ),
+                sqlstate: "58030",
+            },
+            _ => self.read_error(action, err),
+        }
+    }
+
+    /// Which council tables the file has, and what else.
+    pub fn layout(&self) -> Result<Vec<TableLayout>, SourceError> {
+        let objects: Vec<(String, String)> = {
+            let mut statement = self
+                .conn
+                .prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view')")
+                .map_err(|err| self.classify(&err, "reading the schema"))?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(|err| self.classify(&err, "reading the schema"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(|err| self.classify(&err, "reading the schema"))?
+        };
+        // SQLite table names are case-insensitive, as are its lookups.
+        let find = |name: &str| {
+            objects
+                .iter()
+                .find(|(object, _)| object.eq_ignore_ascii_case(name))
+        };
+        if !TABLES.iter().any(|t| find(t.name).is_some()) {
+            return Err(SourceError::NoCouncilTables {
+                path: self.path.clone(),
+                found: objects.into_iter().map(|(name, _)| name).collect(),
+            });
+        }
+        let mut layout = Vec::with_capacity(TABLES.len());
+        for table in &TABLES {
+            let Some((_, kind)) = find(table.name) else {
+                if table.v2_only {
+                    layout.push(TableLayout {
+                        table,
+                        present: false,
+                        extra_columns: Vec::new(),
+                    });
+                    continue;
+                }
+                return Err(SourceError::MissingTable {
+                    path: self.path.clone(),
+                    table: table.name,
+                });
+            };
+            if kind != "table" {
+                return Err(SourceError::NotATable {
+                    path: self.path.clone(),
+                    table: table.name,
+                    kind: kind.clone(),
+                });
+            }
+            let columns = self.columns(table.name)?;
+            for column in table.columns {
+                if !columns.iter().any(|c| c.eq_ignore_ascii_case(column.name)) {
+                    return Err(SourceError::MissingColumn {
+                        path: self.path.clone(),
+                        table: table.name,
+                        column: column.name,
+                    });
+                }
+            }
+            let extra_columns = columns
+                .into_iter()
+                .filter(|c| !table.columns.iter().any(|k| k.name.eq_ignore_ascii_case(c)))
+                .collect();
+            layout.push(TableLayout {
+                table,
+                present: true,
+                extra_columns,
+            });
+        }
+        Ok(layout)
+    }
+
+    fn columns(&self, table: &str) -> Result<Vec<String>, SourceError> {
+        let action = format!("reading the columns of {table}");
+        let mut statement = self
+            .conn
+            .prepare("SELECT name FROM pragma_table_xinfo(?1) WHERE hidden = 0")
+            .map_err(|err| self.classify(&err, &action))?;
+        let names = statement
+            .query_map([table], |row| row.get::<_, String>(0))
+            .map_err(|err| self.classify(&err, &action))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| self.classify(&err, &action))?;
+        Ok(names)
+    }
+
+    pub fn count(&self, layout: &TableLayout) -> Result<u64, SourceError> {
+        if !layout.present {
+            return Ok(0);
+        }
+        let action = format!("counting the rows of {}", layout.table.name);
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {}",
+                    quote_identifier(layout.table.name)
+                ),
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|err| self.classify(&err, &action))
+    }
+
+    /// Starts the read transaction every later read shares, so that counts
+    /// and rows agree even if the app writes to the file meanwhile.
+    pub fn begin_snapshot(&self) -> Result<(), SourceError> {
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|err| self.classify(&err, "starting a read transaction"))
+    }
+
+    /// The statement that reads every row of a present table: first the
+    /// council columns in spec order, then the extra columns.
+    pub fn select(&self, layout: &TableLayout) -> Result<rusqlite::Statement<'_>, SourceError> {
+        let select_list = Source::row_columns(layout)
+            .iter()
+            .map(|name| quote_identifier(name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {select_list} FROM {}",
+            quote_identifier(layout.table.name)
+        );
+        self.conn
+            .prepare(&sql)
+            .map_err(|err| self.classify(&err, &format!("reading {}", layout.table.name)))
+    }
+
+    /// The column names `select` reads, in its order.
+    pub fn row_columns(layout: &TableLayout) -> Vec<String> {
+        layout
+            .table
+            .columns
+            .iter()
+            .map(|c| c.name.to_owned())
+            .chain(layout.extra_columns.iter().cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(sql: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("council.db");
+        let conn = Connection::open(&path).expect("create");
+        conn.execute_batch(sql).expect("schema");
+        drop(conn);
+        (dir, path)
+    }
+
+    const V1: &str = "
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT, created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL, is_pinned INTEGER DEFAULT 0, is_hidden INTEGER DEFAULT 0,
+            message_count INTEGER DEFAULT 0);
+        CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,
+            role TEXT NOT NULL, content TEXT, created_at TEXT NOT NULL);
+        CREATE TABLE stage1_responses (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL,
+            model TEXT NOT NULL, response TEXT NOT NULL, confidence REAL, base_model TEXT,
+            sample_id INTEGER, created_at TEXT NOT NULL);
+        CREATE TABLE stage2_rankings (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL,
+            evaluator_model TEXT NOT NULL, raw_ranking TEXT NOT NULL, parsed_ranking TEXT,
+            debate_round INTEGER DEFAULT 1, rubric_scores TEXT, created_at TEXT NOT NULL);
+        CREATE TABLE stage3_synthesis (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL,
+            chairman_model TEXT NOT NULL, response TEXT NOT NULL, meta_evaluation TEXT,
+            created_at TEXT NOT NULL);
+        CREATE TABLE deliberation_metadata (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL UNIQUE,
+            label_to_model TEXT NOT NULL, aggregate_rankings TEXT, consensus TEXT, features TEXT,
+            stage1_consensus TEXT, debate_history TEXT, voting_method TEXT, created_at TEXT NOT NULL);";
+
+    #[test]
+    fn a_v1_file_has_no_api_key_tables_and_that_is_fine() {
+        let (_dir, path) = file(V1);
+        let source = Source::open(&path, None).expect("open");
+        let layout = source.layout().expect("layout");
+        assert_eq!(layout.len(), 8);
+        assert!(layout.iter().take(6).all(|l| l.present));
+        assert!(layout.iter().skip(6).all(|l| !l.present));
+        assert_eq!(source.count(&layout[7]).ok(), Some(0));
+    }
+
+    #[test]
+    fn extra_columns_are_listed_and_missing_ones_refused() {
+        let (_dir, path) = file(&format!(
+            "{V1} ALTER TABLE messages ADD COLUMN tokens INTEGER;"
+        ));
+        let source = Source::open(&path, None).expect("open");
+        let layout = source.layout().expect("layout");
+        assert_eq!(layout[1].extra_columns, vec!["tokens".to_owned()]);
+
+        let (_dir, path) = file(&V1.replace("meta_evaluation TEXT,", ""));
+        let err = Source::open(&path, None).and_then(|s| s.layout().map(|_| ()));
+        assert!(
+            matches!(
+                err,
+                Err(SourceError::MissingColumn {
+                    column: "meta_evaluation",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_view_named_like_a_council_table_is_refused() {
+        let v1_with_view = V1.replace(
+            "CREATE TABLE stage3_synthesis (",
+            "CREATE VIEW stage3_synthesis AS SELECT 1 AS id; CREATE TABLE unused (",
+        );
+        let (_dir, path) = file(&v1_with_view);
+        let err = Source::open(&path, None).and_then(|s| s.layout().map(|_| ()));
+        assert!(
+            matches!(
+                err,
+                Err(SourceError::NotATable {
+                    table: "stage3_synthesis",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn files_that_are_not_council_databases_are_named_as_such() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing.db");
+        let err = Source::open(&missing, None).err();
+        assert!(
+            matches!(
+                err,
+                Some(SourceError::Open {
+                    sqlstate: "58P01",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+
+        let err = Source::open(dir.path(), None).err();
+        assert!(
+            matches!(
+                err,
+                Some(SourceError::Open {
+                    sqlstate: "42809",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(
+            &text,
+            "this is not a database, but it is long enough to have a header ".repeat(20),
+        )
+        .expect("write");
+        let err = Source::open(&text, None).and_then(|s| s.layout().map(|_| ()));
+        assert!(matches!(err, Err(SourceError::NotSqlite { .. })), "{err:?}");
+
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, "").expect("write");
+        let err = Source::open(&empty, None).and_then(|s| s.layout().map(|_| ()));
+        assert!(
+            matches!(err, Err(SourceError::NoCouncilTables { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn rows_stream_with_extra_columns_last() {
+        let (_dir, path) = file(&format!(
+            "{V1} ALTER TABLE messages ADD COLUMN tokens INTEGER;
+             INSERT INTO messages VALUES (1, 'c', 'user', 'hi', '', 42);"
+        ));
+        let source = Source::open(&path, None).expect("open");
+        let layout = source.layout().expect("layout");
+        let mut statement = source.select(&layout[1]).expect("select");
+        let seen: Vec<(i64, i64)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(5)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(seen, vec![(1, 42)]);
+        assert_eq!(
+            Source::row_columns(&layout[1]).last().map(String::as_str),
+            Some("tokens")
+        );
+    }
+}

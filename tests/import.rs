@@ -1,0 +1,469 @@
+//! council_import against real clusters and real SQLite files: every row
+//! arrives, or is skipped or rejected with a reason; failures leave the
+//! database as it was.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use council_loader::cluster::Cluster;
+use council_loader::sample::{self, Journal, SampleOptions, SchemaVersion};
+use postgres::Client;
+
+type Report = Vec<(String, i64, i64, i64, i64)>;
+
+fn import(client: &mut Client, path: &Path, mode: &str) -> Result<Report, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT table_name, source_rows, imported, skipped, rejected
+             FROM council_import($1, $2)",
+            &[&path.to_string_lossy().as_ref(), &mode],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect())
+}
+
+/// Opens a fixture to spoil it: the app's CHECK and FOREIGN KEY
+/// constraints off, as in files other tools wrote.
+fn spoil(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")
+        .expect("pragmas");
+    conn
+}
+
+/// A sample council.db in a directory the server can read.
+fn sample_file(
+    cluster: &Cluster,
+    name: &str,
+    options: &SampleOptions,
+) -> (PathBuf, sample::SampleSummary) {
+    let dir = cluster.scratch_dir().join(name);
+    std::fs::create_dir_all(&dir).expect("fixture directory");
+    let path = dir.join("council.db");
+    let summary = sample::write(&path, options).expect("writing the sample");
+    give_tree(cluster, &dir);
+    (path, summary)
+}
+
+fn give_tree(cluster: &Cluster, dir: &Path) {
+    cluster.give_to_server(dir).expect("chown");
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        cluster
+            .give_to_server(&entry.expect("entry").path())
+            .expect("chown");
+    }
+}
+
+fn counts(client: &mut Client) -> Vec<(String, i64)> {
+    common::TABLES
+        .iter()
+        .map(|t| {
+            let n: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .expect("count")
+                .get(0);
+            ((*t).to_owned(), n)
+        })
+        .collect()
+}
+
+fn sqlstate(err: &postgres::Error) -> String {
+    err.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+fn message(err: &postgres::Error) -> String {
+    err.as_db_error()
+        .map(|e| format!("{} | {:?} | {:?}", e.message(), e.detail(), e.hint()))
+        .unwrap_or_else(|| err.to_string())
+}
+
+#[test]
+fn every_row_of_a_v2_file_arrives_and_a_second_import_skips_them_all() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let options = SampleOptions {
+        conversations: 60,
+        ..SampleOptions::default()
+    };
+    let (path, summary) = sample_file(&cluster, "v2", &options);
+
+    let report = import(&mut client, &path, "strict").expect("import");
+    let expected: Report = summary
+        .tables
+        .iter()
+        .map(|(t, n)| ((*t).to_owned(), *n as i64, *n as i64, 0, 0))
+        .collect();
+    assert_eq!(report, expected);
+    for (table, rows) in &summary.tables {
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .expect("count")
+            .get(0);
+        assert_eq!(n, *rows as i64, "rows in {table}");
+    }
+    // Legacy ids are kept, and '' became NULL rather than a made-up time.
+    let legacy: i64 = client
+        .query_one(
+            "SELECT count(*) FROM conversations WHERE legacy_id IS NOT NULL",
+            &[],
+        )
+        .expect("q")
+        .get(0);
+    assert!(legacy >= 1, "the sample has caller-supplied ids");
+    let undated: i64 = client
+        .query_one(
+            "SELECT count(*) FROM conversations WHERE created_at IS NULL",
+            &[],
+        )
+        .expect("q")
+        .get(0);
+    assert!(undated >= 1, "the sample has '' timestamps");
+
+    let again = import(&mut client, &path, "strict").expect("second import");
+    let skipped_all: Report = summary
+        .tables
+        .iter()
+        .map(|(t, n)| ((*t).to_owned(), *n as i64, 0, *n as i64, 0))
+        .collect();
+    assert_eq!(again, skipped_all);
+
+    // The app's next inserts get fresh ids.
+    client
+        .batch_execute(
+            "INSERT INTO messages (conversation_id, role, content) SELECT id, 'user', 'next' FROM conversations LIMIT 1;
+             INSERT INTO api_keys (key_hash, key_prefix, name) VALUES ('new-hash', 'llmc_newkey1', 'next');",
+        )
+        .expect("the app's next insert after an import");
+}
+
+#[test]
+fn a_v1_file_imports_with_empty_api_key_tables() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let options = SampleOptions {
+        conversations: 20,
+        schema: SchemaVersion::V1,
+        ..SampleOptions::default()
+    };
+    let (path, summary) = sample_file(&cluster, "v1", &options);
+    let report = import(&mut client, &path, "strict").expect("import");
+    assert_eq!(report.len(), 8);
+    assert_eq!(
+        &report[6..],
+        &[
+            ("api_keys".to_owned(), 0, 0, 0, 0),
+            ("api_key_audit_log".to_owned(), 0, 0, 0, 0)
+        ]
+    );
+    let total: i64 = report.iter().map(|r| r.2).sum();
+    assert_eq!(total as u64, summary.rows());
+}
+
+#[test]
+fn rows_only_in_the_wal_file_arrive() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let options = SampleOptions {
+        conversations: 30,
+        journal: Journal::WalUncheckpointed,
+        ..SampleOptions::default()
+    };
+    let (path, summary) = sample_file(&cluster, "live", &options);
+    assert!(path
+        .with_file_name("council.db-wal")
+        .metadata()
+        .map(|m| m.len() > 0)
+        .unwrap_or(false));
+    let report = import(&mut client, &path, "strict").expect("import");
+    assert_eq!(report[0], ("conversations".to_owned(), 30, 30, 0, 0));
+    let total: i64 = report.iter().map(|r| r.2).sum();
+    assert_eq!(total as u64, summary.rows());
+}
+
+#[test]
+fn a_dry_run_reports_and_leaves_nothing() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, summary) = sample_file(
+        &cluster,
+        "dry",
+        &SampleOptions {
+            conversations: 10,
+            ..SampleOptions::default()
+        },
+    );
+    let imported: i64 = client
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import($1, dry_run => true)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("dry run")
+        .get(0);
+    assert_eq!(imported as u64, summary.rows());
+    assert!(
+        counts(&mut client).iter().all(|(_, n)| *n == 0),
+        "{:?}",
+        counts(&mut client)
+    );
+    // and the session goes on normally
+    import(&mut client, &path, "strict").expect("a real import after a dry run");
+}
+
+#[test]
+fn the_upload_form_needs_only_table_privileges_and_the_path_form_needs_file_access() {
+    let cluster = common::cluster();
+    let mut admin = common::database_with_extension(&cluster, "council");
+    let (path, summary) = sample_file(
+        &cluster,
+        "upload",
+        &SampleOptions {
+            conversations: 10,
+            ..SampleOptions::default()
+        },
+    );
+    admin
+        .batch_execute(
+            "CREATE ROLE app LOGIN;
+             GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA public TO app;
+             GRANT UPDATE, USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO app;",
+        )
+        .expect("roles");
+    let mut app = postgres::Client::connect(
+        &format!("postgresql://app@127.0.0.1:{}/council", cluster.port()),
+        postgres::NoTls,
+    )
+    .expect("connect as app");
+
+    let err = import(&mut app, &path, "strict").expect_err("a plain role cannot read server files");
+    assert_eq!(sqlstate(&err), "42501", "{}", message(&err));
+
+    admin
+        .batch_execute("GRANT EXECUTE ON FUNCTION council_import(text, text, boolean) TO app")
+        .expect("grant");
+    let err =
+        import(&mut app, &path, "strict").expect_err("EXECUTE alone does not open server files");
+    assert_eq!(sqlstate(&err), "42501", "{}", message(&err));
+
+    let bytes = std::fs::read(&path).expect("read the file");
+    let imported: i64 = app
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import($1::bytea)",
+            &[&bytes],
+        )
+        .expect("upload")
+        .get(0);
+    assert_eq!(imported as u64, summary.rows());
+}
+
+#[test]
+fn a_bad_value_in_strict_mode_names_its_row_and_changes_nothing() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, _) = sample_file(
+        &cluster,
+        "bad",
+        &SampleOptions {
+            conversations: 10,
+            ..SampleOptions::default()
+        },
+    );
+    let conn = spoil(&path);
+    let id: i64 = conn
+        .query_row(
+            "SELECT max(id) FROM messages WHERE role = 'user'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("id");
+    conn.execute("UPDATE messages SET role = 'system' WHERE id = ?1", [id])
+        .expect("update");
+    drop(conn);
+
+    let err = import(&mut client, &path, "strict").expect_err("a role outside user/assistant");
+    assert_eq!(sqlstate(&err), "23514", "{}", message(&err));
+    let db = err.as_db_error().expect("db error");
+    assert!(
+        db.message().contains(&format!("messages row {id}")),
+        "{}",
+        db.message()
+    );
+    assert!(db.message().contains("column role"), "{}", db.message());
+    assert!(db.hint().unwrap_or_default().contains("quarantine"));
+    assert!(
+        counts(&mut client).iter().all(|(_, n)| *n == 0),
+        "the target is unchanged"
+    );
+}
+
+/// Each recipe spoils a good sample in one way; quarantine keeps the spoilt
+/// row (and the rows that depend on it) in council_import_rejects.
+#[test]
+fn quarantine_rejects_exactly_the_bad_rows_and_imports_the_rest() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, summary) = sample_file(
+        &cluster,
+        "quarantine",
+        &SampleOptions {
+            conversations: 20,
+            ..SampleOptions::default()
+        },
+    );
+    let conn = spoil(&path);
+    let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    // a message whose conversation is rejected takes its stage rows along
+    let conversation: String = conn
+        .query_row(
+            "SELECT id FROM conversations ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("conversation");
+    conn.execute(
+        "UPDATE conversations SET updated_at = 'not a time' WHERE id = ?1",
+        [&conversation],
+    )
+    .expect("u");
+    let dependents = one(&format!(
+        "SELECT (SELECT count(*) FROM messages WHERE conversation_id = '{conversation}')
+              + (SELECT count(*) FROM stage1_responses WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = '{conversation}'))
+              + (SELECT count(*) FROM stage2_rankings WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = '{conversation}'))
+              + (SELECT count(*) FROM stage3_synthesis WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = '{conversation}'))
+              + (SELECT count(*) FROM deliberation_metadata WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = '{conversation}'))"
+    ));
+    let other = "(SELECT id FROM conversations ORDER BY id DESC LIMIT 1)";
+    let stage = |table: &str| {
+        format!("(SELECT max(id) FROM {table} WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = {other}))")
+    };
+    conn.execute_batch(&format!(
+        "UPDATE stage1_responses SET response = CAST(x'61006200' AS TEXT) WHERE id = {s1};
+         UPDATE stage1_responses SET model = CAST(x'ff' AS TEXT) WHERE id = (SELECT min(id) FROM stage1_responses WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = {other}));
+         UPDATE stage2_rankings SET parsed_ranking = '[\"Response A\"' WHERE id = {s2};
+         UPDATE stage2_rankings SET rubric_scores = '{{\"a\": \"\\u0000\"}}' WHERE id = (SELECT min(id) FROM stage2_rankings WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = {other}));
+         UPDATE api_keys SET key_prefix = 'llmc_toolong1' WHERE id = (SELECT min(id) FROM api_keys);
+         INSERT INTO stage3_synthesis (message_id, chairman_model, response, created_at) VALUES (999999999, 'm', 'orphan', '');
+         INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES (3000000000, {other}, 'user', 'big id', '1760000000');",
+        s1 = stage("stage1_responses"),
+        s2 = stage("stage2_rankings"),
+    ))
+    .expect("spoiling the sample");
+    let audit_of_first_key = one(
+        "SELECT count(*) FROM api_key_audit_log WHERE api_key_id = (SELECT min(id) FROM api_keys)",
+    );
+    drop(conn);
+
+    let report = import(&mut client, &path, "quarantine").expect("quarantine import");
+    for (table, source, imported, skipped, rejected) in &report {
+        assert_eq!(
+            source,
+            &(imported + skipped + rejected),
+            "nothing lost in {table}"
+        );
+    }
+    let rejected: i64 = report.iter().map(|r| r.4).sum();
+    // 1 conversation + its dependents, 2 stage1, 2 stage2, 1 api key + its audit rows, 1 orphan
+    assert_eq!(
+        rejected,
+        1 + dependents + 2 + 2 + 1 + audit_of_first_key + 1,
+        "{report:?}"
+    );
+    let kept: i64 = client
+        .query_one("SELECT count(*) FROM council_import_rejects", &[])
+        .expect("q")
+        .get(0);
+    assert_eq!(kept, rejected);
+    let total: i64 = report.iter().map(|r| r.1).sum();
+    assert_eq!(total as u64, summary.rows() + 2);
+    // the big id arrived and the sequence moved past it
+    let next: i64 = client
+        .query_one("INSERT INTO messages (conversation_id, role) SELECT id, 'user' FROM conversations LIMIT 1 RETURNING id", &[])
+        .expect("insert")
+        .get(0);
+    assert!(next > 3_000_000_000);
+    // verbatim rows: text jsonb cannot hold is kept byte for byte
+    let hex: i64 = client
+        .query_one("SELECT count(*) FROM council_import_rejects WHERE row->'response' ? 'hex' OR row->'model' ? 'hex'", &[])
+        .expect("q")
+        .get(0);
+    assert_eq!(hex, 2);
+}
+
+#[test]
+fn broken_files_fail_with_a_clear_error_and_change_nothing() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let dir = cluster.scratch_dir().join("broken");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (good, _) = sample_file(
+        &cluster,
+        "good",
+        &SampleOptions {
+            conversations: 5,
+            ..SampleOptions::default()
+        },
+    );
+    let bytes = std::fs::read(&good).expect("read");
+
+    std::fs::write(dir.join("empty.db"), b"").expect("write");
+    std::fs::write(dir.join("text.db"), "not a database at all\n".repeat(100)).expect("write");
+    std::fs::write(dir.join("truncated.db"), &bytes[..bytes.len() / 3]).expect("write");
+    let other = rusqlite::Connection::open(dir.join("other.db")).expect("open");
+    other
+        .execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        .expect("create");
+    drop(other);
+    std::fs::create_dir_all(dir.join("a-directory.db")).expect("dir");
+    give_tree(&cluster, &dir);
+
+    let cases: [(&str, &[&str]); 6] = [
+        ("missing.db", &["58P01"]),
+        ("a-directory.db", &["42809"]),
+        ("empty.db", &["42P01"]),
+        ("text.db", &["XX001"]),
+        ("truncated.db", &["XX001", "42P01"]),
+        ("other.db", &["42P01"]),
+    ];
+    for (name, codes) in cases {
+        let err = import(&mut client, &dir.join(name), "strict").expect_err(name);
+        assert!(
+            codes.contains(&sqlstate(&err).as_str()),
+            "{name}: {} {}",
+            sqlstate(&err),
+            message(&err)
+        );
+        assert!(
+            message(&err).contains(name),
+            "{name}: the error names the file: {}",
+            message(&err)
+        );
+    }
+    assert!(counts(&mut client).iter().all(|(_, n)| *n == 0));
+}
+
+#[test]
+fn a_row_changed_in_the_target_is_a_conflict_never_overwritten() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, _) = sample_file(
+        &cluster,
+        "conflict",
+        &SampleOptions {
+            conversations: 5,
+            ..SampleOptions::default()
+        },
+    );
+    import(&mut client, &path, "strict").expect("first import");
+    client.batch_execute("UPDATE messages SET content = 'edited in PostgreSQL' WHERE id = (SELECT min(id) FROM messages WHERE role = 'user')").expect("edit");
+
+    let err = import(&mut client, &path, "strict").expect_err("conflict");
+    assert_eq!(sqlstate(&err), "23505", "{}", message(&err));
+    let report = import(&mut client, &path, "quarantine").expect("quarantine");
+    assert_eq!(report[1].4, 1, "{report:?}");
+    let content: String = client
+        .query_one("SELECT content FROM messages WHERE id = (SELECT min(id) FROM messages WHERE role = 'user')", &[])
+        .expect("q")
+        .get(0);
+    assert_eq!(content, "edited in PostgreSQL");
+}
