@@ -32,4 +32,4 @@ stop_pgrx_cluster
 
 echo "== integration tests against real clusters"
 cargo pgrx install --pg-config "$PG_CONFIG" --features cluster-tests
-cargo test --locked --features cluster-tests --tests -- --test-threads=2
+cargo test --locked --features cluster-tests --test '*' -- --test-threads=2

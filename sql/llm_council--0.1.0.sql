@@ -221,7 +221,7 @@ AS 'MODULE_PATHNAME', 'council_cache_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:678
+-- src/import/mod.rs:769
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -240,7 +240,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:757
+-- src/import/mod.rs:855
 -- requires:
 --   council_import_path
 
@@ -248,7 +248,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:732
+-- src/import/mod.rs:830
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -264,5 +264,47 @@ CREATE  FUNCTION "council_import"(
 STRICT VOLATILE PARALLEL UNSAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/verify.rs:123
+-- llm_council::verify::council_verify
+CREATE  FUNCTION "council_verify"(
+	"path" TEXT /* & str */
+) RETURNS TABLE (
+	"table_name" TEXT,  /* String */
+	"source_rows" bigint,  /* i64 */
+	"identical" bigint,  /* i64 */
+	"missing" bigint,  /* i64 */
+	"differing" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_verify_path_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/verify.rs:165
+-- requires:
+--   council_verify_path
+
+REVOKE ALL ON FUNCTION council_verify(text) FROM PUBLIC;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/verify.rs:143
+-- llm_council::verify::council_verify
+CREATE  FUNCTION "council_verify"(
+	"data" bytea /* & [u8] */
+) RETURNS TABLE (
+	"table_name" TEXT,  /* String */
+	"source_rows" bigint,  /* i64 */
+	"identical" bigint,  /* i64 */
+	"missing" bigint,  /* i64 */
+	"differing" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_verify_upload_wrapper';
 /* </end connected objects> */
 

@@ -8,6 +8,7 @@ mod error;
 mod import;
 mod mapping;
 mod schema;
+mod verify;
 
 /// Hooks `cargo pgrx test` looks for at the crate root.
 #[cfg(test)]

@@ -467,3 +467,232 @@ fn a_row_changed_in_the_target_is_a_conflict_never_overwritten() {
         .get(0);
     assert_eq!(content, "edited in PostgreSQL");
 }
+
+fn verify(client: &mut Client, path: &Path) -> Report {
+    client
+        .query(
+            "SELECT table_name, source_rows, identical, missing, differing FROM council_verify($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("council_verify")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+#[test]
+fn verify_compares_content_not_counts() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, summary) = sample_file(
+        &cluster,
+        "verify",
+        &SampleOptions {
+            conversations: 8,
+            ..SampleOptions::default()
+        },
+    );
+    let before = verify(&mut client, &path);
+    assert!(before
+        .iter()
+        .all(|(_, n, identical, missing, differing)| *identical == 0
+            && missing == n
+            && *differing == 0));
+
+    import(&mut client, &path, "strict").expect("import");
+    let after = verify(&mut client, &path);
+    let all_identical: Report = summary
+        .tables
+        .iter()
+        .map(|(t, n)| ((*t).to_owned(), *n as i64, *n as i64, 0, 0))
+        .collect();
+    assert_eq!(after, all_identical);
+
+    // Same counts, different content: one changed, one replaced by another row.
+    client
+        .batch_execute(
+            "UPDATE stage2_rankings SET parsed_ranking = '[\"Response Z\"]' WHERE id = (SELECT min(id) FROM stage2_rankings);
+             DELETE FROM stage3_synthesis WHERE id = (SELECT min(id) FROM stage3_synthesis);
+             INSERT INTO stage3_synthesis (message_id, chairman_model, response)
+             SELECT message_id, 'someone else', 'not from the file' FROM stage1_responses LIMIT 1;",
+        )
+        .expect("edits");
+    let edited = verify(&mut client, &path);
+    assert_eq!(
+        (edited[3].3, edited[3].4),
+        (0, 1),
+        "stage2: one differs {edited:?}"
+    );
+    assert_eq!(
+        (edited[4].3, edited[4].4),
+        (1, 0),
+        "stage3: one missing {edited:?}"
+    );
+}
+
+#[test]
+fn every_timestamp_form_and_unusual_id_imports_in_strict_mode() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, summary) = sample_file(
+        &cluster,
+        "forms",
+        &SampleOptions {
+            conversations: 6,
+            ..SampleOptions::default()
+        },
+    );
+    let conn = spoil(&path);
+    let first = "(SELECT min(id) FROM messages)";
+    conn.execute_batch(&format!(
+        "UPDATE messages SET created_at = '1760000000' WHERE id = {first};
+         UPDATE messages SET created_at = '1760000000.25' WHERE id = {first} + 1;
+         UPDATE messages SET created_at = '2026-01-17T10:20:30Z' WHERE id = {first} + 2;
+         UPDATE messages SET created_at = '2026-01-17 10:20:30' WHERE id = {first} + 3;
+         UPDATE messages SET created_at = '2026-01-17T10:20:30.123456' WHERE id = {first} + 4;
+         UPDATE messages SET created_at = 1760000001 WHERE id = {first} + 5;
+         INSERT INTO conversations (id, title, created_at, updated_at) VALUES
+             ('6F1C1A52-8D3E-4A57-9A0E-1F4B6C2D9E10', 'upper', '2026-01-17T10:20:30.5+02:00', '');"
+    ))
+    .expect("forms");
+    drop(conn);
+    let report = import(&mut client, &path, "strict").expect("strict import");
+    let total: i64 = report.iter().map(|r| r.2).sum();
+    assert_eq!(total as u64, summary.rows() + 1);
+    let times: Vec<String> = client
+        .query(
+            "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM messages
+             WHERE id BETWEEN (SELECT min(id) FROM messages) AND (SELECT min(id) + 5 FROM messages) ORDER BY id",
+            &[],
+        )
+        .expect("times")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2025-10-09 08:53:20.000000",
+            "2025-10-09 08:53:20.250000",
+            "2026-01-17 10:20:30.000000",
+            "2026-01-17 10:20:30.000000",
+            "2026-01-17 10:20:30.123456",
+            "2025-10-09 08:53:21.000000",
+        ]
+    );
+    let upper: (String, String, String) = client
+        .query_one(
+            "SELECT id::text, legacy_id, to_char(created_at AT TIME ZONE 'UTC', 'HH24:MI:SS.MS') FROM conversations WHERE title = 'upper'",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .expect("upper-case id");
+    assert_eq!(
+        upper,
+        (
+            "6f1c1a52-8d3e-4a57-9a0e-1f4b6c2d9e10".into(),
+            "6F1C1A52-8D3E-4A57-9A0E-1F4B6C2D9E10".into(),
+            "08:20:30.500".into()
+        )
+    );
+}
+
+#[test]
+fn extra_columns_stop_a_strict_import_and_extra_tables_and_triggers_are_ignored() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, summary) = sample_file(
+        &cluster,
+        "extra",
+        &SampleOptions {
+            conversations: 5,
+            ..SampleOptions::default()
+        },
+    );
+    let conn = spoil(&path);
+    conn.execute_batch(
+        "CREATE TABLE user_settings (id INTEGER PRIMARY KEY, theme TEXT);
+         INSERT INTO user_settings VALUES (1, 'dark');
+         CREATE TRIGGER conversations_touch AFTER UPDATE ON conversations BEGIN SELECT 1; END;
+         ALTER TABLE messages ADD COLUMN tokens INTEGER;
+         UPDATE messages SET tokens = 42 WHERE id IN (SELECT id FROM messages LIMIT 3);",
+    )
+    .expect("extras");
+    drop(conn);
+    let err = import(&mut client, &path, "strict").expect_err("extra column");
+    assert_eq!(sqlstate(&err), "42P10", "{}", message(&err));
+    assert!(message(&err).contains("tokens"));
+
+    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = warnings.clone();
+    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
+    config.notice_callback(move |notice| {
+        seen.lock().expect("lock").push(notice.message().to_owned())
+    });
+    let mut noticed = config.connect(postgres::NoTls).expect("connect");
+    let report = import(&mut noticed, &path, "quarantine").expect("quarantine import");
+    let total: i64 = report.iter().map(|r| r.2).sum();
+    assert_eq!(total as u64, summary.rows());
+    let warnings = warnings.lock().expect("lock").clone();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("3 non-NULL values") && w.contains("tokens")),
+        "{warnings:?}"
+    );
+    // progress reaches the client as NOTICEs, one per table at least
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("llm_council import: stage1_responses")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_a_privilege_error() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, _) = sample_file(
+        &cluster,
+        "locked",
+        &SampleOptions {
+            conversations: 2,
+            ..SampleOptions::default()
+        },
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let err = import(&mut client, &path, "strict").expect_err("unreadable");
+    assert_eq!(sqlstate(&err), "42501", "{}", message(&err));
+    assert!(message(&err).contains("council.db"));
+}
+
+#[test]
+fn statement_timeout_stops_an_import_and_nothing_stays() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, _) = sample_file(
+        &cluster,
+        "slow",
+        &SampleOptions {
+            conversations: 400,
+            ..SampleOptions::default()
+        },
+    );
+    client
+        .batch_execute("SET statement_timeout = '100ms'")
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let err = import(&mut client, &path, "strict").expect_err("timed out");
+    let took = started.elapsed();
+    assert_eq!(sqlstate(&err), "57014", "{}", message(&err));
+    assert!(
+        took < std::time::Duration::from_millis(1100),
+        "stopped {took:?} after the start, timeout 100 ms"
+    );
+    client
+        .batch_execute("RESET statement_timeout")
+        .expect("reset");
+    assert!(counts(&mut client).iter().all(|(_, n)| *n == 0));
+}

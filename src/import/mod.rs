@@ -13,7 +13,7 @@ pub mod source;
 pub mod tables;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -72,12 +72,12 @@ impl From<SourceError> for ErrorReport {
     }
 }
 
-fn quote_identifier(name: &str) -> String {
+pub(crate) fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Where the extension's tables are: its schema, quoted for SQL.
-fn extension_schema() -> Result<String, ErrorReport> {
+pub(crate) fn extension_schema() -> Result<String, ErrorReport> {
     let schema = Spi::get_one::<String>(
         "SELECT n.nspname::text FROM pg_catalog.pg_extension e
          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
@@ -95,7 +95,7 @@ fn extension_schema() -> Result<String, ErrorReport> {
     Ok(quote_identifier(&schema))
 }
 
-fn spi_error(err: pgrx::spi::Error) -> ErrorReport {
+pub(crate) fn spi_error(err: pgrx::spi::Error) -> ErrorReport {
     report(
         "XX000",
         format!("council_import: internal query failed: {err}"),
@@ -106,17 +106,17 @@ fn spi_error(err: pgrx::spi::Error) -> ErrorReport {
 
 /// SQLite's progress handler: a pending cancel or timeout stops the
 /// statement SQLite is running, and the import then raises it.
-fn interrupt_pending() -> bool {
+pub(crate) fn interrupt_pending() -> bool {
     unsafe { pg_sys::InterruptPending != 0 }
 }
 
 /// Raises the pending interrupt (cancel, statement_timeout, termination) if
 /// there is one.
-fn check_for_interrupts() {
+pub(crate) fn check_for_interrupts() {
     pg_sys::check_for_interrupts!();
 }
 
-fn interrupted_error() -> ErrorReport {
+pub(crate) fn interrupted_error() -> ErrorReport {
     check_for_interrupts();
     report(
         "57014",
@@ -148,7 +148,7 @@ struct Reject {
 
 /// How a source row whose id is already in the target compares with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Existing {
+pub(crate) enum Existing {
     Identical,
     Different,
 }
@@ -219,7 +219,7 @@ impl Run {
 /// `SELECT ROW(t.a, t.b, …) IS NOT DISTINCT FROM ROW($2::…, $3::…, …) FROM t
 /// WHERE t.id = $1::…`, every value passed as text and cast to the column's
 /// type, so jsonb compares as jsonb and times as times.
-fn compare_query(qualified: &str, table: &Table) -> String {
+pub(crate) fn compare_query(qualified: &str, table: &Table) -> String {
     let mut target = Vec::new();
     let mut params = Vec::new();
     let mut n = 1;
@@ -252,7 +252,7 @@ fn compare_args(values: &[Value<'_>]) -> Vec<Option<String>> {
     args
 }
 
-fn compare(query: &str, values: &[Value<'_>]) -> Result<Option<Existing>, ErrorReport> {
+pub(crate) fn compare(query: &str, values: &[Value<'_>]) -> Result<Option<Existing>, ErrorReport> {
     let args: Vec<pgrx::datum::DatumWithOid> =
         compare_args(values).into_iter().map(Into::into).collect();
     Spi::get_one_with_args::<bool>(query, &args)
@@ -630,16 +630,22 @@ fn advance_sequences(run: &Run) -> Result<(), ErrorReport> {
     Ok(())
 }
 
+/// SQLite text is UTF-8; so must the database be that holds it.
+pub(crate) fn check_utf8_database() -> Result<(), ErrorReport> {
+    if unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32 {
+        return Ok(());
+    }
+    Err(report(
+        "22021",
+        "llm_council needs a database with encoding UTF8",
+        None,
+        Some("create the database with ENCODING 'UTF8'".into()),
+    ))
+}
+
 /// The import itself, shared by the path and the upload forms.
 pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableReport>, ErrorReport> {
-    if unsafe { pg_sys::GetDatabaseEncoding() } != pg_sys::pg_enc::PG_UTF8 as i32 {
-        return Err(report(
-            "22021",
-            "council_import needs a database with encoding UTF8",
-            None,
-            Some("create the database with ENCODING 'UTF8'".into()),
-        ));
-    }
+    check_utf8_database()?;
     let source = Source::open(path, Some(interrupt_pending))?;
     let layout = source.layout()?;
     if mode == Mode::Strict {
@@ -760,11 +766,6 @@ pub fn check_server_file_access(function: &str) -> Result<(), ErrorReport> {
     }
 }
 
-/// A relative path names a file in the data directory, as for COPY.
-fn server_path(path: &str) -> PathBuf {
-    PathBuf::from(path)
-}
-
 #[pg_extern(name = "council_import", volatile, parallel_unsafe)]
 fn council_import_path(
     path: &str,
@@ -785,7 +786,9 @@ fn council_import_path(
 > {
     check_server_file_access("council_import")?;
     let mode = Mode::parse(mode)?;
-    Ok(rows(run_import(&server_path(path), mode, dry_run)?))
+    // A relative path names a file in the data directory (the backend's
+    // working directory), as for COPY.
+    Ok(rows(run_import(Path::new(path), mode, dry_run)?))
 }
 
 /// A copy of uploaded bytes in the server's temporary directory, removed

@@ -1,0 +1,179 @@
+//! `council_verify`: compares a council.db with what the database holds, row
+//! by row after the import's own mapping. Counts alone would call a table
+//! whose rows all changed "verified".
+
+use std::path::Path;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+use crate::import::row::{self, Key};
+use crate::import::source::{Source, SourceError, TableLayout};
+use crate::import::{self, Existing};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableVerification {
+    pub table: &'static str,
+    pub source_rows: i64,
+    pub identical: i64,
+    pub missing: i64,
+    pub differing: i64,
+}
+
+fn verify_table(
+    schema: &str,
+    source: &Source,
+    layout: &TableLayout,
+) -> Result<TableVerification, ErrorReport> {
+    let table = layout.table;
+    let mut result = TableVerification {
+        table: table.name,
+        ..TableVerification::default()
+    };
+    if !layout.present {
+        return Ok(result);
+    }
+    let qualified = format!("{schema}.{}", import::quote_identifier(table.name));
+    let compare_query = import::compare_query(&qualified, table);
+    let exists_query = format!(
+        "SELECT true FROM {qualified} WHERE id = $1::{}",
+        table.key().kind.sql_type()
+    );
+    let mut statement = source.select(layout)?;
+    let mut rows = statement.query([]).map_err(|err| {
+        ErrorReport::from(source.classify(&err, &format!("reading {}", table.name)))
+    })?;
+    loop {
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(err) => {
+                return Err(
+                    match source.classify(&err, &format!("reading {}", table.name)) {
+                        SourceError::Interrupted => import::interrupted_error(),
+                        other => other.into(),
+                    },
+                )
+            }
+        };
+        result.source_rows += 1;
+        if result.source_rows % 1000 == 0 {
+            import::check_for_interrupts();
+        }
+        match row::map_row(table, row) {
+            Ok(values) => match import::compare(&compare_query, &values)? {
+                Some(Existing::Identical) => result.identical += 1,
+                Some(Existing::Different) => result.differing += 1,
+                None => result.missing += 1,
+            },
+            // A row the import could not map is not in the table as it is in
+            // the file; a row with its id is a different one.
+            Err(_) => {
+                let key = row
+                    .get_ref(0)
+                    .ok()
+                    .and_then(|v| row::map_value(table.key(), v).ok())
+                    .and_then(|v| Key::of(&v).map(|k| k.to_string()));
+                let exists = match key {
+                    Some(key) => Spi::get_one_with_args::<bool>(&exists_query, &[key.into()])
+                        .or_else(|err| match err {
+                            pgrx::spi::Error::InvalidPosition => Ok(None),
+                            other => Err(other),
+                        })
+                        .map_err(import::spi_error)?
+                        .unwrap_or(false),
+                    None => false,
+                };
+                if exists {
+                    result.differing += 1;
+                } else {
+                    result.missing += 1;
+                }
+            }
+        }
+    }
+    Ok(result)
+}
+
+pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {
+    import::check_utf8_database()?;
+    let source = Source::open(path, Some(import::interrupt_pending))?;
+    let layout = source.layout()?;
+    source.begin_snapshot()?;
+    let schema = import::extension_schema()?;
+    layout
+        .iter()
+        .map(|table| verify_table(&schema, &source, table))
+        .collect()
+}
+
+fn rows(
+    results: Vec<TableVerification>,
+) -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(source_rows, i64),
+        name!(identical, i64),
+        name!(missing, i64),
+        name!(differing, i64),
+    ),
+> {
+    TableIterator::new(results.into_iter().map(|r| {
+        (
+            r.table.to_owned(),
+            r.source_rows,
+            r.identical,
+            r.missing,
+            r.differing,
+        )
+    }))
+}
+
+#[pg_extern(name = "council_verify", volatile, parallel_unsafe)]
+fn council_verify_path(
+    path: &str,
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(table_name, String),
+            name!(source_rows, i64),
+            name!(identical, i64),
+            name!(missing, i64),
+            name!(differing, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    import::check_server_file_access("council_verify")?;
+    Ok(rows(run_verify(Path::new(path))?))
+}
+
+#[pg_extern(name = "council_verify", volatile, parallel_unsafe)]
+fn council_verify_upload(
+    data: &[u8],
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(table_name, String),
+            name!(source_rows, i64),
+            name!(identical, i64),
+            name!(missing, i64),
+            name!(differing, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    let upload = import::Upload::new(data)?;
+    let results = run_verify(upload.path())?;
+    drop(upload);
+    Ok(rows(results))
+}
+
+extension_sql!(
+    "REVOKE ALL ON FUNCTION council_verify(text) FROM PUBLIC;",
+    name = "verify_privileges",
+    requires = [council_verify_path]
+);
