@@ -696,3 +696,66 @@ fn statement_timeout_stops_an_import_and_nothing_stays() {
         .expect("reset");
     assert!(counts(&mut client).iter().all(|(_, n)| *n == 0));
 }
+
+/// The corpus of bad values: each recipe spoils one row of a fresh sample.
+/// Strict mode refuses the file naming that row and leaves the database
+/// empty; quarantine rejects exactly that row (plus its dependents, which
+/// these recipes choose to have none) and imports the rest.
+#[test]
+fn every_bad_value_is_refused_in_strict_mode_and_quarantined_alone() {
+    let cluster = common::cluster();
+    let options = SampleOptions {
+        conversations: 4,
+        ..SampleOptions::default()
+    };
+    let user_message = "(SELECT max(id) FROM messages WHERE role = 'user')";
+    let recipes: &[(&str, &str, &str, String)] = &[
+        ("garbage timestamp", "22007", "messages", format!("UPDATE messages SET created_at = 'next tuesday' WHERE id = {user_message}")),
+        ("role outside user/assistant", "23514", "messages", format!("UPDATE messages SET role = 'system' WHERE id = {user_message}")),
+        ("NUL byte in text", "22021", "messages", format!("UPDATE messages SET content = CAST(x'6869006869' AS TEXT) WHERE id = {user_message}")),
+        ("invalid UTF-8", "22021", "messages", format!("UPDATE messages SET content = CAST(x'c328' AS TEXT) WHERE id = {user_message}")),
+        ("invalid JSON", "22P02", "stage2_rankings", "UPDATE stage2_rankings SET rubric_scores = '{\"a\": }' WHERE id = (SELECT max(id) FROM stage2_rankings)".into()),
+        ("JSON with \\u0000", "22P05", "stage2_rankings", "UPDATE stage2_rankings SET parsed_ranking = '[\"\\u0000\"]' WHERE id = (SELECT max(id) FROM stage2_rankings)".into()),
+        ("orphan stage row", "23503", "stage1_responses", "UPDATE stage1_responses SET message_id = 987654321 WHERE id = (SELECT max(id) FROM stage1_responses)".into()),
+        ("orphan audit row", "23503", "api_key_audit_log", "UPDATE api_key_audit_log SET api_key_id = 424242 WHERE id = (SELECT max(id) FROM api_key_audit_log)".into()),
+        ("empty required JSON", "23502", "deliberation_metadata", "UPDATE deliberation_metadata SET label_to_model = '' WHERE id = (SELECT max(id) FROM deliberation_metadata)".into()),
+        // New rows without dependents, so that only they are rejected.
+        ("key_prefix too long", "22001", "api_keys", "INSERT INTO api_keys (id, key_hash, key_prefix, name) VALUES (9001, 'h9001', 'llmc_abcdefgh', 'long')".into()),
+        ("boolean that is not 0/1", "22P02", "api_keys", "INSERT INTO api_keys (id, key_hash, key_prefix, name, is_active) VALUES (9002, 'h9002', 'llmc_abcdefg', 'seven', 7)".into()),
+        ("count past 32 bits", "22003", "conversations", "INSERT INTO conversations (id, created_at, updated_at, message_count) VALUES ('import-huge', '', '', 3000000000)".into()),
+        ("text where an integer belongs", "22P02", "stage2_rankings", "UPDATE stage2_rankings SET debate_round = 'second' WHERE id = (SELECT max(id) FROM stage2_rankings)".into()),
+    ];
+    for (n, (name, code, table, recipe)) in recipes.iter().enumerate() {
+        let (path, summary) = sample_file(&cluster, &format!("corpus{n}"), &options);
+        let conn = spoil(&path);
+        // The recipe must hit exactly one row, or the test proves nothing.
+        conn.execute_batch(&format!("{recipe};")).expect(name);
+        assert_eq!(conn.changes(), 1, "{name}: the recipe must change one row");
+        let added = u64::from(recipe.starts_with("INSERT"));
+        drop(conn);
+
+        let mut client = common::database_with_extension(&cluster, &format!("strict{n}"));
+        let err = import(&mut client, &path, "strict").expect_err(name);
+        assert_eq!(sqlstate(&err), *code, "{name}: {}", message(&err));
+        assert!(
+            message(&err).contains(table),
+            "{name}: names the table: {}",
+            message(&err)
+        );
+        assert!(
+            counts(&mut client).iter().all(|(_, n)| *n == 0),
+            "{name}: nothing stays"
+        );
+
+        let mut client = common::database_with_extension(&cluster, &format!("quarantine{n}"));
+        let report = import(&mut client, &path, "quarantine").expect(name);
+        let rejected: Vec<(&str, i64)> = report
+            .iter()
+            .filter(|r| r.4 > 0)
+            .map(|r| (r.0.as_str(), r.4))
+            .collect();
+        assert_eq!(rejected, vec![(*table, 1)], "{name}: {report:?}");
+        let imported: i64 = report.iter().map(|r| r.2).sum();
+        assert_eq!(imported as u64 + 1, summary.rows() + added, "{name}");
+    }
+}
