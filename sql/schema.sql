@@ -154,9 +154,10 @@ CREATE TABLE @extschema@.response_cache (
 );
 -- expiry deletes by expires_at
 CREATE INDEX idx_cache_expires ON @extschema@.response_cache (expires_at);
--- eviction takes the least recently used: never hit first, then oldest hit
+-- eviction takes the least recently used: an entry was last used when it
+-- was last hit, or else when it was put
 CREATE INDEX idx_cache_lru
-    ON @extschema@.response_cache (last_hit_at NULLS FIRST, created_at);
+    ON @extschema@.response_cache ((coalesce(last_hit_at, created_at)), id);
 
 -- Rows an import in quarantine mode could not map, verbatim, with the reason.
 CREATE TABLE @extschema@.council_import_rejects (

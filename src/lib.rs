@@ -5,10 +5,23 @@
 
 mod cache;
 mod error;
+mod gucs;
 mod import;
 mod mapping;
 mod schema;
 mod verify;
+mod worker;
+
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::register();
+    // Shared memory and background workers are only to be had while the
+    // postmaster preloads the library.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        cache::stats::request_shared_memory();
+        worker::register();
+    }
+}
 
 /// Hooks `cargo pgrx test` looks for at the crate root.
 #[cfg(test)]

@@ -259,6 +259,45 @@ impl Cluster {
         }
     }
 
+    /// Starts a hot standby of this cluster (pg_basebackup -R) in a new
+    /// temporary directory, streaming from it over loopback.
+    pub fn start_standby(&self) -> Result<Cluster, ClusterError> {
+        let base = tempfile::Builder::new()
+            .prefix("llm_council-standby-")
+            .tempdir()
+            .map_err(io("creating a temporary directory"))?
+            .keep();
+        self.user.give(&base)?;
+        let data = base.join("data");
+        let mut backup = self.user.command(&self.bin.join("pg_basebackup"));
+        backup
+            .current_dir(&base)
+            .arg("--pgdata")
+            .arg(&data)
+            .args(["--write-recovery-conf", "--checkpoint=fast", "--no-sync"])
+            .args(["--host=127.0.0.1", "--username=postgres"])
+            .arg(format!("--port={}", self.port));
+        run(backup)?;
+        // The copied configuration names the primary's socket directory.
+        let mut conf = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .map_err(io("opening postgresql.conf"))?;
+        conf.write_all(format!("\nunix_socket_directories = '{}'\n", base.display()).as_bytes())
+            .map_err(io("writing postgresql.conf"))?;
+        let mut standby = Cluster {
+            base,
+            data,
+            port: 0,
+            bin: self.bin.clone(),
+            user: self.user,
+            temporary: true,
+            running: false,
+        };
+        standby.start()?;
+        Ok(standby)
+    }
+
     /// Stops the server, waiting for it to shut down cleanly.
     pub fn stop(&mut self) -> Result<(), ClusterError> {
         if !self.running {

@@ -6,6 +6,17 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 pub mod key;
+pub mod stats;
+
+extension_sql_file!(
+    "../../sql/cache.sql",
+    name = "cache",
+    requires = [
+        "schema",
+        stats::council_cache_count_event,
+        stats::council_cache_counters
+    ]
+);
 
 impl From<key::CacheKeyError> for ErrorReport {
     fn from(err: key::CacheKeyError) -> ErrorReport {

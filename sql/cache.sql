@@ -1,0 +1,201 @@
+-- The app's response cache in PostgreSQL: one row per cache key in
+-- response_cache, with expiry, hit counts and least-recently-used eviction.
+--
+-- The functions are PL/pgSQL so that their plans are cached per session; the
+-- counters behind council_cache_stats() live in shared memory (Rust, see
+-- src/cache/stats.rs). Parameters are referred to as $n: their names are also
+-- column names. Every function pins search_path, so a caller's search_path
+-- cannot redirect a name.
+
+-- The TTL a put gets when it names none: llm_council.cache_default_ttl, as
+-- an interval ('1h', '30 min'), seconds ('3600'), or '-1' / 'infinity' /
+-- 'never' for entries that never expire. NULL means never.
+CREATE FUNCTION @extschema@.council_cache_default_ttl() RETURNS interval
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    setting text := coalesce(nullif(current_setting('llm_council.cache_default_ttl', true), ''), '1h');
+BEGIN
+    IF lower(setting) IN ('-1', 'infinity', 'never') THEN
+        RETURN NULL;
+    ELSIF setting ~ '^\d+$' THEN
+        RETURN make_interval(secs => setting::double precision);
+    END IF;
+    RETURN setting::interval;
+EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+    RAISE EXCEPTION 'llm_council.cache_default_ttl is not a time span: "%"', setting
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'use an interval (''1h'', ''30 min''), seconds (''3600''), or ''-1'' for never';
+END
+$$;
+
+-- Stores an entry (replacing one under the same key, whose hits start
+-- again from zero), then evicts the least recently used entries beyond
+-- llm_council.cache_max_entries (0 = no bound). ttl NULL takes the default
+-- TTL; a negative ttl means the entry never expires.
+CREATE FUNCTION @extschema@.council_cache_put(
+    cache_key text,
+    query_hash text,
+    stage1 jsonb,
+    stage2 jsonb,
+    stage3 jsonb,
+    metadata jsonb,
+    ttl interval DEFAULT NULL
+) RETURNS @extschema@.response_cache
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lifetime interval := coalesce($7, @extschema@.council_cache_default_ttl());
+    max_entries integer := coalesce(nullif(current_setting('llm_council.cache_max_entries', true), '')::integer, 0);
+    entry @extschema@.response_cache;
+    evicted bigint;
+BEGIN
+    IF $1 IS NULL OR $2 IS NULL THEN
+        RAISE EXCEPTION 'cache_key and query_hash must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO @extschema@.response_cache AS c
+        (cache_key, query_hash, stage1_data, stage2_data, stage3_data, metadata, created_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, now(),
+            CASE WHEN lifetime IS NULL OR lifetime < interval '0' THEN NULL ELSE now() + lifetime END)
+    ON CONFLICT ON CONSTRAINT response_cache_cache_key_key DO UPDATE SET
+        query_hash = excluded.query_hash,
+        stage1_data = excluded.stage1_data,
+        stage2_data = excluded.stage2_data,
+        stage3_data = excluded.stage3_data,
+        metadata = excluded.metadata,
+        created_at = excluded.created_at,
+        expires_at = excluded.expires_at,
+        hit_count = 0,
+        last_hit_at = NULL
+    RETURNING c.* INTO entry;
+
+    IF max_entries > 0 THEN
+        -- Everything past the max_entries most recently used goes. Rows another
+        -- session holds are being hit right now: not least recently used.
+        WITH victims AS (
+            SELECT c.id FROM @extschema@.response_cache c
+            WHERE c.id <> entry.id
+            ORDER BY coalesce(c.last_hit_at, c.created_at) DESC, c.id DESC
+            OFFSET max_entries - 1
+            FOR UPDATE SKIP LOCKED
+        ), gone AS (
+            DELETE FROM @extschema@.response_cache c USING victims v WHERE c.id = v.id RETURNING 1
+        )
+        SELECT count(*) INTO evicted FROM gone;
+        IF evicted > 0 THEN
+            PERFORM @extschema@.council_cache_count_event('eviction', evicted);
+        END IF;
+    END IF;
+    RETURN entry;
+END
+$$;
+
+-- The live entry for a key, counting the hit; no row on a miss or when the
+-- entry has expired. On a hot standby it reads without counting.
+CREATE FUNCTION @extschema@.council_cache_get(cache_key text)
+RETURNS SETOF @extschema@.response_cache
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entry @extschema@.response_cache;
+BEGIN
+    IF pg_is_in_recovery() THEN
+        SELECT c.* INTO entry FROM @extschema@.response_cache c
+        WHERE c.cache_key = $1 AND (c.expires_at IS NULL OR c.expires_at > now());
+    ELSE
+        UPDATE @extschema@.response_cache c
+        SET hit_count = c.hit_count + 1, last_hit_at = now()
+        WHERE c.cache_key = $1 AND (c.expires_at IS NULL OR c.expires_at > now())
+        RETURNING c.* INTO entry;
+    END IF;
+    IF FOUND THEN
+        PERFORM @extschema@.council_cache_count_event('hit', 1);
+        RETURN NEXT entry;
+    ELSE
+        PERFORM @extschema@.council_cache_count_event('miss', 1);
+    END IF;
+END
+$$;
+
+-- Removes one entry; true when there was one.
+CREATE FUNCTION @extschema@.council_cache_invalidate(cache_key text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.response_cache c WHERE c.cache_key = $1;
+    RETURN FOUND;
+END
+$$;
+
+-- Removes every entry; returns how many there were.
+CREATE FUNCTION @extschema@.council_cache_clear() RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    removed bigint;
+BEGIN
+    WITH gone AS (DELETE FROM @extschema@.response_cache RETURNING 1)
+    SELECT count(*) INTO removed FROM gone;
+    RETURN removed;
+END
+$$;
+
+-- Deletes the expired entries and returns how many. Entries another session
+-- has locked are left for the next run, so expiry never waits on, or
+-- deadlocks with, gets and puts.
+CREATE FUNCTION @extschema@.council_cache_expire() RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    removed bigint;
+BEGIN
+    WITH victims AS (
+        SELECT c.id FROM @extschema@.response_cache c
+        WHERE c.expires_at <= now()
+        FOR UPDATE SKIP LOCKED
+    ), gone AS (
+        DELETE FROM @extschema@.response_cache c USING victims v WHERE c.id = v.id RETURNING 1
+    )
+    SELECT count(*) INTO removed FROM gone;
+    IF removed > 0 THEN
+        PERFORM @extschema@.council_cache_count_event('expiration', removed);
+    END IF;
+    RETURN removed;
+END
+$$;
+
+-- What the cache holds and how it has done: hits, misses, evictions and
+-- expirations since the server started (NULL unless llm_council is in
+-- shared_preload_libraries; see the README).
+CREATE FUNCTION @extschema@.council_cache_stats(
+    OUT entries bigint,
+    OUT expired_entries bigint,
+    OUT total_hit_count bigint,
+    OUT hits bigint,
+    OUT misses bigint,
+    OUT evictions bigint,
+    OUT expirations bigint,
+    OUT hit_rate double precision
+)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT count(*),
+           count(*) FILTER (WHERE c.expires_at <= now()),
+           coalesce(sum(c.hit_count), 0)::bigint
+    INTO entries, expired_entries, total_hit_count
+    FROM @extschema@.response_cache c;
+    SELECT k.hits, k.misses, k.evictions, k.expirations
+    INTO hits, misses, evictions, expirations
+    FROM @extschema@.council_cache_counters() k;
+    hit_rate := CASE WHEN hits + misses > 0 THEN hits::double precision / (hits + misses) END;
+END
+$$;

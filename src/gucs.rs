@@ -1,0 +1,78 @@
+//! The `llm_council.*` settings, registered when the library loads.
+//!
+//! The cache functions read `cache_default_ttl` and `cache_max_entries` with
+//! `current_setting(…, true)`, so they also take effect in a session that
+//! has not loaded the library yet (values set in postgresql.conf, ALTER
+//! DATABASE or SET are then placeholders PostgreSQL keeps for us).
+
+use std::ffi::CString;
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub static CACHE_DEFAULT_TTL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"1h"));
+pub static CACHE_MAX_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static EXPIRE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
+pub static EXPIRE_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn register() {
+    GucRegistry::define_string_guc(
+        c"llm_council.cache_default_ttl",
+        c"Time to live of a cache entry put without one.",
+        c"An interval ('1h', '30 min'), seconds ('3600'), or '-1' (also 'infinity', 'never') for entries that never expire.",
+        &CACHE_DEFAULT_TTL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_council.cache_max_entries",
+        c"Most entries the response cache keeps; 0 means no bound.",
+        c"A put beyond the bound evicts the least recently used entries.",
+        &CACHE_MAX_ENTRIES,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_council.expire_interval",
+        c"How often the background worker deletes expired cache entries.",
+        c"Takes effect with llm_council in shared_preload_libraries; a reload applies a change.",
+        &EXPIRE_INTERVAL,
+        1,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    // A postmaster-level setting can only be defined while the postmaster
+    // preloads the library; without preloading there is no worker to read it.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        define_expire_databases();
+    }
+}
+
+fn define_expire_databases() {
+    GucRegistry::define_string_guc(
+        c"llm_council.expire_databases",
+        c"Databases whose expired cache entries the background worker deletes.",
+        c"A comma-separated list of database names; one worker per database. Changing it needs a restart.",
+        &EXPIRE_DATABASES,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+}
+
+/// The database names in llm_council.expire_databases.
+pub fn expire_databases() -> Vec<String> {
+    EXPIRE_DATABASES
+        .get()
+        .map(|list| {
+            list.to_string_lossy()
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
