@@ -444,7 +444,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/mod.rs:30
+-- src/cache/mod.rs:34
 -- llm_council::cache::council_cache_key
 CREATE  FUNCTION "council_cache_key"(
 	"query" TEXT, /* & str */
