@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
 echo "== loader unit tests"
-cargo test --locked -p council-loader
+cargo test --locked -p council-loader --lib --bins
 
 echo "== extension unit and in-database tests"
 # PostgreSQL refuses to run as root: the test cluster runs as `postgres`, in a
@@ -33,3 +33,4 @@ stop_pgrx_cluster
 echo "== integration tests against real clusters"
 cargo pgrx install --pg-config "$PG_CONFIG" --features cluster-tests
 cargo test --locked --features cluster-tests --test '*' -- --test-threads=2
+cargo test --locked -p council-loader --test '*' -- --test-threads=2

@@ -173,6 +173,8 @@ pub struct Cluster {
     user: ServerUser,
     temporary: bool,
     running: bool,
+    /// A kept cluster listens where its postgresql.conf says, always.
+    fixed_port: bool,
 }
 
 impl Cluster {
@@ -225,15 +227,82 @@ impl Cluster {
             user,
             temporary: false,
             running: false,
+            fixed_port: false,
         })
+    }
+
+    /// The cluster kept under `base` (made there on first use, on a free
+    /// port it then keeps), started if it is not running. It outlives this
+    /// process: `stop` ends it.
+    pub fn open_or_create(base: &Path, options: &ClusterOptions) -> Result<Cluster, ClusterError> {
+        let data = base.join("data");
+        let mut cluster = if data.join("PG_VERSION").is_file() {
+            Cluster::open_existing(base)?
+        } else {
+            fs::create_dir_all(base).map_err(io(format!("creating {}", base.display())))?;
+            let port = free_port()?;
+            let mut cluster = Cluster::create(
+                base.to_owned(),
+                &options.clone().setting("port", &port.to_string()),
+            )?;
+            fs::write(base.join("port"), format!("{port}\n"))
+                .map_err(io("writing the port file"))?;
+            cluster.port = port;
+            cluster.fixed_port = true;
+            cluster
+        };
+        cluster.running = cluster.is_running();
+        if !cluster.running {
+            cluster.start()?;
+        }
+        Ok(cluster)
+    }
+
+    /// The cluster kept under `base`, running or not, as it is.
+    pub fn open_existing(base: &Path) -> Result<Cluster, ClusterError> {
+        let port = fs::read_to_string(base.join("port"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| ClusterError::Start(format!("{} has no port file", base.display())))?;
+        let mut cluster = Cluster {
+            base: base.to_owned(),
+            data: base.join("data"),
+            port,
+            bin: server_bin_dir()?,
+            user: ServerUser::for_this_process()?,
+            temporary: false,
+            running: false,
+            fixed_port: true,
+        };
+        cluster.running = cluster.is_running();
+        Ok(cluster)
+    }
+
+    /// Whether the server of this data directory is up (pg_ctl status).
+    pub fn is_running(&self) -> bool {
+        let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
+        pg_ctl
+            .current_dir(&self.base)
+            .arg("status")
+            .arg("--pgdata")
+            .arg(&self.data);
+        pg_ctl.output().map(|o| o.status.success()).unwrap_or(false)
+    }
+
+    /// Leaves a kept cluster running when this value goes away.
+    pub fn detach(mut self) {
+        self.running = false;
     }
 
     /// Starts the server on a free port; a port taken between our look and the
     /// server's bind is retried on another.
     pub fn start(&mut self) -> Result<(), ClusterError> {
         let mut last_error = None;
-        for _ in 0..5 {
-            self.port = free_port()?;
+        let attempts = if self.fixed_port { 1 } else { 5 };
+        for _ in 0..attempts {
+            if !self.fixed_port {
+                self.port = free_port()?;
+            }
             let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
             pg_ctl
                 .current_dir(&self.base)
@@ -293,6 +362,7 @@ impl Cluster {
             user: self.user,
             temporary: true,
             running: false,
+            fixed_port: false,
         };
         standby.start()?;
         Ok(standby)
@@ -300,7 +370,7 @@ impl Cluster {
 
     /// Stops the server, waiting for it to shut down cleanly.
     pub fn stop(&mut self) -> Result<(), ClusterError> {
-        if !self.running {
+        if !self.running && !self.is_running() {
             return Ok(());
         }
         let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));

@@ -1,22 +1,90 @@
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use council_loader::connect::{self, Origin};
+use council_loader::import::{self, LocalFile, Progress, Row, Transfer};
+use council_loader::install::{self, Outcome, Package};
 use council_loader::sample::{self, Journal, SampleOptions, SchemaVersion};
+use council_loader::{embedded, report};
 
 /// Moves an LLM Council deployment from SQLite to PostgreSQL.
 ///
 /// The llm_council extension holds the app's schema, imports its council.db
-/// losslessly in one transaction, and serves its response cache.
+/// losslessly in one transaction, and serves its response cache. The server
+/// is named by --database-url, DATABASE_URL or libpq's PG* variables; with
+/// none of them, council-loader starts (or reuses) a private local cluster.
+///
+/// Exit status: 0 success; 1 the server refused or the check failed (an
+/// import that did not commit, a verify that found differences); 2 a bad
+/// local file or argument; 3 no server to talk to, or the extension could not
+/// be installed.
 #[derive(Parser)]
 #[command(name = "council-loader", version, about, long_about)]
 struct Cli {
+    /// The database, as a postgresql:// URL (passwords are never printed).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// stop at the first row that cannot be imported; nothing is imported
+    Strict,
+    /// import the rest; keep bad rows in council_import_rejects
+    Quarantine,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Install the extension in the database (and its files, when the server
+    /// runs on this machine), or update it to the files' version.
+    ///
+    /// Idempotent: a second run changes nothing.
+    Install {
+        /// A `cargo pgrx package` output to install the files from
+        /// (default: target/release/llm_council-pg15 when it exists).
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+    },
+    /// Import a council.db: every row, in one transaction.
+    ///
+    /// The file is checked here first. The server reads it where it lies
+    /// when it can (same machine, same file); otherwise it is uploaded.
+    /// Progress shows as a bar on a terminal and as lines otherwise.
+    Import {
+        /// The app's council.db (its -wal file, if any, is read too).
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Mode::Strict)]
+        mode: Mode,
+        /// Do everything, report, and roll back.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Always upload the file, even when the server could read it.
+        #[arg(long)]
+        upload: bool,
+    },
+    /// Compare a council.db with the database, row by row.
+    ///
+    /// Exits 1 when a row is missing or differs.
+    Verify {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        upload: bool,
+    },
+    /// Server and extension versions, rows per table, rejects, cache statistics.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a council.db in the app's format, to try the tools on.
     ///
     /// The content is realistic (multi-stage deliberations, every timestamp
@@ -39,43 +107,350 @@ enum Command {
         #[arg(long, default_value_t = Journal::Delete)]
         journal: Journal,
     },
+    /// The private local cluster used when no server is named.
+    Server {
+        #[command(subcommand)]
+        action: ServerAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServerAction {
+    /// Start it (creating it on first use) and print its URL.
+    Start,
+    /// Stop it.
+    Stop,
+    /// Whether it exists and runs, and its URL.
+    Status,
+}
+
+/// A failure, with the exit status it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+fn server_error(err: &postgres::Error) -> Failure {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut message = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!("\nDETAIL: {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                message.push_str(&format!("\nHINT: {hint}"));
+            }
+            message.push_str(&format!("\nSQLSTATE: {}", db.code().code()));
+            Failure::new(1, message)
+        }
+        None => Failure::new(3, err),
+    }
+}
+
+/// The server named anywhere, or the private cluster with the extension in it.
+fn target(url: Option<&str>) -> Result<(postgres::Config, bool), Failure> {
+    match connect::configured(url).map_err(|e| Failure::new(2, e))? {
+        Some((config, origin)) => {
+            if origin == Origin::LibpqEnvironment {
+                eprintln!(
+                    "council-loader: using {} (from PG* variables)",
+                    connect::describe(&config)
+                );
+            }
+            Ok((config, false))
+        }
+        None => {
+            let config = embedded::ensure_running().map_err(|e| Failure::new(3, e))?;
+            eprintln!(
+                "council-loader: using the local cluster at {}",
+                connect::describe(&config)
+            );
+            Ok((config, true))
+        }
+    }
+}
+
+fn client(
+    config: &postgres::Config,
+    progress: Option<Progress>,
+) -> Result<postgres::Client, Failure> {
+    connect::connect(config, move |message| match &progress {
+        Some(progress) => progress.notice(message),
+        None => eprintln!("{message}"),
+    })
+    .map_err(|e| Failure::new(3, e))
+}
+
+/// Installs the files (when there are some here and the server is local)
+/// and creates or updates the extension.
+fn install(url: Option<&str>, from: Option<PathBuf>, quiet: bool) -> Result<(), Failure> {
+    let (config, embedded) = target(url)?;
+    let package_dir = from.clone().or_else(Package::default_location);
+    if let Some(dir) = package_dir {
+        if connect::is_local(&config) || embedded {
+            let package = Package::find(&dir).map_err(|e| Failure::new(2, e))?;
+            let written = install::install_files(&package).map_err(|e| Failure::new(3, e))?;
+            for file in &written {
+                eprintln!("council-loader: installed {}", file.display());
+            }
+        } else if from.is_some() {
+            return Err(Failure::new(
+                2,
+                format!(
+                    "{} is not this machine: run council-loader install --from on the database server",
+                    connect::describe(&config)
+                ),
+            ));
+        }
+    }
+    let mut client = client(&config, None)?;
+    let outcome = install::ensure_extension(&mut client).map_err(|e| match e {
+        install::InstallError::Postgres(err) => server_error(&err),
+        other => Failure::new(3, other),
+    })?;
+    if !quiet {
+        match outcome {
+            Outcome::Created(v) => {
+                println!("created llm_council {v} in {}", connect::describe(&config))
+            }
+            Outcome::Updated { from, to } => println!(
+                "updated llm_council {from} → {to} in {}",
+                connect::describe(&config)
+            ),
+            Outcome::Current(v) => println!(
+                "llm_council {v} is installed in {}",
+                connect::describe(&config)
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn transfer(
+    client: &mut postgres::Client,
+    config: &postgres::Config,
+    file: &LocalFile,
+    force_upload: bool,
+) -> Transfer {
+    if !force_upload && connect::is_local(config) && import::server_reads_same_file(client, file) {
+        Transfer::ServerPath
+    } else {
+        Transfer::Upload
+    }
+}
+
+fn import_command(
+    url: Option<&str>,
+    path: PathBuf,
+    mode: Mode,
+    dry_run: bool,
+    json: bool,
+    force_upload: bool,
+) -> Result<(), Failure> {
+    let file = import::check(&path).map_err(|e| Failure::new(2, e))?;
+    let (config, embedded) = target(url)?;
+    if embedded {
+        install(url, None, true)?;
+    }
+    let progress = Progress::new(&file, std::io::stderr().is_terminal() && !json);
+    let mut client = client(&config, Some(progress.clone()))?;
+    let how = transfer(&mut client, &config, &file, force_upload);
+    let mode_text = match mode {
+        Mode::Strict => "strict",
+        Mode::Quarantine => "quarantine",
+    };
+    let result = import::run(
+        &mut client,
+        &file,
+        how,
+        "council_import",
+        "table_name, source_rows, imported, skipped, rejected",
+        &[&mode_text, &dry_run],
+    );
+    progress.finish();
+    let rows = result.map_err(|e| match e {
+        import::UploadError::Postgres(err) => server_error(&err),
+        import::UploadError::File(err) => Failure::new(2, err),
+        other => Failure::new(1, other),
+    })?;
+    let headers = [
+        "table_name",
+        "source_rows",
+        "imported",
+        "skipped",
+        "rejected",
+    ];
+    print(&headers, &rows, json);
+    if !json {
+        let total = |i: usize| rows.iter().map(|r| [r.1, r.2, r.3, r.4][i]).sum::<i64>();
+        eprintln!(
+            "council-loader: {} {} rows from {} ({}): {} imported, {} skipped, {} rejected",
+            if dry_run {
+                "dry run, rolled back:"
+            } else {
+                "committed:"
+            },
+            total(0),
+            file.path.display(),
+            match how {
+                Transfer::ServerPath => "read by the server",
+                Transfer::Upload => "uploaded",
+            },
+            total(1),
+            total(2),
+            total(3)
+        );
+    }
+    Ok(())
+}
+
+fn print(headers: &[&str], rows: &[Row], json: bool) {
+    if json {
+        println!("{}", report::json(headers, rows));
+    } else {
+        print!("{}", report::table(headers, rows));
+    }
+}
+
+fn verify_command(
+    url: Option<&str>,
+    path: PathBuf,
+    json: bool,
+    force_upload: bool,
+) -> Result<(), Failure> {
+    let file = import::check(&path).map_err(|e| Failure::new(2, e))?;
+    let (config, _) = target(url)?;
+    let mut client = client(&config, None)?;
+    let how = transfer(&mut client, &config, &file, force_upload);
+    let rows = import::run(
+        &mut client,
+        &file,
+        how,
+        "council_verify",
+        "table_name, source_rows, identical, missing, differing",
+        &[],
+    )
+    .map_err(|e| match e {
+        import::UploadError::Postgres(err) => server_error(&err),
+        import::UploadError::File(err) => Failure::new(2, err),
+        other => Failure::new(1, other),
+    })?;
+    print(
+        &[
+            "table_name",
+            "source_rows",
+            "identical",
+            "missing",
+            "differing",
+        ],
+        &rows,
+        json,
+    );
+    let off: i64 = rows.iter().map(|r| r.3 + r.4).sum();
+    if off > 0 {
+        return Err(Failure::new(
+            1,
+            format!(
+                "{off} rows of {} are missing or differ in the database",
+                file.path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn status_command(url: Option<&str>, json: bool) -> Result<(), Failure> {
+    let (config, _) = target(url)?;
+    let mut client = client(&config, None)?;
+    let status = report::status(&mut client).map_err(|e| server_error(&e))?;
+    if json {
+        println!("{}", status.to_json());
+    } else {
+        print!("{}", status.to_text(&connect::describe(&config)));
+    }
+    Ok(())
+}
+
+fn sample_command(out: PathBuf, options: SampleOptions) -> Result<(), Failure> {
+    let summary = sample::write(&out, &options).map_err(|e| Failure::new(2, e))?;
+    for (table, rows) in &summary.tables {
+        println!("{table:<24} {rows:>9}");
+    }
+    println!(
+        "{:<24} {:>9}  ({} bytes) in {}",
+        "total",
+        summary.rows(),
+        summary.bytes + summary.wal_bytes,
+        out.display()
+    );
+    Ok(())
+}
+
+fn server_command(action: ServerAction) -> Result<(), Failure> {
+    match action {
+        ServerAction::Start => {
+            let config = embedded::ensure_running().map_err(|e| Failure::new(3, e))?;
+            println!("{}", connect::describe(&config));
+        }
+        ServerAction::Stop => {
+            let stopped = embedded::stop().map_err(|e| Failure::new(3, e))?;
+            println!("{}", if stopped { "stopped" } else { "not running" });
+        }
+        ServerAction::Status => match embedded::status().map_err(|e| Failure::new(3, e))? {
+            Some((url, running)) => {
+                println!("{url} ({})", if running { "running" } else { "stopped" })
+            }
+            None => println!("no local cluster in {}", embedded::home().display()),
+        },
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let url = cli.database_url.as_deref();
+    let result = match cli.command {
+        Command::Install { from } => install(url, from, false),
+        Command::Import {
+            file,
+            mode,
+            dry_run,
+            json,
+            upload,
+        } => import_command(url, file, mode, dry_run, json, upload),
+        Command::Verify { file, json, upload } => verify_command(url, file, json, upload),
+        Command::Status { json } => status_command(url, json),
         Command::Sample {
             out,
             conversations,
             schema,
             seed,
             journal,
-        } => {
-            let options = SampleOptions {
+        } => sample_command(
+            out,
+            SampleOptions {
                 conversations,
                 schema,
                 seed,
                 journal,
-            };
-            match sample::write(&out, &options) {
-                Ok(summary) => {
-                    for (table, rows) in &summary.tables {
-                        println!("{table:<24} {rows:>9}");
-                    }
-                    println!(
-                        "{:<24} {:>9}  ({} bytes) in {}",
-                        "total",
-                        summary.rows(),
-                        summary.bytes + summary.wal_bytes,
-                        out.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("council-loader: {err}");
-                    ExitCode::FAILURE
-                }
-            }
+            },
+        ),
+        Command::Server { action } => server_command(action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("council-loader: {}", failure.message);
+            ExitCode::from(failure.code)
         }
     }
 }

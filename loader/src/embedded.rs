@@ -1,0 +1,83 @@
+//! The private local cluster the loader uses when no server is named: made
+//! from the machine's PostgreSQL 15 binaries under a data directory of the
+//! loader's own, on a loopback port it keeps.
+
+use std::path::PathBuf;
+
+use nix::unistd::Uid;
+use postgres::Config;
+
+use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+
+/// Where the cluster lives: `$LLM_COUNCIL_HOME`, else
+/// `$XDG_DATA_HOME/llm_council` (`~/.local/share/llm_council`). Run as
+/// root, the server runs as `postgres`, which cannot enter root's home:
+/// then `/var/lib/llm_council`.
+pub fn home() -> PathBuf {
+    if let Some(home) = std::env::var_os("LLM_COUNCIL_HOME") {
+        return PathBuf::from(home);
+    }
+    if Uid::effective().is_root() {
+        return PathBuf::from("/var/lib/llm_council");
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data_home.join("llm_council")
+}
+
+fn cluster_dir() -> PathBuf {
+    home().join("cluster")
+}
+
+/// Starts the cluster, or finds it running, and returns how to reach it.
+pub fn ensure_running() -> Result<Config, ClusterError> {
+    let base = cluster_dir();
+    // The server's OS user must be able to reach the directory.
+    let cluster = Cluster::open_or_create(&base, &ClusterOptions::default())?;
+    let config = config_for(cluster.port());
+    cluster.detach();
+    Ok(config)
+}
+
+fn config_for(port: u16) -> Config {
+    let mut config = Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .dbname("postgres")
+        .application_name("council-loader");
+    config
+}
+
+/// The URL of the cluster, and whether it runs; None when there is none.
+pub fn status() -> Result<Option<(String, bool)>, ClusterError> {
+    let base = cluster_dir();
+    if !base.join("data/PG_VERSION").is_file() {
+        return Ok(None);
+    }
+    let cluster = Cluster::open_existing(&base)?;
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{}/postgres",
+        cluster.port()
+    );
+    let running = cluster.is_running();
+    cluster.detach();
+    Ok(Some((url, running)))
+}
+
+/// Stops the cluster if it runs; true if it did.
+pub fn stop() -> Result<bool, ClusterError> {
+    let base = cluster_dir();
+    if !base.join("data/PG_VERSION").is_file() {
+        return Ok(false);
+    }
+    let mut cluster = Cluster::open_existing(&base)?;
+    let was_running = cluster.is_running();
+    cluster.stop()?;
+    cluster.detach();
+    Ok(was_running)
+}

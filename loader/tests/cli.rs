@@ -1,0 +1,347 @@
+//! council-loader as a DBA runs it, against real clusters with the extension
+//! installed (scripts/test.sh runs `cargo pgrx install` first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use council_loader::cluster::{Cluster, ClusterOptions};
+use council_loader::sample::{self, Journal, SampleOptions};
+
+fn loader() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_council-loader"));
+    // Nothing from the environment names a server unless a test says so.
+    for var in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGDATABASE",
+        "PGUSER",
+        "PGSERVICE",
+        "PGPASSWORD",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("running council-loader")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn cluster() -> Cluster {
+    Cluster::start_temporary(&ClusterOptions::default()).expect("a test cluster")
+}
+
+fn database(cluster: &Cluster, name: &str) -> String {
+    cluster.create_database(name).expect("create database");
+    cluster.url(name)
+}
+
+/// A sample the server can read: in the cluster's own directory.
+fn sample_for_server(cluster: &Cluster, name: &str, options: &SampleOptions) -> PathBuf {
+    let dir = cluster.scratch_dir().join(name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("council.db");
+    sample::write(&path, options).expect("sample");
+    cluster.give_to_server(&dir).expect("chown");
+    for entry in std::fs::read_dir(&dir).expect("read_dir") {
+        cluster
+            .give_to_server(&entry.expect("entry").path())
+            .expect("chown");
+    }
+    path
+}
+
+/// A sample the server cannot read: in a directory only we may enter.
+fn sample_private(name: &str, options: &SampleOptions) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::Builder::new()
+        .prefix(name)
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let path = dir.path().join("council.db");
+    sample::write(&path, options).expect("sample");
+    (dir, path)
+}
+
+fn count(cluster: &Cluster, database: &str, table: &str) -> i64 {
+    let mut client = cluster.connect(database).expect("connect");
+    client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .expect("count")
+        .get(0)
+}
+
+#[test]
+fn install_creates_the_extension_and_a_second_run_changes_nothing() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    let first = run(loader().args(["install", "--database-url", &url]));
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("created llm_council"),
+        "{}",
+        text(&first)
+    );
+    let second = run(loader().args(["install", "--database-url", &url]));
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("is installed"),
+        "{}",
+        text(&second)
+    );
+    // A directory without the extension's files is not a package.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let bad = run(loader()
+        .args(["install", "--database-url", &url, "--from"])
+        .arg(empty.path()));
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+}
+
+#[test]
+fn import_by_server_path_reports_per_table_with_progress_lines() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    assert!(run(loader().args(["install", "--database-url", &url]))
+        .status
+        .success());
+    let path = sample_for_server(
+        &cluster,
+        "by-path",
+        &SampleOptions {
+            conversations: 30,
+            ..SampleOptions::default()
+        },
+    );
+    let output = run(loader().args(["import", "--database-url", &url]).arg(&path));
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.starts_with("table_name"), "{}", text(&output));
+    assert!(stdout.contains("conversations"), "{}", text(&output));
+    assert!(
+        stderr.contains("llm_council import: messages"),
+        "progress as lines: {}",
+        text(&output)
+    );
+    assert!(stderr.contains("read by the server"), "{}", text(&output));
+    assert_eq!(count(&cluster, "council", "conversations"), 30);
+
+    // Again, as JSON: everything is already there.
+    let again = run(loader()
+        .args(["import", "--json", "--database-url", &url])
+        .arg(&path));
+    assert!(again.status.success(), "{}", text(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("JSON on stdout");
+    assert_eq!(report[0]["table_name"], "conversations");
+    assert_eq!(report[0]["skipped"], 30);
+    assert_eq!(report[0]["imported"], 0);
+
+    let verified = run(loader().args(["verify", "--database-url", &url]).arg(&path));
+    assert!(verified.status.success(), "{}", text(&verified));
+}
+
+#[test]
+fn a_file_the_server_cannot_read_is_uploaded_with_its_wal_rows() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    assert!(run(loader().args(["install", "--database-url", &url]))
+        .status
+        .success());
+    let options = SampleOptions {
+        conversations: 20,
+        journal: Journal::WalUncheckpointed,
+        ..SampleOptions::default()
+    };
+    let (_dir, path) = sample_private("llm_council-private-", &options);
+    let output = run(loader().args(["import", "--database-url", &url]).arg(&path));
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("uploaded"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(
+        count(&cluster, "council", "conversations"),
+        20,
+        "the rows only in -wal came along"
+    );
+}
+
+#[test]
+fn exit_codes_tell_what_went_wrong() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    assert!(run(loader().args(["install", "--database-url", &url]))
+        .status
+        .success());
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Bad files fail here, before any server is asked: even an unreachable one.
+    let nowhere = "postgresql://postgres@127.0.0.1:1/none";
+    std::fs::write(dir.path().join("notes.db"), "not a database").expect("write");
+    let other = rusqlite::Connection::open(dir.path().join("other.db")).expect("open");
+    other
+        .execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+        .expect("create");
+    drop(other);
+    for (name, says) in [
+        ("missing.db", "no such file"),
+        ("notes.db", "not an SQLite database"),
+        ("other.db", "without the council tables"),
+    ] {
+        let output = run(loader()
+            .args(["import", "--database-url", nowhere])
+            .arg(dir.path().join(name)));
+        assert_eq!(output.status.code(), Some(2), "{name}: {}", text(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(says),
+            "{name}: {}",
+            text(&output)
+        );
+    }
+
+    // No server there.
+    let path = sample_for_server(
+        &cluster,
+        "codes",
+        &SampleOptions {
+            conversations: 5,
+            ..SampleOptions::default()
+        },
+    );
+    let output = run(loader()
+        .args(["import", "--database-url", nowhere])
+        .arg(&path));
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+
+    // The server refuses a bad row: nothing committed, the SQLSTATE shown.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch("PRAGMA ignore_check_constraints = ON; UPDATE messages SET role = 'system' WHERE id = (SELECT min(id) FROM messages);")
+        .expect("spoil");
+    drop(conn);
+    let output = run(loader().args(["import", "--database-url", &url]).arg(&path));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("SQLSTATE: 23514"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(count(&cluster, "council", "conversations"), 0);
+
+    // Quarantine commits; verify then finds the rejected row missing.
+    let output = run(loader()
+        .args(["import", "--mode", "quarantine", "--database-url", &url])
+        .arg(&path));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = run(loader().args(["verify", "--database-url", &url]).arg(&path));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+
+    // A dry run commits nothing but reports.
+    let (_private, fresh) = sample_private(
+        "llm_council-dry-",
+        &SampleOptions {
+            conversations: 3,
+            seed: 9,
+            ..SampleOptions::default()
+        },
+    );
+    let url2 = database(&cluster, "dry");
+    assert!(run(loader().args(["install", "--database-url", &url2]))
+        .status
+        .success());
+    let output = run(loader()
+        .args(["import", "--dry-run", "--database-url", &url2])
+        .arg(&fresh));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("rolled back"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(count(&cluster, "dry", "conversations"), 0);
+}
+
+#[test]
+fn status_shows_versions_rows_and_cache() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    let before = run(loader().args(["status", "--database-url", &url]));
+    assert!(
+        String::from_utf8_lossy(&before.stdout).contains("not installed"),
+        "{}",
+        text(&before)
+    );
+    assert!(run(loader().args(["install", "--database-url", &url]))
+        .status
+        .success());
+    let output = run(loader().args(["status", "--json", "--database-url", &url]));
+    assert!(output.status.success(), "{}", text(&output));
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(status["extension_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["rows"]["conversations"], 0);
+    assert!(status["cache"]["entries"].is_number());
+}
+
+/// With no server named anywhere, the loader makes its own cluster, from an
+/// empty home, and reuses it the next time.
+#[test]
+fn the_embedded_default_starts_a_private_cluster_and_reuses_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = tempfile::Builder::new()
+        .prefix("llm_council-home-")
+        .tempdir()
+        .expect("tempdir");
+    // The server's OS user must be able to pass through it.
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let with_home = |command: &mut Command| {
+        command
+            .env("LLM_COUNCIL_HOME", home.path())
+            .env("HOME", home.path());
+    };
+    let (_dir, path) = sample_private(
+        "llm_council-embedded-",
+        &SampleOptions {
+            conversations: 4,
+            ..SampleOptions::default()
+        },
+    );
+    let mut import = loader();
+    with_home(import.arg("import").arg(&path));
+    let output = run(&mut import);
+    let stopped = {
+        let mut stop = loader();
+        with_home(stop.args(["server", "status"]));
+        let status = run(&mut stop);
+        let mut stop = loader();
+        with_home(stop.args(["server", "stop"]));
+        (status, run(&mut stop))
+    };
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains("using the local cluster at postgresql://postgres@127.0.0.1:"));
+    assert!(
+        String::from_utf8_lossy(&stopped.0.stdout).contains("(running)"),
+        "{}",
+        text(&stopped.0)
+    );
+    assert!(
+        String::from_utf8_lossy(&stopped.1.stdout).contains("stopped"),
+        "{}",
+        text(&stopped.1)
+    );
+    assert!(Path::new(home.path())
+        .join("cluster/data/PG_VERSION")
+        .is_file());
+}
