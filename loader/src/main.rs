@@ -192,8 +192,18 @@ fn client(
 
 /// Installs the files (when there are some here and the server is local)
 /// and creates or updates the extension.
-fn install(url: Option<&str>, from: Option<PathBuf>, quiet: bool) -> Result<(), Failure> {
+fn install(url: Option<&str>, from: Option<PathBuf>) -> Result<(), Failure> {
     let (config, embedded) = target(url)?;
+    install_into(&config, embedded, from, false)
+}
+
+fn install_into(
+    config: &postgres::Config,
+    embedded: bool,
+    from: Option<PathBuf>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let config = config.clone();
     let package_dir = from.clone().or_else(Package::default_location);
     if let Some(dir) = package_dir {
         if connect::is_local(&config) || embedded {
@@ -259,7 +269,7 @@ fn import_command(
     let file = import::check(&path).map_err(|e| Failure::new(2, e))?;
     let (config, embedded) = target(url)?;
     if embedded {
-        install(url, None, true)?;
+        install_into(&config, embedded, None, true)?;
     }
     let progress = Progress::new(&file, std::io::stderr().is_terminal() && !json);
     let mut client = client(&config, Some(progress.clone()))?;
@@ -419,7 +429,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let url = cli.database_url.as_deref();
     let result = match cli.command {
-        Command::Install { from } => install(url, from, false),
+        Command::Install { from } => install(url, from),
         Command::Import {
             file,
             mode,
