@@ -247,6 +247,22 @@ fn the_upload_form_needs_only_table_privileges_and_the_path_form_needs_file_acce
     assert_eq!(sqlstate(&err), "42501", "{}", message(&err));
 
     let bytes = std::fs::read(&path).expect("read the file");
+    admin
+        .batch_execute("CREATE ROLE nobody LOGIN")
+        .expect("role");
+    let mut nobody = postgres::Client::connect(
+        &format!("postgresql://nobody@127.0.0.1:{}/council", cluster.port()),
+        postgres::NoTls,
+    )
+    .expect("connect as nobody");
+    let err = nobody
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import($1::bytea)",
+            &[&bytes],
+        )
+        .expect_err("no INSERT privilege");
+    assert_eq!(sqlstate(&err), "42501", "{}", message(&err));
+
     let imported: i64 = app
         .query_one(
             "SELECT sum(imported)::bigint FROM council_import($1::bytea)",

@@ -747,7 +747,7 @@ mod tests {
             let want_key = v["key"].as_str().expect("key");
 
             let got_json = key_json_from_json_text(query, &models, voting, options)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+                .unwrap_or_else(|e| panic!("{name}: {e}")); // ok: test assertion
             if got_json != want_json {
                 let at = got_json
                     .bytes()
@@ -762,7 +762,7 @@ mod tests {
                 continue;
             }
             let got_key = cache_key_from_json_text(query, &models, voting, options)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+                .unwrap_or_else(|e| panic!("{name}: {e}")); // ok: test assertion
             if got_key != want_key {
                 failures.push(format!("{name}: key {got_key} != {want_key}"));
             }
@@ -791,7 +791,7 @@ mod tests {
             let text = e["options"].as_str().expect("options");
             let state = e["sqlstate"].as_str().expect("sqlstate");
             match cache_key_from_json_text("q", &["m"], "borda", Some(text)) {
-                Ok(k) => panic!("{name}: expected error {state}, got key {k}"),
+                Ok(k) => panic!("{name}: expected error {state}, got key {k}"), // ok: test assertion
                 Err(err) => assert_eq!(err.sqlstate(), state, "{name}: {err}"),
             }
         }
@@ -842,7 +842,7 @@ mod tests {
             let class = match k.as_str() {
                 "C" => CaseClass::Cased,
                 "I" => CaseClass::Ignorable,
-                other => panic!("class {other}"),
+                other => panic!("class {other}"), // ok: test fixture
             };
             for cp in lo..=hi {
                 classes.insert(cp, class);

@@ -673,6 +673,25 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
     };
     // Concurrent writers could invalidate what the import checked (parents,
     // existing ids); readers go on undisturbed. Parents first, like every import.
+    // Privileges first: a role that may not insert gets no lock either.
+    for table in &TABLES {
+        let relid = run.relid(table.name)?;
+        let may_insert = unsafe {
+            pg_sys::pg_class_aclcheck(
+                relid,
+                pg_sys::GetUserId(),
+                pg_sys::AclMode::from(pg_sys::ACL_INSERT),
+            ) == pg_sys::AclResult::ACLCHECK_OK
+        };
+        if !may_insert {
+            return Err(report(
+                "42501",
+                format!("permission denied for table {}", table.name),
+                None,
+                Some("council_import needs INSERT and SELECT on the council tables".into()),
+            ));
+        }
+    }
     for table in &TABLES {
         let relid = run.relid(table.name)?;
         unsafe {
