@@ -498,4 +498,32 @@ mod tests {
             Some("tokens")
         );
     }
+
+    #[test]
+    fn the_interrupt_callback_stops_sqlite_inside_a_long_statement() {
+        let (_dir, path) = file(&format!(
+            "{V1} INSERT INTO stage1_responses (id, message_id, model, response, created_at)
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+                 SELECT i, i, 'm', 'r', '' FROM n;"
+        ));
+        let calm = Source::open(&path, Some(|| false)).expect("open");
+        let layout = calm.layout().expect("layout");
+        assert_eq!(calm.count(&layout[2]).ok(), Some(200_000));
+        let cancelled = Source::open(&path, Some(|| true)).expect("open");
+        let mut statement = cancelled.select(&layout[2]).expect("select");
+        let mut rows = statement.query([]).expect("query");
+        let mut read = 0;
+        let err = loop {
+            match rows.next() {
+                Ok(Some(_)) => read += 1,
+                Ok(None) => break None,
+                Err(err) => break Some(cancelled.classify(&err, "reading")),
+            }
+        };
+        assert!(
+            matches!(err, Some(SourceError::Interrupted)),
+            "{err:?} after {read} rows"
+        );
+        assert!(read < 200_000);
+    }
 }
