@@ -775,3 +775,84 @@ fn every_bad_value_is_refused_in_strict_mode_and_quarantined_alone() {
         assert_eq!(imported as u64 + 1, summary.rows() + added, "{name}");
     }
 }
+
+/// The import checks foreign keys itself and skips PostgreSQL's per-row
+/// triggers only where that is sound: READ COMMITTED and no triggers of the
+/// DBA's own on the council tables. Either way every reference holds.
+#[test]
+fn foreign_keys_hold_and_the_dbas_own_triggers_still_fire() {
+    let cluster = common::cluster();
+    let (path, summary) = sample_file(
+        &cluster,
+        "fk",
+        &SampleOptions {
+            conversations: 15,
+            ..SampleOptions::default()
+        },
+    );
+    let references = [
+        ("messages", "conversation_id", "conversations"),
+        ("stage1_responses", "message_id", "messages"),
+        ("stage2_rankings", "message_id", "messages"),
+        ("stage3_synthesis", "message_id", "messages"),
+        ("deliberation_metadata", "message_id", "messages"),
+        ("api_key_audit_log", "api_key_id", "api_keys"),
+    ];
+    let orphans = |client: &mut Client| -> i64 {
+        references
+            .iter()
+            .map(|(child, column, parent)| -> i64 {
+                client
+                    .query_one(
+                        &format!("SELECT count(*) FROM {child} c WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.id = c.{column})"),
+                        &[],
+                    )
+                    .expect("orphans")
+                    .get(0)
+            })
+            .sum()
+    };
+
+    let mut plain = common::database_with_extension(&cluster, "plain");
+    import(&mut plain, &path, "strict").expect("import");
+    assert_eq!(orphans(&mut plain), 0);
+
+    let mut audited = common::database_with_extension(&cluster, "audited");
+    audited
+        .batch_execute(
+            "CREATE TABLE seen (n bigint);
+             CREATE FUNCTION note_message() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN INSERT INTO seen VALUES (NEW.id); RETURN NEW; END $$;
+             CREATE TRIGGER note_message AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION note_message();",
+        )
+        .expect("the DBA's trigger");
+    import(&mut audited, &path, "strict").expect("import");
+    let seen: i64 = audited
+        .query_one("SELECT count(*) FROM seen", &[])
+        .expect("q")
+        .get(0);
+    let messages = summary
+        .tables
+        .iter()
+        .find(|(t, _)| *t == "messages")
+        .map(|(_, n)| *n as i64);
+    assert_eq!(Some(seen), messages, "the DBA's trigger saw every message");
+    assert_eq!(orphans(&mut audited), 0);
+
+    let mut repeatable = common::database_with_extension(&cluster, "repeatable");
+    let mut transaction = repeatable
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .expect("begin");
+    let imported: i64 = transaction
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("import in REPEATABLE READ")
+        .get(0);
+    transaction.commit().expect("commit");
+    assert_eq!(imported as u64, summary.rows());
+    assert_eq!(orphans(&mut repeatable), 0);
+}

@@ -202,10 +202,47 @@ impl Drop for ClientEncoding {
     }
 }
 
+/// session_replication_role = replica for the length of one COPY: only
+/// the foreign-key triggers are on the council tables then (the caller
+/// checks), and the import has checked every parent itself.
+struct WithoutTriggers {
+    nest_level: c_int,
+}
+
+impl WithoutTriggers {
+    fn set() -> WithoutTriggers {
+        unsafe {
+            let nest_level = pg_sys::NewGUCNestLevel();
+            pg_sys::set_config_option(
+                c"session_replication_role".as_ptr(),
+                c"replica".as_ptr(),
+                pg_sys::GucContext::PGC_SUSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+            WithoutTriggers { nest_level }
+        }
+    }
+
+    fn reset(self) {
+        // On an error the transaction's abort restores the setting instead.
+        unsafe { pg_sys::AtEOXact_GUC(true, self.nest_level) };
+    }
+}
+
 /// COPYs the stream `produce` writes into table `relid`'s `columns`, with
 /// the caller's INSERT privileges checked as `COPY … FROM` checks them.
+/// With `skip_triggers`, the table's (foreign-key) triggers do not fire.
 /// Returns the number of rows inserted.
-pub fn copy_into(relid: pg_sys::Oid, columns: &[&str], produce: &mut Produce<'_>) -> u64 {
+pub fn copy_into(
+    relid: pg_sys::Oid,
+    columns: &[&str],
+    skip_triggers: bool,
+    produce: &mut Produce<'_>,
+) -> u64 {
     let lockmode = pg_sys::RowExclusiveLock as pg_sys::LOCKMODE;
     unsafe {
         let rel = pg_sys::table_open(relid, lockmode);
@@ -251,7 +288,11 @@ pub fn copy_into(relid: pg_sys::Oid, columns: &[&str], produce: &mut Produce<'_>
             names,
             options,
         );
+        let triggers_off = skip_triggers.then(WithoutTriggers::set);
         let inserted = pg_sys::CopyFrom(cstate);
+        if let Some(off) = triggers_off {
+            off.reset();
+        }
         pg_sys::EndCopyFrom(cstate);
         pg_sys::free_parsestate(pstate);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);

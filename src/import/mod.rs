@@ -134,6 +134,9 @@ type KeySet = HashSet<Key>;
 struct Run {
     schema: String,
     mode: Mode,
+    /// PostgreSQL's per-row foreign-key triggers are redundant (see
+    /// `foreign_keys_checked_here`) and skipped.
+    skip_fk_triggers: bool,
     /// keys present after this import, for the tables children refer to
     present: HashMap<&'static str, KeySet>,
     /// keys rejected by this import, to say why a child is rejected
@@ -434,7 +437,7 @@ fn import_table(
         }
         Ok(true)
     };
-    let inserted = copy::copy_into(relid, &target_columns, &mut produce);
+    let inserted = copy::copy_into(relid, &target_columns, run.skip_fk_triggers, &mut produce);
     drop(rows);
 
     if i64::try_from(inserted).ok() != Some(imported_count) {
@@ -630,6 +633,31 @@ fn advance_sequences(run: &Run) -> Result<(), ErrorReport> {
     Ok(())
 }
 
+/// Whether the import's own parent checks make PostgreSQL's foreign-key
+/// triggers redundant, so COPY may skip them (they run one query per row).
+/// They do when the transaction reads committed data afresh (READ
+/// COMMITTED: the snapshot taken after the locks sees every parent that
+/// exists, and the locks keep writers out until commit) and the council
+/// tables carry no triggers besides the foreign keys' own, which replica
+/// mode would silence too.
+fn foreign_keys_checked_here(run: &Run) -> Result<bool, ErrorReport> {
+    if unsafe { pg_sys::XactIsoLevel } != pg_sys::XACT_READ_COMMITTED as i32 {
+        return Ok(false);
+    }
+    for table in &TABLES {
+        let own_triggers = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal)",
+            &[run.qualified(table.name).into()],
+        )
+        .map_err(spi_error)?
+        .unwrap_or(true);
+        if own_triggers {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// SQLite text is UTF-8; so must the database be that holds it.
 pub(crate) fn check_utf8_database() -> Result<(), ErrorReport> {
     if unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32 {
@@ -668,6 +696,7 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
     let mut run = Run {
         schema,
         mode,
+        skip_fk_triggers: false,
         present: HashMap::new(),
         rejected: HashMap::new(),
     };
@@ -699,6 +728,11 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
         };
     }
 
+    // Read what the tables hold as of now, after the locks: writers that
+    // committed while we waited for them are seen.
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+    run.skip_fk_triggers = foreign_keys_checked_here(&run)?;
+
     let subtransaction = dry_run.then(DryRun::begin);
     let mut reports = Vec::with_capacity(layout.len());
     for table_layout in &layout {
@@ -708,6 +742,7 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
         Some(dry) => dry.roll_back(),
         None => advance_sequences(&run)?,
     }
+    unsafe { pg_sys::PopActiveSnapshot() };
     Ok(reports)
 }
 
