@@ -338,9 +338,9 @@ fn import_table(
     let parent = table
         .parent
         .and_then(|p| table.column_index(p.column).map(|i| (p, i)));
-    let parent_present = parent.map(|(p, _)| run.present.get(p.table).cloned().unwrap_or_default());
-    let parent_rejected =
-        parent.map(|(p, _)| run.rejected.get(p.table).cloned().unwrap_or_default());
+    // Borrowed out of the run for the length of this table, not copied.
+    let parent_present = parent.map(|(p, _)| run.present.remove(p.table).unwrap_or_default());
+    let parent_rejected = parent.map(|(p, _)| run.rejected.remove(p.table).unwrap_or_default());
     let compare_query = run.comparison_query(table);
     let columns = Source::row_columns(layout);
     let relid = run.relid(table.name)?;
@@ -468,9 +468,24 @@ fn import_table(
         "llm_council import: {} done: {} imported, {} skipped, {} rejected",
         table.name, report_row.imported, report_row.skipped, report_row.rejected
     ));
-    run.present.insert(table.name, present);
-    run.rejected.insert(table.name, rejected_keys);
+    if let (Some((p, _)), Some(present), Some(rejected)) = (parent, parent_present, parent_rejected)
+    {
+        run.present.insert(p.table, present);
+        run.rejected.insert(p.table, rejected);
+    }
+    // Only the tables others refer to keep their keys: memory grows with
+    // the parents' rows, not with every row of the file.
+    if is_parent(table) {
+        run.present.insert(table.name, present);
+        run.rejected.insert(table.name, rejected_keys);
+    }
     Ok(report_row)
+}
+
+fn is_parent(table: &Table) -> bool {
+    TABLES
+        .iter()
+        .any(|t| t.parent.is_some_and(|p| p.table == table.name))
 }
 
 enum Decision<'a> {
