@@ -30,7 +30,12 @@ cargo pgrx test pg15 --runas postgres --pgdata "$pgrx_data/data"
 # server may have the old one loaded while it is replaced.
 stop_pgrx_cluster
 
-echo "== integration tests against real clusters"
+echo "== installing the extension"
 cargo pgrx install --pg-config "$PG_CONFIG" --features cluster-tests
+
+echo "== benchmark smoke run (the full one is bench/run)"
+bench/run --smoke
+
+echo "== integration tests against real clusters"
 cargo test --locked --features cluster-tests --test '*' -- --test-threads=2
 cargo test --locked -p council-loader --test '*' -- --test-threads=2

@@ -1,0 +1,479 @@
+"""The benchmark: council_import against the ways people move a council.db
+today, on one fixture, one cluster, one run; it prints ratios, since
+absolute times on shared machines drift and ratios hold.
+
+Contenders, each into a fresh database with the same schema, indexes and
+foreign keys, in one transaction:
+  council_import   the raw fixture, '' timestamps and all
+  copy             server-side COPY of CSV files holding the same rows,
+                   already converted to the target types (conversion not timed)
+  floor            INSERT … SELECT of the same rows already typed in a second
+                   schema of the same database, after a CHECKPOINT
+  pgloader         data only into the same schema, reset sequences, on a copy
+                   with '' timestamps replaced (pgloader cannot load them)
+  seed procedure   the app's migration guide's script (psycopg2), same copy
+
+Run by bench/run, which builds, installs and starts what this needs.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg2
+
+TABLES = [
+    "conversations", "messages", "stage1_responses", "stage2_rankings",
+    "stage3_synthesis", "deliberation_metadata", "api_keys", "api_key_audit_log",
+]
+TIMESTAMP_COLUMNS = {
+    "conversations": ["created_at", "updated_at"],
+    "messages": ["created_at"],
+    "stage1_responses": ["created_at"],
+    "stage2_rankings": ["created_at"],
+    "stage3_synthesis": ["created_at"],
+    "deliberation_metadata": ["created_at"],
+    "api_keys": ["created_at", "last_used_at", "expires_at"],
+    "api_key_audit_log": ["created_at"],
+}
+
+
+def connect(url, database):
+    conn = psycopg2.connect(url.rsplit("/", 1)[0] + "/" + database)
+    conn.autocommit = True
+    return conn
+
+
+def fresh_database(url, name):
+    admin = connect(url, "postgres")
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    conn = connect(url, name)
+    with conn.cursor() as cur:
+        cur.execute("SET client_min_messages = warning")
+        cur.execute("CREATE EXTENSION llm_council")
+    return conn
+
+
+def checkpoint(conn):
+    with conn.cursor() as cur:
+        cur.execute("CHECKPOINT")
+
+
+def loader(args, *command, **kwargs):
+    return subprocess.run([args.loader, *command], check=True, capture_output=True, text=True, **kwargs)
+
+
+def target_columns(conn, table):
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        return cur.fetchone()[0]
+
+
+def source_rows(path):
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    rows = {}
+    for table in TABLES:
+        try:
+            rows[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        except sqlite3.OperationalError:
+            rows[table] = 0
+    conn.close()
+    return rows
+
+
+def mismatches(conn, fixture):
+    """Rows of the file that are missing or differ in the database, by
+    council_verify (content after the import's mapping, not counts)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT coalesce(sum(missing + differing), 0) FROM council_verify(%s)", (fixture,))
+        return int(cur.fetchone()[0])
+
+
+def loaded_rows(conn):
+    total = 0
+    with conn.cursor() as cur:
+        for table in TABLES:
+            cur.execute(f"SELECT count(*) FROM {table}")
+            total += cur.fetchone()[0]
+    return total
+
+
+def prepare_copy_files(args, url, fixture):
+    """The same rows as CSV in the target's types, and a schema `typed`
+    template, made once from an imported database (not timed)."""
+    conn = fresh_database(url, "bench_source")
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM council_import(%s)", (fixture,))
+        for table in TABLES:
+            cur.execute(f"COPY {table} TO %s (FORMAT csv)", (os.path.join(args.work, f"{table}.csv"),))
+    columns = {table: target_columns(conn, table) for table in TABLES}
+    conn.close()
+    return columns
+
+
+def set_sequences_sql():
+    return ";\n".join(
+        f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), max(id)) FROM {t} HAVING max(id) IS NOT NULL"
+        for t in TABLES if t != "conversations"
+    )
+
+
+def run_council_import(args, url, fixture, n):
+    conn = fresh_database(url, f"bench_import_{n}")
+    checkpoint(conn)
+    with conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.execute("SELECT coalesce(sum(imported), 0) FROM council_import(%s)", (fixture,))
+        rows = int(cur.fetchone()[0])
+        elapsed = time.perf_counter() - started
+    return elapsed, rows, conn
+
+
+def run_copy(args, url, fixture, n, columns):
+    conn = fresh_database(url, f"bench_copy_{n}")
+    checkpoint(conn)
+    statements = ["BEGIN"]
+    for table in TABLES:
+        path = os.path.join(args.work, f"{table}.csv")
+        statements.append(f"COPY {table} ({columns[table]}) FROM '{path}' (FORMAT csv)")
+    statements.append(set_sequences_sql())
+    statements.append("COMMIT")
+    with conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.execute(";\n".join(statements))
+        elapsed = time.perf_counter() - started
+        rows = loaded_rows(conn)
+    return elapsed, rows, conn
+
+
+def run_floor(args, url, fixture, n, columns):
+    conn = fresh_database(url, f"bench_floor_{n}")
+    with conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA typed")
+        for table in TABLES:
+            cur.execute(f"CREATE TABLE typed.{table} (LIKE public.{table})")
+            path = os.path.join(args.work, f"{table}.csv")
+            cur.execute(f"COPY typed.{table} ({columns[table]}) FROM %s (FORMAT csv)", (path,))
+            cur.execute(f"VACUUM ANALYZE typed.{table}")
+    checkpoint(conn)
+    statements = ["BEGIN"]
+    for table in TABLES:
+        statements.append(f"INSERT INTO public.{table} ({columns[table]}) SELECT {columns[table]} FROM typed.{table}")
+    statements.append(set_sequences_sql())
+    statements.append("COMMIT")
+    with conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.execute(";\n".join(statements))
+        elapsed = time.perf_counter() - started
+        cur.execute("DROP SCHEMA typed CASCADE")
+        rows = loaded_rows(conn)
+    return elapsed, rows, conn
+
+
+def cleaned_copy(args, fixture):
+    """The fixture with '' timestamps replaced by NULL: pgloader and the seed
+    procedure cannot load them at all."""
+    path = os.path.join(args.work, "cleaned.db")
+    if os.path.exists(path):
+        os.remove(path)
+    source = sqlite3.connect(f"file:{fixture}?mode=ro", uri=True)
+    target = sqlite3.connect(path)
+    source.backup(target)
+    source.close()
+    # A copy of the app's file may break its NOT NULL: the point is the data.
+    target.execute("PRAGMA writable_schema = ON")
+    target.execute("UPDATE sqlite_schema SET sql = replace(sql, 'NOT NULL', '') WHERE type = 'table'")
+    target.commit()
+    target.close()
+    target = sqlite3.connect(path)
+    for table, columns in TIMESTAMP_COLUMNS.items():
+        for column in columns:
+            try:
+                target.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} = ''")
+            except sqlite3.OperationalError:
+                pass
+    target.commit()
+    target.close()
+    os.chmod(path, 0o644)
+    return path
+
+
+def run_pgloader(args, url, cleaned, n):
+    name = f"bench_pgloader_{n}"
+    conn = fresh_database(url, name)
+    checkpoint(conn)
+    command = os.path.join(args.work, f"pgloader-{n}.load")
+    target = url.rsplit("/", 1)[0] + "/" + name
+    with open(command, "w") as f:
+        f.write(
+            f"LOAD DATABASE\n FROM sqlite://{cleaned}\n INTO {target}\n"
+            " WITH data only, reset sequences, create no tables, create no indexes\n"
+            " EXCLUDING TABLE NAMES LIKE 'sqlite_sequence';\n"
+        )
+    started = time.perf_counter()
+    result = subprocess.run(["pgloader", "--quiet", command], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    rows = loaded_rows(conn)
+    if result.returncode != 0:
+        print(f"  pgloader exited {result.returncode}", file=sys.stderr)
+    return elapsed, rows, conn
+
+
+def run_seed(args, url, cleaned, n):
+    name = f"bench_seed_{n}"
+    conn = fresh_database(url, name)
+    checkpoint(conn)
+    env = dict(os.environ, DATABASE_URL=url.rsplit("/", 1)[0] + "/" + name, PYTHONPATH=args.seed)
+    script = (
+        "import migrate_to_postgres as m, sys\n"
+        "stats = m.migrate_conversations(sys.argv[1])\n"
+        "print(stats['errors'][:1])\n"
+    )
+    started = time.perf_counter()
+    result = subprocess.run([args.python, "-c", script, cleaned], env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        print(f"  seed procedure failed: {result.stderr.strip()[-300:]}", file=sys.stderr)
+    rows = loaded_rows(conn)
+    return elapsed, rows, conn
+
+
+def measure(label, runs, fixture, source_total, one_run):
+    times, rows, equal = [], 0, None
+    for n in range(runs):
+        elapsed, loaded, conn = one_run(n)
+        times.append(elapsed)
+        rows = loaded
+        if equal is None:
+            equal = mismatches(conn, fixture) == 0 and loaded == source_total
+        conn.close()
+        print(f"  {label:<16} run {n + 1}: {elapsed:7.2f} s, {loaded} rows", file=sys.stderr)
+    return {"contender": label, "seconds": statistics.median(times), "rows": rows, "equal": equal}
+
+
+def peak_memory(url, fixture, name):
+    """The importing backend's memory while it imports: its peak private
+    memory (RssAnon, sampled every 10 ms) and VmHWM (which also counts the
+    shared buffers it touched), in MB."""
+    conn = fresh_database(url, name)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+
+    def read_status():
+        values = {}
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("RssAnon", "VmHWM"):
+                    values[key] = int(value.split()[0]) / 1024
+        return values
+
+    result = {}
+
+    def run():
+        with conn.cursor() as cur:
+            cur.execute("SELECT coalesce(sum(imported), 0) FROM council_import(%s)", (fixture,))
+            result["rows"] = int(cur.fetchone()[0])
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    private = 0.0
+    while worker.is_alive():
+        private = max(private, read_status().get("RssAnon", 0.0))
+        time.sleep(0.01)
+    worker.join()
+    hwm = read_status().get("VmHWM", 0.0)
+    conn.close()
+    return private, hwm, result.get("rows", 0)
+
+
+def pgbench(args, url, script, seconds):
+    result = subprocess.run(
+        ["pgbench", "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds), "-f", script,
+         url.rsplit("/", 1)[0] + "/bench_cache"],
+        capture_output=True, text=True, check=True,
+    )
+    transactions = tps = None
+    for line in result.stdout.splitlines():
+        if "number of transactions actually processed" in line:
+            transactions = int(line.split(":")[1].split("/")[0].strip())
+        if line.startswith("tps") and "without initial connection" in line:
+            tps = float(line.split("=")[1].split()[0])
+    return tps, transactions
+
+
+def cache_benchmark(args, url):
+    conn = fresh_database(url, "bench_cache")
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM (SELECT council_cache_put('key' || i, 'q', '[{\"model\": \"m\"}]', '[]', "
+            "'{\"response\": \"r\"}', '{}', interval '1 day') FROM generate_series(1, 100) i) s"
+        )
+    get = os.path.join(args.work, "cache-get.sql")
+    update = os.path.join(args.work, "cache-update.sql")
+    with open(get, "w") as f:
+        f.write("\\set k random(1, 100)\nSELECT * FROM council_cache_get('key' || :k);\n")
+    with open(update, "w") as f:
+        f.write(
+            "\\set k random(1, 100)\n"
+            "UPDATE response_cache SET hit_count = hit_count + 1, last_hit_at = now() "
+            "WHERE cache_key = 'key' || :k AND (expires_at IS NULL OR expires_at > now()) RETURNING *;\n"
+        )
+    results = {"get": [], "update": []}
+    total = 0
+    for _ in range(args.cache_rounds):
+        for name, script in (("get", get), ("update", update)):
+            tps, transactions = pgbench(args, url, script, args.cache_seconds)
+            results[name].append(tps)
+            total += transactions
+    with conn.cursor() as cur:
+        cur.execute("SELECT sum(hit_count) FROM response_cache")
+        hits = int(cur.fetchone()[0])
+    conn.close()
+    return statistics.median(results["get"]), statistics.median(results["update"]), hits, total
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--loader", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--seed", required=True, help="directory of the seed procedure")
+    parser.add_argument("--python", default="/usr/bin/python3")
+    parser.add_argument("--conversations", type=int, default=3000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", default="300,3000,30000")
+    parser.add_argument("--memory", default="3000,18000")
+    parser.add_argument("--cache-seconds", type=int, default=20)
+    parser.add_argument("--cache-rounds", type=int, default=2)
+    parser.add_argument("--output", help="write the markdown report here")
+    args = parser.parse_args()
+
+    def fixture_of(conversations):
+        path = os.path.join(args.work, f"council-{conversations}.db")
+        if not os.path.exists(path):
+            loader(args, "sample", path, "--conversations", str(conversations))
+            os.chmod(path, 0o644)
+        return path
+
+    # The one setting a DBA changes for a bulk load, for every contender:
+    # with the default 1 GB, a load past it triggers checkpoints midway, and
+    # the full-page writes after them make the cost grow faster than the rows.
+    admin = connect(args.url, "postgres")
+    with admin.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET max_wal_size = '8GB'")
+        cur.execute("SELECT pg_reload_conf()")
+    admin.close()
+
+    fixture = fixture_of(args.conversations)
+    rows_by_table = source_rows(fixture)
+    total = sum(rows_by_table.values())
+    size = os.path.getsize(fixture)
+    print(f"fixture: {args.conversations} conversations, {total} rows, {size / 1e6:.0f} MB", file=sys.stderr)
+
+    columns = prepare_copy_files(args, args.url, fixture)
+    cleaned = cleaned_copy(args, fixture)
+    results = [
+        measure("council_import", args.runs, fixture, total, lambda n: run_council_import(args, args.url, fixture, n)),
+        measure("copy", args.runs, fixture, total, lambda n: run_copy(args, args.url, fixture, n, columns)),
+        measure("floor", args.runs, fixture, total, lambda n: run_floor(args, args.url, fixture, n, columns)),
+        measure("pgloader", args.runs, fixture, total, lambda n: run_pgloader(args, args.url, cleaned, n)),
+        measure("seed procedure", min(args.runs, 1) if args.conversations > 1000 else args.runs, fixture, total,
+                lambda n: run_seed(args, args.url, cleaned, n)),
+    ]
+    by = {r["contender"]: r for r in results}
+
+    scale = []
+    for conversations in [int(c) for c in args.scale.split(",") if c]:
+        path = fixture_of(conversations)
+        times = []
+        for n in range(args.runs):
+            elapsed, rows, conn = run_council_import(args, args.url, path, f"scale_{conversations}")
+            conn.close()
+            times.append(elapsed)
+        elapsed = statistics.median(times)
+        scale.append((conversations, rows, elapsed))
+        print(f"  scale {conversations}: {elapsed:.2f} s (median of {args.runs}), {rows} rows", file=sys.stderr)
+
+    memory = []
+    for conversations in [int(c) for c in args.memory.split(",") if c]:
+        path = fixture_of(conversations)
+        private, hwm, rows = peak_memory(args.url, path, f"bench_memory_{conversations}")
+        memory.append((conversations, os.path.getsize(path), rows, private, hwm))
+        print(f"  memory {conversations}: {private:.0f} MB private, {hwm:.0f} MB VmHWM", file=sys.stderr)
+
+    get_tps, update_tps, hits, gets = cache_benchmark(args, args.url)
+
+    lines = []
+    out = lines.append
+    out(f"Fixture: `council-loader sample --conversations {args.conversations}`: {total:,} rows, {size / 1e6:.0f} MB. "
+        f"Median of {args.runs} runs, each into a fresh database, one transaction.")
+    out("")
+    out("| contender | seconds | rows | rows/s | × COPY | × floor | × council_import | rows equal the source |")
+    out("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        note = ""
+        if r["contender"] in ("pgloader", "seed procedure"):
+            note = " (copy with '' timestamps replaced)"
+        if r["contender"] == "seed procedure":
+            note += "; never copies api_key_audit_log"
+            if r["rows"] < total:
+                note += f"; stopped at its first error after {r['rows']:,} rows"
+        out(
+            f"| {r['contender']}{note} | {r['seconds']:.2f} | {r['rows']:,} | {r['rows'] / r['seconds']:,.0f} | "
+            f"{r['seconds'] / by['copy']['seconds']:.2f} | {r['seconds'] / by['floor']['seconds']:.2f} | "
+            f"{r['seconds'] / by['council_import']['seconds']:.2f} | {'yes' if r['equal'] else 'no'} |"
+        )
+    out("")
+    out(f"Cost against size (council_import, median of {args.runs}):")
+    out("")
+    out("| conversations | rows | seconds | rows/s | × time of the smallest | × rows of the smallest |")
+    out("|---|---|---|---|---|---|")
+    for conversations, rows, elapsed in scale:
+        out(f"| {conversations:,} | {rows:,} | {elapsed:.2f} | {rows / elapsed:,.0f} | {elapsed / scale[0][2]:.1f} | {rows / scale[0][1]:.1f} |")
+    out("")
+    out("Memory of the importing backend: its peak private memory (RssAnon, sampled every 10 ms) and VmHWM, "
+        "which also counts the shared buffers it touched (shared_buffers is 128 MB here):")
+    out("")
+    out("| conversations | file | rows | peak private | VmHWM |")
+    out("|---|---|---|---|---|")
+    for conversations, file_size, rows, private, hwm in memory:
+        out(f"| {conversations:,} | {file_size / 1e6:,.0f} MB | {rows:,} | {private:.0f} MB | {hwm:.0f} MB |")
+    out("")
+    out(f"Cache, `pgbench -M prepared -c 8 -j 2 -T {args.cache_seconds}` on 100 hot keys: "
+        f"`council_cache_get` {get_tps:,.0f} tps, the hand-written `UPDATE … RETURNING` {update_tps:,.0f} tps: "
+        f"{get_tps / update_tps:.2f}×; hit_count sum {hits:,} for {gets:,} gets and updates "
+        f"({'exact' if hits == gets else 'NOT exact'}).")
+    report = "\n".join(lines)
+    print(report)
+    if args.output:
+        machine = f"{os.cpu_count()} cores, {platform.platform()}"
+        with connect(args.url, "postgres") as conn, conn.cursor() as cur:
+            cur.execute("SELECT version()")
+            version = cur.fetchone()[0]
+        with open(args.output, "w") as f:
+            f.write("# Benchmarks\n\n")
+            f.write("Written by `bench/run`; do not edit by hand, run it again.\n\n")
+            f.write(f"- when: {datetime.date.today().isoformat()}\n- machine: {machine}\n- server: {version}\n")
+            f.write("- settings: defaults, but max_wal_size = 8GB (for every contender)\n")
+            f.write(f"- command: `bench/run --conversations {args.conversations}`\n\n")
+            f.write(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
