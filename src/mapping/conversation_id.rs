@@ -41,7 +41,7 @@ mod tests {
     const CANONICAL: &str = "3f2a8c1e-5b7d-4e9f-a0b1-c2d3e4f5a6b7";
 
     fn uuid(text: &str) -> Uuid {
-        Uuid::parse_str(text).unwrap()
+        Uuid::parse_str(text).expect("test value")
     }
 
     #[test]

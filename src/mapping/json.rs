@@ -436,7 +436,7 @@ mod tests {
                     assert!(message.contains(" at line "), "{text}: {message}");
                     assert_eq!(*line, 1);
                 }
-                other => panic!("{text}: {other:?}"),
+                other => panic!("{text}: {other:?}"), // ok: test assertion
             }
             assert_eq!(e.sqlstate(), "22P02");
         }
@@ -550,9 +550,9 @@ mod tests {
             #[test]
             fn serialized_values_are_accepted(value in json_value(), pretty in any::<bool>()) {
                 let text = if pretty {
-                    serde_json::to_string_pretty(&value).unwrap()
+                    serde_json::to_string_pretty(&value).expect("test value")
                 } else {
-                    serde_json::to_string(&value).unwrap()
+                    serde_json::to_string(&value).expect("test value")
                 };
                 let result = validate(&text);
                 if has_nul(&value) {

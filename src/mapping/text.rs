@@ -177,7 +177,7 @@ mod tests {
             invalid(2, b"\xe2\x82", true)
         );
         assert_eq!(
-            check("é".as_bytes().get(..1).unwrap()).unwrap_err(),
+            check("é".as_bytes().get(..1).expect("test value")).unwrap_err(),
             invalid(0, b"\xc3", true)
         );
 

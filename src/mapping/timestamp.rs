@@ -502,15 +502,15 @@ mod tests {
     /// with Python's `datetime`, independently of this code.
     fn micros(text: &str) -> i64 {
         parse(text)
-            .unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
-            .unwrap_or_else(|| panic!("{text:?} should not be NULL"))
+            .unwrap_or_else(|e| panic!("{text:?} should parse: {e}")) // ok: test assertion
+            .unwrap_or_else(|| panic!("{text:?} should not be NULL")) // ok: test assertion
             .unix_micros()
     }
 
     fn error(text: &str) -> TimestampError {
         match parse(text) {
             Err(e) => e,
-            Ok(v) => panic!("{text:?} should be rejected, got {v:?}"),
+            Ok(v) => panic!("{text:?} should be rejected, got {v:?}"), // ok: test assertion
         }
     }
 
@@ -758,7 +758,7 @@ mod tests {
 
         let field = |text: &str| match error(text) {
             TimestampError::FieldOutOfRange { field, value, .. } => (field, value),
-            other => panic!("{text}: {other:?}"),
+            other => panic!("{text}: {other:?}"), // ok: test assertion
         };
         assert_eq!(field("2026-00-01"), ("month", 0));
         assert_eq!(field("2026-01-00"), ("day", 0));
@@ -855,7 +855,12 @@ mod tests {
 
     #[test]
     fn display_matches_postgres_text_form() {
-        let shown = |text: &str| parse(text).unwrap().unwrap().to_string();
+        let shown = |text: &str| {
+            parse(text)
+                .expect("test value")
+                .expect("test value")
+                .to_string()
+        };
         assert_eq!(
             shown("2026-01-17T10:20:30.123456+00:00"),
             "2026-01-17 10:20:30.123456+00"
@@ -880,11 +885,17 @@ mod tests {
 
     #[test]
     fn postgres_micros_count_from_2000() {
-        assert_eq!(parse("2000-01-01").unwrap().unwrap().postgres_micros(), 0);
+        assert_eq!(
+            parse("2000-01-01")
+                .expect("test value")
+                .expect("test value")
+                .postgres_micros(),
+            0
+        );
         assert_eq!(
             parse("2026-01-17T10:20:30.123456+00:00")
-                .unwrap()
-                .unwrap()
+                .expect("test value")
+                .expect("test value")
                 .postgres_micros(),
             821_960_430_123_456
         );
@@ -894,7 +905,12 @@ mod tests {
 
     #[test]
     fn from_unix_micros_checks_the_range() {
-        assert_eq!(Timestamp::from_unix_micros(0).unwrap().unix_micros(), 0);
+        assert_eq!(
+            Timestamp::from_unix_micros(0)
+                .expect("test value")
+                .unix_micros(),
+            0
+        );
         assert_eq!(
             Timestamp::from_unix_micros(MIN_UNIX_MICROS),
             Ok(Timestamp::MIN)
@@ -919,13 +935,13 @@ mod tests {
 
     #[test]
     fn range_constants_agree_with_chrono() {
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("test value");
         assert_eq!(i64::from(epoch.num_days_from_ce()), UNIX_EPOCH_DAYS_FROM_CE);
         let micros_at = |y, m, d| {
             NaiveDate::from_ymd_opt(y, m, d)
-                .unwrap()
+                .expect("test value")
                 .and_hms_opt(0, 0, 0)
-                .unwrap()
+                .expect("test value")
                 .and_utc()
                 .timestamp_micros()
         };
@@ -937,13 +953,17 @@ mod tests {
     #[test]
     fn epoch_integer() {
         assert_eq!(
-            parse_epoch_integer(1_760_000_000).unwrap().unix_micros(),
+            parse_epoch_integer(1_760_000_000)
+                .expect("test value")
+                .unix_micros(),
             1_760_000_000_000_000
         );
-        assert_eq!(parse_epoch_integer(0).unwrap().unix_micros(), 0);
+        assert_eq!(parse_epoch_integer(0).expect("test value").unix_micros(), 0);
         assert_eq!(parse_epoch_integer(-62_135_596_800), Ok(Timestamp::MIN));
         assert_eq!(
-            parse_epoch_integer(253_402_300_799).unwrap().unix_micros(),
+            parse_epoch_integer(253_402_300_799)
+                .expect("test value")
+                .unix_micros(),
             MAX_UNIX_MICROS - 999_999
         );
         for value in [
@@ -961,7 +981,7 @@ mod tests {
 
     #[test]
     fn epoch_real() {
-        let real = |v: f64| parse_epoch_real(v).unwrap().unix_micros();
+        let real = |v: f64| parse_epoch_real(v).expect("test value").unix_micros();
         assert_eq!(real(1_760_000_000.25), 1_760_000_000_250_000);
         assert_eq!(real(1_760_000_000.0), 1_760_000_000_000_000);
         // The double nearest 1760000000.1 is 1760000000.0999999046...; the
@@ -1029,7 +1049,9 @@ mod tests {
         use proptest::prelude::*;
 
         fn naive(micros: i64) -> NaiveDateTime {
-            DateTime::from_timestamp_micros(micros).unwrap().naive_utc()
+            DateTime::from_timestamp_micros(micros)
+                .expect("test value")
+                .naive_utc()
         }
 
         fn date_part(t: &NaiveDateTime) -> String {
@@ -1054,7 +1076,7 @@ mod tests {
         fn reparsed(text: &str) -> i64 {
             match parse(text) {
                 Ok(Some(t)) => t.unix_micros(),
-                other => panic!("{text:?} gave {other:?}"),
+                other => panic!("{text:?} gave {other:?}"), // ok: test assertion
             }
         }
 
@@ -1144,7 +1166,7 @@ mod tests {
             #[test]
             fn epoch_integer_matches_text(seconds in -62_135_596_800i64..=253_402_300_799) {
                 prop_assert_eq!(
-                    parse_epoch_integer(seconds).unwrap().unix_micros(),
+                    parse_epoch_integer(seconds).expect("test value").unix_micros(),
                     reparsed(&seconds.to_string())
                 );
             }
@@ -1154,7 +1176,7 @@ mod tests {
             #[test]
             fn epoch_real_keeps_microseconds(micros in -(1i64 << 31) * 1_000_000..(1i64 << 31) * 1_000_000) {
                 let value = micros as f64 / 1e6;
-                prop_assert_eq!(parse_epoch_real(value).unwrap().unix_micros(), micros, "{}", value);
+                prop_assert_eq!(parse_epoch_real(value).expect("test value").unix_micros(), micros, "{}", value);
             }
         }
     }
