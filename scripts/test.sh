@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the loader's unit tests, the extension's unit and
-# in-database tests (cargo pgrx test), and the integration tests in tests/
-# against real PostgreSQL clusters with the extension installed.
+# in-database tests (cargo pgrx test), a smoke run of the benchmark, and the
+# integration tests (tests/, loader/tests/) against real PostgreSQL clusters
+# with the extension installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
