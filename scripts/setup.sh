@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing llm_council needs on Debian 12, and only
 # what is missing: PostgreSQL 15 with its server headers, clang for bindgen,
+# OpenSSL's headers for council-loader's TLS,
 # cargo-pgrx in the version Cargo.toml pins, and pgrx's record of PostgreSQL 15.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
 
 missing=()
-for package in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config; do
+for package in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config libssl-dev; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

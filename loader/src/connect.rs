@@ -2,10 +2,13 @@
 //! else `DATABASE_URL`, else the `PG*` variables; with none of them, the
 //! private local cluster (see `embedded`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use native_tls::{Certificate, TlsConnector};
 use postgres::config::{Host, SslMode};
 use postgres::Config;
+use postgres_native_tls::MakeTlsConnector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -13,11 +16,12 @@ pub enum ConnectError {
     BadUrl(postgres::Error),
     #[error("{0} is not a number")]
     BadPort(String),
-    #[error(
-        "sslmode={0} needs TLS, which this build of council-loader does not have; \
-         connect through a TLS-terminating proxy or with sslmode=prefer on a trusted network"
-    )]
-    TlsRequired(String),
+    #[error("PGSSLMODE={0} is not one of disable, allow, prefer, require, verify-ca, verify-full")]
+    BadSslMode(String),
+    #[error("cannot read the root certificate {path}: {reason}")]
+    RootCertificate { path: PathBuf, reason: String },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     #[error("could not connect to {target}: {source}")]
     Connect {
         target: String,
@@ -108,14 +112,11 @@ fn apply_environment_defaults(config: &mut Config) -> Result<(), ConnectError> {
         config.connect_timeout(Duration::from_secs(seconds));
     }
     if let Ok(mode) = std::env::var("PGSSLMODE") {
-        config.ssl_mode(match mode.as_str() {
-            "disable" => SslMode::Disable,
-            "require" | "verify-ca" | "verify-full" => return Err(ConnectError::TlsRequired(mode)),
-            _ => SslMode::Prefer,
+        config.ssl_mode(match verification(&mode)? {
+            None => SslMode::Disable,
+            Some(Verify::Nothing) if mode != "require" => SslMode::Prefer,
+            Some(_) => SslMode::Require,
         });
-    }
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err(ConnectError::TlsRequired("require".into()));
     }
     Ok(())
 }
@@ -154,18 +155,69 @@ pub fn is_local(config: &Config) -> bool {
     })
 }
 
+/// How much of the server's certificate TLS checks, as libpq's sslmode
+/// says: `require` (and `prefer`, `allow`) encrypt without checking,
+/// `verify-ca` checks the chain, `verify-full` the chain and the host name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verify {
+    Nothing,
+    Chain,
+    ChainAndHost,
+}
+
+/// None for sslmode=disable.
+fn verification(mode: &str) -> Result<Option<Verify>, ConnectError> {
+    match mode {
+        "disable" => Ok(None),
+        "allow" | "prefer" | "require" => Ok(Some(Verify::Nothing)),
+        "verify-ca" => Ok(Some(Verify::Chain)),
+        "verify-full" => Ok(Some(Verify::ChainAndHost)),
+        other => Err(ConnectError::BadSslMode(other.to_owned())),
+    }
+}
+
+/// TLS as the settings ask for it: PGSSLMODE's verification, PGSSLROOTCERT's
+/// root certificate.
+fn tls() -> Result<MakeTlsConnector, ConnectError> {
+    let mode = std::env::var("PGSSLMODE").unwrap_or_else(|_| "prefer".into());
+    let verify = verification(&mode)?.unwrap_or(Verify::Nothing);
+    let mut builder = TlsConnector::builder();
+    builder
+        .danger_accept_invalid_certs(verify == Verify::Nothing)
+        .danger_accept_invalid_hostnames(verify != Verify::ChainAndHost);
+    if let Some(path) = std::env::var_os("PGSSLROOTCERT").map(PathBuf::from) {
+        let pem = std::fs::read(&path).map_err(|err| ConnectError::RootCertificate {
+            path: path.clone(),
+            reason: err.to_string(),
+        })?;
+        let certificate =
+            Certificate::from_pem(&pem).map_err(|err| ConnectError::RootCertificate {
+                path: path.clone(),
+                reason: err.to_string(),
+            })?;
+        builder.add_root_certificate(certificate);
+    }
+    let connector = builder
+        .build()
+        .map_err(|err| ConnectError::Tls(err.to_string()))?;
+    Ok(MakeTlsConnector::new(connector))
+}
+
 pub fn connect(
     config: &Config,
     on_notice: impl Fn(&str) + Send + Sync + 'static,
 ) -> Result<postgres::Client, ConnectError> {
     let mut config = config.clone();
     config.notice_callback(move |notice| on_notice(notice.message()));
-    config
-        .connect(postgres::NoTls)
-        .map_err(|source| ConnectError::Connect {
-            target: describe(&config),
-            source,
-        })
+    let result = if config.get_ssl_mode() == SslMode::Disable {
+        config.connect(postgres::NoTls)
+    } else {
+        config.connect(tls()?)
+    };
+    result.map_err(|source| ConnectError::Connect {
+        target: describe(&config),
+        source,
+    })
 }
 
 #[cfg(test)]

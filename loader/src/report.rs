@@ -72,6 +72,8 @@ pub fn json(headers: &[&str], rows: &[Row]) -> Value {
 /// A database's llm_council state.
 pub struct Status {
     pub server_version: String,
+    /// the TLS version of this connection, or None when it is not encrypted
+    pub tls: Option<String>,
     pub extension_version: Option<String>,
     pub tables: Vec<(String, i64)>,
     pub rejects: i64,
@@ -80,6 +82,12 @@ pub struct Status {
 }
 
 pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
+    let tls: Option<String> = client
+        .query_opt(
+            "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+            &[],
+        )?
+        .map(|row| row.get(0));
     let server_version: String = client
         .query_one("SELECT current_setting('server_version')", &[])?
         .get(0);
@@ -93,6 +101,7 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
     let Some((version, schema)) = extension else {
         return Ok(Status {
             server_version,
+            tls,
             extension_version: None,
             tables: Vec::new(),
             rejects: 0,
@@ -141,6 +150,7 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
     cache.push(("hit_rate".into(), json!(row.get::<_, Option<f64>>(7))));
     Ok(Status {
         server_version,
+        tls,
         extension_version: Some(version),
         tables,
         rejects,
@@ -152,6 +162,7 @@ impl Status {
     pub fn to_json(&self) -> Value {
         json!({
             "server_version": self.server_version,
+            "tls": self.tls,
             "extension_version": self.extension_version,
             "rows": self.tables.iter().map(|(t, n)| (t.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "import_rejects": self.rejects,

@@ -345,3 +345,96 @@ fn the_embedded_default_starts_a_private_cluster_and_reuses_it() {
         .join("cluster/data/PG_VERSION")
         .is_file());
 }
+
+/// A server that speaks TLS: sslmode=require encrypts, verify-full checks
+/// the certificate against PGSSLROOTCERT and the host name, and fails
+/// without the right root.
+#[test]
+fn tls_follows_libpq_sslmode() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    let dir = cluster.data_dir().to_owned();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.crt"))
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        cluster
+            .give_to_server(&dir.join("server.key"))
+            .expect("chown");
+        cluster
+            .give_to_server(&dir.join("server.crt"))
+            .expect("chown");
+    }
+    let mut admin = cluster.connect("postgres").expect("connect");
+    admin
+        .batch_execute("ALTER SYSTEM SET ssl = on")
+        .expect("ssl on");
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .expect("reload");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let status = |mode: &str, root: Option<&Path>| {
+        let mut command = loader();
+        command
+            .args(["status", "--json", "--database-url", &url])
+            .env("PGSSLMODE", mode);
+        if let Some(root) = root {
+            command.env("PGSSLROOTCERT", root);
+        }
+        run(&mut command)
+    };
+    let tls_of = |output: &Output| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&output.stdout)
+            .map(|v| v["tls"].clone())
+            .unwrap_or_default()
+    };
+    let plain = status("disable", None);
+    assert!(plain.status.success(), "{}", text(&plain));
+    assert!(tls_of(&plain).is_null(), "{}", text(&plain));
+    let required = status("require", None);
+    assert!(required.status.success(), "{}", text(&required));
+    assert!(
+        tls_of(&required)
+            .as_str()
+            .is_some_and(|v| v.starts_with("TLS")),
+        "{}",
+        text(&required)
+    );
+    let verified = status("verify-full", Some(&dir.join("server.crt")));
+    assert!(verified.status.success(), "{}", text(&verified));
+    let unverified = status("verify-full", None);
+    assert_eq!(
+        unverified.status.code(),
+        Some(3),
+        "no trusted root: {}",
+        text(&unverified)
+    );
+}
