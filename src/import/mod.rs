@@ -319,9 +319,12 @@ fn import_table(
         ..TableReport::default()
     };
     if !layout.present {
-        run.present
-            .entry(table.name)
-            .or_insert_with(|| KeySet::new());
+        // Rows of a table the file lacks can still be parents: the ones
+        // already in the database.
+        if is_parent(table) {
+            let existing = run.existing_keys(table)?;
+            run.present.insert(table.name, existing);
+        }
         return Ok(report_row);
     }
     let total = i64::try_from(source.count(layout)?).unwrap_or(i64::MAX);
