@@ -306,8 +306,13 @@ pub fn run(
 #[derive(Clone)]
 pub struct Progress {
     bar: Option<ProgressBar>,
-    /// rows of the tables already finished, and each table's size
-    state: Arc<Mutex<(u64, Vec<(String, u64)>)>>,
+    state: Arc<Mutex<Tally>>,
+}
+
+/// Rows of the tables already finished, and each table's size.
+struct Tally {
+    finished: u64,
+    tables: Vec<(String, u64)>,
 }
 
 impl Progress {
@@ -325,7 +330,10 @@ impl Progress {
         });
         Progress {
             bar,
-            state: Arc::new(Mutex::new((0, file.rows.clone()))),
+            state: Arc::new(Mutex::new(Tally {
+                finished: 0,
+                tables: file.rows.clone(),
+            })),
         }
     }
 
@@ -345,16 +353,16 @@ impl Progress {
         };
         let (table, what) = rest.split_once(' ').unwrap_or((rest, ""));
         let table_rows = state
-            .1
+            .tables
             .iter()
             .find(|(t, _)| t == table)
             .map_or(0, |(_, n)| *n);
         if what.starts_with("done") {
-            state.0 += table_rows;
-            bar.set_position(state.0);
+            state.finished += table_rows;
+            bar.set_position(state.finished);
         } else if let Some((done, _)) = what.split_once('/') {
             bar.set_message(table.to_owned());
-            bar.set_position(state.0 + done.parse::<u64>().unwrap_or(0));
+            bar.set_position(state.finished + done.parse::<u64>().unwrap_or(0));
         }
     }
 
