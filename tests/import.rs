@@ -864,15 +864,39 @@ fn foreign_keys_hold_and_the_dbas_own_triggers_still_fire() {
 fn parents_already_in_the_database_count_when_the_file_lacks_their_table() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(&cluster, "full", &SampleOptions { conversations: 10, ..SampleOptions::default() });
+    let (path, summary) = sample_file(
+        &cluster,
+        "full",
+        &SampleOptions {
+            conversations: 10,
+            ..SampleOptions::default()
+        },
+    );
     import(&mut client, &path, "strict").expect("the whole file");
-    client.batch_execute("DELETE FROM api_key_audit_log").expect("delete");
-    let (partial, _) = sample_file(&cluster, "partial", &SampleOptions { conversations: 10, ..SampleOptions::default() });
+    client
+        .batch_execute("DELETE FROM api_key_audit_log")
+        .expect("delete");
+    let (partial, _) = sample_file(
+        &cluster,
+        "partial",
+        &SampleOptions {
+            conversations: 10,
+            ..SampleOptions::default()
+        },
+    );
     let conn = spoil(&partial);
     conn.execute_batch("DROP TABLE api_keys").expect("drop");
     drop(conn);
     let report = import(&mut client, &partial, "strict").expect("the audit log without its keys");
-    let audit = summary.tables.iter().find(|(t, _)| *t == "api_key_audit_log").map(|(_, n)| *n as i64);
+    let audit = summary
+        .tables
+        .iter()
+        .find(|(t, _)| *t == "api_key_audit_log")
+        .map(|(_, n)| *n as i64);
     assert_eq!(report[6], ("api_keys".to_owned(), 0, 0, 0, 0));
-    assert_eq!(Some(report[7].2), audit, "every audit row found its key in the database: {report:?}");
+    assert_eq!(
+        Some(report[7].2),
+        audit,
+        "every audit row found its key in the database: {report:?}"
+    );
 }
