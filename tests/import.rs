@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::{give_tree, sample_file, spoil};
 
-use council_loader::cluster::Cluster;
-use council_loader::sample::{self, Journal, SampleOptions, SchemaVersion};
+use std::path::Path;
+
+use council_loader::sample::{Journal, SampleOptions, SchemaVersion};
 use postgres::Client;
 
 type Report = Vec<(String, i64, i64, i64, i64)>;
@@ -22,38 +23,6 @@ fn import(client: &mut Client, path: &Path, mode: &str) -> Result<Report, postgr
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect())
-}
-
-/// Opens a fixture to spoil it: the app's CHECK and FOREIGN KEY
-/// constraints off, as in files other tools wrote.
-fn spoil(path: &Path) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(path).expect("open");
-    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")
-        .expect("pragmas");
-    conn
-}
-
-/// A sample council.db in a directory the server can read.
-fn sample_file(
-    cluster: &Cluster,
-    name: &str,
-    options: &SampleOptions,
-) -> (PathBuf, sample::SampleSummary) {
-    let dir = cluster.scratch_dir().join(name);
-    std::fs::create_dir_all(&dir).expect("fixture directory");
-    let path = dir.join("council.db");
-    let summary = sample::write(&path, options).expect("writing the sample");
-    give_tree(cluster, &dir);
-    (path, summary)
-}
-
-fn give_tree(cluster: &Cluster, dir: &Path) {
-    cluster.give_to_server(dir).expect("chown");
-    for entry in std::fs::read_dir(dir).expect("read_dir") {
-        cluster
-            .give_to_server(&entry.expect("entry").path())
-            .expect("chown");
-    }
 }
 
 fn counts(client: &mut Client) -> Vec<(String, i64)> {

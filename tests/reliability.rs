@@ -4,36 +4,16 @@
 
 mod common;
 
+use common::{give_tree, sample_file};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use council_loader::cluster::Cluster;
-use council_loader::sample::{self, Journal, SampleOptions};
+use council_loader::sample::{Journal, SampleOptions};
 use postgres::Client;
-
-fn sample_file(
-    cluster: &Cluster,
-    name: &str,
-    options: &SampleOptions,
-) -> (PathBuf, sample::SampleSummary) {
-    let dir = cluster.scratch_dir().join(name);
-    std::fs::create_dir_all(&dir).expect("fixture directory");
-    let path = dir.join("council.db");
-    let summary = sample::write(&path, options).expect("writing the sample");
-    give_tree(cluster, &dir);
-    (path, summary)
-}
-
-fn give_tree(cluster: &Cluster, dir: &Path) {
-    cluster.give_to_server(dir).expect("chown");
-    for entry in std::fs::read_dir(dir).expect("read_dir") {
-        cluster
-            .give_to_server(&entry.expect("entry").path())
-            .expect("chown");
-    }
-}
 
 fn total_rows(client: &mut Client) -> i64 {
     common::TABLES
@@ -368,41 +348,7 @@ fn a_dump_of_imported_data_rejects_and_cache_restores_whole() {
     assert!(rows.iter().all(|(_, n, _)| *n > 0), "{rows:?}");
     let sequences = common::sequences(&mut source);
 
-    let dump = cluster.scratch_dir().join("council.dump");
-    let port = cluster.port().to_string();
-    let dumped = std::process::Command::new(cluster.bin("pg_dump"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-Fc",
-            "-f",
-        ])
-        .arg(&dump)
-        .arg("source")
-        .status()
-        .expect("pg_dump");
-    assert!(dumped.success());
-    cluster.create_database("restored").expect("create");
-    let restored = std::process::Command::new(cluster.bin("pg_restore"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "--exit-on-error",
-            "-d",
-            "restored",
-        ])
-        .arg(&dump)
-        .status()
-        .expect("pg_restore");
-    assert!(restored.success());
+    common::dump_and_restore(&cluster, "source", "restored");
     let mut client = cluster.connect("restored").expect("connect");
     assert_eq!(common::rows_fingerprint(&mut client), rows);
     assert_eq!(common::sequences(&mut client), sequences);

@@ -68,43 +68,7 @@ fn pg_dump_and_pg_restore_keep_every_row_and_sequence() {
     );
     let sequences = common::sequences(&mut source);
 
-    let dump = cluster.scratch_dir().join("source.dump");
-    let port = cluster.port().to_string();
-    let status = Command::new(cluster.bin("pg_dump"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-Fc",
-            "-f",
-        ])
-        .arg(&dump)
-        .arg("source")
-        .status()
-        .expect("running pg_dump");
-    assert!(status.success(), "pg_dump failed");
-    cluster
-        .create_database("restored")
-        .expect("create database");
-    let status = Command::new(cluster.bin("pg_restore"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "--exit-on-error",
-            "-d",
-            "restored",
-        ])
-        .arg(&dump)
-        .status()
-        .expect("running pg_restore");
-    assert!(status.success(), "pg_restore failed");
+    common::dump_and_restore(&cluster, "source", "restored");
 
     let mut restored = cluster.connect("restored").expect("connect");
     assert_eq!(common::rows_fingerprint(&mut restored), rows);

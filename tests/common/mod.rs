@@ -3,7 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use council_loader::cluster::{Cluster, ClusterOptions};
+use council_loader::sample::{self, SampleOptions, SampleSummary};
 use postgres::Client;
 
 /// The tables the extension creates, parents before children.
@@ -147,4 +151,60 @@ pub fn catalog_fingerprint(client: &mut Client) -> Vec<String> {
         lines.extend(rows);
     }
     lines
+}
+
+/// A sample council.db in a directory the server can read.
+pub fn sample_file(
+    cluster: &Cluster,
+    name: &str,
+    options: &SampleOptions,
+) -> (PathBuf, SampleSummary) {
+    let dir = cluster.scratch_dir().join(name);
+    std::fs::create_dir_all(&dir).expect("fixture directory");
+    let path = dir.join("council.db");
+    let summary = sample::write(&path, options).expect("writing the sample");
+    give_tree(cluster, &dir);
+    (path, summary)
+}
+
+/// Gives a directory and the files in it to the server's OS user.
+pub fn give_tree(cluster: &Cluster, dir: &Path) {
+    cluster.give_to_server(dir).expect("chown");
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        cluster
+            .give_to_server(&entry.expect("entry").path())
+            .expect("chown");
+    }
+}
+
+/// Opens a fixture to spoil it: the app's CHECK and FOREIGN KEY
+/// constraints off, as in files other tools wrote.
+pub fn spoil(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")
+        .expect("pragmas");
+    conn
+}
+
+/// `pg_dump -Fc` of `from`, then `pg_restore` into a new database `to`.
+pub fn dump_and_restore(cluster: &Cluster, from: &str, to: &str) {
+    let dump = cluster.scratch_dir().join(format!("{from}.dump"));
+    let port = cluster.port().to_string();
+    let connection = ["-h", "127.0.0.1", "-p", port.as_str(), "-U", "postgres"];
+    let dumped = Command::new(cluster.bin("pg_dump"))
+        .args(connection)
+        .args(["-Fc", "-f"])
+        .arg(&dump)
+        .arg(from)
+        .status()
+        .expect("running pg_dump");
+    assert!(dumped.success(), "pg_dump failed");
+    cluster.create_database(to).expect("create database");
+    let restored = Command::new(cluster.bin("pg_restore"))
+        .args(connection)
+        .args(["--exit-on-error", "-d", to])
+        .arg(&dump)
+        .status()
+        .expect("running pg_restore");
+    assert!(restored.success(), "pg_restore failed");
 }
