@@ -133,6 +133,8 @@ type KeySet = HashSet<Key>;
 /// The state an import carries from table to table.
 struct Run {
     schema: String,
+    /// the council tables' oids, resolved once
+    relids: HashMap<&'static str, pg_sys::Oid>,
     mode: Mode,
     /// PostgreSQL's per-row foreign-key triggers are redundant (see
     /// `foreign_keys_checked_here`) and skipped.
@@ -346,7 +348,7 @@ fn import_table(
     let parent_rejected = parent.map(|(p, _)| run.rejected.remove(p.table).unwrap_or_default());
     let compare_query = run.comparison_query(table);
     let columns = Source::row_columns(layout);
-    let relid = run.relid(table.name)?;
+    let relid = run.relids[table.name];
     let target_columns = table.target_columns();
 
     let mut present = existing.clone();
@@ -662,18 +664,14 @@ fn foreign_keys_checked_here(run: &Run) -> Result<bool, ErrorReport> {
     if unsafe { pg_sys::XactIsoLevel } != pg_sys::XACT_READ_COMMITTED as i32 {
         return Ok(false);
     }
-    for table in &TABLES {
-        let own_triggers = Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal)",
-            &[run.qualified(table.name).into()],
-        )
-        .map_err(spi_error)?
-        .unwrap_or(true);
-        if own_triggers {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    let relids: Vec<pg_sys::Oid> = TABLES.iter().map(|t| run.relids[t.name]).collect();
+    let own_triggers = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = ANY($1) AND NOT tgisinternal)",
+        &[relids.into()],
+    )
+    .map_err(spi_error)?
+    .unwrap_or(true);
+    Ok(!own_triggers)
 }
 
 /// SQLite text is UTF-8; so must the database be that holds it.
@@ -713,19 +711,21 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
     let schema = extension_schema()?;
     let mut run = Run {
         schema,
+        relids: HashMap::new(),
         mode,
         skip_fk_triggers: false,
         present: HashMap::new(),
         rejected: HashMap::new(),
     };
-    // Concurrent writers could invalidate what the import checked (parents,
-    // existing ids); readers go on undisturbed. Parents first, like every import.
-    // Privileges first: a role that may not insert gets no lock either.
     for table in &TABLES {
         let relid = run.relid(table.name)?;
+        run.relids.insert(table.name, relid);
+    }
+    // Privileges first: a role that may not insert gets no lock either.
+    for table in &TABLES {
         let may_insert = unsafe {
             pg_sys::pg_class_aclcheck(
-                relid,
+                run.relids[table.name],
                 pg_sys::GetUserId(),
                 pg_sys::AclMode::from(pg_sys::ACL_INSERT),
             ) == pg_sys::AclResult::ACLCHECK_OK
@@ -739,10 +739,15 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
             ));
         }
     }
+    // Concurrent writers could invalidate what the import checks (parents,
+    // existing ids); readers go on undisturbed. Parents first, like every
+    // import, so two imports never wait on each other in a cycle.
     for table in &TABLES {
-        let relid = run.relid(table.name)?;
         unsafe {
-            pg_sys::LockRelationOid(relid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE)
+            pg_sys::LockRelationOid(
+                run.relids[table.name],
+                pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE,
+            )
         };
     }
 
