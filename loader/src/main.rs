@@ -156,6 +156,15 @@ fn server_error(err: &postgres::Error) -> Failure {
     }
 }
 
+/// A failed import or verify: the server's error, a local file's, or the transfer's.
+fn run_failure(err: import::UploadError) -> Failure {
+    match err {
+        import::UploadError::Postgres(err) => server_error(&err),
+        import::UploadError::File(err) => Failure::new(2, err),
+        other => Failure::new(1, other),
+    }
+}
+
 /// The server named anywhere, or the private cluster with the extension in it.
 fn target(url: Option<&str>) -> Result<(postgres::Config, bool), Failure> {
     match connect::configured(url).map_err(|e| Failure::new(2, e))? {
@@ -287,11 +296,7 @@ fn import_command(
         &[&mode_text, &dry_run],
     );
     progress.finish();
-    let rows = result.map_err(|e| match e {
-        import::UploadError::Postgres(err) => server_error(&err),
-        import::UploadError::File(err) => Failure::new(2, err),
-        other => Failure::new(1, other),
-    })?;
+    let rows = result.map_err(run_failure)?;
     let headers = [
         "table_name",
         "source_rows",
@@ -349,11 +354,7 @@ fn verify_command(
         "table_name, source_rows, identical, missing, differing",
         &[],
     )
-    .map_err(|e| match e {
-        import::UploadError::Postgres(err) => server_error(&err),
-        import::UploadError::File(err) => Failure::new(2, err),
-        other => Failure::new(1, other),
-    })?;
+    .map_err(run_failure)?;
     print(
         &[
             "table_name",
