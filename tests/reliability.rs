@@ -51,8 +51,12 @@ fn assert_no_crash(cluster: &Cluster, expected_kills: usize) {
 
 /// Kills the importing backend with SIGKILL when a NOTICE matching `at`
 /// arrives: early, in the middle of a table, and after the last table
-/// (while the sequences move). After crash recovery nothing of the import
-/// is there, and the same file then imports completely.
+/// (while the sequences move). The import runs in an explicit transaction
+/// and COMMIT is sent only after the kill, so each kill provably lands
+/// before the commit: after crash recovery nothing of the import is there.
+/// A last kill races an autocommit import's own commit; whichever wins, the
+/// database holds none of the rows or all of them, never a part. The same
+/// file then imports completely.
 #[test]
 fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
     let cluster = common::cluster();
@@ -90,12 +94,20 @@ fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
             .query_one("SELECT pg_backend_pid()", &[])
             .expect("pid")
             .get(0);
-        let result = import(&mut client, &path, "strict");
+        // The notice callback runs, and kills, before the SELECT returns;
+        // COMMIT can only follow it.
+        let result = client.batch_execute("BEGIN").and_then(|()| {
+            import(&mut client, &path, "strict")?;
+            client.batch_execute("COMMIT")
+        });
         assert!(
             fired.load(Ordering::SeqCst),
             "the import never reached {point}"
         );
-        assert!(result.is_err(), "the import survived kill -9 at {point}");
+        assert!(
+            result.is_err(),
+            "the import committed despite kill -9 at {point}"
+        );
         cluster
             .wait_until_ready(Duration::from_secs(60))
             .expect("crash recovery");
@@ -103,11 +115,48 @@ fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
         assert_eq!(total_rows(&mut after), 0, "rows after kill -9 at {point}");
         assert_no_crash(&cluster, kills + 1);
     }
-    let mut client = cluster.connect("council").expect("connect");
-    assert_eq!(
-        import(&mut client, &path, "strict").expect("import after the crashes") as u64,
+
+    // Autocommit: the kill at the last notice races the commit itself.
+    let pid = Arc::new(Mutex::new(0i32));
+    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
+    {
+        let pid = pid.clone();
+        config.notice_callback(move |notice| {
+            if notice.message().starts_with(points[2]) {
+                let pid = *pid.lock().expect("lock");
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        });
+    }
+    let mut client = config.connect(postgres::NoTls).expect("connect");
+    *pid.lock().expect("lock") = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    let _ = import(&mut client, &path, "strict");
+    cluster
+        .wait_until_ready(Duration::from_secs(60))
+        .expect("crash recovery");
+    let mut after = cluster.connect("council").expect("connect after recovery");
+    let rows = total_rows(&mut after);
+    assert!(
+        rows == 0 || rows as u64 == summary.rows(),
+        "a kill racing the commit left {rows} of {} rows: all or nothing",
         summary.rows()
     );
+    assert_no_crash(&cluster, points.len() + 1);
+
+    if rows == 0 {
+        let mut client = cluster.connect("council").expect("connect");
+        assert_eq!(
+            import(&mut client, &path, "strict").expect("import after the crashes") as u64,
+            summary.rows()
+        );
+    }
+    let mut client = cluster.connect("council").expect("connect");
+    assert_eq!(total_rows(&mut client) as u64, summary.rows());
 }
 
 #[test]
