@@ -202,9 +202,10 @@ impl FromStr for SchemaVersion {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Journal {
     /// A rollback-journal database, nothing beside it.
-    #[default]
     Delete,
-    /// WAL mode, cleanly closed: everything checkpointed, no `-wal` left.
+    /// What the app leaves: WAL mode (recorded in the header), cleanly
+    /// closed, everything checkpointed, no `-wal` left.
+    #[default]
     Wal,
     /// A live copy: WAL mode, the last ~10% of conversations (and all their
     /// rows) committed only in `-wal`, never checkpointed; `-shm` too.
@@ -260,7 +261,7 @@ impl Default for SampleOptions {
             conversations: 100,
             schema: SchemaVersion::V2,
             seed: 1,
-            journal: Journal::Delete,
+            journal: Journal::Wal,
         }
     }
 }

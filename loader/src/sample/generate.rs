@@ -164,9 +164,28 @@ enum Table {
     Audit,
 }
 
+/// The generator's seed for one file: every stream depends on the size too,
+/// so a conversation id drawn for one size never reappears, with other
+/// content, in a file of another size.
+fn file_seed(options: &SampleOptions) -> u64 {
+    options
+        .seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17)
+        ^ options.conversations
+}
+
+/// Where a file's integer ids start: a block of 2^24 ids of its own for each
+/// seed (below 2^12) and size (below 2^20), so that samples of other sizes
+/// or seeds imported into one database never claim one another's ids.
+fn id_base(options: &SampleOptions) -> i64 {
+    let seed = (options.seed & 0xFFF) as i64;
+    let size = (options.conversations & 0xF_FFFF) as i64;
+    (seed << 44) | (size << 24)
+}
+
 /// Next explicit id per INTEGER-keyed table. Ids are assigned in insertion
 /// order as AUTOINCREMENT would, with the gaps deleted conversations leave.
-#[derive(Default)]
 struct Ids {
     message: i64,
     stage1: i64,
@@ -203,6 +222,8 @@ pub(super) struct Generator {
     upper_index: Option<u64>,
     forced_empty: Option<u64>,
     ids: Ids,
+    /// The id before each integer-keyed table's first row.
+    id_base: i64,
     keys: Vec<ApiKey>,
     counts: [u64; 8],
 }
@@ -214,7 +235,8 @@ impl Generator {
             SchemaVersion::V1 => V1_END,
             SchemaVersion::V2 => V2_END,
         };
-        let mut plan = Rng::derive(options.seed, STREAM_PLAN, 0);
+        let seed = file_seed(options);
+        let mut plan = Rng::derive(seed, STREAM_PLAN, 0);
         let (custom_offset, upper_index) = if options.schema == SchemaVersion::V2 && n >= 50 {
             let offset = plan.below(n.min(200));
             let mut upper = plan.below(n);
@@ -234,15 +256,24 @@ impl Generator {
         } else {
             None
         };
+        let base = id_base(options);
         Generator {
-            seed: options.seed,
+            seed,
             n,
             schema: options.schema,
             end,
             custom_offset,
             upper_index,
             forced_empty,
-            ids: Ids::default(),
+            ids: Ids {
+                message: base,
+                stage1: base,
+                stage2: base,
+                stage3: base,
+                metadata: base,
+                audit: base,
+            },
+            id_base: base,
             keys: Vec::new(),
             counts: [0; 8],
         }
@@ -297,7 +328,7 @@ impl Generator {
             .collect();
         created.sort_unstable();
         for (i, created_at) in created.into_iter().enumerate() {
-            let id = i as i64 + 1;
+            let id = self.id_base + i as i64 + 1;
             let mut hash = String::from("$2b$12$");
             for _ in 0..53 {
                 hash.push(char::from(rng.pick(BCRYPT_ALPHABET)));

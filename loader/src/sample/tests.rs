@@ -539,3 +539,47 @@ fn benchmark_3000() {
         println!("  {table}: {rows}");
     }
 }
+
+/// Samples of other sizes or seeds share no id in any table, so one imported
+/// after another never conflicts; the same options give the same ids.
+#[test]
+fn ids_never_collide_across_sizes_and_seeds() {
+    let dir = TempDir::new("ids");
+    let variants = [(30, 1), (300, 1), (30, 2), (31, 1)];
+    let mut ids: Vec<Vec<(String, String)>> = Vec::new();
+    for (n, seed) in variants {
+        let path = dir.path(&format!("c{n}-{seed}.db"));
+        write(
+            &path,
+            &SampleOptions {
+                conversations: n,
+                seed,
+                ..SampleOptions::default()
+            },
+        )
+        .expect("write");
+        let conn = open_ro(&path);
+        let mut all = Vec::new();
+        for table in TABLES_V2 {
+            let mut st = conn
+                .prepare(&format!("SELECT CAST(id AS TEXT) FROM {table}"))
+                .expect("prepare");
+            let rows: Vec<String> = st
+                .query_map([], |r| r.get(0))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            all.extend(
+                rows.into_iter()
+                    .map(|id| (table.to_owned(), id.to_lowercase())),
+            );
+        }
+        ids.push(all);
+    }
+    for (i, a) in ids.iter().enumerate() {
+        for b in ids.iter().skip(i + 1) {
+            let shared = a.iter().filter(|id| b.contains(id)).count();
+            assert_eq!(shared, 0, "{:?} and another sample share ids", variants[i]);
+        }
+    }
+}
