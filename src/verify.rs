@@ -97,10 +97,12 @@ fn verify_table(
 
 pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {
     import::check_utf8_database()?;
-    let source = Source::open(path, Some(import::interrupt_pending))?;
+    let schema = import::extension_schema()?;
+    let relids = import::council_relids(&schema)?;
+    import::check_table_privileges(&relids, pg_sys::ACL_SELECT, "SELECT")?;
+    let source = import::open_source(path)?;
     let layout = source.layout()?;
     source.begin_snapshot()?;
-    let schema = import::extension_schema()?;
     layout
         .iter()
         .map(|table| verify_table(&schema, &source, table))
@@ -166,10 +168,29 @@ fn council_verify_upload(
     >,
     ErrorReport,
 > {
-    let upload = import::Upload::new(data)?;
-    let results = run_verify(upload.path())?;
-    drop(upload);
+    let file = import::upload::store(data, pg_sys::ACL_SELECT, "SELECT")?;
+    let results = run_verify(file.path())?;
+    drop(file);
     Ok(rows(results))
+}
+
+/// The file this transaction uploaded with `council_upload`, verified.
+#[pg_extern(name = "council_verify_upload", volatile, parallel_unsafe)]
+fn council_verify_streamed() -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(table_name, String),
+            name!(source_rows, i64),
+            name!(identical, i64),
+            name!(missing, i64),
+            name!(differing, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    let path = import::upload::current_path()?;
+    Ok(rows(run_verify(&path)?))
 }
 
 extension_sql!(

@@ -11,8 +11,10 @@ pub mod copy;
 pub mod row;
 pub mod source;
 pub mod tables;
+pub mod upload;
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::Path;
 
 use pgrx::pg_sys::panic::ErrorReport;
@@ -158,18 +160,89 @@ pub(crate) enum Existing {
     Different,
 }
 
+/// The council tables' oids, in dependency order; `schema` is quoted.
+pub(crate) fn council_relids(
+    schema: &str,
+) -> Result<Vec<(&'static str, pg_sys::Oid)>, ErrorReport> {
+    TABLES
+        .iter()
+        .map(|table| {
+            let qualified = format!("{schema}.{}", quote_identifier(table.name));
+            Spi::get_one_with_args::<pg_sys::Oid>(
+                "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+                &[qualified.into()],
+            )
+            .map_err(spi_error)?
+            .map(|oid| (table.name, oid))
+            .ok_or_else(|| {
+                report(
+                    "42P01",
+                    format!("the council table {} is missing", table.name),
+                    None,
+                    Some(
+                        "ALTER EXTENSION llm_council UPDATE, or re-create the table from a dump"
+                            .into(),
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Checks, before anything is read, locked or stored, that the caller holds
+/// `privilege` on every council table, and names the first it lacks.
+pub(crate) fn check_table_privileges(
+    relids: &[(&'static str, pg_sys::Oid)],
+    privilege: u32,
+    privilege_name: &str,
+) -> Result<(), ErrorReport> {
+    for (name, relid) in relids {
+        // SAFETY: a plain catalog lookup for the current user.
+        let granted = unsafe {
+            pg_sys::pg_class_aclcheck(
+                *relid,
+                pg_sys::GetUserId(),
+                pg_sys::AclMode::from(privilege),
+            ) == pg_sys::AclResult::ACLCHECK_OK
+        };
+        if !granted {
+            return Err(report(
+                "42501",
+                format!("permission denied for table {name}"),
+                Some(format!("{privilege_name} on {name} is missing")),
+                Some("council_import needs INSERT and SELECT on the council tables; council_verify and uploads need SELECT".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the file for reading; a copy it needs goes to the server's
+/// temporary space.
+pub(crate) fn open_source(path: &Path) -> Result<Source, ErrorReport> {
+    Source::open(
+        path,
+        Some(interrupt_pending),
+        &crate::temp_space::private_dir,
+    )
+    .map_err(|err| {
+        let mut report = ErrorReport::from(err);
+        if path.is_relative() {
+            // SAFETY: DataDir is set at start-up and never changes after.
+            let data_directory = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) };
+            let data_directory = Path::new(std::ffi::OsStr::from_bytes(data_directory.to_bytes()));
+            report = report.set_detail(format!(
+                "a relative path is taken from the server's data directory: {}",
+                data_directory.join(path).display()
+            ));
+        }
+        report
+    })
+}
+
 impl Run {
     fn qualified(&self, table: &str) -> String {
         format!("{}.{}", self.schema, quote_identifier(table))
-    }
-
-    fn relid(&self, table: &str) -> Result<pg_sys::Oid, ErrorReport> {
-        Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT $1::regclass::oid",
-            &[self.qualified(table).into()],
-        )
-        .map_err(spi_error)?
-        .ok_or_else(|| report("42P01", format!("table {table} is missing"), None, None))
     }
 
     fn existing_keys(&self, table: &Table) -> Result<KeySet, ErrorReport> {
@@ -356,7 +429,6 @@ fn import_table(
     let mut rejects: Vec<Reject> = Vec::new();
     let mut imported_keys = KeySet::new();
     let mode = run.mode;
-    let mut extra_values = 0i64;
 
     let mut statement = source.select(layout)?;
     let mut rows = statement.query([]).map_err(|err| {
@@ -395,11 +467,6 @@ fn import_table(
             if seen % PROGRESS_ROWS == 0 {
                 notice(format!("llm_council import: {} {seen}/{total}", table.name));
             }
-            for extra in table.columns.len()..columns.len() {
-                if !matches!(row.get_ref(extra), Ok(rusqlite::types::ValueRef::Null)) {
-                    extra_values += 1;
-                }
-            }
             let source_id = row::source_id(row);
             let decision = decide(
                 table,
@@ -413,6 +480,13 @@ fn import_table(
                 parent_rejected.as_ref(),
                 &imported_keys,
             )?;
+            let decision = match decision {
+                Decision::Import(_, key) => match unplaced_value(row, table, &columns) {
+                    Some(problem) => Decision::Reject(problem, Some(key)),
+                    None => decision,
+                },
+                other => other,
+            };
             match decision {
                 Decision::Import(values, key) => {
                     copy::row(buf, &values);
@@ -428,7 +502,13 @@ fn import_table(
                     if mode == Mode::Strict {
                         return Err(row_error(table, &source_id, &problem, STRICT_HINT));
                     }
-                    rejected_keys.extend(key);
+                    // A rejected key is no parent: rows of the file that
+                    // hang off it are rejected too, also when the database
+                    // has a row of that id (it is not the file's row).
+                    if let Some(key) = key {
+                        present.remove(&key);
+                        rejected_keys.insert(key);
+                    }
                     rejects.push(Reject {
                         source_id,
                         reason: format!(
@@ -455,14 +535,6 @@ fn import_table(
             None,
             None,
         ));
-    }
-    if extra_values > 0 {
-        pgrx::warning!(
-            "llm_council import: {} non-NULL values in columns of {} the council schema does not have ({}) were not imported",
-            extra_values,
-            table.name,
-            layout.extra_columns.join(", ")
-        );
     }
     save_rejects(run, table, &rejects)?;
     report_row.source_rows = seen;
@@ -526,7 +598,7 @@ fn decide<'a>(
     let Some(key) = values.first().and_then(Key::of) else {
         return Ok(Decision::Reject(
             Problem {
-                column: table.key().name,
+                column: table.key().name.into(),
                 sqlstate: "23502",
                 reason: "is not a usable id".into(),
                 value: String::new(),
@@ -535,7 +607,7 @@ fn decide<'a>(
         ));
     };
     let key_problem = |sqlstate: &'static str, reason: String| Problem {
-        column: table.key().name,
+        column: table.key().name.into(),
         sqlstate,
         reason,
         value: key.to_string(),
@@ -543,7 +615,7 @@ fn decide<'a>(
     if imported.contains(&key) {
         return Ok(Decision::Reject(
             key_problem("23505", "is the id of another row of this file (ids that differ only in spelling map to one UUID)".into()),
-            None,
+            Some(key),
         ));
     }
     if existing.contains(&key) {
@@ -555,7 +627,7 @@ fn decide<'a>(
                     "is already in the database with different content; it was left as it is"
                         .into(),
                 ),
-                None,
+                Some(key),
             ),
         });
     }
@@ -569,7 +641,7 @@ fn decide<'a>(
                 };
                 return Ok(Decision::Reject(
                     Problem {
-                        column: table.columns[i].name,
+                        column: table.columns[i].name.into(),
                         sqlstate: "23503",
                         reason,
                         value: parent_key.to_string(),
@@ -584,7 +656,7 @@ fn decide<'a>(
             if !unique_seen.insert(text.clone()) {
                 return Ok(Decision::Reject(
                     Problem {
-                        column: table.columns[i].name,
+                        column: table.columns[i].name.into(),
                         sqlstate: "23505",
                         reason: "is already taken by another row; the column is unique".into(),
                         value: mapping_cut(&text),
@@ -595,6 +667,25 @@ fn decide<'a>(
         }
     }
     Ok(Decision::Import(values, key))
+}
+
+/// The first non-NULL value in a column the council schema lacks: it has no
+/// place in PostgreSQL, so its row goes to the quarantine whole rather than
+/// lose it. (Strict mode refuses such files before reading a row.)
+fn unplaced_value(row: &rusqlite::Row<'_>, table: &Table, columns: &[String]) -> Option<Problem> {
+    (table.columns.len()..columns.len()).find_map(|i| {
+        let value = row.get_ref(i).ok()?;
+        if matches!(value, rusqlite::types::ValueRef::Null) {
+            return None;
+        }
+        Some(Problem {
+            column: columns[i].clone().into(),
+            sqlstate: "42703",
+            reason: "is in a column the council schema does not have; the row is kept here whole"
+                .into(),
+            value: row::show(value),
+        })
+    })
 }
 
 fn save_rejects(run: &Run, table: &Table, rejects: &[Reject]) -> Result<(), ErrorReport> {
@@ -690,7 +781,12 @@ pub(crate) fn check_utf8_database() -> Result<(), ErrorReport> {
 /// The import itself, shared by the path and the upload forms.
 pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableReport>, ErrorReport> {
     check_utf8_database()?;
-    let source = Source::open(path, Some(interrupt_pending))?;
+    // Privileges first: a role that may not insert gets no lock, and has
+    // no file copied for it.
+    let schema = extension_schema()?;
+    let relids = council_relids(&schema)?;
+    check_table_privileges(&relids, pg_sys::ACL_INSERT, "INSERT")?;
+    let source = open_source(path)?;
     let layout = source.layout()?;
     if mode == Mode::Strict {
         if let Some(extra) = layout.iter().find(|l| !l.extra_columns.is_empty()) {
@@ -708,37 +804,14 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
     }
     source.begin_snapshot()?;
 
-    let schema = extension_schema()?;
     let mut run = Run {
         schema,
-        relids: HashMap::new(),
+        relids: relids.into_iter().collect(),
         mode,
         skip_fk_triggers: false,
         present: HashMap::new(),
         rejected: HashMap::new(),
     };
-    for table in &TABLES {
-        let relid = run.relid(table.name)?;
-        run.relids.insert(table.name, relid);
-    }
-    // Privileges first: a role that may not insert gets no lock either.
-    for table in &TABLES {
-        let may_insert = unsafe {
-            pg_sys::pg_class_aclcheck(
-                run.relids[table.name],
-                pg_sys::GetUserId(),
-                pg_sys::AclMode::from(pg_sys::ACL_INSERT),
-            ) == pg_sys::AclResult::ACLCHECK_OK
-        };
-        if !may_insert {
-            return Err(report(
-                "42501",
-                format!("permission denied for table {}", table.name),
-                None,
-                Some("council_import needs INSERT and SELECT on the council tables".into()),
-            ));
-        }
-    }
     // Concurrent writers could invalidate what the import checks (parents,
     // existing ids); readers go on undisturbed. Parents first, like every
     // import, so two imports never wait on each other in a cycle.
@@ -868,42 +941,6 @@ fn council_import_path(
     Ok(rows(run_import(Path::new(path), mode, dry_run)?))
 }
 
-/// A copy of uploaded bytes in the server's temporary directory, removed
-/// when dropped, also when the import fails.
-pub struct Upload {
-    file: tempfile::NamedTempFile,
-}
-
-impl Upload {
-    pub fn new(data: &[u8]) -> Result<Upload, ErrorReport> {
-        use std::io::Write as _;
-        // The backend's working directory is the data directory; its
-        // pgsql_tmp is where PostgreSQL keeps its own temporary files.
-        let dir = Path::new("base/pgsql_tmp");
-        let failed = |err: std::io::Error| {
-            report(
-                "58030",
-                format!("council_import: could not store the upload: {err}"),
-                None,
-                None,
-            )
-        };
-        std::fs::create_dir_all(dir).map_err(failed)?;
-        let mut file = tempfile::Builder::new()
-            .prefix("llm_council_upload")
-            .suffix(".db")
-            .tempfile_in(dir)
-            .map_err(failed)?;
-        file.write_all(data).map_err(failed)?;
-        file.flush().map_err(failed)?;
-        Ok(Upload { file })
-    }
-
-    pub fn path(&self) -> &Path {
-        self.file.path()
-    }
-}
-
 #[pg_extern(name = "council_import", volatile, parallel_unsafe)]
 fn council_import_upload(
     data: &[u8],
@@ -923,10 +960,33 @@ fn council_import_upload(
     ErrorReport,
 > {
     let mode = Mode::parse(mode)?;
-    let upload = Upload::new(data)?;
-    let reports = run_import(upload.path(), mode, dry_run)?;
-    drop(upload);
+    let file = upload::store(data, pg_sys::ACL_INSERT, "INSERT")?;
+    let reports = run_import(file.path(), mode, dry_run)?;
+    drop(file);
     Ok(rows(reports))
+}
+
+/// The file this transaction uploaded with `council_upload`, imported.
+#[pg_extern(name = "council_import_upload", volatile, parallel_unsafe)]
+fn council_import_streamed(
+    mode: default!(&str, "'strict'"),
+    dry_run: default!(bool, false),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(table_name, String),
+            name!(source_rows, i64),
+            name!(imported, i64),
+            name!(skipped, i64),
+            name!(rejected, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    let mode = Mode::parse(mode)?;
+    let path = upload::current_path()?;
+    Ok(rows(run_import(&path, mode, dry_run)?))
 }
 
 extension_sql!(

@@ -83,7 +83,7 @@ impl std::fmt::Display for Key {
 /// Why one value cannot be imported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
-    pub column: &'static str,
+    pub column: Cow<'static, str>,
     pub sqlstate: &'static str,
     pub reason: String,
     /// the offending value, cut for messages
@@ -111,7 +111,7 @@ fn problem(
     reason: impl Into<String>,
 ) -> Problem {
     Problem {
-        column: column.name,
+        column: column.name.into(),
         sqlstate,
         reason: reason.into(),
         value: show(value),
@@ -253,7 +253,7 @@ pub fn map_row<'a>(table: &Table, row: &'a rusqlite::Row<'_>) -> Result<Vec<Valu
     let mut values = Vec::with_capacity(table.columns.len());
     for (i, column) in table.columns.iter().enumerate() {
         let value = row.get_ref(i).map_err(|err| Problem {
-            column: column.name,
+            column: column.name.into(),
             sqlstate: "XX001",
             reason: format!("could not be read: {err}"),
             value: String::new(),

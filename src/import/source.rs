@@ -61,9 +61,17 @@ impl SourceError {
 
     pub fn hint(&self) -> Option<String> {
         match self {
+            SourceError::Open {
+                sqlstate: "55006", ..
+            } => Some(
+                "stop the app, or import from the app's host with council-loader, which reads \
+                 a live database consistently"
+                    .into(),
+            ),
             SourceError::Open { .. } => Some(
-                "the server process opens the file: it needs read access to the file and its \
-                 directory (and write access to the directory when a -wal file is present)"
+                "the server process opens the file: it needs read access to the file (and to \
+                 its -wal file, if there is one) and search access to each directory above it; \
+                 a relative path is taken from the data directory"
                     .into(),
             ),
             SourceError::NotSqlite { .. } | SourceError::NoCouncilTables { .. } => {
@@ -95,7 +103,65 @@ pub struct TableLayout {
 
 pub struct Source {
     conn: Connection,
+    /// The private copy `conn` reads, when the file needed one; dropped
+    /// after `conn`.
+    _snapshot: Option<tempfile::TempDir>,
     path: PathBuf,
+}
+
+/// What the file system or SQLite said, for the user to act on: which file,
+/// and which access is missing.
+fn open_error(err: council_file::OpenError) -> SourceError {
+    use council_file::{OpenError, Part};
+    let path_of = |path: &Path| path.to_owned();
+    match err {
+        OpenError::Access { path, part, source } => {
+            let sqlstate = match source.kind() {
+                std::io::ErrorKind::NotFound => "58P01",
+                std::io::ErrorKind::PermissionDenied => "42501",
+                _ => "58030",
+            };
+            let reason = match part {
+                Part::Database => source.to_string(),
+                Part::Wal => format!(
+                    "{source}; this -wal file holds committed rows of the database, which are \
+                     not read without it"
+                ),
+            };
+            SourceError::Open {
+                path,
+                reason,
+                sqlstate,
+            }
+        }
+        OpenError::Directory { path } => SourceError::Open {
+            path,
+            reason: "it is a directory".into(),
+            sqlstate: "42809",
+        },
+        OpenError::Snapshot { path, into, source } => SourceError::Open {
+            reason: format!(
+                "its -wal file holds rows, so it is read from a private copy, and copying it \
+                 into {} failed: {source}",
+                into.display()
+            ),
+            path: path_of(&path),
+            sqlstate: "53100",
+        },
+        OpenError::Changing { path, tries } => SourceError::Open {
+            path,
+            reason: format!(
+                "it and its -wal file changed while they were copied, {tries} times; is the \
+                 app still writing to it?"
+            ),
+            sqlstate: "55006",
+        },
+        OpenError::Sqlite { path, source } => SourceError::Open {
+            path,
+            reason: source.to_string(),
+            sqlstate: "58030",
+        },
+    }
 }
 
 /// SQLite checks the interrupt callback every this many virtual machine
@@ -108,42 +174,20 @@ fn quote_identifier(name: &str) -> String {
 }
 
 impl Source {
-    /// Opens `path` read-only. `interrupted` is polled while SQLite works; it
+    /// Opens `path` read-only, without writing anything beside it (see
+    /// `council_file`). `interrupted` is polled while SQLite works; it
     /// returning true stops the current statement with [`SourceError::Interrupted`].
-    pub fn open(path: &Path, interrupted: Option<fn() -> bool>) -> Result<Source, SourceError> {
-        let open_error = |reason: String, sqlstate: &'static str| SourceError::Open {
-            path: path.to_owned(),
-            reason,
-            sqlstate,
-        };
-        // SQLite's own message for these is a bare "unable to open database
-        // file"; the file system says what is wrong.
-        let metadata = std::fs::metadata(path).map_err(|err| {
-            let sqlstate = match err.kind() {
-                std::io::ErrorKind::NotFound => "58P01",
-                std::io::ErrorKind::PermissionDenied => "42501",
-                _ => "58030",
-            };
-            open_error(err.to_string(), sqlstate)
-        })?;
-        if metadata.is_dir() {
-            return Err(open_error("it is a directory".into(), "42809"));
-        }
-        std::fs::File::open(path).map_err(|err| {
-            let sqlstate = match err.kind() {
-                std::io::ErrorKind::PermissionDenied => "42501",
-                _ => "58030",
-            };
-            open_error(err.to_string(), sqlstate)
-        })?;
-
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|err| open_error(err.to_string(), "58030"))?;
+    pub fn open(
+        path: &Path,
+        interrupted: Option<fn() -> bool>,
+        private_dir: &dyn Fn() -> std::io::Result<tempfile::TempDir>,
+    ) -> Result<Source, SourceError> {
+        let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let read = council_file::open(path, flags, private_dir).map_err(open_error)?;
+        let (conn, snapshot) = read.into_parts();
         let source = Source {
             conn,
+            _snapshot: snapshot,
             path: path.to_owned(),
         };
         source.harden(interrupted)?;
@@ -196,10 +240,7 @@ impl Source {
             },
             Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly) => SourceError::Open {
                 path: self.path.clone(),
-                reason: format!(
-                    "{err} (a -wal file beside it holds committed rows that SQLite can only \
-                     read with its -shm file, which it could not open or create)"
-                ),
+                reason: err.to_string(),
                 sqlstate: "58030",
             },
             _ => self.read_error(action, err),
@@ -381,7 +422,7 @@ mod tests {
     #[test]
     fn a_v1_file_has_no_api_key_tables_and_that_is_fine() {
         let (_dir, path) = file(V1);
-        let source = Source::open(&path, None).expect("open");
+        let source = Source::open(&path, None, &tempfile::tempdir).expect("open");
         let layout = source.layout().expect("layout");
         assert_eq!(layout.len(), 8);
         assert!(layout.iter().take(6).all(|l| l.present));
@@ -394,12 +435,13 @@ mod tests {
         let (_dir, path) = file(&format!(
             "{V1} ALTER TABLE messages ADD COLUMN tokens INTEGER;"
         ));
-        let source = Source::open(&path, None).expect("open");
+        let source = Source::open(&path, None, &tempfile::tempdir).expect("open");
         let layout = source.layout().expect("layout");
         assert_eq!(layout[1].extra_columns, vec!["tokens".to_owned()]);
 
         let (_dir, path) = file(&V1.replace("meta_evaluation TEXT,", ""));
-        let err = Source::open(&path, None).and_then(|s| s.layout().map(|_| ()));
+        let err =
+            Source::open(&path, None, &tempfile::tempdir).and_then(|s| s.layout().map(|_| ()));
         assert!(
             matches!(
                 err,
@@ -419,7 +461,8 @@ mod tests {
             "CREATE VIEW stage3_synthesis AS SELECT 1 AS id; CREATE TABLE unused (",
         );
         let (_dir, path) = file(&v1_with_view);
-        let err = Source::open(&path, None).and_then(|s| s.layout().map(|_| ()));
+        let err =
+            Source::open(&path, None, &tempfile::tempdir).and_then(|s| s.layout().map(|_| ()));
         assert!(
             matches!(
                 err,
@@ -436,7 +479,7 @@ mod tests {
     fn files_that_are_not_council_databases_are_named_as_such() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("missing.db");
-        let err = Source::open(&missing, None).err();
+        let err = Source::open(&missing, None, &tempfile::tempdir).err();
         assert!(
             matches!(
                 err,
@@ -448,7 +491,7 @@ mod tests {
             "{err:?}"
         );
 
-        let err = Source::open(dir.path(), None).err();
+        let err = Source::open(dir.path(), None, &tempfile::tempdir).err();
         assert!(
             matches!(
                 err,
@@ -466,12 +509,14 @@ mod tests {
             "this is not a database, but it is long enough to have a header ".repeat(20),
         )
         .expect("write");
-        let err = Source::open(&text, None).and_then(|s| s.layout().map(|_| ()));
+        let err =
+            Source::open(&text, None, &tempfile::tempdir).and_then(|s| s.layout().map(|_| ()));
         assert!(matches!(err, Err(SourceError::NotSqlite { .. })), "{err:?}");
 
         let empty = dir.path().join("empty.db");
         std::fs::write(&empty, "").expect("write");
-        let err = Source::open(&empty, None).and_then(|s| s.layout().map(|_| ()));
+        let err =
+            Source::open(&empty, None, &tempfile::tempdir).and_then(|s| s.layout().map(|_| ()));
         assert!(
             matches!(err, Err(SourceError::NoCouncilTables { .. })),
             "{err:?}"
@@ -484,7 +529,7 @@ mod tests {
             "{V1} ALTER TABLE messages ADD COLUMN tokens INTEGER;
              INSERT INTO messages VALUES (1, 'c', 'user', 'hi', '', 42);"
         ));
-        let source = Source::open(&path, None).expect("open");
+        let source = Source::open(&path, None, &tempfile::tempdir).expect("open");
         let layout = source.layout().expect("layout");
         let mut statement = source.select(&layout[1]).expect("select");
         let seen: Vec<(i64, i64)> = statement
@@ -506,10 +551,10 @@ mod tests {
                  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
                  SELECT i, i, 'm', 'r', '' FROM n;"
         ));
-        let calm = Source::open(&path, Some(|| false)).expect("open");
+        let calm = Source::open(&path, Some(|| false), &tempfile::tempdir).expect("open");
         let layout = calm.layout().expect("layout");
         assert_eq!(calm.count(&layout[2]).ok(), Some(200_000));
-        let cancelled = Source::open(&path, Some(|| true)).expect("open");
+        let cancelled = Source::open(&path, Some(|| true), &tempfile::tempdir).expect("open");
         let mut statement = cancelled.select(&layout[2]).expect("select");
         let mut rows = statement.query([]).expect("query");
         let mut read = 0;

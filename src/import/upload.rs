@@ -1,0 +1,103 @@
+//! Files the client sends instead of naming a server path.
+//!
+//! The stream: `council_upload(chunk)` appends to this transaction's upload,
+//! a PostgreSQL temporary file, any number of times; then
+//! `council_import_upload(…)` or `council_verify_upload()` read it. Backend
+//! memory holds one chunk at a time, whatever the file's size, and the file
+//! goes with the transaction, whether it commits, aborts, or the client
+//! disconnects (crash recovery removes it after a kill -9).
+//!
+//! The bytea forms, `council_import(bytea)` and `council_verify(bytea)`, store
+//! their one value the same way; they suit small files (a bytea value holds
+//! at most 1 GB, and the backend holds it whole).
+
+use std::cell::RefCell;
+use std::mem::ManuallyDrop;
+use std::path::PathBuf;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+use crate::error::report;
+use crate::temp_space::TransactionFile;
+
+/// This backend's upload, with the transaction it belongs to. A file of an
+/// earlier transaction was closed and removed by that transaction's end; it
+/// is forgotten, never closed again.
+struct Upload {
+    transaction: pg_sys::LocalTransactionId,
+    file: ManuallyDrop<TransactionFile>,
+}
+
+thread_local! {
+    static UPLOAD: RefCell<Option<Upload>> = const { RefCell::new(None) };
+}
+
+fn current_transaction() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is this backend's PGPROC, set up before any SQL runs.
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+/// Checks `privilege` on every council table, then stores `data` in a new
+/// temporary file of this transaction; dropping it removes the file.
+pub fn store(data: &[u8], privilege: u32, name: &str) -> Result<TransactionFile, ErrorReport> {
+    check_privileges(privilege, name)?;
+    let mut file = TransactionFile::create();
+    file.append(data)?;
+    Ok(file)
+}
+
+fn check_privileges(privilege: u32, name: &str) -> Result<(), ErrorReport> {
+    let schema = super::extension_schema()?;
+    let relids = super::council_relids(&schema)?;
+    super::check_table_privileges(&relids, privilege, name)
+}
+
+/// Appends `chunk` to this transaction's upload, started by the first call
+/// in the transaction; returns the upload's size so far.
+pub fn append(chunk: &[u8]) -> Result<i64, ErrorReport> {
+    let transaction = current_transaction();
+    let fresh =
+        UPLOAD.with_borrow(|upload| upload.as_ref().is_none_or(|u| u.transaction != transaction));
+    if fresh {
+        // Whoever may neither import nor verify stores nothing on the server.
+        check_privileges(pg_sys::ACL_SELECT, "SELECT")?;
+        let file = TransactionFile::create();
+        UPLOAD.set(Some(Upload {
+            transaction,
+            file: ManuallyDrop::new(file),
+        }));
+    }
+    UPLOAD.with_borrow_mut(|upload| match upload {
+        Some(upload) => {
+            upload.file.append(chunk)?;
+            Ok(i64::try_from(upload.file.size()).unwrap_or(i64::MAX))
+        }
+        None => Err(no_upload()),
+    })
+}
+
+/// The file of this transaction's upload.
+pub fn current_path() -> Result<PathBuf, ErrorReport> {
+    let transaction = current_transaction();
+    UPLOAD.with_borrow(|upload| match upload {
+        Some(upload) if upload.transaction == transaction => Ok(upload.file.path().to_owned()),
+        _ => Err(no_upload()),
+    })
+}
+
+fn no_upload() -> ErrorReport {
+    report(
+        "55000",
+        "this transaction has uploaded no file",
+        Some("an upload lives until the end of the transaction that sent it".into()),
+        Some("in one transaction: SELECT council_upload(chunk) for each piece of the file, then SELECT * FROM council_import_upload()".into()),
+    )
+}
+
+/// Appends a piece of a council.db to this transaction's upload and returns
+/// the bytes received so far.
+#[pg_extern(name = "council_upload", volatile, parallel_unsafe)]
+fn council_upload(chunk: &[u8]) -> Result<i64, ErrorReport> {
+    append(chunk)
+}
