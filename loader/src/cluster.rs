@@ -102,10 +102,12 @@ impl ServerUser {
         if let Some((uid, gid)) = self.switch_to {
             command.uid(uid.as_raw()).gid(gid.as_raw());
         }
-        // The server inherits nothing of ours that could point it elsewhere.
-        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE"] {
-            command.env_remove(var);
-        }
+        // The server inherits nothing of ours: no PG* variable that could
+        // point it elsewhere, no RUST_BACKTRACE that would print a backtrace
+        // into every ERROR a user sees. Its locale is set explicitly.
+        command
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin");
         command
     }
 

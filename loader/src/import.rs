@@ -2,14 +2,14 @@
 //! the server read it where it lies, or upload it when the server cannot.
 
 use std::fs;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use postgres::Client;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 
 /// The council tables, in the order the import reports them.
 pub const TABLES: [&str; 8] = [
@@ -23,10 +23,10 @@ pub const TABLES: [&str; 8] = [
     "api_key_audit_log",
 ];
 
-/// One bytea value carries at most 1 GB; the upload leaves room for the
-/// varlena header.
-const MAX_UPLOAD: u64 = (1 << 30) - 1024;
-const UPLOAD_CHUNK: usize = 1 << 20;
+/// The size of one `council_upload` call: large enough that round trips
+/// cost nothing next to the bytes, small enough that the backend's memory
+/// stays flat.
+const UPLOAD_CHUNK: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -46,8 +46,8 @@ pub enum FileError {
     NotCouncil { path: PathBuf, found: String },
     #[error("{path}: {message}")]
     Sqlite { path: PathBuf, message: String },
-    #[error("{path}: {size} bytes is more than one upload can carry (1 GB); copy the file to the database server and import it there")]
-    TooLarge { path: PathBuf, size: u64 },
+    #[error("{path}: {message}")]
+    Open { path: PathBuf, message: String },
 }
 
 /// A council.db checked here before anything is sent.
@@ -92,11 +92,14 @@ pub fn check(path: &Path) -> Result<LocalFile, FileError> {
         path: path.clone(),
         message: err.to_string(),
     };
-    let conn = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sqlite)?;
+    // Read without leaving a trace beside the user's file: SQLite would
+    // create -wal and -shm files next to a WAL-mode database.
+    let read = council_file::open(&path, OpenFlags::SQLITE_OPEN_NO_MUTEX, &tempfile::tempdir)
+        .map_err(|err| FileError::Open {
+            path: path.clone(),
+            message: err.to_string(),
+        })?;
+    let conn = &read.conn;
     let names: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
@@ -125,8 +128,7 @@ pub fn check(path: &Path) -> Result<LocalFile, FileError> {
             rows.push((table.to_owned(), u64::try_from(n).unwrap_or(0)));
         }
     }
-    let mut wal = path.clone().into_os_string();
-    wal.push("-wal");
+    let wal = council_file::wal_path(&path);
     Ok(LocalFile {
         size: metadata.len(),
         modified: metadata
@@ -134,9 +136,7 @@ pub fn check(path: &Path) -> Result<LocalFile, FileError> {
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .and_then(|d| i64::try_from(d.as_secs()).ok()),
-        has_wal: fs::metadata(PathBuf::from(wal))
-            .map(|m| m.len() > 0)
-            .unwrap_or(false),
+        has_wal: fs::metadata(wal).map(|m| m.len() > 0).unwrap_or(false),
         rows,
         path,
     })
@@ -168,44 +168,17 @@ pub enum Transfer {
     Upload,
 }
 
-/// A copy of the file with the rows of its -wal file folded in (SQLite's
-/// backup API), for an upload: the server gets one file, not three.
-struct Snapshot {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-fn snapshot(file: &LocalFile) -> Result<Snapshot, FileError> {
-    let sqlite = |err: rusqlite::Error| FileError::Sqlite {
-        path: file.path.clone(),
-        message: err.to_string(),
-    };
-    let dir = tempfile::tempdir().map_err(|source| FileError::Unreadable {
-        path: file.path.clone(),
-        source,
-    })?;
-    let path = dir.path().join("council.db");
-    let source = Connection::open_with_flags(&file.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sqlite)?;
-    source
-        .backup(rusqlite::MAIN_DB, &path, None)
-        .map_err(sqlite)?;
-    Ok(Snapshot { _dir: dir, path })
-}
-
-/// The binary COPY stream of (n, chunk) rows a file is uploaded as.
-fn upload(client: &mut postgres::Transaction<'_>, path: &Path) -> Result<(), UploadError> {
-    client.batch_execute(
-        "CREATE TEMPORARY TABLE council_loader_upload (n integer, chunk bytea) ON COMMIT DROP",
-    )?;
-    let mut writer =
-        client.copy_in("COPY council_loader_upload (n, chunk) FROM STDIN (FORMAT binary)")?;
-    writer.write_all(b"PGCOPY\n\xff\r\n\0")?;
-    writer.write_all(&0i32.to_be_bytes())?;
-    writer.write_all(&0i32.to_be_bytes())?;
+/// Sends the file in chunks to this transaction's upload on the server
+/// (`council_upload`), reporting the bytes sent to `sent`.
+fn upload(
+    transaction: &mut postgres::Transaction<'_>,
+    path: &Path,
+    sent: &dyn Fn(u64),
+) -> Result<(), UploadError> {
+    let statement = transaction.prepare("SELECT council_upload($1)")?;
     let mut file = fs::File::open(path)?;
     let mut chunk = vec![0u8; UPLOAD_CHUNK];
-    let mut n = 0i32;
+    let mut total = 0u64;
     loop {
         let mut filled = 0;
         while filled < chunk.len() {
@@ -216,18 +189,12 @@ fn upload(client: &mut postgres::Transaction<'_>, path: &Path) -> Result<(), Upl
             filled += read;
         }
         if filled == 0 {
-            break;
+            return Ok(());
         }
-        writer.write_all(&2i16.to_be_bytes())?;
-        writer.write_all(&4i32.to_be_bytes())?;
-        writer.write_all(&n.to_be_bytes())?;
-        writer.write_all(&i32::try_from(filled).unwrap_or(i32::MAX).to_be_bytes())?;
-        writer.write_all(&chunk[..filled])?;
-        n += 1;
+        transaction.execute(&statement, &[&&chunk[..filled]])?;
+        total += filled as u64;
+        sent(total);
     }
-    writer.write_all(&(-1i16).to_be_bytes())?;
-    writer.finish()?;
-    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +218,7 @@ pub fn run(
     function: &str,
     columns: &str,
     extra: &[&(dyn postgres::types::ToSql + Sync)],
+    sent: &dyn Fn(u64),
 ) -> Result<Vec<Row>, UploadError> {
     let placeholders: String = (0..extra.len()).map(|i| format!(", ${}", i + 2)).collect();
     let mut transaction = client.transaction()?;
@@ -265,32 +233,23 @@ pub fn run(
             )?
         }
         Transfer::Upload => {
-            let snapshot = if file.has_wal {
-                Some(snapshot(file)?)
-            } else {
-                None
-            };
-            let path = snapshot
-                .as_ref()
-                .map_or(file.path.as_path(), |s| s.path.as_path());
-            let size = fs::metadata(path)?.len();
-            if size > MAX_UPLOAD {
-                return Err(FileError::TooLarge {
+            // Rows only in a -wal file are folded into a private copy first:
+            // the server gets one self-contained file.
+            let scratch = tempfile::tempdir()?;
+            let path = council_file::self_contained(&file.path, scratch.path()).map_err(|err| {
+                FileError::Open {
                     path: file.path.clone(),
-                    size,
+                    message: err.to_string(),
                 }
-                .into());
-            }
-            upload(&mut transaction, path)?;
-            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
-            params.extend_from_slice(extra);
-            let placeholders: String = (0..extra.len()).map(|i| format!(", ${}", i + 1)).collect();
+            })?;
+            upload(&mut transaction, &path, sent)?;
+            let placeholders: String = (1..=extra.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             transaction.query(
-                &format!(
-                    "SELECT {columns} FROM {function}(
-                         (SELECT string_agg(chunk, ''::bytea ORDER BY n) FROM council_loader_upload){placeholders})"
-                ),
-                &params,
+                &format!("SELECT {columns} FROM {function}_upload({placeholders})"),
+                extra,
             )?
         }
     };
@@ -309,6 +268,18 @@ pub struct Progress {
     state: Arc<Mutex<Tally>>,
 }
 
+/// Whole rows per second since the bar started: the rows shown over the
+/// time shown, not a smoothed estimate with decimals.
+fn rows_per_second(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let seconds = state.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 {
+        (state.pos() as f64 / seconds).round() as u64
+    } else {
+        0
+    };
+    let _ = write!(out, "{rate} rows/s");
+}
+
 /// Rows of the tables already finished, and each table's size.
 struct Tally {
     finished: u64,
@@ -321,8 +292,9 @@ impl Progress {
             let bar = ProgressBar::new(file.total_rows());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {msg:22} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})",
+                    "{spinner} {msg:22} [{bar:40}] {pos}/{len} rows ({rate}, {eta})",
                 )
+                .map(|style| style.with_key("rate", rows_per_second))
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -366,6 +338,15 @@ impl Progress {
         }
     }
 
+    /// Shows how much of an upload has been sent.
+    pub fn uploaded(&self, sent: u64, total: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("upload {}%", sent * 100 / total.max(1))),
+            None if sent == total => eprintln!("council-loader: uploaded {sent} bytes"),
+            None => {}
+        }
+    }
+
     fn print(&self, message: &str) {
         match &self.bar {
             Some(bar) => bar.println(message),
@@ -378,4 +359,33 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Why the database cannot take an import or verify, if it cannot: the
+/// extension is missing, or too old to receive an upload.
+pub fn extension_problem(
+    client: &mut Client,
+    transfer: Transfer,
+) -> Result<Option<String>, postgres::Error> {
+    let row = client.query_opt(
+        "SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'llm_council'",
+        &[],
+    )?;
+    let database: String = client
+        .query_one("SELECT pg_catalog.current_database()::text", &[])?
+        .get(0);
+    Ok(match row {
+        None => Some(format!(
+            "the llm_council extension is not installed in database \"{database}\": run \
+             council-loader install (with the same connection settings), or CREATE EXTENSION \
+             llm_council as a role that may"
+        )),
+        Some(row) if transfer == Transfer::Upload && row.get::<_, String>(0) == "0.1.0" => {
+            Some(format!(
+            "llm_council 0.1.0 in database \"{database}\" cannot receive a streamed upload: run \
+             council-loader install, or ALTER EXTENSION llm_council UPDATE"
+        ))
+        }
+        Some(_) => None,
+    })
 }

@@ -102,9 +102,10 @@ enum Command {
         /// Seed of the generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// delete (a closed file), wal, or wal-uncheckpointed (a live copy
-        /// whose last conversations sit only in the -wal file).
-        #[arg(long, default_value_t = Journal::Delete)]
+        /// wal (what the app leaves: WAL mode, checkpointed, no -wal file),
+        /// wal-uncheckpointed (a live copy whose last conversations sit only
+        /// in the -wal file), or delete (a rollback-journal file).
+        #[arg(long, default_value_t = Journal::Wal)]
         journal: Journal,
     },
     /// The private local cluster used when no server is named.
@@ -267,6 +268,16 @@ fn transfer(
     }
 }
 
+/// Fails with exit status 3, saying what to run, when the database lacks
+/// the extension (or its upload functions).
+fn ready(client: &mut postgres::Client, how: Transfer) -> Result<(), Failure> {
+    match import::extension_problem(client, how) {
+        Ok(None) => Ok(()),
+        Ok(Some(problem)) => Err(Failure::new(3, problem)),
+        Err(err) => Err(server_error(&err)),
+    }
+}
+
 fn import_command(
     url: Option<&str>,
     path: PathBuf,
@@ -283,6 +294,7 @@ fn import_command(
     let progress = Progress::new(&file, std::io::stderr().is_terminal() && !json);
     let mut client = client(&config, Some(progress.clone()))?;
     let how = transfer(&mut client, &config, &file, force_upload);
+    ready(&mut client, how)?;
     let mode_text = match mode {
         Mode::Strict => "strict",
         Mode::Quarantine => "quarantine",
@@ -294,6 +306,7 @@ fn import_command(
         "council_import",
         "table_name, source_rows, imported, skipped, rejected",
         &[&mode_text, &dry_run],
+        &|sent| progress.uploaded(sent, file.size),
     );
     progress.finish();
     let rows = result.map_err(run_failure)?;
@@ -346,6 +359,7 @@ fn verify_command(
     let (config, _) = target(url)?;
     let mut client = client(&config, None)?;
     let how = transfer(&mut client, &config, &file, force_upload);
+    ready(&mut client, how)?;
     let rows = import::run(
         &mut client,
         &file,
@@ -353,6 +367,7 @@ fn verify_command(
         "council_verify",
         "table_name, source_rows, identical, missing, differing",
         &[],
+        &|_| {},
     )
     .map_err(run_failure)?;
     print(
