@@ -608,29 +608,61 @@ fn extra_columns_stop_a_strict_import_and_extra_tables_and_triggers_are_ignored(
     assert_eq!(sqlstate(&err), "42P10", "{}", message(&err));
     assert!(message(&err).contains("tokens"));
 
-    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = warnings.clone();
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = notices.clone();
     let mut config: postgres::Config = cluster.url("council").parse().expect("url");
     config.notice_callback(move |notice| {
         seen.lock().expect("lock").push(notice.message().to_owned())
     });
     let mut noticed = config.connect(postgres::NoTls).expect("connect");
     let report = import(&mut noticed, &path, "quarantine").expect("quarantine import");
-    let total: i64 = report.iter().map(|r| r.2).sum();
-    assert_eq!(total as u64, summary.rows());
-    let warnings = warnings.lock().expect("lock").clone();
+    // Nothing is lost: the three messages whose tokens have no column in
+    // PostgreSQL are quarantined whole, with the rows that hang off them.
+    for (table, source, imported, skipped, rejected) in &report {
+        assert_eq!(
+            source,
+            &(imported + skipped + rejected),
+            "{table}: {report:?}"
+        );
+    }
+    let total_source: i64 = report.iter().map(|r| r.1).sum();
+    assert_eq!(total_source as u64, summary.rows());
+    assert_eq!(report[1].4, 3, "three messages with tokens: {report:?}");
+    let kept: Vec<(String, i64)> = client
+        .query(
+            "SELECT reason, (row->>'tokens')::bigint FROM council_import_rejects
+             WHERE source_table = 'messages' ORDER BY source_id",
+            &[],
+        )
+        .expect("rejects")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("3 non-NULL values") && w.contains("tokens")),
-        "{warnings:?}"
+        kept.iter()
+            .all(|(reason, tokens)| reason.contains("tokens") && *tokens == 42),
+        "{kept:?}"
     );
+    let dependents: i64 = client
+        .query_one(
+            "SELECT count(*) FROM council_import_rejects WHERE source_table <> 'messages'",
+            &[],
+        )
+        .expect("dependents")
+        .get(0);
+    assert_eq!(
+        dependents,
+        report.iter().skip(2).map(|r| r.4).sum::<i64>(),
+        "the rows that hang off them are quarantined too"
+    );
+    let notices = notices.lock().expect("lock").clone();
     // progress reaches the client as NOTICEs, one per table at least
     assert!(
-        warnings
+        notices
             .iter()
             .any(|w| w.starts_with("llm_council import: stage1_responses")),
-        "{warnings:?}"
+        "{notices:?}"
     );
 }
 

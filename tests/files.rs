@@ -1,0 +1,572 @@
+//! Real files where they really lie: the app's WAL-mode council.db, copied by
+//! a DBA into a directory the server cannot write, or owned by another user;
+//! and files uploaded from another host in a stream. Every row arrives,
+//! nothing is ever written beside the user's file, and nothing of an upload
+//! or a private copy stays in the server's temporary space, however the
+//! transaction ends.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use council_loader::cluster::Cluster;
+use council_loader::sample::{self, Journal, SampleOptions, SampleSummary};
+use postgres::Client;
+
+/// Who owns the directory the file lies in.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    /// the server's OS user: SQLite could create files beside it
+    ServerWritable,
+    /// root, 755, the file 644: `/srv/council/council.db`
+    RootOwned,
+    /// another user (nobody), 755, the file 644
+    OtherUser,
+}
+
+/// The journal forms a council.db comes in.
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    Rollback,
+    WalCheckpointed,
+    /// a copy of a live app: rows only in -wal, with -shm
+    WalLive,
+    /// the DBA copied two of the three files: rows only in -wal, no -shm
+    WalWithoutShm,
+}
+
+fn os_id(flag: &str, name: &str) -> u32 {
+    let output = std::process::Command::new("id")
+        .args([flag, name])
+        .output()
+        .expect("id");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("a numeric id")
+}
+
+/// A directory readable by every user, for the placements.
+fn open_root() -> tempfile::TempDir {
+    let root = tempfile::Builder::new()
+        .prefix("llm_council-files-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    root
+}
+
+/// Writes a 12-conversation sample of `form` into `root/name/council.db` and
+/// gives the directory and its files to the owner `place` says.
+fn placed(
+    cluster: &Cluster,
+    root: &Path,
+    name: &str,
+    form: Form,
+    place: Place,
+) -> (PathBuf, SampleSummary) {
+    let dir = root.join(name);
+    std::fs::create_dir(&dir).expect("dir");
+    let path = dir.join("council.db");
+    let journal = match form {
+        Form::Rollback => Journal::Delete,
+        Form::WalCheckpointed => Journal::Wal,
+        Form::WalLive | Form::WalWithoutShm => Journal::WalUncheckpointed,
+    };
+    let summary = sample::write(
+        &path,
+        &SampleOptions {
+            conversations: 12,
+            journal,
+            ..SampleOptions::default()
+        },
+    )
+    .expect("sample");
+    if matches!(form, Form::WalWithoutShm) {
+        std::fs::remove_file(dir.join("council.db-shm")).expect("no -shm");
+    }
+    let mut paths = vec![dir.clone()];
+    paths.extend(
+        std::fs::read_dir(&dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path()),
+    );
+    for path in &paths {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        match place {
+            Place::ServerWritable => cluster.give_to_server(path).expect("chown"),
+            Place::RootOwned => {}
+            Place::OtherUser => std::os::unix::fs::chown(
+                path,
+                Some(os_id("-u", "nobody")),
+                Some(os_id("-g", "nobody")),
+            )
+            .expect("chown nobody"),
+        }
+    }
+    (path, summary)
+}
+
+/// Names, sizes and modification times of what lies in `dir`.
+fn listing(dir: &Path) -> Vec<(String, u64, SystemTime)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            let metadata = entry.metadata().expect("metadata");
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                metadata.len(),
+                metadata.modified().expect("mtime"),
+            )
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// What the server keeps in its temporary space.
+fn temp_space(cluster: &Cluster) -> Vec<String> {
+    match std::fs::read_dir(cluster.data_dir().join("base/pgsql_tmp")) {
+        Ok(entries) => entries
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn imported(client: &mut Client, path: &Path) -> Result<i64, postgres::Error> {
+    client
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .map(|r| r.get(0))
+}
+
+/// (source rows, identical) over every table.
+fn verified(client: &mut Client, path: &Path) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT sum(source_rows)::bigint, sum(identical)::bigint FROM council_verify($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("verify");
+    (row.get(0), row.get(1))
+}
+
+fn total_rows(client: &mut Client) -> i64 {
+    common::TABLES
+        .iter()
+        .map(|t| -> i64 {
+            client
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .expect("count")
+                .get(0)
+        })
+        .sum()
+}
+
+/// Every journal form in every kind of directory: every row imports and
+/// verifies, and the directory holds exactly what it held before.
+#[test]
+fn every_journal_form_imports_from_every_kind_of_directory_and_leaves_no_trace() {
+    let cluster = common::cluster();
+    let root = open_root();
+    let forms = [
+        Form::Rollback,
+        Form::WalCheckpointed,
+        Form::WalLive,
+        Form::WalWithoutShm,
+    ];
+    let places = [Place::ServerWritable, Place::RootOwned, Place::OtherUser];
+    let mut failures = Vec::new();
+    for (f, form) in forms.iter().enumerate() {
+        for (p, place) in places.iter().enumerate() {
+            let case = format!("{form:?} in a {place:?} directory");
+            let name = format!("f{f}p{p}");
+            let (path, summary) = placed(&cluster, root.path(), &name, *form, *place);
+            let before = listing(path.parent().expect("dir"));
+            let mut client = common::database_with_extension(&cluster, &name);
+            match imported(&mut client, &path) {
+                Ok(n) if n as u64 == summary.rows() => {}
+                Ok(n) => failures.push(format!("{case}: {n} of {} rows", summary.rows())),
+                Err(err) => failures.push(format!("{case}: {err:?}")),
+            }
+            let (source, identical) = verified(&mut client, &path);
+            if source as u64 != summary.rows() || identical != source {
+                failures.push(format!(
+                    "{case}: verify saw {source} rows, {identical} identical, of {}",
+                    summary.rows()
+                ));
+            }
+            if listing(path.parent().expect("dir")) != before {
+                failures.push(format!(
+                    "{case}: the directory changed: {before:?} -> {:?}",
+                    listing(path.parent().expect("dir"))
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(
+        temp_space(&cluster),
+        Vec::<String>::new(),
+        "private copies stay"
+    );
+}
+
+/// Rows only in a -wal file the server may not read: the error names that
+/// file and the access missing, and nothing is imported.
+#[test]
+fn an_unreadable_wal_file_is_named_and_nothing_is_imported() {
+    let cluster = common::cluster();
+    let root = open_root();
+    let (path, _) = placed(
+        &cluster,
+        root.path(),
+        "locked-wal",
+        Form::WalLive,
+        Place::RootOwned,
+    );
+    let wal = path.with_file_name("council.db-wal");
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut client = common::database_with_extension(&cluster, "council");
+    let err = imported(&mut client, &path).expect_err("an unreadable -wal");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42501", "{db:?}");
+    assert!(
+        db.message().contains(&*wal.to_string_lossy())
+            && db.message().contains("Permission denied"),
+        "{db:?}"
+    );
+    assert_eq!(total_rows(&mut client), 0);
+
+    // and a WAL-mode file without any -wal never blames one
+    let (clean, _) = placed(
+        &cluster,
+        root.path(),
+        "clean",
+        Form::WalCheckpointed,
+        Place::RootOwned,
+    );
+    std::fs::set_permissions(&clean, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let err = imported(&mut client, &clean).expect_err("an unreadable file");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42501", "{db:?}");
+    assert!(!db.message().contains("-wal"), "{db:?}");
+}
+
+#[test]
+fn a_relative_path_error_names_the_data_directory() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let err = imported(&mut client, Path::new("council.db")).expect_err("no such file");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "58P01", "{db:?}");
+    let data_dir = cluster.data_dir().to_string_lossy().into_owned();
+    assert!(
+        db.detail().is_some_and(|d| d.contains(&data_dir)),
+        "{db:?} names {data_dir}"
+    );
+}
+
+/// Sends `path` to this transaction's upload in `chunk`-byte pieces.
+fn upload(transaction: &mut postgres::Transaction<'_>, path: &Path, chunk: usize) {
+    let bytes = std::fs::read(path).expect("read");
+    for piece in bytes.chunks(chunk) {
+        transaction
+            .execute("SELECT council_upload($1)", &[&piece])
+            .expect("council_upload");
+    }
+}
+
+#[test]
+fn a_streamed_upload_imports_and_verifies_and_goes_with_its_transaction() {
+    let cluster = common::cluster();
+    let root = open_root();
+    let (path, summary) = placed(
+        &cluster,
+        root.path(),
+        "upload",
+        Form::WalCheckpointed,
+        Place::RootOwned,
+    );
+    let mut client = common::database_with_extension(&cluster, "council");
+
+    let mut transaction = client.transaction().expect("begin");
+    upload(&mut transaction, &path, 64 * 1024);
+    assert_eq!(
+        temp_space(&cluster).len(),
+        1,
+        "the upload is one temporary file"
+    );
+    let n: i64 = transaction
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import_upload()",
+            &[],
+        )
+        .expect("import the upload")
+        .get(0);
+    assert_eq!(n as u64, summary.rows());
+    let identical: i64 = transaction
+        .query_one(
+            "SELECT sum(identical)::bigint FROM council_verify_upload()",
+            &[],
+        )
+        .expect("verify the same upload")
+        .get(0);
+    assert_eq!(identical as u64, summary.rows());
+    transaction.commit().expect("commit");
+    assert_eq!(temp_space(&cluster), Vec::<String>::new(), "after commit");
+    assert_eq!(total_rows(&mut client) as u64, summary.rows());
+
+    // The next transaction has no upload of its own.
+    let err = client
+        .query("SELECT * FROM council_import_upload()", &[])
+        .expect_err("no upload");
+    assert_eq!(err.code().map(|c| c.code()), Some("55000"), "{err:?}");
+
+    // A file that is no database: the error rolls back, the upload goes.
+    let mut transaction = client.transaction().expect("begin");
+    transaction
+        .execute("SELECT council_upload($1)", &[&vec![7u8; 300_000]])
+        .expect("council_upload");
+    let err = transaction
+        .query("SELECT * FROM council_import_upload()", &[])
+        .expect_err("not a database");
+    assert_eq!(err.code().map(|c| c.code()), Some("XX001"), "{err:?}");
+    drop(transaction);
+    assert_eq!(temp_space(&cluster), Vec::<String>::new(), "after an error");
+
+    // The bytea forms leave nothing either, for WAL-mode files too.
+    let bytes = std::fs::read(&path).expect("read");
+    for _ in 0..3 {
+        client
+            .query("SELECT * FROM council_verify($1::bytea)", &[&bytes])
+            .expect("verify by bytea");
+    }
+    assert_eq!(
+        temp_space(&cluster),
+        Vec::<String>::new(),
+        "after bytea uploads"
+    );
+}
+
+/// Times the postmaster has restarted its backends after one crashed.
+fn reinitializations(cluster: &Cluster) -> usize {
+    cluster
+        .log()
+        .matches("all server processes terminated; reinitializing")
+        .count()
+}
+
+/// Waits for the crash recovery that follows a kill -9: the postmaster's
+/// reinitialization (which sweeps pgsql_tmp*), then readiness.
+fn wait_for_recovery(cluster: &Cluster, before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reinitializations(cluster) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no crash recovery: {}",
+            cluster.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster
+        .wait_until_ready(Duration::from_secs(60))
+        .expect("crash recovery");
+}
+
+fn backend_pid(client: &mut Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0)
+}
+
+fn wait_until_gone(cluster: &Cluster, pid: i32) {
+    let mut watcher = cluster.connect("postgres").expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let alive: bool = watcher
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+                &[&pid],
+            )
+            .expect("pg_stat_activity")
+            .get(0);
+        if !alive {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("backend {pid} is still there");
+}
+
+#[test]
+fn an_upload_of_a_client_that_disconnects_or_is_killed_is_gone() {
+    let cluster = common::cluster();
+    common::database_with_extension(&cluster, "council");
+    let chunk = vec![1u8; 1 << 20];
+
+    // The client goes away mid-upload.
+    let mut client = cluster.connect("council").expect("connect");
+    let pid = backend_pid(&mut client);
+    client.batch_execute("BEGIN").expect("begin");
+    client
+        .execute("SELECT council_upload($1)", &[&chunk])
+        .expect("council_upload");
+    assert_eq!(temp_space(&cluster).len(), 1);
+    drop(client);
+    wait_until_gone(&cluster, pid);
+    assert_eq!(
+        temp_space(&cluster),
+        Vec::<String>::new(),
+        "after a disconnect"
+    );
+
+    // kill -9 mid-upload: crash recovery sweeps it.
+    let mut client = cluster.connect("council").expect("connect");
+    let pid = backend_pid(&mut client);
+    client.batch_execute("BEGIN").expect("begin");
+    client
+        .execute("SELECT council_upload($1)", &[&chunk])
+        .expect("council_upload");
+    assert_eq!(temp_space(&cluster).len(), 1);
+    let crashes = reinitializations(&cluster);
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert!(client.batch_execute("COMMIT").is_err());
+    wait_for_recovery(&cluster, crashes);
+    assert_eq!(temp_space(&cluster), Vec::<String>::new(), "after kill -9");
+}
+
+/// Kills or terminates the backend while it reads a file from its private
+/// copy (the rows in -wal): the copy is gone after recovery (kill -9) and
+/// after the backend's exit (FATAL, which unwinds nothing).
+#[test]
+fn a_private_copy_is_gone_after_kill_9_and_after_termination() {
+    let cluster = common::cluster();
+    common::database_with_extension(&cluster, "council");
+    let root = open_root();
+    let (path, _) = placed(
+        &cluster,
+        root.path(),
+        "live",
+        Form::WalLive,
+        Place::RootOwned,
+    );
+    let temp_dir = cluster.data_dir().join("base/pgsql_tmp");
+    for terminate in [false, true] {
+        let pid = Arc::new(Mutex::new(0i32));
+        let copy_seen = Arc::new(AtomicBool::new(false));
+        let url = cluster.url("council");
+        let mut config: postgres::Config = url.parse().expect("url");
+        {
+            let (pid, copy_seen, temp_dir) = (pid.clone(), copy_seen.clone(), temp_dir.clone());
+            let url = url.clone();
+            config.notice_callback(move |notice| {
+                if !notice
+                    .message()
+                    .starts_with("llm_council import: conversations 0/")
+                {
+                    return;
+                }
+                let copies = std::fs::read_dir(&temp_dir)
+                    .map(|entries| {
+                        entries
+                            .flatten()
+                            .any(|e| e.file_name().to_string_lossy().contains("llm_council"))
+                    })
+                    .unwrap_or(false);
+                copy_seen.store(copies, Ordering::SeqCst);
+                let pid = *pid.lock().expect("lock");
+                if terminate {
+                    // A client of its own, on a thread of its own: this
+                    // callback runs inside the first client's runtime.
+                    let url = url.clone();
+                    std::thread::spawn(move || {
+                        let mut other = Client::connect(&url, postgres::NoTls).expect("connect");
+                        other
+                            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                            .expect("terminate");
+                    })
+                    .join()
+                    .expect("terminating thread");
+                } else {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status();
+                }
+            });
+        }
+        let mut client = config.connect(postgres::NoTls).expect("connect");
+        let backend = backend_pid(&mut client);
+        *pid.lock().expect("lock") = backend;
+        let crashes = reinitializations(&cluster);
+        assert!(imported(&mut client, &path).is_err());
+        assert!(
+            copy_seen.load(Ordering::SeqCst),
+            "the import read a private copy"
+        );
+        if terminate {
+            wait_until_gone(&cluster, backend);
+        } else {
+            wait_for_recovery(&cluster, crashes);
+        }
+        assert_eq!(
+            temp_space(&cluster),
+            Vec::<String>::new(),
+            "after {}",
+            if terminate { "termination" } else { "kill -9" }
+        );
+    }
+}
+
+#[test]
+fn an_upload_needs_table_privileges_before_a_byte_is_stored() {
+    let cluster = common::cluster();
+    let mut admin = common::database_with_extension(&cluster, "council");
+    admin
+        .batch_execute("CREATE ROLE outsider LOGIN")
+        .expect("role");
+    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
+    config.user("outsider");
+    let mut outsider = config.connect(postgres::NoTls).expect("connect");
+    let err = outsider
+        .execute("SELECT council_upload($1)", &[&vec![0u8; 1000]])
+        .expect_err("no privilege");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err:?}");
+    let err = outsider
+        .query(
+            "SELECT * FROM council_import($1::bytea)",
+            &[&vec![0u8; 1000]],
+        )
+        .expect_err("no privilege");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err:?}");
+    assert_eq!(temp_space(&cluster), Vec::<String>::new());
+}
+
+/// The server runs with a clean environment: a RUST_BACKTRACE of whoever
+/// started it puts no backtrace into the errors users see.
+#[test]
+fn errors_carry_no_backtrace_whatever_the_environment_that_started_the_server() {
+    // SAFETY: set before this test starts its cluster; other tests of this
+    // binary only inherit a setting that must not matter either.
+    std::env::set_var("RUST_BACKTRACE", "1");
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let err = imported(&mut client, Path::new("/nonexistent/council.db")).expect_err("missing");
+    let db = err.as_db_error().expect("a server error");
+    let everything = format!("{} {:?} {:?}", db.message(), db.detail(), db.hint());
+    assert!(!everything.contains("backtrace"), "{everything}");
+}
