@@ -11,6 +11,14 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'council_upload_wrapper';
 
+-- psql's route: \lo_import the file, then append the large object.
+CREATE FUNCTION "council_upload_large_object"(
+	"large_object" oid
+) RETURNS bigint
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
+
 CREATE FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict',
 	"dry_run" bool DEFAULT false

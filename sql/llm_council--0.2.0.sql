@@ -458,7 +458,7 @@ AS 'MODULE_PATHNAME', 'council_cache_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:911
+-- src/import/mod.rs:919
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -477,7 +477,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:984
+-- src/import/mod.rs:992
 -- requires:
 --   council_import_path
 
@@ -485,7 +485,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:936
+-- src/import/mod.rs:944
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -504,7 +504,7 @@ AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:962
+-- src/import/mod.rs:970
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -522,7 +522,7 @@ AS 'MODULE_PATHNAME', 'council_import_streamed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:103
+-- src/import/upload.rs:100
 -- llm_council::import::upload::council_upload
 CREATE  FUNCTION "council_upload"(
 	"chunk" bytea /* & [u8] */
@@ -530,6 +530,17 @@ CREATE  FUNCTION "council_upload"(
 STRICT VOLATILE PARALLEL UNSAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_upload_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/import/upload.rs:111
+-- llm_council::import::upload::council_upload_large_object
+CREATE  FUNCTION "council_upload_large_object"(
+	"large_object" oid /* pg_sys :: Oid */
+) RETURNS bigint /* Result < i64, ErrorReport > */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */

@@ -570,3 +570,48 @@ fn errors_carry_no_backtrace_whatever_the_environment_that_started_the_server() 
     let everything = format!("{} {:?} {:?}", db.message(), db.detail(), db.hint());
     assert!(!everything.contains("backtrace"), "{everything}");
 }
+
+/// psql's route: `\lo_import` the file, append the large object to the
+/// upload, drop it, import; all in one transaction, so nothing stays.
+#[test]
+fn a_large_object_is_an_upload_too() {
+    let cluster = common::cluster();
+    let root = open_root();
+    let (path, summary) = placed(
+        &cluster,
+        root.path(),
+        "lo",
+        Form::WalCheckpointed,
+        Place::RootOwned,
+    );
+    let mut client = common::database_with_extension(&cluster, "council");
+    let bytes = std::fs::read(&path).expect("read");
+    let mut transaction = client.transaction().expect("begin");
+    let oid: u32 = transaction
+        .query_one("SELECT lo_from_bytea(0, $1)", &[&bytes])
+        .expect("a large object")
+        .get(0);
+    let size: i64 = transaction
+        .query_one("SELECT council_upload_large_object($1)", &[&oid])
+        .expect("council_upload_large_object")
+        .get(0);
+    assert_eq!(size as usize, bytes.len());
+    transaction
+        .execute("SELECT lo_unlink($1)", &[&oid])
+        .expect("lo_unlink");
+    let n: i64 = transaction
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import_upload()",
+            &[],
+        )
+        .expect("import the upload")
+        .get(0);
+    assert_eq!(n as u64, summary.rows());
+    transaction.commit().expect("commit");
+    let objects: i64 = client
+        .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(objects, 0);
+    assert_eq!(temp_space(&cluster), Vec::<String>::new());
+}

@@ -901,3 +901,122 @@ fn parents_already_in_the_database_count_when_the_file_lacks_their_table() {
         "every audit row found its key in the database: {report:?}"
     );
 }
+
+/// A row rejected as a conflict is no parent: a new row of the file that
+/// hangs off it is rejected too, naming it, and never attached to the
+/// database's different row of that id. The same for an id two rows of one
+/// file share.
+#[test]
+fn quarantine_never_attaches_a_row_to_the_wrong_parent() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (a, _) = sample_file(
+        &cluster,
+        "parent-a",
+        &SampleOptions {
+            conversations: 8,
+            ..SampleOptions::default()
+        },
+    );
+    import(&mut client, &a, "strict").expect("import a");
+
+    let dir = a.parent().expect("dir").with_file_name("parent-b");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let b = dir.join("council.db");
+    std::fs::copy(&a, &b).expect("copy");
+    let conn = spoil(&b);
+    let message: i64 = conn
+        .query_row("SELECT min(message_id) FROM stage1_responses", [], |r| {
+            r.get(0)
+        })
+        .expect("a message with stage 1 rows");
+    conn.execute_batch(&format!(
+        "UPDATE messages SET content = 'changed since the first import' WHERE id = {message};
+         INSERT INTO stage1_responses (id, message_id, model, response, created_at)
+         VALUES (999999, {message}, 'openai/gpt-5', 'new', '2026-01-01T00:00:00');"
+    ))
+    .expect("change b");
+    drop(conn);
+    give_tree(&cluster, &dir);
+
+    let report = import(&mut client, &b, "quarantine").expect("quarantine import");
+    assert_eq!(
+        report[1].4, 1,
+        "the changed message is a conflict: {report:?}"
+    );
+    assert_eq!(
+        report[2].4, 1,
+        "its new stage 1 row is rejected: {report:?}"
+    );
+    for (table, source, imported, skipped, rejected) in &report {
+        assert_eq!(
+            source,
+            &(imported + skipped + rejected),
+            "{table}: {report:?}"
+        );
+    }
+    let attached: i64 = client
+        .query_one(
+            "SELECT count(*) FROM stage1_responses WHERE id = 999999",
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    assert_eq!(attached, 0, "attached to the database's other message");
+    let reason: String = client
+        .query_one(
+            "SELECT reason FROM council_import_rejects
+             WHERE source_table = 'stage1_responses' AND source_id = '999999'",
+            &[],
+        )
+        .expect("the reject")
+        .get(0);
+    assert!(
+        reason.contains(&format!("messages row {message}")) && reason.contains("rejected"),
+        "{reason}"
+    );
+
+    // Two rows of one file with ids that map to one UUID: the rows that
+    // hang off that id cannot be told apart, so none is attached.
+    let mut fresh = common::database_with_extension(&cluster, "fresh");
+    let dir = a.parent().expect("dir").with_file_name("parent-c");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let c = dir.join("council.db");
+    std::fs::copy(&a, &c).expect("copy");
+    let conn = spoil(&c);
+    let conversation: String = conn
+        .query_row(
+            "SELECT id FROM conversations WHERE length(id) = 36 AND id = lower(id) LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a UUID conversation");
+    let upper = conversation.to_uppercase();
+    conn.execute_batch(&format!(
+        "INSERT INTO conversations (id, title, created_at, updated_at) VALUES ('{upper}', 'twin', '', '');
+         INSERT INTO messages (id, conversation_id, role, content, created_at)
+         VALUES (888888, '{upper}', 'user', 'whose?', '');"
+    ))
+    .expect("change c");
+    drop(conn);
+    give_tree(&cluster, &dir);
+    let report = import(&mut fresh, &c, "quarantine").expect("quarantine import");
+    assert_eq!(report[0].4, 1, "the twin: {report:?}");
+    assert!(report[1].4 >= 1, "its message: {report:?}");
+    for (table, source, imported, skipped, rejected) in &report {
+        assert_eq!(
+            source,
+            &(imported + skipped + rejected),
+            "{table}: {report:?}"
+        );
+    }
+    let reason: String = fresh
+        .query_one(
+            "SELECT reason FROM council_import_rejects
+             WHERE source_table = 'messages' AND source_id = '888888'",
+            &[],
+        )
+        .expect("the reject")
+        .get(0);
+    assert!(reason.contains("conversations row"), "{reason}");
+}

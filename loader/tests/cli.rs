@@ -438,3 +438,147 @@ fn tls_follows_libpq_sslmode() {
         text(&unverified)
     );
 }
+
+/// Names, sizes and modification times of what lies in `dir`.
+fn listing(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            let metadata = entry.metadata().expect("metadata");
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                metadata.len(),
+                metadata.modified().expect("mtime"),
+            )
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// The app's WAL-mode files, in a directory their reader may write: the
+/// loader, run as root and as an unprivileged user, by server path and by
+/// upload, imports every row and leaves the directory as it found it.
+#[test]
+fn the_loader_leaves_nothing_beside_the_file_as_root_and_as_another_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let cluster = cluster();
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("passwd")
+        .expect("the nobody user");
+    let root = tempfile::Builder::new()
+        .prefix("llm_council-loader-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for journal in [Journal::Wal, Journal::WalUncheckpointed] {
+        for as_nobody in [false, true] {
+            for upload in [false, true] {
+                n += 1;
+                let dir = root.path().join(format!("case{n}"));
+                std::fs::create_dir(&dir).expect("dir");
+                let path = dir.join("council.db");
+                let summary = sample::write(
+                    &path,
+                    &SampleOptions {
+                        conversations: 10,
+                        journal,
+                        ..SampleOptions::default()
+                    },
+                )
+                .expect("sample");
+                // the DBA copied the database and its -wal, not the -shm
+                let _ = std::fs::remove_file(dir.join("council.db-shm"));
+                let mut paths = vec![dir.clone()];
+                paths.extend(
+                    std::fs::read_dir(&dir)
+                        .expect("read_dir")
+                        .map(|e| e.expect("entry").path()),
+                );
+                for p in &paths {
+                    let mode = if p.is_dir() { 0o755 } else { 0o644 };
+                    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                        .expect("chmod");
+                    if as_nobody {
+                        nix::unistd::chown(p, Some(nobody.uid), Some(nobody.gid)).expect("chown");
+                    }
+                }
+                let before = listing(&dir);
+                let url = database(&cluster, &format!("case{n}"));
+                cluster
+                    .connect(&format!("case{n}"))
+                    .and_then(|mut c| Ok(c.batch_execute("CREATE EXTENSION llm_council")?))
+                    .expect("CREATE EXTENSION");
+                let mut command = loader();
+                command.args(["import", "--database-url", &url]).arg(&path);
+                if upload {
+                    command.arg("--upload");
+                }
+                if as_nobody {
+                    command
+                        .uid(nobody.uid.as_raw())
+                        .gid(nobody.gid.as_raw())
+                        .env("HOME", "/nonexistent")
+                        .env("TMPDIR", "/tmp");
+                }
+                let output = run(&mut command);
+                let case = format!(
+                    "{journal} as {} by {}",
+                    if as_nobody { "nobody" } else { "root" },
+                    if upload { "upload" } else { "path" }
+                );
+                if !output.status.success() {
+                    failures.push(format!("{case}: {}", text(&output)));
+                    continue;
+                }
+                let rows: i64 = summary
+                    .tables
+                    .iter()
+                    .map(|(t, _)| count(&cluster, &format!("case{n}"), t))
+                    .sum();
+                if rows as u64 != summary.rows() {
+                    failures.push(format!("{case}: {rows} of {} rows", summary.rows()));
+                }
+                if listing(&dir) != before {
+                    failures.push(format!("{case}: {before:?} -> {:?}", listing(&dir)));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn a_database_without_the_extension_is_named_with_what_to_run() {
+    let cluster = cluster();
+    let url = database(&cluster, "bare");
+    let path = sample_for_server(
+        &cluster,
+        "bare",
+        &SampleOptions {
+            conversations: 3,
+            ..SampleOptions::default()
+        },
+    );
+    for upload in [false, true] {
+        let mut command = loader();
+        command.args(["import", "--database-url", &url]).arg(&path);
+        if upload {
+            command.arg("--upload");
+        }
+        let output = run(&mut command);
+        assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("not installed in database \"bare\"")
+                && stderr.contains("council-loader install")
+                && !stderr.contains("does not exist"),
+            "{}",
+            text(&output)
+        );
+    }
+}

@@ -101,3 +101,35 @@ fn no_upload() -> ErrorReport {
 fn council_upload(chunk: &[u8]) -> Result<i64, ErrorReport> {
     append(chunk)
 }
+
+/// How much of a large object one read moves into the upload.
+const LARGE_OBJECT_PIECE: i32 = 1 << 20;
+
+/// Appends the contents of large object `large_object` to this transaction's
+/// upload, a piece at a time: the route for psql, whose `\lo_import` sends a
+/// file as a large object. Reading it needs SELECT on it, as `lo_get` does.
+#[pg_extern(volatile, parallel_unsafe)]
+fn council_upload_large_object(large_object: pg_sys::Oid) -> Result<i64, ErrorReport> {
+    let mut offset = 0i64;
+    let mut size = 0i64;
+    loop {
+        let piece = Spi::get_one_with_args::<Vec<u8>>(
+            "SELECT pg_catalog.lo_get($1, $2, $3)",
+            &[
+                large_object.into(),
+                offset.into(),
+                LARGE_OBJECT_PIECE.into(),
+            ],
+        )
+        .map_err(super::spi_error)?
+        .unwrap_or_default();
+        if piece.is_empty() && offset > 0 {
+            return Ok(size);
+        }
+        size = append(&piece)?;
+        offset += piece.len() as i64;
+        if piece.len() < LARGE_OBJECT_PIECE as usize {
+            return Ok(size);
+        }
+    }
+}
