@@ -84,7 +84,9 @@ def target_columns(conn, table):
 
 
 def source_rows(path):
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # immutable: the fixture is a WAL-mode file, and a plain read-only open
+    # would leave -wal and -shm files beside it
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
     rows = {}
     for table in TABLES:
         try:
@@ -302,6 +304,63 @@ def peak_memory(url, fixture, name):
     return private, hwm, result.get("rows", 0)
 
 
+def loader_import(args, url, fixture, name, upload):
+    """`council-loader import` into a fresh database, by server path or by
+    streamed upload: wall time, and the importing backend's peak private
+    memory (RssAnon, sampled every 10 ms)."""
+    fresh_database(url, name).close()
+    target = url.rsplit("/", 1)[0] + "/" + name
+    command = [args.loader, "import", "--json", "--database-url", target, fixture]
+    if upload:
+        command.append("--upload")
+    watcher = connect(url, "postgres")
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    private, pid = 0.0, None
+    while process.poll() is None:
+        if pid is None:
+            with watcher.cursor() as cur:
+                cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'", (name,))
+                row = cur.fetchone()
+                pid = row[0] if row else None
+        if pid is not None:
+            try:
+                with open(f"/proc/{pid}/status") as status:
+                    for line in status:
+                        if line.startswith("RssAnon:"):
+                            private = max(private, int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    stdout, stderr = process.communicate()
+    watcher.close()
+    if process.returncode != 0:
+        raise RuntimeError(f"council-loader import failed: {stderr.strip()[-500:]}")
+    return elapsed, private
+
+
+def upload_benchmark(args, url, sizes, fixture_of):
+    """The loader by server path and by upload, on the same file, in turns."""
+    results = []
+    for conversations in sizes:
+        path = fixture_of(conversations)
+        by_path, by_upload, memory_path, memory_upload = [], [], 0.0, 0.0
+        for n in range(args.runs):
+            elapsed, private = loader_import(args, url, path, f"bench_path_{conversations}_{n}", False)
+            by_path.append(elapsed)
+            memory_path = max(memory_path, private)
+            elapsed, private = loader_import(args, url, path, f"bench_upload_{conversations}_{n}", True)
+            by_upload.append(elapsed)
+            memory_upload = max(memory_upload, private)
+        row = (conversations, os.path.getsize(path), statistics.median(by_path), statistics.median(by_upload),
+               memory_path, memory_upload)
+        print(f"  loader {conversations}: path {row[2]:.2f} s, upload {row[3]:.2f} s ({row[3] / row[2]:.2f}×), "
+              f"backend private {memory_path:.0f} / {memory_upload:.0f} MB", file=sys.stderr)
+        results.append(row)
+    return results
+
+
 def pgbench(args, url, script, seconds):
     result = subprocess.run(
         ["pgbench", "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds), "-f", script,
@@ -417,6 +476,8 @@ def main():
         memory.append((conversations, os.path.getsize(path), rows, private, hwm))
         print(f"  memory {conversations}: {private:.0f} MB private, {hwm:.0f} MB VmHWM", file=sys.stderr)
 
+    uploads = upload_benchmark(args, args.url, [int(c) for c in args.memory.split(",") if c], fixture_of)
+
     get_tps, update_tps, hits, gets = cache_benchmark(args, args.url)
 
     lines = []
@@ -454,6 +515,16 @@ def main():
     out("|---|---|---|---|---|")
     for conversations, file_size, rows, private, hwm in memory:
         out(f"| {conversations:,} | {file_size / 1e6:,.0f} MB | {rows:,} | {private:.0f} MB | {hwm:.0f} MB |")
+    out("")
+    out("From another host: `council-loader import` by server path (the server reads the file) and by "
+        f"streamed upload (`--upload`), on the same file, median of {args.runs}; the importing backend's "
+        "peak private memory (RssAnon):")
+    out("")
+    out("| conversations | file | server path | upload | upload × path | backend private, path | backend private, upload |")
+    out("|---|---|---|---|---|---|---|")
+    for conversations, file_size, by_path, by_upload, memory_path, memory_upload in uploads:
+        out(f"| {conversations:,} | {file_size / 1e6:,.0f} MB | {by_path:.2f} s | {by_upload:.2f} s | "
+            f"{by_upload / by_path:.2f} | {memory_path:.0f} MB | {memory_upload:.0f} MB |")
     out("")
     out(f"Cache, `pgbench -M prepared -c 8 -j 2 -T {args.cache_seconds}` on 100 hot keys: "
         f"`council_cache_get` {get_tps:,.0f} tps, the hand-written `UPDATE … RETURNING` {update_tps:,.0f} tps: "
