@@ -2,7 +2,7 @@
 //! `council-loader sample`, the test suite and the benchmarks.
 //!
 //! The file has the app's exact DDL and content shaped like the app's own
-//! writes (see `shared/docs/sqlite-source.md`): every timestamp form the app
+//! writes (see `docs/sqlite-source.md`): every timestamp form the app
 //! produces, JSON as Python's `json.dumps` prints it, non-UUID and
 //! upper-case conversation ids, a drifting `message_count`, and optionally
 //! a live WAL whose last commits were never checkpointed. Content is a pure

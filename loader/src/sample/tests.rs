@@ -118,7 +118,7 @@ fn shaped(s: &str, pattern: &str) -> bool {
         })
 }
 
-/// The forms the app writes: see `sqlite-source.md`.
+/// The forms the app writes: see `docs/sqlite-source.md`.
 fn app_timestamp_form(s: &str) -> Option<&'static str> {
     const DATE_TIME: &str = "dddd-dd-ddTdd:dd:dd";
     if s.is_empty() {
