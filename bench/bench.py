@@ -314,8 +314,11 @@ def loader_import(args, url, fixture, name, upload):
     if upload:
         command.append("--upload")
     watcher = connect(url, "postgres")
+    # Output to files, not pipes: a pipe nobody drains would stall the loader
+    # on its progress lines.
+    errors = open(os.path.join(args.work, f"{name}.stderr"), "w+")
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, text=True)
     private, pid = 0.0, None
     while process.poll() is None:
         if pid is None:
@@ -333,8 +336,10 @@ def loader_import(args, url, fixture, name, upload):
                 pass
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
-    stdout, stderr = process.communicate()
     watcher.close()
+    errors.seek(0)
+    stderr = errors.read()
+    errors.close()
     if process.returncode != 0:
         raise RuntimeError(f"council-loader import failed: {stderr.strip()[-500:]}")
     return elapsed, private

@@ -297,7 +297,21 @@ fn a_streamed_upload_imports_and_verifies_and_goes_with_its_transaction() {
         Form::WalCheckpointed,
         Place::RootOwned,
     );
-    let mut client = common::database_with_extension(&cluster, "council");
+    common::database_with_extension(&cluster, "council");
+    let notices = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
+    {
+        let notices = notices.clone();
+        config.notice_callback(move |notice| {
+            if !notice.message().starts_with("llm_council import:") {
+                notices
+                    .lock()
+                    .expect("lock")
+                    .push(notice.message().to_owned());
+            }
+        });
+    }
+    let mut client = config.connect(postgres::NoTls).expect("connect");
 
     let mut transaction = client.transaction().expect("begin");
     upload(&mut transaction, &path, 64 * 1024);
@@ -324,6 +338,11 @@ fn a_streamed_upload_imports_and_verifies_and_goes_with_its_transaction() {
     assert_eq!(identical as u64, summary.rows());
     transaction.commit().expect("commit");
     assert_eq!(temp_space(&cluster), Vec::<String>::new(), "after commit");
+    assert_eq!(
+        notices.lock().expect("lock").clone(),
+        Vec::<String>::new(),
+        "no warning (a temporary file leak) at commit"
+    );
     assert_eq!(total_rows(&mut client) as u64, summary.rows());
 
     // The next transaction has no upload of its own.

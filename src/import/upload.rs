@@ -67,6 +67,14 @@ pub fn append(chunk: &[u8]) -> Result<i64, ErrorReport> {
             transaction,
             file: ManuallyDrop::new(file),
         }));
+        // Closed before commit, as PostgreSQL expects of a temporary file
+        // (the resource owner would warn of a leak); at abort the resource
+        // owner closes it, and it is only forgotten here.
+        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::PreCommit, close);
+        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::PrePrepare, close);
+        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, || {
+            UPLOAD.take();
+        });
     }
     UPLOAD.with_borrow_mut(|upload| match upload {
         Some(upload) => {
@@ -75,6 +83,12 @@ pub fn append(chunk: &[u8]) -> Result<i64, ErrorReport> {
         }
         None => Err(no_upload()),
     })
+}
+
+fn close() {
+    if let Some(upload) = UPLOAD.take() {
+        drop(ManuallyDrop::into_inner(upload.file));
+    }
 }
 
 /// The file of this transaction's upload.
