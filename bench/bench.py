@@ -64,6 +64,13 @@ def fresh_database(url, name):
     return conn
 
 
+def drop_database(url, name):
+    admin = connect(url, "postgres")
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
+
+
 def checkpoint(conn):
     with conn.cursor() as cur:
         cur.execute("CHECKPOINT")
@@ -308,7 +315,11 @@ def loader_import(args, url, fixture, name, upload):
     """`council-loader import` into a fresh database, by server path or by
     streamed upload: wall time, and the importing backend's peak private
     memory (RssAnon, sampled every 10 ms)."""
-    fresh_database(url, name).close()
+    # Like every contender: a fresh database, after a checkpoint, so that
+    # one run's dirty pages are not the next run's cost.
+    conn = fresh_database(url, name)
+    checkpoint(conn)
+    conn.close()
     target = url.rsplit("/", 1)[0] + "/" + name
     command = [args.loader, "import", "--json", "--database-url", target, fixture]
     if upload:
@@ -352,12 +363,17 @@ def upload_benchmark(args, url, sizes, fixture_of):
         path = fixture_of(conversations)
         by_path, by_upload, memory_path, memory_upload = [], [], 0.0, 0.0
         for n in range(args.runs):
-            elapsed, private = loader_import(args, url, path, f"bench_path_{conversations}_{n}", False)
-            by_path.append(elapsed)
-            memory_path = max(memory_path, private)
-            elapsed, private = loader_import(args, url, path, f"bench_upload_{conversations}_{n}", True)
-            by_upload.append(elapsed)
-            memory_upload = max(memory_upload, private)
+            # in turns, each first every other run, each database dropped after
+            for upload in ([False, True] if n % 2 == 0 else [True, False]):
+                name = f"bench_{'upload' if upload else 'path'}_{conversations}"
+                elapsed, private = loader_import(args, url, path, name, upload)
+                drop_database(url, name)
+                if upload:
+                    by_upload.append(elapsed)
+                    memory_upload = max(memory_upload, private)
+                else:
+                    by_path.append(elapsed)
+                    memory_path = max(memory_path, private)
         row = (conversations, os.path.getsize(path), statistics.median(by_path), statistics.median(by_upload),
                memory_path, memory_upload)
         print(f"  loader {conversations}: path {row[2]:.2f} s, upload {row[3]:.2f} s ({row[3] / row[2]:.2f}×), "

@@ -7,29 +7,6 @@
 -- column names. Every function pins search_path, so a caller's search_path
 -- cannot redirect a name.
 
--- The TTL a put gets when it names none: llm_council.cache_default_ttl, as
--- an interval ('1h', '30 min'), seconds ('3600'), or '-1' / 'infinity' /
--- 'never' for entries that never expire. NULL means never.
-CREATE FUNCTION @extschema@.council_cache_default_ttl() RETURNS interval
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    setting text := coalesce(nullif(current_setting('llm_council.cache_default_ttl', true), ''), '1h');
-BEGIN
-    IF lower(setting) IN ('-1', 'infinity', 'never') THEN
-        RETURN NULL;
-    ELSIF setting ~ '^\d+$' THEN
-        RETURN make_interval(secs => setting::double precision);
-    END IF;
-    RETURN setting::interval;
-EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
-    RAISE EXCEPTION 'llm_council.cache_default_ttl is not a time span: "%"', setting
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'use an interval (''1h'', ''30 min''), seconds (''3600''), or ''-1'' for never';
-END
-$$;
-
 -- Stores an entry (replacing one under the same key, whose hits start
 -- again from zero), then evicts the least recently used entries beyond
 -- llm_council.cache_max_entries (0 = no bound). ttl NULL takes the default
@@ -47,7 +24,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    lifetime interval := coalesce($7, @extschema@.council_cache_default_ttl());
+    -- NULL ttl: llm_council.cache_default_ttl, an interval ('1h', '30 min'),
+    -- seconds ('3600'), or '-1' / 'infinity' / 'never' for no expiry.
+    setting text := coalesce(nullif(current_setting('llm_council.cache_default_ttl', true), ''), '1h');
+    lifetime interval := $7;
     max_entries integer := coalesce(nullif(current_setting('llm_council.cache_max_entries', true), '')::integer, 0);
     entry @extschema@.response_cache;
     evicted bigint;
@@ -55,6 +35,16 @@ BEGIN
     IF $1 IS NULL OR $2 IS NULL THEN
         RAISE EXCEPTION 'cache_key and query_hash must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF lifetime IS NULL AND lower(setting) NOT IN ('-1', 'infinity', 'never') THEN
+        BEGIN
+            lifetime := CASE WHEN setting ~ '^\d+$' THEN make_interval(secs => setting::double precision)
+                             ELSE setting::interval END;
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+            RAISE EXCEPTION 'llm_council.cache_default_ttl is not a time span: "%"', setting
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'use an interval (''1h'', ''30 min''), seconds (''3600''), or ''-1'' for never';
+        END;
     END IF;
     INSERT INTO @extschema@.response_cache AS c
         (cache_key, query_hash, stage1_data, stage2_data, stage3_data, metadata, created_at, expires_at)
@@ -168,34 +158,5 @@ BEGIN
         PERFORM @extschema@.council_cache_count_event('expiration', removed);
     END IF;
     RETURN removed;
-END
-$$;
-
--- What the cache holds and how it has done: hits, misses, evictions and
--- expirations since the server started (NULL unless llm_council is in
--- shared_preload_libraries; see the README).
-CREATE FUNCTION @extschema@.council_cache_stats(
-    OUT entries bigint,
-    OUT expired_entries bigint,
-    OUT total_hit_count bigint,
-    OUT hits bigint,
-    OUT misses bigint,
-    OUT evictions bigint,
-    OUT expirations bigint,
-    OUT hit_rate double precision
-)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    SELECT count(*),
-           count(*) FILTER (WHERE c.expires_at <= now()),
-           coalesce(sum(c.hit_count), 0)::bigint
-    INTO entries, expired_entries, total_hit_count
-    FROM @extschema@.response_cache c;
-    SELECT k.hits, k.misses, k.evictions, k.expirations
-    INTO hits, misses, evictions, expirations
-    FROM @extschema@.council_cache_counters() k;
-    hit_rate := CASE WHEN hits + misses > 0 THEN hits::double precision / (hits + misses) END;
 END
 $$;

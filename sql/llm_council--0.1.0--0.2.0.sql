@@ -8,6 +8,7 @@ CREATE FUNCTION "council_upload"(
 	"chunk" bytea
 ) RETURNS bigint
 STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'council_upload_wrapper';
 
@@ -16,6 +17,7 @@ CREATE FUNCTION "council_upload_large_object"(
 	"large_object" oid
 ) RETURNS bigint
 STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
 
@@ -30,6 +32,7 @@ CREATE FUNCTION "council_import_upload"(
 	"rejected" bigint
 )
 STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'council_import_streamed_wrapper';
 
@@ -41,5 +44,109 @@ CREATE FUNCTION "council_verify_upload"() RETURNS TABLE (
 	"differing" bigint
 )
 STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'council_verify_streamed_wrapper';
+
+-- Every SQL text the import, verify and upload functions run resolves names
+-- in pg_catalog first: a caller's search_path (a temporary schema's domain
+-- named jsonb, an operator) can no longer run the caller's code inside them.
+ALTER FUNCTION "council_import"(text, text, boolean) SET search_path TO pg_catalog, pg_temp;
+ALTER FUNCTION "council_import"(bytea, text, boolean) SET search_path TO pg_catalog, pg_temp;
+ALTER FUNCTION "council_verify"(text) SET search_path TO pg_catalog, pg_temp;
+ALTER FUNCTION "council_verify"(bytea) SET search_path TO pg_catalog, pg_temp;
+
+-- Internal cache functions are no longer exposed: the default TTL is read
+-- inside council_cache_put, the counters inside council_cache_stats.
+-- council_cache_count_event stays, and refuses roles that could not cause
+-- the event they would count.
+CREATE OR REPLACE FUNCTION @extschema@.council_cache_put(
+    cache_key text,
+    query_hash text,
+    stage1 jsonb,
+    stage2 jsonb,
+    stage3 jsonb,
+    metadata jsonb,
+    ttl interval DEFAULT NULL
+) RETURNS @extschema@.response_cache
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- NULL ttl: llm_council.cache_default_ttl, an interval ('1h', '30 min'),
+    -- seconds ('3600'), or '-1' / 'infinity' / 'never' for no expiry.
+    setting text := coalesce(nullif(current_setting('llm_council.cache_default_ttl', true), ''), '1h');
+    lifetime interval := $7;
+    max_entries integer := coalesce(nullif(current_setting('llm_council.cache_max_entries', true), '')::integer, 0);
+    entry @extschema@.response_cache;
+    evicted bigint;
+BEGIN
+    IF $1 IS NULL OR $2 IS NULL THEN
+        RAISE EXCEPTION 'cache_key and query_hash must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF lifetime IS NULL AND lower(setting) NOT IN ('-1', 'infinity', 'never') THEN
+        BEGIN
+            lifetime := CASE WHEN setting ~ '^\d+$' THEN make_interval(secs => setting::double precision)
+                             ELSE setting::interval END;
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+            RAISE EXCEPTION 'llm_council.cache_default_ttl is not a time span: "%"', setting
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'use an interval (''1h'', ''30 min''), seconds (''3600''), or ''-1'' for never';
+        END;
+    END IF;
+    INSERT INTO @extschema@.response_cache AS c
+        (cache_key, query_hash, stage1_data, stage2_data, stage3_data, metadata, created_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, now(),
+            CASE WHEN lifetime IS NULL OR lifetime < interval '0' THEN NULL ELSE now() + lifetime END)
+    ON CONFLICT ON CONSTRAINT response_cache_cache_key_key DO UPDATE SET
+        query_hash = excluded.query_hash,
+        stage1_data = excluded.stage1_data,
+        stage2_data = excluded.stage2_data,
+        stage3_data = excluded.stage3_data,
+        metadata = excluded.metadata,
+        created_at = excluded.created_at,
+        expires_at = excluded.expires_at,
+        hit_count = 0,
+        last_hit_at = NULL
+    RETURNING c.* INTO entry;
+
+    IF max_entries > 0 THEN
+        -- Everything past the max_entries most recently used goes. Rows another
+        -- session holds are being hit right now: not least recently used.
+        WITH victims AS (
+            SELECT c.id FROM @extschema@.response_cache c
+            WHERE c.id <> entry.id
+            ORDER BY coalesce(c.last_hit_at, c.created_at) DESC, c.id DESC
+            OFFSET max_entries - 1
+            FOR UPDATE SKIP LOCKED
+        ), gone AS (
+            DELETE FROM @extschema@.response_cache c USING victims v WHERE c.id = v.id RETURNING 1
+        )
+        SELECT count(*) INTO evicted FROM gone;
+        IF evicted > 0 THEN
+            PERFORM @extschema@.council_cache_count_event('eviction', evicted);
+        END IF;
+    END IF;
+    RETURN entry;
+END
+$$;
+
+DROP FUNCTION "council_cache_default_ttl"();
+DROP FUNCTION "council_cache_stats"();
+DROP FUNCTION "council_cache_counters"();
+
+CREATE FUNCTION "council_cache_stats"() RETURNS TABLE (
+	"entries" bigint,
+	"expired_entries" bigint,
+	"total_hit_count" bigint,
+	"hits" bigint,
+	"misses" bigint,
+	"evictions" bigint,
+	"expirations" bigint,
+	"hit_rate" double precision
+)
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'council_cache_stats_wrapper';

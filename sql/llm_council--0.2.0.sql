@@ -208,29 +208,15 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_import_rejects_i
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:42
+-- src/cache/stats.rs:104
 -- llm_council::cache::stats::council_cache_count_event
 CREATE  FUNCTION "council_cache_count_event"(
 	"event" TEXT, /* & str */
 	"n" bigint /* i64 */
-) RETURNS void
+) RETURNS VOID /* Result < (), ErrorReport > */
 STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_cache_count_event_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/cache/stats.rs:57
--- llm_council::cache::stats::council_cache_counters
-CREATE  FUNCTION "council_cache_counters"() RETURNS TABLE (
-	"hits" bigint,  /* Option < i64 > */
-	"misses" bigint,  /* Option < i64 > */
-	"evictions" bigint,  /* Option < i64 > */
-	"expirations" bigint  /* Option < i64 > */
-)
-STRICT VOLATILE PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'council_cache_counters_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -238,7 +224,6 @@ AS 'MODULE_PATHNAME', 'council_cache_counters_wrapper';
 -- requires:
 --   schema
 --   stats::council_cache_count_event
---   stats::council_cache_counters
 
 -- The app's response cache in PostgreSQL: one row per cache key in
 -- response_cache, with expiry, hit counts and least-recently-used eviction.
@@ -248,29 +233,6 @@ AS 'MODULE_PATHNAME', 'council_cache_counters_wrapper';
 -- src/cache/stats.rs). Parameters are referred to as $n: their names are also
 -- column names. Every function pins search_path, so a caller's search_path
 -- cannot redirect a name.
-
--- The TTL a put gets when it names none: llm_council.cache_default_ttl, as
--- an interval ('1h', '30 min'), seconds ('3600'), or '-1' / 'infinity' /
--- 'never' for entries that never expire. NULL means never.
-CREATE FUNCTION @extschema@.council_cache_default_ttl() RETURNS interval
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    setting text := coalesce(nullif(current_setting('llm_council.cache_default_ttl', true), ''), '1h');
-BEGIN
-    IF lower(setting) IN ('-1', 'infinity', 'never') THEN
-        RETURN NULL;
-    ELSIF setting ~ '^\d+$' THEN
-        RETURN make_interval(secs => setting::double precision);
-    END IF;
-    RETURN setting::interval;
-EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
-    RAISE EXCEPTION 'llm_council.cache_default_ttl is not a time span: "%"', setting
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'use an interval (''1h'', ''30 min''), seconds (''3600''), or ''-1'' for never';
-END
-$$;
 
 -- Stores an entry (replacing one under the same key, whose hits start
 -- again from zero), then evicts the least recently used entries beyond
@@ -289,7 +251,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    lifetime interval := coalesce($7, @extschema@.council_cache_default_ttl());
+    -- NULL ttl: llm_council.cache_default_ttl, an interval ('1h', '30 min'),
+    -- seconds ('3600'), or '-1' / 'infinity' / 'never' for no expiry.
+    setting text := coalesce(nullif(current_setting('llm_council.cache_default_ttl', true), ''), '1h');
+    lifetime interval := $7;
     max_entries integer := coalesce(nullif(current_setting('llm_council.cache_max_entries', true), '')::integer, 0);
     entry @extschema@.response_cache;
     evicted bigint;
@@ -297,6 +262,16 @@ BEGIN
     IF $1 IS NULL OR $2 IS NULL THEN
         RAISE EXCEPTION 'cache_key and query_hash must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF lifetime IS NULL AND lower(setting) NOT IN ('-1', 'infinity', 'never') THEN
+        BEGIN
+            lifetime := CASE WHEN setting ~ '^\d+$' THEN make_interval(secs => setting::double precision)
+                             ELSE setting::interval END;
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+            RAISE EXCEPTION 'llm_council.cache_default_ttl is not a time span: "%"', setting
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'use an interval (''1h'', ''30 min''), seconds (''3600''), or ''-1'' for never';
+        END;
     END IF;
     INSERT INTO @extschema@.response_cache AS c
         (cache_key, query_hash, stage1_data, stage2_data, stage3_data, metadata, created_at, expires_at)
@@ -412,39 +387,16 @@ BEGIN
     RETURN removed;
 END
 $$;
-
--- What the cache holds and how it has done: hits, misses, evictions and
--- expirations since the server started (NULL unless llm_council is in
--- shared_preload_libraries; see the README).
-CREATE FUNCTION @extschema@.council_cache_stats(
-    OUT entries bigint,
-    OUT expired_entries bigint,
-    OUT total_hit_count bigint,
-    OUT hits bigint,
-    OUT misses bigint,
-    OUT evictions bigint,
-    OUT expirations bigint,
-    OUT hit_rate double precision
-)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    SELECT count(*),
-           count(*) FILTER (WHERE c.expires_at <= now()),
-           coalesce(sum(c.hit_count), 0)::bigint
-    INTO entries, expired_entries, total_hit_count
-    FROM @extschema@.response_cache c;
-    SELECT k.hits, k.misses, k.evictions, k.expirations
-    INTO hits, misses, evictions, expirations
-    FROM @extschema@.council_cache_counters() k;
-    hit_rate := CASE WHEN hits + misses > 0 THEN hits::double precision / (hits + misses) END;
-END
-$$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/mod.rs:34
+-- src/cache/stats.rs:196
+-- llm_council::cache::stats::council_cache_counters
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/cache/mod.rs:30
 -- llm_council::cache::council_cache_key
 CREATE  FUNCTION "council_cache_key"(
 	"query" TEXT, /* & str */
@@ -458,7 +410,26 @@ AS 'MODULE_PATHNAME', 'council_cache_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:919
+-- src/cache/stats.rs:142
+-- llm_council::cache::stats::council_cache_stats
+CREATE  FUNCTION "council_cache_stats"() RETURNS TABLE (
+	"entries" bigint,  /* i64 */
+	"expired_entries" bigint,  /* i64 */
+	"total_hit_count" bigint,  /* i64 */
+	"hits" bigint,  /* Option < i64 > */
+	"misses" bigint,  /* Option < i64 > */
+	"evictions" bigint,  /* Option < i64 > */
+	"expirations" bigint,  /* Option < i64 > */
+	"hit_rate" double precision  /* Option < f64 > */
+)
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_cache_stats_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/import/mod.rs:822
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -472,12 +443,13 @@ CREATE  FUNCTION "council_import"(
 	"rejected" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:992
+-- src/import/mod.rs:898
 -- requires:
 --   council_import_path
 
@@ -485,7 +457,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:944
+-- src/import/mod.rs:848
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -499,12 +471,13 @@ CREATE  FUNCTION "council_import"(
 	"rejected" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:970
+-- src/import/mod.rs:875
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -517,28 +490,31 @@ CREATE  FUNCTION "council_import_upload"(
 	"rejected" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_import_streamed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:100
+-- src/import/upload.rs:114
 -- llm_council::import::upload::council_upload
 CREATE  FUNCTION "council_upload"(
 	"chunk" bytea /* & [u8] */
 ) RETURNS bigint /* Result < i64, ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:111
+-- src/import/upload.rs:126
 -- llm_council::import::upload::council_upload_large_object
 CREATE  FUNCTION "council_upload_large_object"(
 	"large_object" oid /* pg_sys :: Oid */
 ) RETURNS bigint /* Result < i64, ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
 /* </end connected objects> */
@@ -556,12 +532,13 @@ CREATE  FUNCTION "council_verify"(
 	"differing" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_verify_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:196
+-- src/verify.rs:199
 -- requires:
 --   council_verify_path
 
@@ -569,7 +546,7 @@ REVOKE ALL ON FUNCTION council_verify(text) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:155
+-- src/verify.rs:156
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"data" bytea /* & [u8] */
@@ -581,12 +558,13 @@ CREATE  FUNCTION "council_verify"(
 	"differing" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_verify_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:178
+-- src/verify.rs:180
 -- llm_council::verify::council_verify_upload
 CREATE  FUNCTION "council_verify_upload"() RETURNS TABLE (
 	"table_name" TEXT,  /* String */
@@ -596,6 +574,7 @@ CREATE  FUNCTION "council_verify_upload"() RETURNS TABLE (
 	"differing" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_verify_streamed_wrapper';
 /* </end connected objects> */

@@ -14,6 +14,7 @@ pub static CACHE_DEFAULT_TTL: GucSetting<Option<CString>> =
 pub static CACHE_MAX_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static EXPIRE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static EXPIRE_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static EXPIRE_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -53,6 +54,14 @@ pub fn register() {
 
 fn define_expire_databases() {
     GucRegistry::define_string_guc(
+        c"llm_council.expire_role",
+        c"The role the cache expiry worker connects as.",
+        c"A role with LOGIN, SELECT and DELETE on response_cache. Empty: the worker connects as the bootstrap superuser and runs each expiry as response_cache's owner, in a security-restricted operation. Changing it needs a restart.",
+        &EXPIRE_ROLE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
         c"llm_council.expire_databases",
         c"Databases whose expired cache entries the background worker deletes.",
         c"A comma-separated list of database names; one worker per database. Changing it needs a restart.",
@@ -60,6 +69,14 @@ fn define_expire_databases() {
         GucContext::Postmaster,
         GucFlags::default(),
     );
+}
+
+/// The role in llm_council.expire_role, if one is named.
+pub fn expire_role() -> Option<String> {
+    EXPIRE_ROLE
+        .get()
+        .map(|role| role.to_string_lossy().trim().to_owned())
+        .filter(|role| !role.is_empty())
 }
 
 /// The database names in llm_council.expire_databases.

@@ -75,7 +75,7 @@ fn verify_table(
                     .and_then(|v| row::map_value(table.key(), v).ok())
                     .and_then(|v| Key::of(&v).map(|k| k.to_string()));
                 let exists = match key {
-                    Some(key) => Spi::get_one_with_args::<bool>(&exists_query, &[key.into()])
+                    Some(key) => import::read_one::<bool>(&exists_query, &[key.into()])
                         .or_else(|err| match err {
                             pgrx::spi::Error::InvalidPosition => Ok(None),
                             other => Err(other),
@@ -98,8 +98,13 @@ fn verify_table(
 pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {
     import::check_utf8_database()?;
     let schema = import::extension_schema()?;
-    let relids = import::council_relids(&schema)?;
-    import::check_table_privileges(&relids, pg_sys::ACL_SELECT, "SELECT")?;
+    let tables = import::access::council_relids(&schema)?;
+    import::access::check_tables(
+        &tables,
+        pg_sys::ACL_SELECT,
+        "SELECT",
+        "council_verify reads the rows",
+    )?;
     let source = import::open_source(path)?;
     let layout = source.layout()?;
     source.begin_snapshot()?;
@@ -133,6 +138,7 @@ fn rows(
 }
 
 #[pg_extern(name = "council_verify", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn council_verify_path(
     path: &str,
 ) -> Result<
@@ -148,11 +154,12 @@ fn council_verify_path(
     >,
     ErrorReport,
 > {
-    import::check_server_file_access("council_verify")?;
+    import::access::check_server_file_access("council_verify")?;
     Ok(rows(run_verify(Path::new(path))?))
 }
 
 #[pg_extern(name = "council_verify", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn council_verify_upload(
     data: &[u8],
 ) -> Result<
@@ -176,6 +183,7 @@ fn council_verify_upload(
 
 /// The file this transaction uploaded with `council_upload`, verified.
 #[pg_extern(name = "council_verify_upload", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn council_verify_streamed() -> Result<
     TableIterator<
         'static,

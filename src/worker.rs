@@ -38,22 +38,46 @@ fn interval() -> Duration {
     )
 }
 
+/// Where the extension is in this database, and who owns its cache.
+const FIND_CACHE: &str = "
+SELECT pg_catalog.quote_ident(n.nspname::pg_catalog.text), c.relowner
+FROM pg_catalog.pg_extension e
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
+WHERE e.extname OPERATOR(pg_catalog.=) 'llm_council'
+  AND c.relname OPERATOR(pg_catalog.=) 'response_cache'";
+
 /// One expiry run in its own transaction: how many entries went, or None
 /// when the extension is not installed in this database.
-fn expire_once() -> Option<i64> {
+///
+/// Nothing a database owner controls redirects it: search_path is pinned
+/// and every name and operator qualified. Without llm_council.expire_role
+/// it runs as the cache table's owner in a security-restricted operation,
+/// as VACUUM runs a table's code.
+fn expire_once(as_owner: bool) -> Option<i64> {
     BackgroundWorker::transaction(|| {
-        let schema = Spi::get_one::<String>(
-            "SELECT n.nspname::text FROM pg_catalog.pg_extension e
-             JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-             WHERE e.extname = 'llm_council'",
-        )
-        .ok()
-        .flatten()?;
-        let query = format!(
-            "SELECT {}.council_cache_expire()",
-            crate::import::quote_identifier(&schema)
-        );
-        Spi::get_one::<i64>(&query).ok().flatten()
+        Spi::run("SET LOCAL search_path = pg_catalog, pg_temp").ok()?;
+        let (schema, owner) = Spi::get_two::<String, pg_sys::Oid>(FIND_CACHE).ok()?;
+        let (schema, owner) = (schema?, owner?);
+        let query = format!("SELECT {schema}.council_cache_expire()");
+        if !as_owner {
+            return Spi::get_one::<i64>(&query).ok().flatten();
+        }
+        let mut saved_user = pg_sys::InvalidOid;
+        let mut saved_context = 0;
+        // SAFETY: switches the current user for this run only, and back;
+        // an ERROR aborts the transaction, which restores them as well.
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+            pg_sys::SetUserIdAndSecContext(
+                owner,
+                saved_context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+            );
+        }
+        let deleted = Spi::get_one::<i64>(&query).ok().flatten();
+        // SAFETY: restores what was saved above.
+        unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+        deleted
     })
 }
 
@@ -62,16 +86,19 @@ fn expire_once() -> Option<i64> {
 pub extern "C-unwind" fn llm_council_expire_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = BackgroundWorker::get_extra().to_owned();
-    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    let role = gucs::expire_role();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), role.as_deref());
     log!(
-        "llm_council: expiring cache entries in database \"{database}\" every {} s",
-        interval().as_secs()
+        "llm_council: expiring cache entries in database \"{database}\" every {} s, as {}",
+        interval().as_secs(),
+        role.as_deref().unwrap_or("the owner of response_cache")
     );
     while BackgroundWorker::wait_latch(Some(interval())) {
         if BackgroundWorker::sighup_received() {
+            // SAFETY: the worker's main loop, outside any transaction.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        match expire_once() {
+        match expire_once(role.is_none()) {
             Some(deleted) => {
                 debug1!("llm_council: deleted {deleted} expired cache entries in \"{database}\"")
             }

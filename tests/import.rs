@@ -195,7 +195,7 @@ fn the_upload_form_needs_only_table_privileges_and_the_path_form_needs_file_acce
     admin
         .batch_execute(
             "CREATE ROLE app LOGIN;
-             GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA public TO app;
+             GRANT INSERT, SELECT, UPDATE ON ALL TABLES IN SCHEMA public TO app;
              GRANT UPDATE, USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO app;",
         )
         .expect("roles");
@@ -822,7 +822,8 @@ fn foreign_keys_hold_and_the_dbas_own_triggers_still_fire() {
     audited
         .batch_execute(
             "CREATE TABLE seen (n bigint);
-             CREATE FUNCTION note_message() RETURNS trigger LANGUAGE plpgsql AS
+             CREATE FUNCTION note_message() RETURNS trigger LANGUAGE plpgsql
+                 SET search_path = public AS
                  $$ BEGIN INSERT INTO seen VALUES (NEW.id); RETURN NEW; END $$;
              CREATE TRIGGER note_message AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION note_message();",
         )

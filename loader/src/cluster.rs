@@ -423,6 +423,18 @@ impl Cluster {
     }
 
     /// Creates `name` and returns a connection to it.
+    /// A client of `database` logged in as `role` with `password`.
+    pub fn connect_as(
+        &self,
+        database: &str,
+        role: &str,
+        password: &str,
+    ) -> Result<postgres::Client, ClusterError> {
+        let mut config: postgres::Config = self.url(database).parse()?;
+        config.user(role).password(password);
+        Ok(config.connect(postgres::NoTls)?)
+    }
+
     pub fn create_database(&self, name: &str) -> Result<postgres::Client, ClusterError> {
         let mut admin = self.connect("postgres")?;
         // Identifiers cannot be parameters; quote it as PostgreSQL would.

@@ -11,11 +11,7 @@ pub mod stats;
 extension_sql_file!(
     "../../sql/cache.sql",
     name = "cache",
-    requires = [
-        "schema",
-        stats::council_cache_count_event,
-        stats::council_cache_counters
-    ]
+    requires = ["schema", stats::council_cache_count_event]
 );
 
 impl From<key::CacheKeyError> for ErrorReport {

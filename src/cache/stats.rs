@@ -3,10 +3,13 @@
 //! the library is in shared_preload_libraries; otherwise the counters read
 //! as NULL (the table-derived figures of council_cache_stats still work).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use pgrx::atomics::PgAtomic;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+
+use crate::error::report;
 use pgrx::shmem::PGRXSharedMemory;
 
 #[derive(Default)]
@@ -37,24 +40,170 @@ fn counters() -> Option<&'static Counters> {
         .then(|| COUNTERS.get())
 }
 
+type Counts = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+/// Hits, misses, evictions and expirations; NULLs without shared memory.
+fn counts() -> Counts {
+    let read = |c: &AtomicU64| Some(i64::try_from(c.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+    match counters() {
+        Some(c) => (
+            read(&c.hits),
+            read(&c.misses),
+            read(&c.evictions),
+            read(&c.expirations),
+        ),
+        None => (None, None, None, None),
+    }
+}
+
+/// The response_cache table this backend counts for, found once; found
+/// again if it was dropped (the extension re-created) since.
+static CACHE_TABLE: AtomicU32 = AtomicU32::new(0);
+
+fn find_cache_table() -> Result<pg_sys::Oid, ErrorReport> {
+    let schema = crate::import::extension_schema()?;
+    let relid = crate::import::read_one::<pg_sys::Oid>(
+        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+        &[format!("{schema}.response_cache").into()],
+    )
+    .map_err(crate::import::spi_error)?
+    .ok_or_else(|| report("42P01", "the table response_cache is missing", None, None))?;
+    CACHE_TABLE.store(relid.to_u32(), Ordering::Relaxed);
+    Ok(relid)
+}
+
+/// Whether the current user holds `privilege` on response_cache.
+fn may(privilege: u32) -> Result<bool, ErrorReport> {
+    let check = |relid: pg_sys::Oid| {
+        let mut missing = false;
+        // SAFETY: a catalog lookup that reports a missing table instead of
+        // raising an ERROR.
+        let granted = unsafe {
+            pg_sys::pg_class_aclmask_ext(
+                relid,
+                pg_sys::GetUserId(),
+                pg_sys::AclMode::from(privilege),
+                pg_sys::AclMaskHow::ACLMASK_ANY,
+                &mut missing,
+            )
+        };
+        (!missing).then_some(granted != 0)
+    };
+    let cached = pg_sys::Oid::from(CACHE_TABLE.load(Ordering::Relaxed));
+    match (cached != pg_sys::InvalidOid)
+        .then(|| check(cached))
+        .flatten()
+    {
+        Some(granted) => Ok(granted),
+        None => Ok(check(find_cache_table()?).unwrap_or(false)),
+    }
+}
+
 /// Adds `n` to one counter: 'hit', 'miss', 'eviction' or 'expiration'.
-/// Called by the cache functions; a no-op without shared memory.
+/// Called by the cache functions; a no-op without shared memory. Only a
+/// role that could cause the event through them may count it: UPDATE on
+/// response_cache for hits and misses (a get), DELETE for evictions and
+/// expirations; so no role can forge the statistics it could not make.
 #[pg_extern(volatile, parallel_safe)]
-fn council_cache_count_event(event: &str, n: i64) {
-    let Some(counters) = counters() else { return };
+fn council_cache_count_event(event: &str, n: i64) -> Result<(), ErrorReport> {
+    let (privilege, privilege_name) = match event {
+        "hit" | "miss" => (pg_sys::ACL_UPDATE, "UPDATE"),
+        "eviction" | "expiration" => (pg_sys::ACL_DELETE, "DELETE"),
+        other => {
+            return Err(report(
+                "22023",
+                format!(
+                    "unknown cache event \"{}\"",
+                    crate::mapping::text::cut(other, 40)
+                ),
+                None,
+                Some("the events are hit, miss, eviction and expiration".into()),
+            ))
+        }
+    };
+    if !may(privilege)? {
+        return Err(report(
+            "42501",
+            "permission denied for table response_cache",
+            Some(format!(
+                "counting a {event} needs {privilege_name} on response_cache"
+            )),
+            Some(
+                "the cache functions count their own events; there is no need to call this".into(),
+            ),
+        ));
+    }
+    let Some(counters) = counters() else {
+        return Ok(());
+    };
     let counter = match event {
         "hit" => &counters.hits,
         "miss" => &counters.misses,
         "eviction" => &counters.evictions,
-        "expiration" => &counters.expirations,
-        _ => return,
+        _ => &counters.expirations,
     };
     counter.fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
+    Ok(())
 }
 
-/// The counters since the server started; NULLs when the library is not
-/// preloaded.
-#[pg_extern(volatile, parallel_safe)]
+/// What the cache holds and how it has done: hits, misses, evictions and
+/// expirations since the server started (NULL unless llm_council is in
+/// shared_preload_libraries).
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn council_cache_stats() -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(entries, i64),
+            name!(expired_entries, i64),
+            name!(total_hit_count, i64),
+            name!(hits, Option<i64>),
+            name!(misses, Option<i64>),
+            name!(evictions, Option<i64>),
+            name!(expirations, Option<i64>),
+            name!(hit_rate, Option<f64>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let schema = crate::import::extension_schema()?;
+    let query = format!(
+        "SELECT pg_catalog.count(*),
+                pg_catalog.count(*) FILTER (WHERE c.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()),
+                coalesce(pg_catalog.sum(c.hit_count), 0)::pg_catalog.int8
+         FROM {schema}.response_cache c"
+    );
+    let (entries, expired, total_hits) = Spi::connect(|client| {
+        let row = client.select(&query, Some(1), &[])?.first();
+        Ok::<_, pgrx::spi::Error>((
+            row.get::<i64>(1)?.unwrap_or(0),
+            row.get::<i64>(2)?.unwrap_or(0),
+            row.get::<i64>(3)?.unwrap_or(0),
+        ))
+    })
+    .map_err(crate::import::spi_error)?;
+    let (hits, misses, evictions, expirations) = counts();
+    let hit_rate = match (hits, misses) {
+        (Some(h), Some(m)) if h + m > 0 => Some(h as f64 / (h + m) as f64),
+        _ => None,
+    };
+    Ok(TableIterator::once((
+        entries,
+        expired,
+        total_hits,
+        hits,
+        misses,
+        evictions,
+        expirations,
+        hit_rate,
+    )))
+}
+
+/// The counters as 0.1.0 exposed them. 0.2.0 drops the SQL function (the
+/// statistics are `council_cache_stats`); the library keeps the symbol so
+/// that a database still on 0.1.0 works until `ALTER EXTENSION … UPDATE`.
+#[pg_extern(sql = false)]
 fn council_cache_counters() -> TableIterator<
     'static,
     (
@@ -64,15 +213,5 @@ fn council_cache_counters() -> TableIterator<
         name!(expirations, Option<i64>),
     ),
 > {
-    let read = |c: &AtomicU64| Some(i64::try_from(c.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
-    let row = match counters() {
-        Some(c) => (
-            read(&c.hits),
-            read(&c.misses),
-            read(&c.evictions),
-            read(&c.expirations),
-        ),
-        None => (None, None, None, None),
-    };
-    TableIterator::once(row)
+    TableIterator::once(counts())
 }

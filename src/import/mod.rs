@@ -7,10 +7,13 @@
 //! imported ones into COPY. Strict mode turns the first rejection into an
 //! error, which rolls the whole import back.
 
+pub mod access;
 pub mod copy;
+mod dry_run;
 pub mod row;
 pub mod source;
 pub mod tables;
+pub mod trigger_skip;
 pub mod upload;
 
 use std::collections::{HashMap, HashSet};
@@ -80,10 +83,11 @@ pub(crate) fn quote_identifier(name: &str) -> String {
 
 /// Where the extension's tables are: its schema, quoted for SQL.
 pub(crate) fn extension_schema() -> Result<String, ErrorReport> {
-    let schema = Spi::get_one::<String>(
-        "SELECT n.nspname::text FROM pg_catalog.pg_extension e
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-         WHERE e.extname = 'llm_council'",
+    let schema = read_one::<String>(
+        "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+         WHERE e.extname OPERATOR(pg_catalog.=) 'llm_council'",
+        &[],
     )
     .map_err(spi_error)?
     .ok_or_else(|| {
@@ -95,6 +99,22 @@ pub(crate) fn extension_schema() -> Result<String, ErrorReport> {
         )
     })?;
     Ok(quote_identifier(&schema))
+}
+
+/// The first column of the first row of a read-only query, or None. Unlike
+/// `Spi::get_one`, it takes no transaction id, so it also works on a hot
+/// standby and in read-only transactions.
+pub(crate) fn read_one<A: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> Result<Option<A>, pgrx::spi::Error> {
+    Spi::connect(|client| {
+        let table = client.select(query, Some(1), args)?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        table.first().get_one::<A>()
+    })
 }
 
 pub(crate) fn spi_error(err: pgrx::spi::Error) -> ErrorReport {
@@ -158,63 +178,6 @@ struct Reject {
 pub(crate) enum Existing {
     Identical,
     Different,
-}
-
-/// The council tables' oids, in dependency order; `schema` is quoted.
-pub(crate) fn council_relids(
-    schema: &str,
-) -> Result<Vec<(&'static str, pg_sys::Oid)>, ErrorReport> {
-    TABLES
-        .iter()
-        .map(|table| {
-            let qualified = format!("{schema}.{}", quote_identifier(table.name));
-            Spi::get_one_with_args::<pg_sys::Oid>(
-                "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
-                &[qualified.into()],
-            )
-            .map_err(spi_error)?
-            .map(|oid| (table.name, oid))
-            .ok_or_else(|| {
-                report(
-                    "42P01",
-                    format!("the council table {} is missing", table.name),
-                    None,
-                    Some(
-                        "ALTER EXTENSION llm_council UPDATE, or re-create the table from a dump"
-                            .into(),
-                    ),
-                )
-            })
-        })
-        .collect()
-}
-
-/// Checks, before anything is read, locked or stored, that the caller holds
-/// `privilege` on every council table, and names the first it lacks.
-pub(crate) fn check_table_privileges(
-    relids: &[(&'static str, pg_sys::Oid)],
-    privilege: u32,
-    privilege_name: &str,
-) -> Result<(), ErrorReport> {
-    for (name, relid) in relids {
-        // SAFETY: a plain catalog lookup for the current user.
-        let granted = unsafe {
-            pg_sys::pg_class_aclcheck(
-                *relid,
-                pg_sys::GetUserId(),
-                pg_sys::AclMode::from(privilege),
-            ) == pg_sys::AclResult::ACLCHECK_OK
-        };
-        if !granted {
-            return Err(report(
-                "42501",
-                format!("permission denied for table {name}"),
-                Some(format!("{privilege_name} on {name} is missing")),
-                Some("council_import needs INSERT and SELECT on the council tables; council_verify and uploads need SELECT".into()),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Opens the file for reading; a copy it needs goes to the server's
@@ -333,7 +296,7 @@ fn compare_args(values: &[Value<'_>]) -> Vec<Option<String>> {
 pub(crate) fn compare(query: &str, values: &[Value<'_>]) -> Result<Option<Existing>, ErrorReport> {
     let args: Vec<pgrx::datum::DatumWithOid> =
         compare_args(values).into_iter().map(Into::into).collect();
-    Spi::get_one_with_args::<bool>(query, &args)
+    read_one::<bool>(query, &args)
         .map(|same| {
             same.map(|same| {
                 if same {
@@ -744,27 +707,6 @@ fn advance_sequences(run: &Run) -> Result<(), ErrorReport> {
     Ok(())
 }
 
-/// Whether the import's own parent checks make PostgreSQL's foreign-key
-/// triggers redundant, so COPY may skip them (they run one query per row).
-/// They do when the transaction reads committed data afresh (READ
-/// COMMITTED: the snapshot taken after the locks sees every parent that
-/// exists, and the locks keep writers out until commit) and the council
-/// tables carry no triggers besides the foreign keys' own, which replica
-/// mode would silence too.
-fn foreign_keys_checked_here(run: &Run) -> Result<bool, ErrorReport> {
-    if unsafe { pg_sys::XactIsoLevel } != pg_sys::XACT_READ_COMMITTED as i32 {
-        return Ok(false);
-    }
-    let relids: Vec<pg_sys::Oid> = TABLES.iter().map(|t| run.relids[t.name]).collect();
-    let own_triggers = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = ANY($1) AND NOT tgisinternal)",
-        &[relids.into()],
-    )
-    .map_err(spi_error)?
-    .unwrap_or(true);
-    Ok(!own_triggers)
-}
-
 /// SQLite text is UTF-8; so must the database be that holds it.
 pub(crate) fn check_utf8_database() -> Result<(), ErrorReport> {
     if unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32 {
@@ -781,11 +723,11 @@ pub(crate) fn check_utf8_database() -> Result<(), ErrorReport> {
 /// The import itself, shared by the path and the upload forms.
 pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableReport>, ErrorReport> {
     check_utf8_database()?;
-    // Privileges first: a role that may not insert gets no lock, and has
-    // no file copied for it.
+    // Privileges first: a role that may not finish the import gets no lock,
+    // and has no file copied for it.
     let schema = extension_schema()?;
-    let relids = council_relids(&schema)?;
-    check_table_privileges(&relids, pg_sys::ACL_INSERT, "INSERT")?;
+    let tables = access::council_relids(&schema)?;
+    access::check_import(&schema, &tables)?;
     let source = open_source(path)?;
     let layout = source.layout()?;
     if mode == Mode::Strict {
@@ -806,7 +748,7 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
 
     let mut run = Run {
         schema,
-        relids: relids.into_iter().collect(),
+        relids: tables.iter().map(|t| (t.name, t.relid)).collect(),
         mode,
         skip_fk_triggers: false,
         present: HashMap::new(),
@@ -827,51 +769,34 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
     // Read what the tables hold as of now, after the locks: writers that
     // committed while we waited for them are seen.
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-    run.skip_fk_triggers = foreign_keys_checked_here(&run)?;
+    run.skip_fk_triggers = trigger_skip::foreign_keys_checked_here(&tables)?;
+    pgrx::debug1!(
+        "llm_council import: foreign keys checked by {}",
+        if run.skip_fk_triggers {
+            "the import (PostgreSQL's per-row triggers skipped)"
+        } else {
+            "PostgreSQL's per-row triggers"
+        }
+    );
 
-    let subtransaction = dry_run.then(DryRun::begin);
-    let mut reports = Vec::with_capacity(layout.len());
-    for table_layout in &layout {
-        reports.push(import_table(&mut run, &source, table_layout)?);
-    }
-    match subtransaction {
-        Some(dry) => dry.roll_back(),
-        None => advance_sequences(&run)?,
-    }
+    let import_all = |run: &mut Run| -> Result<Vec<TableReport>, ErrorReport> {
+        let mut reports = Vec::with_capacity(layout.len());
+        for table_layout in &layout {
+            reports.push(import_table(run, &source, table_layout)?);
+        }
+        Ok(reports)
+    };
+    let reports = if dry_run {
+        dry_run::rolled_back(|| import_all(&mut run))?
+    } else {
+        let reports = import_all(&mut run)?;
+        advance_sequences(&run)?;
+        reports
+    };
+    // SAFETY: pops the snapshot pushed above; on an error the transaction's
+    // (or the caller's subtransaction's) abort pops it instead.
     unsafe { pg_sys::PopActiveSnapshot() };
     Ok(reports)
-}
-
-/// A dry run does everything inside a subtransaction and rolls it back.
-struct DryRun {
-    context: pg_sys::MemoryContext,
-    owner: pg_sys::ResourceOwner,
-}
-
-impl DryRun {
-    fn begin() -> DryRun {
-        unsafe {
-            let dry = DryRun {
-                context: pg_sys::CurrentMemoryContext,
-                owner: pg_sys::CurrentResourceOwner,
-            };
-            pg_sys::BeginInternalSubTransaction(ptr_null());
-            pg_sys::MemoryContextSwitchTo(dry.context);
-            dry
-        }
-    }
-
-    fn roll_back(self) {
-        unsafe {
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-            pg_sys::MemoryContextSwitchTo(self.context);
-            pg_sys::CurrentResourceOwner = self.owner;
-        }
-    }
-}
-
-fn ptr_null() -> *const std::ffi::c_char {
-    std::ptr::null()
 }
 
 type ReportRow = (
@@ -894,29 +819,8 @@ fn rows(reports: Vec<TableReport>) -> TableIterator<'static, ReportRow> {
     }))
 }
 
-/// Reading a server file is for superusers and members of
-/// pg_read_server_files, as for `COPY … FROM 'file'`.
-pub fn check_server_file_access(function: &str) -> Result<(), ErrorReport> {
-    let allowed = unsafe {
-        pg_sys::superuser()
-            || pg_sys::has_privs_of_role(
-                pg_sys::GetUserId(),
-                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES),
-            )
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(report(
-            "42501",
-            format!("permission denied to read a server file with {function}"),
-            Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
-            Some(format!("upload the file instead: {function}(pg_read_binary_file(…)) needs the same role; council-loader uploads it with {function}(bytea)")),
-        ))
-    }
-}
-
 #[pg_extern(name = "council_import", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn council_import_path(
     path: &str,
     mode: default!(&str, "'strict'"),
@@ -934,7 +838,7 @@ fn council_import_path(
     >,
     ErrorReport,
 > {
-    check_server_file_access("council_import")?;
+    access::check_server_file_access("council_import")?;
     let mode = Mode::parse(mode)?;
     // A relative path names a file in the data directory (the backend's
     // working directory), as for COPY.
@@ -942,6 +846,7 @@ fn council_import_path(
 }
 
 #[pg_extern(name = "council_import", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn council_import_upload(
     data: &[u8],
     mode: default!(&str, "'strict'"),
@@ -968,6 +873,7 @@ fn council_import_upload(
 
 /// The file this transaction uploaded with `council_upload`, imported.
 #[pg_extern(name = "council_import_upload", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn council_import_streamed(
     mode: default!(&str, "'strict'"),
     dry_run: default!(bool, false),

@@ -249,10 +249,18 @@ impl Source {
 
     /// Which council tables the file has, and what else.
     pub fn layout(&self) -> Result<Vec<TableLayout>, SourceError> {
+        // A virtual table (FTS, R-tree, …) is declared as a table too: its
+        // text tells it apart. It is refused before SQLite would parse its
+        // module's shadow tables.
         let objects: Vec<(String, String)> = {
             let mut statement = self
                 .conn
-                .prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view')")
+                .prepare(
+                    "SELECT name, CASE WHEN type = 'table'
+                                        AND upper(ltrim(sql)) LIKE 'CREATE VIRTUAL TABLE%'
+                                       THEN 'virtual table' ELSE type END
+                     FROM sqlite_schema WHERE type IN ('table', 'view')",
+                )
                 .map_err(|err| self.classify(&err, "reading the schema"))?;
             let rows = statement
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -471,6 +479,35 @@ mod tests {
                     ..
                 })
             ),
+            "{err:?}"
+        );
+    }
+
+    /// A council table declared as a virtual table is refused, and no
+    /// module a crafted file could name is compiled in.
+    #[test]
+    fn virtual_tables_are_refused_and_their_modules_absent() {
+        for module in ["fts3", "fts4", "fts5", "rtree", "dbstat"] {
+            let conn = Connection::open_in_memory().expect("memory");
+            let created = conn.execute_batch(&format!("CREATE VIRTUAL TABLE v USING {module}(a)"));
+            assert!(
+                created.is_err_and(|e| e.to_string().contains("no such module")),
+                "{module} is compiled in"
+            );
+        }
+        let (_dir, path) = file(V1);
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = 'CREATE VIRTUAL TABLE stage3_synthesis USING fts5(id, message_id, chairman_model, response, meta_evaluation, created_at)'
+             WHERE name = 'stage3_synthesis';",
+        )
+        .expect("declare it virtual");
+        drop(conn);
+        let err =
+            Source::open(&path, None, &tempfile::tempdir).and_then(|s| s.layout().map(|_| ()));
+        assert!(
+            matches!(&err, Err(SourceError::NotATable { table: "stage3_synthesis", kind, .. }) if kind == "virtual table"),
             "{err:?}"
         );
     }

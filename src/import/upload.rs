@@ -49,8 +49,13 @@ pub fn store(data: &[u8], privilege: u32, name: &str) -> Result<TransactionFile,
 
 fn check_privileges(privilege: u32, name: &str) -> Result<(), ErrorReport> {
     let schema = super::extension_schema()?;
-    let relids = super::council_relids(&schema)?;
-    super::check_table_privileges(&relids, privilege, name)
+    let tables = super::access::council_relids(&schema)?;
+    super::access::check_tables(
+        &tables,
+        privilege,
+        name,
+        "an upload is for roles that may import or verify it",
+    )
 }
 
 /// Appends `chunk` to this transaction's upload, started by the first call
@@ -112,6 +117,7 @@ fn no_upload() -> ErrorReport {
 /// Appends a piece of a council.db to this transaction's upload and returns
 /// the bytes received so far.
 #[pg_extern(name = "council_upload", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn council_upload(chunk: &[u8]) -> Result<i64, ErrorReport> {
     append(chunk)
 }
@@ -123,11 +129,12 @@ const LARGE_OBJECT_PIECE: i32 = 1 << 20;
 /// upload, a piece at a time: the route for psql, whose `\lo_import` sends a
 /// file as a large object. Reading it needs SELECT on it, as `lo_get` does.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn council_upload_large_object(large_object: pg_sys::Oid) -> Result<i64, ErrorReport> {
     let mut offset = 0i64;
     let mut size = 0i64;
     loop {
-        let piece = Spi::get_one_with_args::<Vec<u8>>(
+        let piece = super::read_one::<Vec<u8>>(
             "SELECT pg_catalog.lo_get($1, $2, $3)",
             &[
                 large_object.into(),

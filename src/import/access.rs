@@ -1,0 +1,210 @@
+//! What the caller may do, checked before an import or a verification reads,
+//! stores or locks anything: the same checks `COPY … FROM` and `LOCK TABLE`
+//! make, so the extension opens no door PostgreSQL keeps shut.
+
+use std::ffi::CString;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+use super::tables::{Kind, TABLES};
+use super::{quote_identifier, spi_error};
+use crate::error::report;
+
+/// A council table, resolved once per call.
+#[derive(Clone, Copy, Debug)]
+pub struct CouncilTable {
+    pub name: &'static str,
+    pub relid: pg_sys::Oid,
+}
+
+/// The council tables' oids, in dependency order; `schema` is quoted.
+pub fn council_relids(schema: &str) -> Result<Vec<CouncilTable>, ErrorReport> {
+    TABLES
+        .iter()
+        .map(|table| {
+            relid(schema, table.name).map(|relid| CouncilTable {
+                name: table.name,
+                relid,
+            })
+        })
+        .collect()
+}
+
+fn relid(schema: &str, name: &'static str) -> Result<pg_sys::Oid, ErrorReport> {
+    let qualified = format!("{schema}.{}", quote_identifier(name));
+    super::read_one::<pg_sys::Oid>(
+        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+        &[qualified.into()],
+    )
+    .map_err(spi_error)?
+    .ok_or_else(|| {
+        report(
+            "42P01",
+            format!("the council table {name} is missing"),
+            None,
+            Some("ALTER EXTENSION llm_council UPDATE, or re-create the table from a dump".into()),
+        )
+    })
+}
+
+fn user() -> pg_sys::Oid {
+    // SAFETY: the current user is set whenever SQL runs.
+    unsafe { pg_sys::GetUserId() }
+}
+
+fn has(relid: pg_sys::Oid, privileges: u32) -> bool {
+    // SAFETY: a catalog lookup for the current user; ANY: one of them suffices.
+    let granted = unsafe {
+        pg_sys::pg_class_aclmask(
+            relid,
+            user(),
+            pg_sys::AclMode::from(privileges),
+            pg_sys::AclMaskHow::ACLMASK_ANY,
+        )
+    };
+    granted != 0
+}
+
+fn denied(object: &str, missing: &str, why: &str) -> ErrorReport {
+    report(
+        "42501",
+        format!("permission denied for {object}"),
+        Some(format!("{missing} on {object} is missing: {why}")),
+        Some(
+            "council_import needs SELECT and INSERT on the council tables, UPDATE, DELETE or \
+             TRUNCATE on them for its lock (as LOCK TABLE … IN SHARE ROW EXCLUSIVE MODE does), \
+             and UPDATE on their identity sequences; council_verify and uploads need SELECT"
+                .into(),
+        ),
+    )
+}
+
+/// Checks `privilege` on every council table and names the first table
+/// that lacks it.
+pub fn check_tables(
+    tables: &[CouncilTable],
+    privilege: u32,
+    privilege_name: &str,
+    why: &str,
+) -> Result<(), ErrorReport> {
+    match tables.iter().find(|t| !has(t.relid, privilege)) {
+        Some(table) => Err(denied(
+            &format!("table {}", table.name),
+            privilege_name,
+            why,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Everything an import needs, checked up front so that a role that may
+/// not finish it gets no lock, no copy of its file and no half-done work:
+/// - a writable transaction, as for COPY FROM (25006);
+/// - SELECT (existing rows) and INSERT (new rows) on every council table,
+///   INSERT on council_import_rejects;
+/// - the privilege LOCK TABLE wants for SHARE ROW EXCLUSIVE;
+/// - UPDATE on the identity sequences the import moves past its ids;
+/// - no row-level security in force for the caller, which COPY FROM refuses
+///   too (the import writes through COPY's machinery).
+pub fn check_import(schema: &str, tables: &[CouncilTable]) -> Result<(), ErrorReport> {
+    // SAFETY: raises the standard 25006 ERROR in a read-only transaction.
+    unsafe { pg_sys::PreventCommandIfReadOnly(c"council_import".as_ptr()) };
+    check_tables(
+        tables,
+        pg_sys::ACL_SELECT,
+        "SELECT",
+        "the import reads the rows already there",
+    )?;
+    check_tables(
+        tables,
+        pg_sys::ACL_INSERT,
+        "INSERT",
+        "the import inserts the file's rows",
+    )?;
+    check_tables(
+        tables,
+        pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE | pg_sys::ACL_TRUNCATE,
+        "UPDATE, DELETE or TRUNCATE",
+        "the import locks the table against other writers, as LOCK TABLE would",
+    )?;
+    let rejects = relid(schema, "council_import_rejects")?;
+    if !has(rejects, pg_sys::ACL_INSERT) {
+        return Err(denied(
+            "table council_import_rejects",
+            "INSERT",
+            "the import keeps the rows it rejects there",
+        ));
+    }
+    for table in tables {
+        let spec = TABLES.iter().find(|t| t.name == table.name);
+        if spec.is_some_and(|t| t.key().kind == Kind::BigInt) {
+            check_sequence(table)?;
+        }
+        // SAFETY: a catalog lookup; noError = true returns instead of raising.
+        let rls = unsafe { pg_sys::check_enable_rls(table.relid, pg_sys::InvalidOid, true) };
+        if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
+            return Err(report(
+                "0A000",
+                format!("council_import does not support row-level security on table {}", table.name),
+                Some("the import writes through COPY's machinery, and COPY FROM refuses tables whose row-level security applies to the caller".into()),
+                Some("import as the tables' owner or a role with BYPASSRLS".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_sequence(table: &CouncilTable) -> Result<(), ErrorReport> {
+    let sequence = super::read_one::<pg_sys::Oid>(
+        "SELECT pg_catalog.pg_get_serial_sequence($1::pg_catalog.regclass::pg_catalog.text, 'id')::pg_catalog.regclass::pg_catalog.oid",
+        &[table.relid.into()],
+    )
+    .map_err(spi_error)?;
+    match sequence {
+        Some(sequence) if !has(sequence, pg_sys::ACL_UPDATE) => Err(denied(
+            &format!("the identity sequence of {}", table.name),
+            "UPDATE",
+            "the import moves it past the largest imported id",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Reading a server file is for superusers and members of
+/// pg_read_server_files, as for `COPY … FROM 'file'`.
+pub fn check_server_file_access(function: &str) -> Result<(), ErrorReport> {
+    // SAFETY: catalog lookups for the current user.
+    let allowed = unsafe {
+        pg_sys::superuser()
+            || pg_sys::has_privs_of_role(
+                user(),
+                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES),
+            )
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(report(
+            "42501",
+            format!("permission denied to read a server file with {function}"),
+            Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
+            Some(format!("upload the file instead (council-loader does): council_upload, then {function}_upload()")),
+        ))
+    }
+}
+
+/// Whether the caller could `SET session_replication_role` itself: only
+/// then may the import switch it for its own COPY.
+pub fn may_set_replication_role() -> bool {
+    let name = CString::from(c"session_replication_role");
+    // SAFETY: catalog lookups for the current user.
+    unsafe {
+        pg_sys::superuser()
+            || pg_sys::pg_parameter_aclcheck(
+                name.as_ptr(),
+                user(),
+                pg_sys::AclMode::from(pg_sys::ACL_SET),
+            ) == pg_sys::AclResult::ACLCHECK_OK
+    }
+}
