@@ -56,7 +56,7 @@ fn define_expire_databases() {
     GucRegistry::define_string_guc(
         c"llm_council.expire_role",
         c"The role the cache expiry worker connects as.",
-        c"A role with LOGIN, SELECT and DELETE on response_cache. Empty: the worker connects as the bootstrap superuser and runs each expiry as response_cache's owner, in a security-restricted operation. Changing it needs a restart.",
+        c"A role with LOGIN, and SELECT, UPDATE and DELETE on response_cache. Empty: the worker connects as the bootstrap superuser and runs each expiry as response_cache's owner, in a security-restricted operation. Changing it needs a restart.",
         &EXPIRE_ROLE,
         GucContext::Postmaster,
         GucFlags::default(),

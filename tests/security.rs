@@ -407,3 +407,108 @@ fn no_role_forges_the_cache_statistics() {
     )
     .expect("the app uses the cache as before");
 }
+
+fn preloaded(settings: &[(&str, &str)]) -> Cluster {
+    let mut options = council_loader::cluster::ClusterOptions::default()
+        .setting("shared_preload_libraries", "llm_council")
+        .setting("llm_council.expire_databases", "cache")
+        .setting("llm_council.expire_interval", "1s");
+    for (name, value) in settings {
+        options = options.setting(name, value);
+    }
+    Cluster::start_temporary(&options).expect("a preloaded cluster")
+}
+
+fn wait_for_expiry(cluster: &Cluster, client: &mut Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
+    loop {
+        let left: i64 = client
+            .query_one(
+                "SELECT count(*) FROM response_cache WHERE cache_key = 'goes'",
+                &[],
+            )
+            .expect("count")
+            .get(0);
+        if left == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not expire the entry; log:\n{}",
+            cluster.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A database owner redirects `=` for names through the database's
+/// search_path: the expiry worker's queries never call it.
+#[test]
+fn the_expiry_worker_ignores_a_database_owners_search_path() {
+    let cluster = preloaded(&[]);
+    let mut admin = cluster.connect("postgres").expect("connect");
+    admin
+        .batch_execute("CREATE ROLE owner LOGIN PASSWORD 'owner-secret'")
+        .expect("the owner");
+    admin
+        .batch_execute("CREATE DATABASE cache OWNER owner")
+        .expect("a database owned by another role");
+    let mut superuser = cluster.connect("cache").expect("connect");
+    superuser
+        .batch_execute("CREATE EXTENSION llm_council")
+        .expect("extension");
+    let mut owner = cluster
+        .connect_as("cache", "owner", "owner-secret")
+        .expect("connect as the owner");
+    owner
+        .batch_execute(
+            "CREATE SCHEMA evil;
+             CREATE TABLE evil.calls (at timestamptz DEFAULT now());
+             CREATE FUNCTION evil.eq(name, name) RETURNS boolean LANGUAGE sql AS
+                 $$ INSERT INTO evil.calls DEFAULT VALUES RETURNING pg_catalog.texteq($1::text, $2::text) $$;
+             CREATE OPERATOR evil.= (LEFTARG = name, RIGHTARG = name, FUNCTION = evil.eq);
+             ALTER DATABASE cache SET search_path = evil, pg_catalog, public;",
+        )
+        .expect("the owner's trap");
+    superuser
+        .batch_execute(
+            "SET search_path = public;
+             SELECT council_cache_put('goes', 'q', NULL, NULL, NULL, NULL, interval '10 milliseconds');",
+        )
+        .expect("an entry that expires");
+    wait_for_expiry(&cluster, &mut superuser);
+    let calls: i64 = superuser
+        .query_one("SELECT count(*) FROM evil.calls", &[])
+        .expect("calls")
+        .get(0);
+    assert_eq!(calls, 0, "the worker ran the owner's operator");
+}
+
+/// With llm_council.expire_role the worker connects as that role, which
+/// needs no more than LOGIN and SELECT, UPDATE (for its FOR UPDATE SKIP
+/// LOCKED) and DELETE on response_cache.
+#[test]
+fn the_expiry_worker_runs_as_the_role_named_for_it() {
+    let cluster = preloaded(&[("llm_council.expire_role", "expirer")]);
+    let mut admin = cluster.connect("postgres").expect("connect");
+    admin
+        .batch_execute("CREATE DATABASE cache")
+        .expect("database");
+    let mut client = common::database_with_extension_in(&cluster, "cache");
+    client
+        .batch_execute(
+            "CREATE ROLE expirer LOGIN;
+             GRANT SELECT, UPDATE, DELETE ON response_cache TO expirer;
+             SELECT council_cache_put('goes', 'q', NULL, NULL, NULL, NULL, interval '10 milliseconds');",
+        )
+        .expect("role and entry");
+    wait_for_expiry(&cluster, &mut client);
+    let worker_user: String = client
+        .query_one(
+            "SELECT usename::text FROM pg_stat_activity WHERE backend_type = 'llm_council cache expiry'",
+            &[],
+        )
+        .expect("the worker")
+        .get(0);
+    assert_eq!(worker_user, "expirer");
+}

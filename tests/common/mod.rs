@@ -37,6 +37,15 @@ pub fn database_with_extension(cluster: &Cluster, name: &str) -> Client {
     client
 }
 
+/// The extension created in `name`, a database that already exists.
+pub fn database_with_extension_in(cluster: &Cluster, name: &str) -> Client {
+    let mut client = cluster.connect(name).expect("connecting");
+    client
+        .batch_execute("CREATE EXTENSION llm_council")
+        .expect("CREATE EXTENSION llm_council");
+    client
+}
+
 /// Puts rows into every table through the app's own kind of statements, so
 /// the identity sequences advance as they would in production.
 pub fn fill_every_table(client: &mut Client) {
