@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 import psycopg2
 
@@ -45,8 +46,27 @@ TIMESTAMP_COLUMNS = {
 }
 
 
+def db_url(url, database):
+    """The cluster's URL (which names its password file) for another database."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + database))
+
+
+def with_password(url):
+    """The URL with the password in it, for pgloader, which reads no password file."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query)
+    password = ""
+    for line in open(query["passfile"][0]):
+        if line.strip() and not line.startswith("#"):
+            password = line.strip().rsplit(":", 1)[1]
+            break
+    netloc = f"{parts.username}:{password}@{parts.hostname}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=""))
+
+
 def connect(url, database):
-    conn = psycopg2.connect(url.rsplit("/", 1)[0] + "/" + database)
+    conn = psycopg2.connect(db_url(url, database))
     conn.autocommit = True
     return conn
 
@@ -226,7 +246,7 @@ def run_pgloader(args, url, cleaned, n):
     conn = fresh_database(url, name)
     checkpoint(conn)
     command = os.path.join(args.work, f"pgloader-{n}.load")
-    target = url.rsplit("/", 1)[0] + "/" + name
+    target = with_password(db_url(url, name))
     with open(command, "w") as f:
         f.write(
             f"LOAD DATABASE\n FROM sqlite://{cleaned}\n INTO {target}\n"
@@ -246,7 +266,7 @@ def run_seed(args, url, cleaned, n):
     name = f"bench_seed_{n}"
     conn = fresh_database(url, name)
     checkpoint(conn)
-    env = dict(os.environ, DATABASE_URL=url.rsplit("/", 1)[0] + "/" + name, PYTHONPATH=args.seed)
+    env = dict(os.environ, DATABASE_URL=db_url(url, name), PYTHONPATH=args.seed)
     script = (
         "import migrate_to_postgres as m, sys\n"
         "stats = m.migrate_conversations(sys.argv[1])\n"
@@ -320,7 +340,7 @@ def loader_import(args, url, fixture, name, upload):
     conn = fresh_database(url, name)
     checkpoint(conn)
     conn.close()
-    target = url.rsplit("/", 1)[0] + "/" + name
+    target = db_url(url, name)
     command = [args.loader, "import", "--json", "--database-url", target, fixture]
     if upload:
         command.append("--upload")
@@ -385,7 +405,7 @@ def upload_benchmark(args, url, sizes, fixture_of):
 def pgbench(args, url, script, seconds):
     result = subprocess.run(
         ["pgbench", "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds), "-f", script,
-         url.rsplit("/", 1)[0] + "/bench_cache"],
+         db_url(url, "bench_cache")],
         capture_output=True, text=True, check=True,
     )
     transactions = tps = None

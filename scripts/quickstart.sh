@@ -31,4 +31,4 @@ echo "== importing it (run again, and every row is skipped as already there)"
 echo "== verifying it row by row"
 "$loader" verify "$sample"
 "$loader" status
-echo "connect with: psql $("$loader" server start)"
+echo "connect with: psql '$("$loader" server start)'"

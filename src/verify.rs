@@ -108,10 +108,12 @@ pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {
     let source = import::open_source(path)?;
     let layout = source.layout()?;
     source.begin_snapshot()?;
-    layout
+    let results = layout
         .iter()
         .map(|table| verify_table(&schema, &source, table))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    source.check_unchanged()?;
+    Ok(results)
 }
 
 fn rows(

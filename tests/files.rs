@@ -556,11 +556,11 @@ fn an_upload_needs_table_privileges_before_a_byte_is_stored() {
     let cluster = common::cluster();
     let mut admin = common::database_with_extension(&cluster, "council");
     admin
-        .batch_execute("CREATE ROLE outsider LOGIN")
+        .batch_execute("CREATE ROLE outsider LOGIN PASSWORD 'outsider-secret'")
         .expect("role");
-    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
-    config.user("outsider");
-    let mut outsider = config.connect(postgres::NoTls).expect("connect");
+    let mut outsider = cluster
+        .connect_as("council", "outsider", "outsider-secret")
+        .expect("connect");
     let err = outsider
         .execute("SELECT council_upload($1)", &[&vec![0u8; 1000]])
         .expect_err("no privilege");

@@ -194,16 +194,14 @@ fn the_upload_form_needs_only_table_privileges_and_the_path_form_needs_file_acce
     );
     admin
         .batch_execute(
-            "CREATE ROLE app LOGIN;
+            "CREATE ROLE app LOGIN PASSWORD 'app-secret';
              GRANT INSERT, SELECT, UPDATE ON ALL TABLES IN SCHEMA public TO app;
              GRANT UPDATE, USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO app;",
         )
         .expect("roles");
-    let mut app = postgres::Client::connect(
-        &format!("postgresql://app@127.0.0.1:{}/council", cluster.port()),
-        postgres::NoTls,
-    )
-    .expect("connect as app");
+    let mut app = cluster
+        .connect_as("council", "app", "app-secret")
+        .expect("connect as app");
 
     let err = import(&mut app, &path, "strict").expect_err("a plain role cannot read server files");
     assert_eq!(sqlstate(&err), "42501", "{}", message(&err));
@@ -217,13 +215,11 @@ fn the_upload_form_needs_only_table_privileges_and_the_path_form_needs_file_acce
 
     let bytes = std::fs::read(&path).expect("read the file");
     admin
-        .batch_execute("CREATE ROLE nobody LOGIN")
+        .batch_execute("CREATE ROLE nobody LOGIN PASSWORD 'nobody-secret'")
         .expect("role");
-    let mut nobody = postgres::Client::connect(
-        &format!("postgresql://nobody@127.0.0.1:{}/council", cluster.port()),
-        postgres::NoTls,
-    )
-    .expect("connect as nobody");
+    let mut nobody = cluster
+        .connect_as("council", "nobody", "nobody-secret")
+        .expect("connect as nobody");
     let err = nobody
         .query_one(
             "SELECT sum(imported)::bigint FROM council_import($1::bytea)",

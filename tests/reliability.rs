@@ -433,16 +433,14 @@ fn no_server_file_is_readable_without_the_privilege() {
     std::os::unix::fs::symlink(&path, &link).expect("symlink");
     admin
         .batch_execute(
-            "CREATE ROLE intruder LOGIN;
+            "CREATE ROLE intruder LOGIN PASSWORD 'intruder-secret';
              GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA public TO intruder;
              GRANT EXECUTE ON FUNCTION council_import(text, text, boolean), council_verify(text) TO intruder;",
         )
         .expect("role");
-    let mut intruder = Client::connect(
-        &format!("postgresql://intruder@127.0.0.1:{}/council", cluster.port()),
-        postgres::NoTls,
-    )
-    .expect("connect");
+    let mut intruder = cluster
+        .connect_as("council", "intruder", "intruder-secret")
+        .expect("connect");
     let dir = path.parent().expect("dir").to_string_lossy().into_owned();
     let attempts = [
         path.to_string_lossy().into_owned(),

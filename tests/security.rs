@@ -497,7 +497,7 @@ fn the_expiry_worker_runs_as_the_role_named_for_it() {
     let mut client = common::database_with_extension_in(&cluster, "cache");
     client
         .batch_execute(
-            "CREATE ROLE expirer LOGIN;
+            "CREATE ROLE expirer LOGIN PASSWORD 'expirer-secret';
              GRANT SELECT, UPDATE, DELETE ON response_cache TO expirer;
              SELECT council_cache_put('goes', 'q', NULL, NULL, NULL, NULL, interval '10 milliseconds');",
         )
@@ -511,4 +511,67 @@ fn the_expiry_worker_runs_as_the_role_named_for_it() {
         .expect("the worker")
         .get(0);
     assert_eq!(worker_user, "expirer");
+}
+
+/// The test clusters, and the loader's private one, let in nobody but their
+/// maker: another OS user reaches the superuser neither over TCP (SCRAM,
+/// with a password only the maker can read) nor over the socket (in a
+/// directory closed to others).
+#[test]
+fn another_os_user_cannot_reach_the_private_cluster() {
+    use std::os::unix::process::CommandExt as _;
+    let cluster = common::cluster();
+    let psql = |host: &str| {
+        let output = std::process::Command::new(cluster.bin("psql"))
+            .args([
+                "-w",
+                "-h",
+                host,
+                "-p",
+                &cluster.port().to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", "postgres", "-Atc", "SELECT 'in'"])
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", "/nonexistent")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("psql as nobody");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (by_tcp, why) = psql("127.0.0.1");
+    assert!(!by_tcp, "nobody got in over TCP");
+    assert!(why.contains("password"), "{why}");
+    let socket_dir = cluster.scratch_dir().to_string_lossy().into_owned();
+    let (by_socket, why) = psql(&socket_dir);
+    assert!(!by_socket, "nobody got in over the socket");
+    assert!(
+        why.contains("Permission denied") || why.contains("password"),
+        "{why}"
+    );
+
+    // The maker gets in with the password file.
+    let maker = std::process::Command::new(cluster.bin("psql"))
+        .arg(cluster.url_with_passfile("postgres"))
+        .args(["-w", "-Atc", "SELECT 'in'"])
+        .output()
+        .expect("psql as the maker");
+    assert_eq!(
+        String::from_utf8_lossy(&maker.stdout).trim(),
+        "in",
+        "{maker:?}"
+    );
+    let hba = std::fs::read_to_string(cluster.data_dir().join("pg_hba.conf")).expect("hba");
+    assert!(
+        !hba.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .any(|l| l.contains("trust")),
+        "{hba}"
+    );
 }

@@ -15,6 +15,10 @@
 //!   into a private directory the caller names, and opened there. A copy
 //!   taken while the files changed is taken again; the rows in `-wal` are
 //!   never left out.
+//! - a WAL-mode file an app is writing to right now (the copy keeps
+//!   changing) is read where it lies through its `-shm`, under SQLite's own
+//!   locks, which give one consistent snapshot: the live app keeps those
+//!   files anyway, and nothing is created.
 
 use std::fs;
 use std::io;
@@ -96,7 +100,7 @@ pub fn journal(path: &Path) -> io::Result<Journal> {
 
 /// What identifies a file's contents for the copy's consistency check.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Stamp {
+pub struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
     inode: u64,
@@ -121,6 +125,33 @@ pub struct ReadOnly {
     pub conn: Connection,
     pub journal: Journal,
     snapshot: Option<tempfile::TempDir>,
+    /// For a file read as immutable: how it looked when opened.
+    unlocked: Option<Unlocked>,
+}
+
+/// A file read without SQLite's locks (immutable), and how it looked then:
+/// were an app to start writing to it meanwhile, the read may be torn, and
+/// [`Unlocked::check`] says so.
+#[derive(Clone, Debug)]
+pub struct Unlocked {
+    path: PathBuf,
+    stamp: Option<Stamp>,
+}
+
+impl Unlocked {
+    /// Fails if the file, or a `-wal` beside it, changed since it was opened.
+    pub fn check(&self) -> Result<(), OpenError> {
+        let wal_rows = fs::metadata(wal_path(&self.path))
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        if wal_rows || stamp(&self.path).ok().flatten() != self.stamp {
+            return Err(OpenError::Changing {
+                path: self.path.clone(),
+                tries: 1,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl ReadOnly {
@@ -129,10 +160,10 @@ impl ReadOnly {
         self.snapshot.as_ref().map(|dir| dir.path())
     }
 
-    /// The connection and the private copy it reads; keep the copy until
-    /// the connection is closed.
-    pub fn into_parts(self) -> (Connection, Option<tempfile::TempDir>) {
-        (self.conn, self.snapshot)
+    /// The connection, the private copy it reads (keep it until the
+    /// connection is closed), and the check for a file read without locks.
+    pub fn into_parts(self) -> (Connection, Option<tempfile::TempDir>, Option<Unlocked>) {
+        (self.conn, self.snapshot, self.unlocked)
     }
 }
 
@@ -169,6 +200,7 @@ pub fn open(
             conn,
             journal,
             snapshot: None,
+            unlocked: None,
         });
     }
     let wal = wal_path(path);
@@ -178,6 +210,10 @@ pub fn open(
         Err(err) => return Err(access(Part::Wal, &wal)(err)),
     };
     if !wal_rows {
+        let unlocked = Unlocked {
+            path: path.to_owned(),
+            stamp: stamp(path).map_err(access(Part::Database, path))?,
+        };
         let conn =
             Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
                 .map_err(sqlite)?;
@@ -185,6 +221,7 @@ pub fn open(
             conn,
             journal,
             snapshot: None,
+            unlocked: Some(unlocked),
         });
     }
     let dir = private_dir().map_err(|source| OpenError::Snapshot {
@@ -192,13 +229,34 @@ pub fn open(
         into: std::env::temp_dir(),
         source,
     })?;
-    let copy = copy_with_wal(path, dir.path())?;
+    let copy = match copy_with_wal(path, dir.path()) {
+        Ok(copy) => copy,
+        Err(OpenError::Changing { .. }) if shm_path(path).exists() => {
+            // A live writer: read in place, under its locks.
+            let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+            return Ok(ReadOnly {
+                conn,
+                journal,
+                snapshot: None,
+                unlocked: None,
+            });
+        }
+        Err(other) => return Err(other),
+    };
     let conn = Connection::open_with_flags(&copy, flags).map_err(sqlite)?;
     Ok(ReadOnly {
         conn,
         journal,
         snapshot: Some(dir),
+        unlocked: None,
     })
+}
+
+/// The `-shm` file SQLite pairs with `path`.
+fn shm_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-shm");
+    PathBuf::from(name)
 }
 
 /// Copies the database and its `-wal` into `dir` until both were unchanged
@@ -384,6 +442,20 @@ mod tests {
                 if *p == wal && source.kind() == io::ErrorKind::PermissionDenied),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_file_read_as_immutable_says_when_an_app_wrote_to_it_meanwhile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = wal_file(dir.path(), 5, 0);
+        let read = open(&path, OpenFlags::empty(), &private).expect("open");
+        let (_conn, _, unlocked) = read.into_parts();
+        let unlocked = unlocked.expect("read as immutable");
+        assert!(unlocked.check().is_ok());
+        let app = Connection::open(&path).expect("the app");
+        app.execute("INSERT INTO t VALUES (100)", [])
+            .expect("a write");
+        assert!(matches!(unlocked.check(), Err(OpenError::Changing { .. })));
     }
 
     #[test]

@@ -142,6 +142,37 @@ fn run(mut command: Command) -> Result<Output, ClusterError> {
     }
 }
 
+/// A new random password: 48 hex digits from the kernel's generator.
+fn random_password() -> Result<String, ClusterError> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 24];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(io("reading /dev/urandom"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes a file only its owner may read, created so from the start.
+fn write_private(path: &Path, content: &str) -> Result<(), ClusterError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = fs::remove_file(path);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("creating {}", path.display())))?;
+    file.write_all(content.as_bytes())
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+/// Closes a cluster's directory (and so its socket) to other OS users.
+fn private(dir: &Path) -> Result<(), ClusterError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("closing {} to other users", dir.display())))
+}
+
 /// A port on the loopback interface that nothing listens on right now.
 pub fn free_port() -> Result<u16, ClusterError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
@@ -165,12 +196,20 @@ impl ClusterOptions {
     }
 }
 
-/// A running PostgreSQL cluster on a loopback port, with trust authentication
-/// for the `postgres` role over TCP from this machine only.
+/// The superuser's password, in pgpass form (`*:*:*:postgres:PASSWORD`),
+/// beside the data directory: 0600, owned by whoever made the cluster.
+pub const PASSFILE: &str = "superuser.pgpass";
+
+/// A running PostgreSQL cluster on a loopback port. Nobody else on the
+/// machine gets in: the superuser authenticates with SCRAM and a random
+/// password only its maker can read (`PASSFILE`), over TCP and over the
+/// socket alike, and the socket lies in a directory only the server's OS
+/// user (and root) may enter.
 pub struct Cluster {
     base: PathBuf,
     data: PathBuf,
     port: u16,
+    password: String,
     bin: PathBuf,
     user: ServerUser,
     temporary: bool,
@@ -199,15 +238,30 @@ impl Cluster {
         let bin = server_bin_dir()?;
         let user = ServerUser::for_this_process()?;
         user.give(&base)?;
+        private(&base)?;
         let data = base.join("data");
+        let password = random_password()?;
+        // initdb reads the password from a file the server's user owns,
+        // gone again as soon as it has.
+        let pwfile = base.join("initdb.password");
+        write_private(&pwfile, &password)?;
+        user.give(&pwfile)?;
         let mut initdb = user.command(&bin.join("initdb"));
         initdb
             .current_dir(&base)
             .arg("--pgdata")
             .arg(&data)
-            .args(["--username=postgres", "--auth=trust", "--encoding=UTF8"])
+            .args(["--username=postgres", "--encoding=UTF8"])
+            .args(["--auth-local=scram-sha-256", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()))
             .args(["--locale=C.UTF-8", "--no-sync"]);
-        run(initdb)?;
+        let initialized = run(initdb);
+        let _ = fs::remove_file(&pwfile);
+        initialized?;
+        write_private(
+            &base.join(PASSFILE),
+            &format!("*:*:*:postgres:{password}\n"),
+        )?;
         let mut conf = fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))
@@ -225,6 +279,7 @@ impl Cluster {
             base,
             data,
             port: 0,
+            password,
             bin,
             user,
             temporary: false,
@@ -257,7 +312,51 @@ impl Cluster {
         if !cluster.running {
             cluster.start()?;
         }
+        if cluster.password.is_empty() {
+            cluster.end_trust()?;
+        }
         Ok(cluster)
+    }
+
+    /// A cluster made by an earlier loader trusted every local connection:
+    /// it gets a password and SCRAM in place of trust, and its directory
+    /// is closed to others.
+    fn end_trust(&mut self) -> Result<(), ClusterError> {
+        let password = random_password()?;
+        let mut client = postgres::Client::connect(
+            &format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port),
+            postgres::NoTls,
+        )?;
+        // A password cannot be a parameter of ALTER ROLE; format() quotes it.
+        let statement: String = client
+            .query_one(
+                "SELECT format('ALTER ROLE postgres PASSWORD %L', $1::text)",
+                &[&password],
+            )?
+            .get(0);
+        client.batch_execute(&statement)?;
+        let hba = self.data.join("pg_hba.conf");
+        let rules = fs::read_to_string(&hba).map_err(io("reading pg_hba.conf"))?;
+        let secured: String = rules
+            .lines()
+            .map(|line| {
+                if line.trim_start().starts_with('#') {
+                    line.to_owned()
+                } else {
+                    line.replace("trust", "scram-sha-256")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        fs::write(&hba, secured + "\n").map_err(io("writing pg_hba.conf"))?;
+        client.batch_execute("SELECT pg_reload_conf()")?;
+        write_private(
+            &self.base.join(PASSFILE),
+            &format!("*:*:*:postgres:{password}\n"),
+        )?;
+        private(&self.base)?;
+        self.password = password;
+        Ok(())
     }
 
     /// The cluster kept under `base`, running or not, as it is.
@@ -266,10 +365,15 @@ impl Cluster {
             .ok()
             .and_then(|p| p.trim().parse().ok())
             .ok_or_else(|| ClusterError::Start(format!("{} has no port file", base.display())))?;
+        let password = fs::read_to_string(base.join(PASSFILE))
+            .ok()
+            .and_then(|line| line.trim().rsplit(':').next().map(str::to_owned))
+            .unwrap_or_default();
         let mut cluster = Cluster {
             base: base.to_owned(),
             data: base.join("data"),
             port,
+            password,
             bin: server_bin_dir()?,
             user: ServerUser::for_this_process()?,
             temporary: false,
@@ -341,7 +445,9 @@ impl Cluster {
         self.user.give(&base)?;
         let data = base.join("data");
         let mut backup = self.user.command(&self.bin.join("pg_basebackup"));
+        // -R writes the password into the standby's primary_conninfo.
         backup
+            .env("PGPASSWORD", &self.password)
             .current_dir(&base)
             .arg("--pgdata")
             .arg(&data)
@@ -356,10 +462,12 @@ impl Cluster {
             .map_err(io("opening postgresql.conf"))?;
         conf.write_all(format!("\nunix_socket_directories = '{}'\n", base.display()).as_bytes())
             .map_err(io("writing postgresql.conf"))?;
+        private(&base)?;
         let mut standby = Cluster {
             base,
             data,
             port: 0,
+            password: self.password.clone(),
             bin: self.bin.clone(),
             user: self.user,
             temporary: true,
@@ -410,9 +518,34 @@ impl Cluster {
         self.bin.join(program)
     }
 
-    /// The connection string for `database`, as psql and the loader take it.
+    /// The connection string for `database`, password included, as the
+    /// loader and the `postgres` crate take it.
     pub fn url(&self, database: &str) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgresql://postgres:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
+    /// The connection string for `database` without the password, naming
+    /// the password file instead: what psql and libpq take, and what may be
+    /// printed.
+    pub fn url_with_passfile(&self, database: &str) -> String {
+        format!(
+            "postgresql://postgres@127.0.0.1:{}/{database}?passfile={}",
+            self.port,
+            self.passfile().display()
+        )
+    }
+
+    /// The superuser's password file (pgpass form).
+    pub fn passfile(&self) -> PathBuf {
+        self.base.join(PASSFILE)
+    }
+
+    /// The superuser's password.
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     pub fn connect(&self, database: &str) -> Result<postgres::Client, ClusterError> {

@@ -63,9 +63,77 @@ pub fn configured(url: Option<&str>) -> Result<Option<(Config, Origin)>, Connect
 }
 
 fn parse(url: &str) -> Result<Config, ConnectError> {
+    let (url, passfile) = without_passfile(url);
     let mut config: Config = url.parse().map_err(ConnectError::BadUrl)?;
     apply_environment_defaults(&mut config)?;
+    password_from_file(&mut config, passfile.as_deref());
     Ok(config)
+}
+
+/// The URL without its `passfile=` parameter (which the `postgres` crate
+/// does not know), and that parameter's value.
+fn without_passfile(url: &str) -> (String, Option<PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut passfile = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("passfile=") {
+            Some(value) => {
+                passfile = Some(PathBuf::from(percent_decoded(value)));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_owned(), passfile)
+    } else {
+        (format!("{base}?{}", kept.join("&")), passfile)
+    }
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Without a password in the settings, the password file's, as libpq.
+fn password_from_file(config: &mut Config, named: Option<&std::path::Path>) {
+    if config.get_password().is_some() {
+        return;
+    }
+    let Some(file) = crate::pgpass::file(named) else {
+        return;
+    };
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(name)) => name.clone(),
+        _ => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres").to_owned();
+    let database = config.get_dbname().unwrap_or(&user).to_owned();
+    if let Some(password) = crate::pgpass::lookup(&file, &host, port, &database, &user) {
+        config.password(password);
+    }
 }
 
 /// Fills what a URL left out from the PG* variables, as libpq does.
@@ -124,6 +192,7 @@ fn apply_environment_defaults(config: &mut Config) -> Result<(), ConnectError> {
 fn from_environment() -> Result<Config, ConnectError> {
     let mut config = Config::new();
     apply_environment_defaults(&mut config)?;
+    password_from_file(&mut config, None);
     Ok(config)
 }
 
@@ -195,7 +264,11 @@ fn tls() -> Result<MakeTlsConnector, ConnectError> {
                 path: path.clone(),
                 reason: err.to_string(),
             })?;
-        builder.add_root_certificate(certificate);
+        // As libpq: the named roots replace the system's, so that
+        // verify-ca trusts this CA only, not every public one.
+        builder
+            .disable_built_in_roots(true)
+            .add_root_certificate(certificate);
     }
     let connector = builder
         .build()
@@ -232,5 +305,21 @@ mod tests {
         assert!(!is_local(&config));
         let local = parse("postgresql://postgres@127.0.0.1:5432/postgres").expect("parse");
         assert!(is_local(&local));
+    }
+
+    #[test]
+    fn a_passfile_parameter_is_read_and_left_out_of_the_url() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("my pass");
+        std::fs::write(&file, "*:*:*:postgres:from-the-file\n").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let url = format!(
+            "postgresql://postgres@127.0.0.1:5432/postgres?passfile={}&application_name=x",
+            file.display().to_string().replace(' ', "%20")
+        );
+        let config = parse(&url).expect("parse");
+        assert_eq!(config.get_password(), Some(&b"from-the-file"[..]));
+        assert_eq!(config.get_application_name(), Some("x"));
     }
 }

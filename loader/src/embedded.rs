@@ -32,25 +32,22 @@ fn cluster_dir() -> PathBuf {
     home().join("cluster")
 }
 
-/// Starts the cluster, or finds it running, and returns how to reach it.
-pub fn ensure_running() -> Result<Config, ClusterError> {
+/// Starts the cluster, or finds it running, and returns how to reach it and
+/// what to print for psql (the password file named, not the password).
+pub fn ensure_running() -> Result<(Config, String), ClusterError> {
     let base = cluster_dir();
-    // The server's OS user must be able to reach the directory.
     let cluster = Cluster::open_or_create(&base, &ClusterOptions::default())?;
-    let config = config_for(cluster.port());
-    cluster.detach();
-    Ok(config)
-}
-
-fn config_for(port: u16) -> Config {
     let mut config = Config::new();
     config
         .host("127.0.0.1")
-        .port(port)
+        .port(cluster.port())
         .user("postgres")
+        .password(cluster.password())
         .dbname("postgres")
         .application_name("council-loader");
-    config
+    let printable = cluster.url_with_passfile("postgres");
+    cluster.detach();
+    Ok((config, printable))
 }
 
 /// The URL of the cluster, and whether it runs; None when there is none.
@@ -60,10 +57,7 @@ pub fn status() -> Result<Option<(String, bool)>, ClusterError> {
         return Ok(None);
     }
     let cluster = Cluster::open_existing(&base)?;
-    let url = format!(
-        "postgresql://postgres@127.0.0.1:{}/postgres",
-        cluster.port()
-    );
+    let url = cluster.url_with_passfile("postgres");
     let running = cluster.is_running();
     cluster.detach();
     Ok(Some((url, running)))

@@ -172,10 +172,11 @@ pub enum Transfer {
 /// (`council_upload`), reporting the bytes sent to `sent`.
 fn upload(
     transaction: &mut postgres::Transaction<'_>,
+    schema: &str,
     path: &Path,
     sent: &dyn Fn(u64),
 ) -> Result<(), UploadError> {
-    let statement = transaction.prepare("SELECT council_upload($1)")?;
+    let statement = transaction.prepare(&format!("SELECT {schema}.council_upload($1)"))?;
     let mut file = fs::File::open(path)?;
     let mut chunk = vec![0u8; UPLOAD_CHUNK];
     let mut total = 0u64;
@@ -205,16 +206,23 @@ pub enum UploadError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     File(#[from] FileError),
+    /// The connection broke while COMMIT was under way: the import may or
+    /// may not have committed.
+    #[error("the connection was lost during COMMIT ({0}): the outcome is unknown; run council-loader verify on the file to see what the database holds")]
+    OutcomeUnknown(postgres::Error),
 }
 
 pub type Row = (String, i64, i64, i64, i64);
 
-/// Runs `function` (council_import or council_verify) on the file, by path
-/// or upload, in one transaction; `arguments` follow the file.
+/// Runs `function` (council_import or council_verify, in the extension's
+/// `schema`, quoted) on the file, by path or upload, in one transaction;
+/// `arguments` follow the file.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     client: &mut Client,
     file: &LocalFile,
     transfer: Transfer,
+    schema: &str,
     function: &str,
     columns: &str,
     extra: &[&(dyn postgres::types::ToSql + Sync)],
@@ -228,7 +236,7 @@ pub fn run(
             let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&path];
             params.extend_from_slice(extra);
             transaction.query(
-                &format!("SELECT {columns} FROM {function}($1{placeholders})"),
+                &format!("SELECT {columns} FROM {schema}.{function}($1{placeholders})"),
                 &params,
             )?
         }
@@ -242,18 +250,27 @@ pub fn run(
                     message: err.to_string(),
                 }
             })?;
-            upload(&mut transaction, &path, sent)?;
+            upload(&mut transaction, schema, &path, sent)?;
             let placeholders: String = (1..=extra.len())
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
             transaction.query(
-                &format!("SELECT {columns} FROM {function}_upload({placeholders})"),
+                &format!("SELECT {columns} FROM {schema}.{function}_upload({placeholders})"),
                 extra,
             )?
         }
     };
-    transaction.commit()?;
+    // An ERROR at COMMIT (a deferred constraint) means it rolled back; a
+    // broken connection, or a FATAL, leaves open whether it committed.
+    transaction
+        .commit()
+        .map_err(|err| match err.as_db_error() {
+            Some(db) if db.parsed_severity() == Some(postgres::error::Severity::Error) => {
+                UploadError::Postgres(err)
+            }
+            _ => UploadError::OutcomeUnknown(err),
+        })?;
     Ok(rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
@@ -361,31 +378,34 @@ impl Progress {
     }
 }
 
-/// Why the database cannot take an import or verify, if it cannot: the
-/// extension is missing, or too old to receive an upload.
-pub fn extension_problem(
+/// Where the extension is, or why the database cannot take an import or
+/// verify: the extension is missing, or too old to receive an upload.
+pub fn find_extension(
     client: &mut Client,
     transfer: Transfer,
-) -> Result<Option<String>, postgres::Error> {
+) -> Result<Result<String, String>, postgres::Error> {
     let row = client.query_opt(
-        "SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'llm_council'",
+        "SELECT e.extversion, pg_catalog.quote_ident(n.nspname::pg_catalog.text)
+         FROM pg_catalog.pg_extension e
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+         WHERE e.extname OPERATOR(pg_catalog.=) 'llm_council'",
         &[],
     )?;
     let database: String = client
-        .query_one("SELECT pg_catalog.current_database()::text", &[])?
+        .query_one("SELECT pg_catalog.current_database()::pg_catalog.text", &[])?
         .get(0);
     Ok(match row {
-        None => Some(format!(
+        None => Err(format!(
             "the llm_council extension is not installed in database \"{database}\": run \
              council-loader install (with the same connection settings), or CREATE EXTENSION \
              llm_council as a role that may"
         )),
         Some(row) if transfer == Transfer::Upload && row.get::<_, String>(0) == "0.1.0" => {
-            Some(format!(
+            Err(format!(
             "llm_council 0.1.0 in database \"{database}\" cannot receive a streamed upload: run \
              council-loader install, or ALTER EXTENSION llm_council UPDATE"
         ))
         }
-        Some(_) => None,
+        Some(row) => Ok(row.get(1)),
     })
 }

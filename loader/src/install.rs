@@ -19,6 +19,8 @@ pub enum InstallError {
     NoFiles,
     #[error("{dir} holds no llm_council.control and llm_council.so (a `cargo pgrx package` output is expected)")]
     BadPackage { dir: PathBuf },
+    #[error("{path} is {why}: its files would run inside the server; install from a directory only you and root can write")]
+    Unsafe { path: PathBuf, why: String },
     #[error(
         "cannot write {path}: {source}; run as root or as the owner of the PostgreSQL installation"
     )]
@@ -45,21 +47,37 @@ pub struct Package {
 
 impl Package {
     /// Finds the files in a `cargo pgrx package` output (or any directory
-    /// holding them, at any depth).
+    /// holding them, a few levels deep). Symbolic links are not followed,
+    /// and every directory and file must be safe to install from (see
+    /// [`check_safe`]).
     pub fn find(dir: &Path) -> Result<Package, InstallError> {
+        const DEPTH: usize = 8;
+        check_safe(dir)?;
+        if let Some(parent) = dir.canonicalize().ok().as_deref().and_then(Path::parent) {
+            check_safe(parent)?;
+        }
         let mut control = None;
         let mut library = None;
         let mut scripts = Vec::new();
-        let mut pending = vec![dir.to_owned()];
-        while let Some(current) = pending.pop() {
+        let mut pending = vec![(dir.to_owned(), 0)];
+        while let Some((current, depth)) = pending.pop() {
             let Ok(entries) = fs::read_dir(&current) else {
                 continue;
             };
             for entry in entries.flatten() {
                 let path = entry.path();
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if path.is_dir() {
-                    pending.push(path);
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_symlink() {
+                    continue;
+                }
+                check_safe(&path)?;
+                if kind.is_dir() {
+                    if depth < DEPTH {
+                        pending.push((path, depth + 1));
+                    }
                 } else if name == "llm_council.control" {
                     control = Some(path);
                 } else if name == "llm_council.so" {
@@ -81,11 +99,54 @@ impl Package {
         }
     }
 
-    /// The package beside a source checkout's release build, if there is one.
+    /// The package built beside this very binary (`target/release/` of a
+    /// checkout), if there is one: never a directory relative to where the
+    /// command happens to run.
     pub fn default_location() -> Option<PathBuf> {
-        let candidate = PathBuf::from("target/release/llm_council-pg15");
+        let binary = std::env::current_exe().ok()?;
+        let candidate = binary.parent()?.join("llm_council-pg15");
         candidate.is_dir().then_some(candidate)
     }
+}
+
+/// A file or directory others could have put there: writable by its group
+/// or by anyone, or, when we are root, owned by a user other than root and
+/// the one who ran sudo. Its library would run as the server.
+pub fn check_safe(path: &Path) -> Result<(), InstallError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = fs::symlink_metadata(path).map_err(|source| InstallError::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    let unsafe_because = |why: String| InstallError::Unsafe {
+        path: path.to_owned(),
+        why,
+    };
+    // A sticky directory (/tmp) lets nobody replace another's entries.
+    let sticky_dir = metadata.is_dir() && metadata.mode() & 0o1000 != 0;
+    if metadata.mode() & 0o022 != 0 && !sticky_dir {
+        return Err(unsafe_because(format!(
+            "writable by {} (mode {:o})",
+            if metadata.mode() & 0o002 != 0 {
+                "anyone"
+            } else {
+                "its group"
+            },
+            metadata.mode() & 0o7777
+        )));
+    }
+    if nix::unistd::Uid::effective().is_root() {
+        let sudo_user = std::env::var("SUDO_UID")
+            .ok()
+            .and_then(|u| u.parse::<u32>().ok());
+        if metadata.uid() != 0 && Some(metadata.uid()) != sudo_user {
+            return Err(unsafe_because(format!(
+                "owned by user {}, neither root nor the user who ran sudo",
+                metadata.uid()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn pg_config(arg: &str) -> Result<PathBuf, InstallError> {
@@ -228,5 +289,81 @@ pub fn ensure_extension(client: &mut postgres::Client) -> Result<Outcome, Instal
             })
         }
         Some(current) => Ok(Outcome::Current(current)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn package(dir: &Path) {
+        fs::create_dir_all(dir).expect("dir");
+        for name in [
+            "llm_council.control",
+            "llm_council.so",
+            "llm_council--0.2.0.sql",
+        ] {
+            fs::write(dir.join(name), "x").expect("file");
+            fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn a_package_others_could_write_to_is_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("pkg");
+        package(&dir);
+        assert!(Package::find(&dir).is_ok());
+        fs::set_permissions(
+            dir.join("llm_council.so"),
+            fs::Permissions::from_mode(0o666),
+        )
+        .expect("chmod");
+        let err = Package::find(&dir).err();
+        assert!(
+            matches!(&err, Some(InstallError::Unsafe { path, .. }) if path.ends_with("llm_council.so")),
+            "{err:?}"
+        );
+        fs::set_permissions(
+            dir.join("llm_council.so"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o775)).expect("chmod");
+        assert!(matches!(
+            Package::find(&dir),
+            Err(InstallError::Unsafe { .. })
+        ));
+    }
+
+    #[test]
+    fn symbolic_links_are_not_followed_and_loops_end() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("pkg");
+        package(&dir);
+        std::os::unix::fs::symlink(&dir, dir.join("loop")).expect("symlink");
+        let outside = root.path().join("outside");
+        package(&outside);
+        fs::remove_file(dir.join("llm_council.so")).expect("rm");
+        std::os::unix::fs::symlink(outside.join("llm_council.so"), dir.join("llm_council.so"))
+            .expect("symlink");
+        let err = Package::find(&dir).err();
+        assert!(
+            matches!(err, Some(InstallError::BadPackage { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_default_package_is_beside_the_binary_never_the_working_directory() {
+        let binary = std::env::current_exe().expect("exe");
+        let beside = binary.parent().expect("dir").join("llm_council-pg15");
+        let created = !beside.exists() && fs::create_dir(&beside).is_ok();
+        assert_eq!(Package::default_location(), Some(beside.clone()));
+        if created {
+            fs::remove_dir(&beside).expect("cleanup");
+        }
     }
 }

@@ -7,5 +7,6 @@ pub mod connect;
 pub mod embedded;
 pub mod import;
 pub mod install;
+pub mod pgpass;
 pub mod report;
 pub mod sample;

@@ -18,8 +18,9 @@ use council_loader::{embedded, report};
 ///
 /// Exit status: 0 success; 1 the server refused or the check failed (an
 /// import that did not commit, a verify that found differences); 2 a bad
-/// local file or argument; 3 no server to talk to, or the extension could not
-/// be installed.
+/// local file or argument; 3 no server to talk to, or the extension is not
+/// installed or could not be; 4 the connection broke during COMMIT, so
+/// whether the import committed is unknown (run verify).
 #[derive(Parser)]
 #[command(name = "council-loader", version, about, long_about)]
 struct Cli {
@@ -162,6 +163,7 @@ fn run_failure(err: import::UploadError) -> Failure {
     match err {
         import::UploadError::Postgres(err) => server_error(&err),
         import::UploadError::File(err) => Failure::new(2, err),
+        err @ import::UploadError::OutcomeUnknown(_) => Failure::new(4, err),
         other => Failure::new(1, other),
     }
 }
@@ -179,11 +181,8 @@ fn target(url: Option<&str>) -> Result<(postgres::Config, bool), Failure> {
             Ok((config, false))
         }
         None => {
-            let config = embedded::ensure_running().map_err(|e| Failure::new(3, e))?;
-            eprintln!(
-                "council-loader: using the local cluster at {}",
-                connect::describe(&config)
-            );
+            let (config, printable) = embedded::ensure_running().map_err(|e| Failure::new(3, e))?;
+            eprintln!("council-loader: using the local cluster at {printable}");
             Ok((config, true))
         }
     }
@@ -268,12 +267,12 @@ fn transfer(
     }
 }
 
-/// Fails with exit status 3, saying what to run, when the database lacks
-/// the extension (or its upload functions).
-fn ready(client: &mut postgres::Client, how: Transfer) -> Result<(), Failure> {
-    match import::extension_problem(client, how) {
-        Ok(None) => Ok(()),
-        Ok(Some(problem)) => Err(Failure::new(3, problem)),
+/// The extension's schema (quoted), or exit status 3 saying what to run
+/// when the database lacks the extension (or its upload functions).
+fn ready(client: &mut postgres::Client, how: Transfer) -> Result<String, Failure> {
+    match import::find_extension(client, how) {
+        Ok(Ok(schema)) => Ok(schema),
+        Ok(Err(problem)) => Err(Failure::new(3, problem)),
         Err(err) => Err(server_error(&err)),
     }
 }
@@ -294,7 +293,7 @@ fn import_command(
     let progress = Progress::new(&file, std::io::stderr().is_terminal() && !json);
     let mut client = client(&config, Some(progress.clone()))?;
     let how = transfer(&mut client, &config, &file, force_upload);
-    ready(&mut client, how)?;
+    let schema = ready(&mut client, how)?;
     let mode_text = match mode {
         Mode::Strict => "strict",
         Mode::Quarantine => "quarantine",
@@ -303,6 +302,7 @@ fn import_command(
         &mut client,
         &file,
         how,
+        &schema,
         "council_import",
         "table_name, source_rows, imported, skipped, rejected",
         &[&mode_text, &dry_run],
@@ -359,11 +359,12 @@ fn verify_command(
     let (config, _) = target(url)?;
     let mut client = client(&config, None)?;
     let how = transfer(&mut client, &config, &file, force_upload);
-    ready(&mut client, how)?;
+    let schema = ready(&mut client, how)?;
     let rows = import::run(
         &mut client,
         &file,
         how,
+        &schema,
         "council_verify",
         "table_name, source_rows, identical, missing, differing",
         &[],
@@ -424,8 +425,8 @@ fn sample_command(out: PathBuf, options: SampleOptions) -> Result<(), Failure> {
 fn server_command(action: ServerAction) -> Result<(), Failure> {
     match action {
         ServerAction::Start => {
-            let config = embedded::ensure_running().map_err(|e| Failure::new(3, e))?;
-            println!("{}", connect::describe(&config));
+            let (_, printable) = embedded::ensure_running().map_err(|e| Failure::new(3, e))?;
+            println!("{printable}");
         }
         ServerAction::Stop => {
             let stopped = embedded::stop().map_err(|e| Failure::new(3, e))?;

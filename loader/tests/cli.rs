@@ -582,3 +582,45 @@ fn a_database_without_the_extension_is_named_with_what_to_run() {
         );
     }
 }
+
+/// The connection breaks during COMMIT (here a deferred trigger has the
+/// backend SIGKILL itself as COMMIT runs it): the loader cannot know
+/// whether the import committed, says so, and exits 4.
+#[test]
+fn a_connection_lost_during_commit_is_an_unknown_outcome() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    assert!(run(loader().args(["install", "--database-url", &url]))
+        .status
+        .success());
+    let mut client = cluster.connect("council").expect("connect");
+    client
+        .batch_execute(
+            "CREATE FUNCTION die_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'kill -9 ' || pg_backend_pid());
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER die_at_commit AFTER INSERT ON api_keys
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION die_at_commit();",
+        )
+        .expect("the trap");
+    let path = sample_for_server(
+        &cluster,
+        "commit",
+        &SampleOptions {
+            conversations: 3,
+            ..SampleOptions::default()
+        },
+    );
+    let output = run(loader().args(["import", "--database-url", &url]).arg(&path));
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("outcome is unknown"),
+        "{}",
+        text(&output)
+    );
+    cluster
+        .wait_until_ready(std::time::Duration::from_secs(60))
+        .expect("recovery");
+}

@@ -784,6 +784,7 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
         for table_layout in &layout {
             reports.push(import_table(run, &source, table_layout)?);
         }
+        source.check_unchanged()?;
         Ok(reports)
     };
     let reports = if dry_run {

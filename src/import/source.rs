@@ -106,6 +106,8 @@ pub struct Source {
     /// The private copy `conn` reads, when the file needed one; dropped
     /// after `conn`.
     _snapshot: Option<tempfile::TempDir>,
+    /// Set when the file is read as immutable, without SQLite's locks.
+    unlocked: Option<council_file::Unlocked>,
     path: PathBuf,
 }
 
@@ -184,10 +186,11 @@ impl Source {
     ) -> Result<Source, SourceError> {
         let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let read = council_file::open(path, flags, private_dir).map_err(open_error)?;
-        let (conn, snapshot) = read.into_parts();
+        let (conn, snapshot, unlocked) = read.into_parts();
         let source = Source {
             conn,
             _snapshot: snapshot,
+            unlocked,
             path: path.to_owned(),
         };
         source.harden(interrupted)?;
@@ -226,6 +229,16 @@ impl Source {
             path: self.path.clone(),
             action: action.to_owned(),
             reason: err.to_string(),
+        }
+    }
+
+    /// After the last read: a file read without SQLite's locks must not
+    /// have been written to meanwhile (an app that opened it after we did),
+    /// or what was read may mix two states.
+    pub fn check_unchanged(&self) -> Result<(), SourceError> {
+        match &self.unlocked {
+            Some(unlocked) => unlocked.check().map_err(open_error),
+            None => Ok(()),
         }
     }
 

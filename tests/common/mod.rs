@@ -201,6 +201,7 @@ pub fn dump_and_restore(cluster: &Cluster, from: &str, to: &str) {
     let port = cluster.port().to_string();
     let connection = ["-h", "127.0.0.1", "-p", port.as_str(), "-U", "postgres"];
     let dumped = Command::new(cluster.bin("pg_dump"))
+        .env("PGPASSFILE", cluster.passfile())
         .args(connection)
         .args(["-Fc", "-f"])
         .arg(&dump)
@@ -210,6 +211,7 @@ pub fn dump_and_restore(cluster: &Cluster, from: &str, to: &str) {
     assert!(dumped.success(), "pg_dump failed");
     cluster.create_database(to).expect("create database");
     let restored = Command::new(cluster.bin("pg_restore"))
+        .env("PGPASSFILE", cluster.passfile())
         .args(connection)
         .args(["--exit-on-error", "-d", to])
         .arg(&dump)
