@@ -76,10 +76,6 @@ fn verify_table(
                     .and_then(|v| Key::of(&v).map(|k| k.to_string()));
                 let exists = match key {
                     Some(key) => import::read_one::<bool>(&exists_query, &[key.into()])
-                        .or_else(|err| match err {
-                            pgrx::spi::Error::InvalidPosition => Ok(None),
-                            other => Err(other),
-                        })
                         .map_err(import::spi_error)?
                         .unwrap_or(false),
                     None => false,

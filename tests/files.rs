@@ -160,18 +160,6 @@ fn verified(client: &mut Client, path: &Path) -> (i64, i64) {
     (row.get(0), row.get(1))
 }
 
-fn total_rows(client: &mut Client) -> i64 {
-    common::TABLES
-        .iter()
-        .map(|t| -> i64 {
-            client
-                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                .expect("count")
-                .get(0)
-        })
-        .sum()
-}
-
 /// Every journal form in every kind of directory: every row imports and
 /// verifies, and the directory holds exactly what it held before.
 #[test]
@@ -245,7 +233,7 @@ fn an_unreadable_wal_file_is_named_and_nothing_is_imported() {
             && db.message().contains("Permission denied"),
         "{db:?}"
     );
-    assert_eq!(total_rows(&mut client), 0);
+    assert_eq!(common::total_rows(&mut client), 0);
 
     // and a WAL-mode file without any -wal never blames one
     let (clean, _) = placed(
@@ -343,7 +331,7 @@ fn a_streamed_upload_imports_and_verifies_and_goes_with_its_transaction() {
         Vec::<String>::new(),
         "no warning (a temporary file leak) at commit"
     );
-    assert_eq!(total_rows(&mut client) as u64, summary.rows());
+    assert_eq!(common::total_rows(&mut client) as u64, summary.rows());
 
     // The next transaction has no upload of its own.
     let err = client

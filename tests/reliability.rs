@@ -15,18 +15,6 @@ use council_loader::cluster::Cluster;
 use council_loader::sample::{Journal, SampleOptions};
 use postgres::Client;
 
-fn total_rows(client: &mut Client) -> i64 {
-    common::TABLES
-        .iter()
-        .map(|t| -> i64 {
-            client
-                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                .expect("count")
-                .get(0)
-        })
-        .sum()
-}
-
 fn import(client: &mut Client, path: &Path, mode: &str) -> Result<i64, postgres::Error> {
     client
         .query_one(
@@ -112,7 +100,11 @@ fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
             .wait_until_ready(Duration::from_secs(60))
             .expect("crash recovery");
         let mut after = cluster.connect("council").expect("connect after recovery");
-        assert_eq!(total_rows(&mut after), 0, "rows after kill -9 at {point}");
+        assert_eq!(
+            common::total_rows(&mut after),
+            0,
+            "rows after kill -9 at {point}"
+        );
         assert_no_crash(&cluster, kills + 1);
     }
 
@@ -140,7 +132,7 @@ fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
         .wait_until_ready(Duration::from_secs(60))
         .expect("crash recovery");
     let mut after = cluster.connect("council").expect("connect after recovery");
-    let rows = total_rows(&mut after);
+    let rows = common::total_rows(&mut after);
     assert!(
         rows == 0 || rows as u64 == summary.rows(),
         "a kill racing the commit left {rows} of {} rows: all or nothing",
@@ -156,7 +148,7 @@ fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
         );
     }
     let mut client = cluster.connect("council").expect("connect");
-    assert_eq!(total_rows(&mut client) as u64, summary.rows());
+    assert_eq!(common::total_rows(&mut client) as u64, summary.rows());
 }
 
 #[test]
@@ -197,7 +189,7 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
         "took {:?}",
         returned.duration_since(sent)
     );
-    assert_eq!(total_rows(&mut client), 0);
+    assert_eq!(common::total_rows(&mut client), 0);
     assert_no_crash(&cluster, 0);
 }
 
@@ -251,7 +243,7 @@ fn hostile_files_give_clear_errors_and_never_crash_the_backend() {
             "{name}: the error names the file: {message}"
         );
     }
-    assert_eq!(total_rows(&mut client), 0);
+    assert_eq!(common::total_rows(&mut client), 0);
 
     // deeply nested JSON and a very long text in an otherwise good file
     let (deep, summary) = sample_file(

@@ -43,18 +43,6 @@ fn importer_grants(name: &str) -> String {
     IMPORTER_GRANTS.replace("{}", name)
 }
 
-fn total_rows(client: &mut Client) -> i64 {
-    common::TABLES
-        .iter()
-        .map(|t| -> i64 {
-            client
-                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                .expect("count")
-                .get(0)
-        })
-        .sum()
-}
-
 /// The reproduced attack: a role with table privileges and TEMP shadows
 /// `jsonb` with a domain in its temporary schema whose check runs its own
 /// function, then uploads a file half of whose rows the database holds (so
@@ -196,7 +184,7 @@ fn the_dbas_own_constraints_keep_their_triggers() {
             )
             .expect_err("rows that break the DBA's constraint");
         assert_eq!(sqlstate(&err), expected, "{database}: {}", detail(&err));
-        assert_eq!(total_rows(&mut client), 0, "{database}");
+        assert_eq!(common::total_rows(&mut client), 0, "{database}");
     }
 }
 
@@ -245,7 +233,7 @@ fn read_only_transactions_and_row_level_security_are_refused_as_copy_refuses_the
         .expect_err("row-level security");
     assert_eq!(sqlstate(&err), "0A000", "{}", detail(&err));
     assert!(detail(&err).contains("conversations"), "{}", detail(&err));
-    assert_eq!(total_rows(&mut admin), 0);
+    assert_eq!(common::total_rows(&mut admin), 0);
 }
 
 /// Every privilege the import needs is checked before anything is locked,

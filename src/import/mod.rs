@@ -306,10 +306,6 @@ pub(crate) fn compare(query: &str, values: &[Value<'_>]) -> Result<Option<Existi
                 }
             })
         })
-        .or_else(|err| match err {
-            pgrx::spi::Error::InvalidPosition => Ok(None),
-            other => Err(other),
-        })
         .map_err(spi_error)
 }
 

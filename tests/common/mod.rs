@@ -46,6 +46,19 @@ pub fn database_with_extension_in(cluster: &Cluster, name: &str) -> Client {
     client
 }
 
+/// Rows in all of the extension's tables together.
+pub fn total_rows(client: &mut Client) -> i64 {
+    TABLES
+        .iter()
+        .map(|t| -> i64 {
+            client
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .expect("count")
+                .get(0)
+        })
+        .sum()
+}
+
 /// Puts rows into every table through the app's own kind of statements, so
 /// the identity sequences advance as they would in production.
 pub fn fill_every_table(client: &mut Client) {
