@@ -208,7 +208,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_import_rejects_i
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:104
+-- src/cache/stats.rs:107
 -- llm_council::cache::stats::council_cache_count_event
 CREATE  FUNCTION "council_cache_count_event"(
 	"event" TEXT, /* & str */
@@ -390,7 +390,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:196
+-- src/cache/stats.rs:206
 -- llm_council::cache::stats::council_cache_counters
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -410,7 +410,7 @@ AS 'MODULE_PATHNAME', 'council_cache_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:142
+-- src/cache/stats.rs:152
 -- llm_council::cache::stats::council_cache_stats
 CREATE  FUNCTION "council_cache_stats"() RETURNS TABLE (
 	"entries" bigint,  /* i64 */
@@ -429,7 +429,7 @@ AS 'MODULE_PATHNAME', 'council_cache_stats_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:822
+-- src/import/mod.rs:819
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -449,7 +449,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:898
+-- src/import/mod.rs:895
 -- requires:
 --   council_import_path
 
@@ -457,7 +457,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:848
+-- src/import/mod.rs:845
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -477,7 +477,7 @@ AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:875
+-- src/import/mod.rs:872
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -496,7 +496,7 @@ AS 'MODULE_PATHNAME', 'council_import_streamed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:114
+-- src/import/upload.rs:123
 -- llm_council::import::upload::council_upload
 CREATE  FUNCTION "council_upload"(
 	"chunk" bytea /* & [u8] */
@@ -508,7 +508,30 @@ AS 'MODULE_PATHNAME', 'council_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:126
+-- src/import/upload.rs:200
+-- requires:
+--   council_upload
+
+
+-- The streamed route for clients: COPY council_upload_stream FROM STDIN
+-- (FORMAT binary), one bytea per row, appends to this transaction's upload.
+-- Anyone may insert; the trigger checks the privileges on the council tables.
+CREATE FUNCTION "council_upload_stream_append"() RETURNS trigger
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'council_upload_stream_append_wrapper';
+
+CREATE VIEW council_upload_stream (chunk) AS SELECT NULL::bytea WHERE false;
+
+CREATE TRIGGER council_upload_stream_append
+INSTEAD OF INSERT ON council_upload_stream
+FOR EACH ROW EXECUTE FUNCTION council_upload_stream_append();
+
+GRANT INSERT ON council_upload_stream TO PUBLIC;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/import/upload.rs:173
 -- llm_council::import::upload::council_upload_large_object
 CREATE  FUNCTION "council_upload_large_object"(
 	"large_object" oid /* pg_sys :: Oid */
@@ -520,7 +543,7 @@ AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:135
+-- src/verify.rs:138
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"path" TEXT /* & str */
@@ -538,7 +561,7 @@ AS 'MODULE_PATHNAME', 'council_verify_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:199
+-- src/verify.rs:202
 -- requires:
 --   council_verify_path
 
@@ -546,7 +569,7 @@ REVOKE ALL ON FUNCTION council_verify(text) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:156
+-- src/verify.rs:159
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"data" bytea /* & [u8] */
@@ -564,7 +587,7 @@ AS 'MODULE_PATHNAME', 'council_verify_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:180
+-- src/verify.rs:183
 -- llm_council::verify::council_verify_upload
 CREATE  FUNCTION "council_verify_upload"() RETURNS TABLE (
 	"table_name" TEXT,  /* String */
@@ -577,5 +600,11 @@ STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_verify_streamed_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/import/upload.rs:131
+-- llm_council::import::upload::council_upload_stream_append
+-- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 

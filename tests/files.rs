@@ -15,6 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use council_loader::cluster::Cluster;
 use council_loader::sample::{self, Journal, SampleOptions, SampleSummary};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
 use postgres::Client;
 
 /// Who owns the directory the file lies in.
@@ -539,6 +541,66 @@ fn a_private_copy_is_gone_after_kill_9_and_after_termination() {
     }
 }
 
+/// Sends `bytes` as the loader does: COPY into the upload's view, binary, in
+/// one transaction that is left open for the caller to end.
+fn copy_upload(
+    client: &mut impl postgres::GenericClient,
+    bytes: &[u8],
+) -> Result<u64, postgres::Error> {
+    let copy = client.copy_in("COPY council_upload_stream FROM STDIN (FORMAT binary)")?;
+    let mut rows = BinaryCopyInWriter::new(copy, &[Type::BYTEA]);
+    for piece in bytes.chunks(100_000) {
+        rows.write(&[&piece])?;
+    }
+    rows.finish()
+}
+
+#[test]
+fn a_copy_into_the_upload_stream_is_an_upload() {
+    let cluster = common::cluster();
+    let root = open_root();
+    let (path, summary) = placed(
+        &cluster,
+        root.path(),
+        "copy",
+        Form::WalWithoutShm,
+        Place::OtherUser,
+    );
+    let mut client = common::database_with_extension(&cluster, "council");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let whole = council_file::self_contained(&path, scratch.path()).expect("fold the -wal in");
+    let bytes = std::fs::read(&whole).expect("read");
+    let mut transaction = client.transaction().expect("begin");
+    let copied = copy_upload(&mut transaction, &bytes).expect("COPY");
+    assert_eq!(
+        copied as usize,
+        bytes.len().div_ceil(100_000),
+        "rows of the COPY"
+    );
+    let imported: i64 = transaction
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import_upload()",
+            &[],
+        )
+        .expect("import the upload")
+        .get(0);
+    assert_eq!(imported as u64, summary.rows());
+    transaction.commit().expect("commit");
+    assert_eq!(common::total_rows(&mut client) as u64, summary.rows());
+    assert_eq!(temp_space(&cluster), Vec::<String>::new(), "after commit");
+
+    // The view holds nothing and takes nothing but inserts.
+    let held: i64 = client
+        .query_one("SELECT count(*) FROM council_upload_stream", &[])
+        .expect("select")
+        .get(0);
+    assert_eq!(held, 0);
+    let err = client
+        .execute("DELETE FROM council_upload_stream", &[])
+        .expect_err("no delete");
+    assert_eq!(err.code().map(|c| c.code()), Some("55000"), "{err:?}");
+}
+
 #[test]
 fn an_upload_needs_table_privileges_before_a_byte_is_stored() {
     let cluster = common::cluster();
@@ -552,6 +614,8 @@ fn an_upload_needs_table_privileges_before_a_byte_is_stored() {
     let err = outsider
         .execute("SELECT council_upload($1)", &[&vec![0u8; 1000]])
         .expect_err("no privilege");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err:?}");
+    let err = copy_upload(&mut outsider, &[0u8; 1000]).expect_err("no privilege");
     assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err:?}");
     let err = outsider
         .query(

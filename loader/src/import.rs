@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
 use postgres::Client;
 use rusqlite::OpenFlags;
 
@@ -23,10 +25,10 @@ pub const TABLES: [&str; 8] = [
     "api_key_audit_log",
 ];
 
-/// The size of one `council_upload` call: large enough that round trips
-/// cost nothing next to the bytes, small enough that the backend's memory
+/// The size of one row of the upload's COPY: large enough that per-row
+/// costs vanish next to the bytes, small enough that the backend's memory
 /// stays flat.
-const UPLOAD_CHUNK: usize = 4 << 20;
+const UPLOAD_CHUNK: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -168,16 +170,21 @@ pub enum Transfer {
     Upload,
 }
 
-/// Sends the file in chunks to this transaction's upload on the server
-/// (`council_upload`), reporting the bytes sent to `sent`.
+/// Sends the file to this transaction's upload on the server, as rows of
+/// `COPY council_upload_stream FROM STDIN (FORMAT binary)`: the client sends
+/// while the server writes, with no round trip per chunk. Reports the bytes
+/// sent to `sent`.
 fn upload(
     transaction: &mut postgres::Transaction<'_>,
     schema: &str,
     path: &Path,
     sent: &dyn Fn(u64),
 ) -> Result<(), UploadError> {
-    let statement = transaction.prepare(&format!("SELECT {schema}.council_upload($1)"))?;
     let mut file = fs::File::open(path)?;
+    let copy = transaction.copy_in(&format!(
+        "COPY {schema}.council_upload_stream FROM STDIN (FORMAT binary)"
+    ))?;
+    let mut rows = BinaryCopyInWriter::new(copy, &[Type::BYTEA]);
     let mut chunk = vec![0u8; UPLOAD_CHUNK];
     let mut total = 0u64;
     loop {
@@ -190,9 +197,10 @@ fn upload(
             filled += read;
         }
         if filled == 0 {
+            rows.finish()?;
             return Ok(());
         }
-        transaction.execute(&statement, &[&&chunk[..filled]])?;
+        rows.write(&[&&chunk[..filled]])?;
         total += filled as u64;
         sent(total);
     }

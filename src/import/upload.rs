@@ -1,11 +1,15 @@
 //! Files the client sends instead of naming a server path.
 //!
-//! The stream: `council_upload(chunk)` appends to this transaction's upload,
-//! a PostgreSQL temporary file, any number of times; then
+//! The stream: `COPY council_upload_stream FROM STDIN (FORMAT binary)`, rows
+//! of one bytea each, or `council_upload(chunk)` any number of times, append
+//! to this transaction's upload, a PostgreSQL temporary file; then
 //! `council_import_upload(…)` or `council_verify_upload()` read it. Backend
 //! memory holds one chunk at a time, whatever the file's size, and the file
 //! goes with the transaction, whether it commits, aborts, or the client
 //! disconnects (crash recovery removes it after a kill -9).
+//!
+//! COPY is the loader's route: the client sends while the server writes,
+//! with no round trip per chunk, which a function call cannot avoid.
 //!
 //! The bytea forms, `council_import(bytea)` and `council_verify(bytea)`, store
 //! their one value the same way; they suit small files (a bytea value holds
@@ -122,6 +126,44 @@ fn council_upload(chunk: &[u8]) -> Result<i64, ErrorReport> {
     append(chunk)
 }
 
+/// Appends the `chunk` of each row that COPY (or INSERT) puts into the view
+/// `council_upload_stream`, as its INSTEAD OF trigger.
+#[pg_trigger(sql = false)]
+fn council_upload_stream_append<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    let Some(row) = trigger.new() else {
+        // Only an INSTEAD OF INSERT trigger on the view calls this.
+        report(
+            "39P01",
+            "council_upload_stream_append() appends rows inserted into council_upload_stream",
+            None,
+            None,
+        )
+        .report(PgLogLevel::ERROR);
+        return Ok(None);
+    };
+    let appended = match row.get_by_index::<&[u8]>(first_column()) {
+        Ok(Some(chunk)) => append(chunk).map(|_| ()),
+        // A NULL chunk appends nothing, as an empty one does.
+        Ok(None) => Ok(()),
+        Err(err) => Err(report(
+            "42804",
+            format!("council_upload_stream holds one bytea column: {err}"),
+            None,
+            None,
+        )),
+    };
+    if let Err(err) = appended {
+        err.report(PgLogLevel::ERROR);
+    }
+    Ok(Some(row))
+}
+
+fn first_column() -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::MIN
+}
+
 /// How much of a large object one read moves into the upload.
 const LARGE_OBJECT_PIECE: i32 = 1 << 20;
 
@@ -154,3 +196,25 @@ fn council_upload_large_object(large_object: pg_sys::Oid) -> Result<i64, ErrorRe
         }
     }
 }
+
+extension_sql!(
+    r#"
+-- The streamed route for clients: COPY council_upload_stream FROM STDIN
+-- (FORMAT binary), one bytea per row, appends to this transaction's upload.
+-- Anyone may insert; the trigger checks the privileges on the council tables.
+CREATE FUNCTION "council_upload_stream_append"() RETURNS trigger
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'council_upload_stream_append_wrapper';
+
+CREATE VIEW council_upload_stream (chunk) AS SELECT NULL::bytea WHERE false;
+
+CREATE TRIGGER council_upload_stream_append
+INSTEAD OF INSERT ON council_upload_stream
+FOR EACH ROW EXECUTE FUNCTION council_upload_stream_append();
+
+GRANT INSERT ON council_upload_stream TO PUBLIC;
+"#,
+    name = "upload_stream",
+    requires = [council_upload]
+);

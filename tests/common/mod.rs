@@ -158,6 +158,10 @@ pub fn catalog_fingerprint(client: &mut Client) -> Vec<String> {
          UNION ALL
          SELECT format('%s %s', p.oid::regprocedure, p.proacl) FROM pg_proc p
          WHERE p.pronamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')",
+        // triggers on the extension's relations
+        "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE c.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')
+           AND NOT t.tgisinternal",
         // what pg_dump keeps
         "SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'llm_council'",
     ];
