@@ -377,12 +377,15 @@ def loader_import(args, url, fixture, name, upload):
 
 
 def upload_benchmark(args, url, sizes, fixture_of):
-    """The loader by server path and by upload, on the same file, in turns."""
+    """The loader by server path and by upload, on the same file, in turns;
+    at least five runs each, since one run's page cache is the next one's
+    noise."""
     results = []
+    runs = max(args.runs, 5)
     for conversations in sizes:
         path = fixture_of(conversations)
         by_path, by_upload, memory_path, memory_upload = [], [], 0.0, 0.0
-        for n in range(args.runs):
+        for n in range(runs):
             # in turns, each first every other run, each database dropped after
             for upload in ([False, True] if n % 2 == 0 else [True, False]):
                 name = f"bench_{'upload' if upload else 'path'}_{conversations}"
@@ -558,7 +561,7 @@ def main():
         out(f"| {conversations:,} | {file_size / 1e6:,.0f} MB | {rows:,} | {private:.0f} MB | {hwm:.0f} MB |")
     out("")
     out("From another host: `council-loader import` by server path (the server reads the file) and by "
-        f"streamed upload (`--upload`), on the same file, median of {args.runs}; the importing backend's "
+        f"streamed upload (`--upload`), on the same file, median of {max(args.runs, 5)}; the importing backend's "
         "peak private memory (RssAnon):")
     out("")
     out("| conversations | file | server path | upload | upload × path | backend private, path | backend private, upload |")

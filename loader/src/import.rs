@@ -25,10 +25,11 @@ pub const TABLES: [&str; 8] = [
     "api_key_audit_log",
 ];
 
-/// The size of one row of the upload's COPY: large enough that per-row
-/// costs vanish next to the bytes, small enough that the backend's memory
-/// stays flat.
-const UPLOAD_CHUNK: usize = 1 << 20;
+/// The size of one row of the upload's COPY. The server allocates each row
+/// afresh; below glibc's mmap threshold (128 kB) that reuses its heap, above
+/// it every row is a new mapping of zeroed pages. Measured on a 1 GB file:
+/// 0.6 s to send it in 64 kB rows, 1.8 to 2.8 s in 256 kB or 1 MB rows.
+const UPLOAD_CHUNK: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {

@@ -157,7 +157,10 @@ fn council_upload_stream_append<'a>(
     if let Err(err) = appended {
         err.report(PgLogLevel::ERROR);
     }
-    Ok(Some(row))
+    // NULL, "nothing done", lets PostgreSQL free the row now: given the row
+    // back, it keeps its copy until the statement ends, and a 1 GB COPY
+    // would hold 1 GB. COPY therefore reports 0 rows.
+    Ok(None)
 }
 
 fn first_column() -> std::num::NonZeroUsize {
