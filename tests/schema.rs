@@ -57,6 +57,51 @@ fn create_extension_in_the_current_schema_and_in_a_named_one() {
 }
 
 #[test]
+fn model_output_compresses_with_lz4() {
+    let cluster = cluster();
+    let mut client = database_with_extension(&cluster, "compression");
+    let columns: Vec<String> = client
+        .query(
+            "SELECT format('%s.%s', attrelid::regclass, attname) FROM pg_attribute
+             WHERE attcompression = 'l' ORDER BY 1",
+            &[],
+        )
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for column in [
+        "messages.content",
+        "stage1_responses.response",
+        "stage3_synthesis.response",
+        "deliberation_metadata.debate_history",
+        "response_cache.stage1_data",
+    ] {
+        assert!(
+            columns.iter().any(|c| c == column),
+            "{column} in {columns:?}"
+        );
+    }
+    // Values long enough to be compressed come back whole.
+    let long = "the council deliberated ".repeat(10_000);
+    client
+        .execute(
+            "WITH c AS (INSERT INTO conversations (id) VALUES (gen_random_uuid()) RETURNING id)
+             INSERT INTO messages (conversation_id, role, content) SELECT id, 'user', $1 FROM c",
+            &[&long],
+        )
+        .expect("insert");
+    let stored: String = client
+        .query_one(
+            "SELECT pg_column_compression(content) || ' ' || (content = $1)::text FROM messages",
+            &[&long],
+        )
+        .expect("select")
+        .get(0);
+    assert_eq!(stored, "lz4 true");
+}
+
+#[test]
 fn pg_dump_and_pg_restore_keep_every_row_and_sequence() {
     let cluster = cluster();
     let mut source = database_with_extension(&cluster, "source");

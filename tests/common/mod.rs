@@ -136,9 +136,11 @@ pub fn catalog_fingerprint(client: &mut Client) -> Vec<String> {
          WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
            AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'llm_council')",
         // every column with its type, default and nullability
-        "SELECT format('%s.%s %s %s default %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+        "SELECT format('%s.%s %s %s default %s compression %s', c.relname, a.attname,
+                       format_type(a.atttypid, a.atttypmod),
                        CASE WHEN a.attnotnull THEN 'not null' ELSE 'null' END,
-                       coalesce(pg_get_expr(d.adbin, d.adrelid), a.attidentity::text))
+                       coalesce(pg_get_expr(d.adbin, d.adrelid), a.attidentity::text),
+                       a.attcompression)
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE c.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'llm_council')
