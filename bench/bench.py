@@ -254,7 +254,11 @@ def run_pgloader(args, url, cleaned, n):
             " EXCLUDING TABLE NAMES LIKE 'sqlite_sequence';\n"
         )
     started = time.perf_counter()
-    result = subprocess.run(["pgloader", "--quiet", command], capture_output=True, text=True)
+    # SBCL's default heap is too small for this file's rows: without a larger
+    # one pgloader dies in garbage collection partway, at random, and the run
+    # would measure the crash instead of pgloader.
+    result = subprocess.run(["pgloader", "--dynamic-space-size", "4096", "--quiet", command],
+                            capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     rows = loaded_rows(conn)
     if result.returncode != 0:
