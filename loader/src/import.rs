@@ -13,18 +13,6 @@ use postgres::types::Type;
 use postgres::Client;
 use rusqlite::OpenFlags;
 
-/// The council tables, in the order the import reports them.
-pub const TABLES: [&str; 8] = [
-    "conversations",
-    "messages",
-    "stage1_responses",
-    "stage2_rankings",
-    "stage3_synthesis",
-    "deliberation_metadata",
-    "api_keys",
-    "api_key_audit_log",
-];
-
 /// The size of one row of the upload's COPY. The server allocates each row
 /// afresh; below glibc's mmap threshold (128 kB) that reuses its heap, above
 /// it every row is a new mapping of zeroed pages. Measured on a 1 GB file:
@@ -121,7 +109,7 @@ pub fn check(path: &Path) -> Result<LocalFile, FileError> {
         });
     }
     let mut rows = Vec::new();
-    for table in TABLES {
+    for table in council_app::tables::COUNCIL {
         if names.iter().any(|n| n.eq_ignore_ascii_case(table)) {
             let n: i64 = conn
                 .query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {

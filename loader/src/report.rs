@@ -110,7 +110,7 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
     };
     let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
     let mut tables = Vec::new();
-    for table in crate::import::TABLES
+    for table in council_app::tables::COUNCIL
         .iter()
         .chain(["response_cache"].iter())
     {

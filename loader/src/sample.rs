@@ -10,7 +10,6 @@
 //! every machine, so tests and benchmarks can compare runs.
 
 mod generate;
-mod json;
 mod rng;
 mod text;
 
@@ -27,27 +26,7 @@ use rusqlite::Connection;
 
 use generate::Generator;
 
-/// The v1 tables, parents before children.
-pub const TABLES_V1: [&str; 6] = [
-    "conversations",
-    "messages",
-    "stage1_responses",
-    "stage2_rankings",
-    "stage3_synthesis",
-    "deliberation_metadata",
-];
-
-/// The v2 tables, parents before children.
-pub const TABLES_V2: [&str; 8] = [
-    "conversations",
-    "messages",
-    "stage1_responses",
-    "stage2_rankings",
-    "stage3_synthesis",
-    "deliberation_metadata",
-    "api_keys",
-    "api_key_audit_log",
-];
+use council_app::tables::{COUNCIL, COUNCIL_V1};
 
 /// The app's DDL for the v1 tables, as its `init_db` creates them.
 pub const DDL_V1: &str = r#"
@@ -167,8 +146,8 @@ pub enum SchemaVersion {
 impl SchemaVersion {
     pub fn tables(self) -> &'static [&'static str] {
         match self {
-            SchemaVersion::V1 => &TABLES_V1,
-            SchemaVersion::V2 => &TABLES_V2,
+            SchemaVersion::V1 => &COUNCIL_V1,
+            SchemaVersion::V2 => &COUNCIL,
         }
     }
 }
@@ -268,7 +247,7 @@ impl Default for SampleOptions {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SampleSummary {
-    /// Rows per table, in [`TABLES_V1`] / [`TABLES_V2`] order.
+    /// Rows per table, in [`COUNCIL_V1`] / [`COUNCIL`] order.
     pub tables: Vec<(&'static str, u64)>,
     /// Size of the main database file.
     pub bytes: u64,

@@ -33,8 +33,9 @@
 //!   `repr(float)` (`1e+16`, `1e-05`, `1.0`, `-0.0`, `Infinity`).  Rust's
 //!   shortest round-trip digits (`{:e}`) agree with Python's except when two
 //!   shortest candidates are exactly equally near: Rust rounds up, Python to
-//!   even (111275153569243.125 → Rust `…243.13`, Python `…243.12`); see
-//!   `shortest_digits`.
+//!   even (111275153569243.125 → Rust `…243.13`, Python `…243.12`); the
+//!   writer, shared with the loader's sample files, is
+//!   `council_app::python_json`.
 //! * `options or {}` follows Python truthiness: `null`, `false`, `0`, `0.0`
 //!   (including `-0.0` and floats that underflow to zero, e.g. `1e-400`),
 //!   `""`, `[]` and `{}` all become `{}`.
@@ -66,14 +67,12 @@
 //! * Python's `json.loads` also accepts `NaN`, `Infinity` and lone
 //!   surrogate escapes; jsonb rejects them, and so does this module (22P02).
 
+use council_app::python_json;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Length of a cache key in hex characters (`hexdigest()[:32]`).
 pub const CACHE_KEY_LEN: usize = 32;
-
-/// Python's default `sys.get_int_max_str_digits()`.
-pub const PY_INT_MAX_STR_DIGITS: usize = 4300;
 
 /// Deepest options nesting accepted when serialising (guards the recursion).
 pub const MAX_OPTIONS_DEPTH: usize = 512;
@@ -104,6 +103,20 @@ impl CacheKeyError {
             CacheKeyError::IntegerTooLong { .. } => "22003",
             // statement_too_complex
             CacheKeyError::NestingTooDeep(_) => "54001",
+        }
+    }
+}
+
+impl From<python_json::Error> for CacheKeyError {
+    fn from(err: python_json::Error) -> CacheKeyError {
+        match err {
+            python_json::Error::InvalidNumber(text) => {
+                CacheKeyError::InvalidOptionsJson(format!("invalid number {text}"))
+            }
+            python_json::Error::IntegerTooLong { digits, limit } => {
+                CacheKeyError::IntegerTooLong { digits, limit }
+            }
+            python_json::Error::NestingTooDeep(depth) => CacheKeyError::NestingTooDeep(depth),
         }
     }
 }
@@ -146,22 +159,19 @@ pub fn key_json(
 
     let mut out = String::with_capacity(128);
     // The four keys, already in sorted order.
-    out.push_str("{\"models\": [");
-    for (i, model) in sorted_models.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_py_str(&mut out, model);
-    }
-    out.push_str("], \"options\": ");
+    out.push('{');
+    python_json::key(&mut out, true, "models");
+    python_json::string_array(&mut out, &sorted_models);
+    python_json::key(&mut out, false, "options");
     match options {
-        Some(value) if py_truthy(value) => write_value(&mut out, value, 0)?,
+        Some(value) if py_truthy(value) => out
+            .push_str(&python_json::dumps(value, MAX_OPTIONS_DEPTH).map_err(CacheKeyError::from)?),
         _ => out.push_str("{}"),
     }
-    out.push_str(", \"query\": ");
-    write_py_str(&mut out, &normalize_query(query));
-    out.push_str(", \"voting_method\": ");
-    write_py_str(&mut out, voting_method);
+    python_json::key(&mut out, false, "query");
+    python_json::string(&mut out, &normalize_query(query));
+    python_json::key(&mut out, false, "voting_method");
+    python_json::string(&mut out, voting_method);
     out.push('}');
     Ok(out)
 }
@@ -208,8 +218,8 @@ fn hash_key_json(json: &str) -> String {
     let digest = Sha256::digest(json.as_bytes());
     let mut key = String::with_capacity(CACHE_KEY_LEN);
     for byte in digest.iter().take(CACHE_KEY_LEN / 2) {
-        key.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-        key.push(char::from(HEX_DIGITS[usize::from(byte & 0xF)]));
+        // Lower-case, as Python's hexdigest() prints.
+        key.push_str(&format!("{byte:02x}"));
     }
     key
 }
@@ -440,10 +450,6 @@ fn sigma_in_probe(probe: &str) -> Option<char> {
     probe.to_lowercase().chars().nth(1)
 }
 
-// ---------------------------------------------------------------------------
-// json.dumps(..., sort_keys=True) with the default settings
-// ---------------------------------------------------------------------------
-
 /// Python truthiness of the value `json.loads` would have produced.
 fn py_truthy(value: &Value) -> bool {
     match value {
@@ -451,7 +457,7 @@ fn py_truthy(value: &Value) -> bool {
         Value::Bool(b) => *b,
         Value::Number(n) => {
             let text = n.to_string();
-            if is_float_text(&text) {
+            if python_json::is_float_text(&text) {
                 // NaN cannot come from JSON; inf is truthy, underflow is 0.0.
                 text.parse::<f64>().map(|f| f != 0.0).unwrap_or(true)
             } else {
@@ -464,256 +470,10 @@ fn py_truthy(value: &Value) -> bool {
     }
 }
 
-fn is_float_text(text: &str) -> bool {
-    text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
-}
-
-fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<(), CacheKeyError> {
-    if depth >= MAX_OPTIONS_DEPTH {
-        return Err(CacheKeyError::NestingTooDeep(MAX_OPTIONS_DEPTH));
-    }
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => write_number(out, &n.to_string())?,
-        Value::String(s) => write_py_str(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_value(out, item, depth + 1)?;
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            // Sort explicitly: serde_json's map is only sorted without the
-            // preserve_order feature.  Byte order = code point order.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_py_str(out, key);
-                out.push_str(": ");
-                write_value(out, item, depth + 1)?;
-            }
-            out.push('}');
-        }
-    }
-    Ok(())
-}
-
-/// A JSON number as `json.dumps(json.loads(text))` prints it.
-fn write_number(out: &mut String, text: &str) -> Result<(), CacheKeyError> {
-    if is_float_text(text) {
-        let f: f64 = text
-            .parse()
-            .map_err(|_| CacheKeyError::InvalidOptionsJson(format!("invalid number {text}")))?;
-        write_py_float(out, f);
-        return Ok(());
-    }
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(CacheKeyError::InvalidOptionsJson(format!(
-            "invalid number {text}"
-        )));
-    }
-    if digits.len() > PY_INT_MAX_STR_DIGITS {
-        return Err(CacheKeyError::IntegerTooLong {
-            digits: digits.len(),
-            limit: PY_INT_MAX_STR_DIGITS,
-        });
-    }
-    let significant = digits.trim_start_matches('0');
-    if significant.is_empty() {
-        out.push('0');
-    } else {
-        if negative {
-            out.push('-');
-        }
-        out.push_str(significant);
-    }
-    Ok(())
-}
-
-/// `float.__repr__` (what `json.dumps` uses for finite floats), plus
-/// `Infinity` / `-Infinity` / `NaN` as `json.dumps` prints them.
-fn write_py_float(out: &mut String, f: f64) {
-    if f.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-    if f.is_infinite() {
-        out.push_str(if f < 0.0 { "-Infinity" } else { "Infinity" });
-        return;
-    }
-    if f.is_sign_negative() {
-        out.push('-');
-    }
-    let (digits, exponent) = shortest_digits(f.abs());
-    // Python's decpt: value = 0.DIGITS * 10**decpt.
-    let decpt = exponent + 1;
-    let ndigits = i64::try_from(digits.len()).unwrap_or(i64::MAX);
-
-    if !(-4 < decpt && decpt <= 16) {
-        // 1e+16, 1.5e-07, 5e-324
-        let (first, rest) = digits.split_at(1.min(digits.len()));
-        out.push_str(first);
-        if !rest.is_empty() {
-            out.push('.');
-            out.push_str(rest);
-        }
-        out.push('e');
-        out.push(if exponent < 0 { '-' } else { '+' });
-        let magnitude = exponent.unsigned_abs();
-        if magnitude < 10 {
-            out.push('0');
-        }
-        out.push_str(&magnitude.to_string());
-    } else if decpt <= 0 {
-        // 0.0001
-        out.push_str("0.");
-        for _ in decpt..0 {
-            out.push('0');
-        }
-        out.push_str(&digits);
-    } else if decpt >= ndigits {
-        // 100.0
-        out.push_str(&digits);
-        for _ in ndigits..decpt {
-            out.push('0');
-        }
-        out.push_str(".0");
-    } else {
-        // 123.456 (0 < decpt < ndigits <= 17, so the split is in range)
-        let (int_part, frac_part) = digits.split_at(usize::try_from(decpt).unwrap_or(0));
-        out.push_str(int_part);
-        out.push('.');
-        out.push_str(frac_part);
-    }
-}
-
-/// The shortest decimal digits that read back as `x` (finite, >= 0), and
-/// the exponent of the first one: 1.5e-7 gives ("15", -7), 0.0 ("0", 0).
-///
-/// This is what Python's repr takes from dtoa mode 0: the shortest digit
-/// string that round-trips, the one nearest to the exact value among those,
-/// and on an exact tie the one whose last digit is even.  Rust's `{:e}`
-/// agrees except on that tie, where it rounds up: 111275153569243.125 is
-/// printed 111275153569243.13 by Rust and 111275153569243.12 by Python.
-fn shortest_digits(x: f64) -> (String, i64) {
-    let (digits, exponent) = split_sci(&format!("{x:e}"));
-    match tie_to_even(x, &digits, exponent) {
-        Some(even) => even,
-        None => (digits, exponent),
-    }
-}
-
-/// "1.5e-7" -> ("15", -7).
-fn split_sci(sci: &str) -> (String, i64) {
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci, "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    (digits, exponent.parse().unwrap_or(0))
-}
-
-/// If the shortest `digits` (odd last digit) were chosen by rounding an exact
-/// tie up, the even neighbour, when it also reads back as `x`.
-fn tie_to_even(x: f64, digits: &str, exponent: i64) -> Option<(String, i64)> {
-    let last = digits.bytes().last()?;
-    if last % 2 == 0 {
-        return None;
-    }
-    // The exact decimal value of x: an f64 has at most 767 significant
-    // digits, so this precision only pads with zeros and never rounds.
-    let (exact, exact_exp) = split_sci(&format!("{x:.800e}"));
-    let exact = exact.trim_end_matches('0').as_bytes();
-    // Index in `exact` of the digit at the place of the last of `digits`.
-    let n = i64::try_from(digits.len()).ok()?;
-    let k = usize::try_from(exact_exp - exponent + n - 1).ok()?;
-    // A tie: the exact value stops with a single 5 right after that place.
-    if exact.len() != k + 2 || exact.get(k + 1) != Some(&b'5') {
-        return None;
-    }
-    let floor = exact.get(..=k)?;
-    let floor_last = *floor.last()?;
-    let (mut even, mut even_exp) = (floor.to_vec(), exact_exp);
-    if floor_last % 2 == 1 {
-        // The even neighbour is floor + 1 unit in the last place.
-        let mut i = even.len();
-        loop {
-            if i == 0 {
-                even.insert(0, b'1');
-                even_exp += 1;
-                break;
-            }
-            i -= 1;
-            if even[i] == b'9' {
-                even[i] = b'0';
-            } else {
-                even[i] += 1;
-                break;
-            }
-        }
-    }
-    while even.len() > 1 && even.last() == Some(&b'0') {
-        even.pop();
-    }
-    let even = String::from_utf8(even).ok()?;
-    let scale = even_exp - i64::try_from(even.len()).ok()? + 1;
-    let reads_back = format!("{even}e{scale}").parse::<f64>().ok()? == x;
-    (reads_back && even != digits).then_some((even, even_exp))
-}
-
-/// A string as `json.dumps` prints it with `ensure_ascii=True`.
-fn write_py_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let cp = u32::from(c);
-                if cp < 0x1_0000 {
-                    push_u_escape(out, cp);
-                } else {
-                    let n = cp - 0x1_0000;
-                    push_u_escape(out, 0xD800 | ((n >> 10) & 0x3FF));
-                    push_u_escape(out, 0xDC00 | (n & 0x3FF));
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-/// Lower-case, as both `hexdigest()` and json's `\u{0:04x}` print.
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-fn push_u_escape(out: &mut String, unit: u32) {
-    out.push_str("\\u");
-    for shift in [12u32, 8, 4, 0] {
-        let nibble = ((unit >> shift) & 0xF) as usize;
-        out.push(char::from(HEX_DIGITS[nibble]));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use council_app::python_json::PY_INT_MAX_STR_DIGITS;
     use serde_json::json;
 
     const VECTORS: &str = include_str!("../../tests/fixtures/cache_key_vectors.json");
@@ -889,53 +649,6 @@ mod tests {
                 "{:x?}",
                 (w[0].0, w[1].0)
             );
-        }
-    }
-
-    fn float_repr(f: f64) -> String {
-        let mut s = String::new();
-        write_py_float(&mut s, f);
-        s
-    }
-
-    #[test]
-    fn float_repr_layout() {
-        // Expected strings are Python 3.11's repr().
-        let cases: &[(f64, &str)] = &[
-            (0.0, "0.0"),
-            (-0.0, "-0.0"),
-            (1.0, "1.0"),
-            (0.1, "0.1"),
-            (-2.5, "-2.5"),
-            (100.0, "100.0"),
-            (1e16, "1e+16"),
-            (9999999999999998.0, "9999999999999998.0"),
-            (1234567890123456.7, "1234567890123456.8"),
-            // Exact ties between two shortest candidates go to the even one.
-            // (written as sums: the exact values need more digits than
-            // clippy accepts in a literal)
-            (111_275_153_569_243.0 + 0.125, "111275153569243.12"),
-            (147_117_772_004_750.0 + 0.625, "147117772004750.62"),
-            (2_056_655_888_558_458.0 + 0.25, "2056655888558458.2"),
-            (0.5, "0.5"),
-            (2.5, "2.5"),
-            (1e22, "1e+22"),
-            (1.5e300, "1.5e+300"),
-            (1e-4, "0.0001"),
-            (0.000123, "0.000123"),
-            (1e-5, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (123456789.123, "123456789.123"),
-            (0.30000000000000004, "0.30000000000000004"),
-            (5e-324, "5e-324"),
-            (2.2250738585072014e-308, "2.2250738585072014e-308"),
-            (f64::MAX, "1.7976931348623157e+308"),
-            (f64::INFINITY, "Infinity"),
-            (f64::NEG_INFINITY, "-Infinity"),
-            (f64::NAN, "NaN"),
-        ];
-        for &(f, want) in cases {
-            assert_eq!(float_repr(f), want, "{f:e}");
         }
     }
 

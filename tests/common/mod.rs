@@ -11,18 +11,7 @@ use council_loader::sample::{self, SampleOptions, SampleSummary};
 use postgres::Client;
 
 /// The tables the extension creates, parents before children.
-pub const TABLES: [&str; 10] = [
-    "conversations",
-    "messages",
-    "stage1_responses",
-    "stage2_rankings",
-    "stage3_synthesis",
-    "deliberation_metadata",
-    "api_keys",
-    "api_key_audit_log",
-    "response_cache",
-    "council_import_rejects",
-];
+pub use council_app::tables::EXTENSION as TABLES;
 
 pub fn cluster() -> Cluster {
     Cluster::start_temporary(&ClusterOptions::default()).expect("starting a test cluster")

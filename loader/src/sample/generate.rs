@@ -5,10 +5,10 @@ use std::ops::Range;
 
 use rusqlite::{params, Connection, Statement};
 
-use super::json;
 use super::rng::{micros_at, timestamp, uuid_v4, Rng, TsForm, MICROS_PER_SEC};
 use super::text::{self, Topic};
 use super::{SampleOptions, SchemaVersion};
+use council_app::python_json as json;
 
 // The app's history, which decides how each conversation's rows look.
 const START: i64 = micros_at(2024, 5, 1);
@@ -694,9 +694,9 @@ impl Generator {
             let agreement = (agree * 200 + total) / (2 * total);
             let mut c = String::from("{");
             json::key(&mut c, true, "agreement");
-            json::float(&mut c, agreement, 2);
+            json::decimal(&mut c, agreement, 2);
             json::key(&mut c, false, "kendall_w");
-            json::float(&mut c, rng.range(20, 99) as i64, 2);
+            json::decimal(&mut c, rng.range(20, 99) as i64, 2);
             json::key(&mut c, false, "top_choice");
             match top {
                 Some(i) => json::string(&mut c, &text::label(i)),
@@ -734,7 +734,7 @@ impl Generator {
         let stage1_consensus = (d.modern && rng.percent(50)).then(|| {
             let mut s = String::from("{");
             json::key(&mut s, true, "mean_similarity");
-            json::float(&mut s, rng.range(40, 95) as i64, 2);
+            json::decimal(&mut s, rng.range(40, 95) as i64, 2);
             json::key(&mut s, false, "clusters");
             json::int(&mut s, rng.range(1, 3) as i64);
             json::key(&mut s, false, "outlier");
@@ -749,7 +749,7 @@ impl Generator {
         let debate_history = debate.then(|| {
             let mut h = String::from("[{\"round\": 1, \"rankings\": [");
             for (i, (member, order)) in d.council.iter().zip(&first_rounds).enumerate() {
-                json::sep(&mut h, i == 0);
+                json::separator(&mut h, i == 0);
                 h.push('{');
                 json::key(&mut h, true, "evaluator");
                 json::string(&mut h, member.model);
@@ -945,7 +945,7 @@ fn rubric_json(rng: &mut Rng, k: usize) -> String {
             if halves % 2 == 0 && rng.percent(50) {
                 json::int(&mut r, halves / 2);
             } else {
-                json::float(&mut r, halves * 5, 1);
+                json::decimal(&mut r, halves * 5, 1);
             }
         }
         r.push('}');
@@ -980,12 +980,12 @@ fn aggregate_json(
     ranked.sort_by_key(|&i| (average(i), i));
     let mut out = String::from("[");
     for (n, &i) in ranked.iter().enumerate() {
-        json::sep(&mut out, n == 0);
+        json::separator(&mut out, n == 0);
         out.push('{');
         json::key(&mut out, true, "model");
         json::string(&mut out, d.council[i].model);
         json::key(&mut out, false, "average_rank");
-        json::float(&mut out, average(i), 2);
+        json::decimal(&mut out, average(i), 2);
         json::key(&mut out, false, "rankings_count");
         json::int(&mut out, counts[i]);
         match d.voting {
@@ -995,12 +995,12 @@ fn aggregate_json(
             }
             Some("mrr") => {
                 json::key(&mut out, false, "mrr");
-                json::float(&mut out, reciprocal[i] / counts[i].max(1), 4);
+                json::decimal(&mut out, reciprocal[i] / counts[i].max(1), 4);
             }
             Some(_) => {
                 json::key(&mut out, false, "weighted_score");
                 let weight = confidence.get(i).copied().flatten().unwrap_or(50);
-                json::float(&mut out, borda[i] * weight, 2);
+                json::decimal(&mut out, borda[i] * weight, 2);
             }
             None => {}
         }

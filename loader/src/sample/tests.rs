@@ -199,7 +199,7 @@ fn journal_mode_does_not_change_content() {
             },
         )
         .expect("write");
-        hashes.push(content_hash(&path, &TABLES_V2));
+        hashes.push(content_hash(&path, &COUNCIL));
     }
     assert_eq!(hashes[0], hashes[1]);
     assert_eq!(hashes[0], hashes[2]);
@@ -428,7 +428,7 @@ fn live_copy_keeps_the_newest_rows_only_in_the_wal() {
     assert!(without_wal < with_wal);
     // The newest conversations come with every dependent row, and the main
     // file alone is still a consistent database.
-    for table in TABLES_V2.iter().skip(1).filter(|t| **t != "api_keys") {
+    for table in COUNCIL.iter().skip(1).filter(|t| **t != "api_keys") {
         assert!(
             count(&main_conn, table) < count(&full_conn, table),
             "{table}: no rows only in the -wal"
@@ -560,7 +560,7 @@ fn ids_never_collide_across_sizes_and_seeds() {
         .expect("write");
         let conn = open_ro(&path);
         let mut all = Vec::new();
-        for table in TABLES_V2 {
+        for table in COUNCIL {
             let mut st = conn
                 .prepare(&format!("SELECT CAST(id AS TEXT) FROM {table}"))
                 .expect("prepare");
