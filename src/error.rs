@@ -4,6 +4,8 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
+use crate::sqlstate::SqlState;
+
 /// The error code PostgreSQL packs from a five-character SQLSTATE such as
 /// "22P02" (its MAKE_SQLSTATE macro).
 pub fn error_code(sqlstate: &str) -> PgSqlErrorCode {
@@ -20,12 +22,12 @@ pub fn error_code(sqlstate: &str) -> PgSqlErrorCode {
 /// An ERROR with a SQLSTATE, a message for people, and optional DETAIL and HINT.
 #[track_caller]
 pub fn report(
-    sqlstate: &str,
+    sqlstate: SqlState,
     message: impl Into<String>,
     detail: Option<String>,
     hint: Option<String>,
 ) -> ErrorReport {
-    let mut report = ErrorReport::new(error_code(sqlstate), message.into(), "llm_council");
+    let mut report = ErrorReport::new(error_code(sqlstate.code()), message.into(), "llm_council");
     if let Some(detail) = detail {
         report = report.set_detail(detail);
     }
@@ -60,5 +62,25 @@ mod tests {
         );
         assert_eq!(error_code("58P01"), PgSqlErrorCode::ERRCODE_UNDEFINED_FILE);
         assert_eq!(error_code("57014"), PgSqlErrorCode::ERRCODE_QUERY_CANCELED);
+    }
+
+    /// pgrx maps a code it does not know to XX000: each named code must
+    /// come back as itself.
+    #[test]
+    fn pgrx_knows_every_code_the_extension_raises() {
+        for sqlstate in crate::sqlstate::ALL {
+            let code = error_code(sqlstate.code());
+            let internal = code == PgSqlErrorCode::ERRCODE_INTERNAL_ERROR;
+            assert_eq!(
+                internal,
+                *sqlstate == crate::sqlstate::INTERNAL_ERROR,
+                "{sqlstate} became {code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_code_would_become_xx000() {
+        assert_eq!(error_code("ZZ999"), PgSqlErrorCode::ERRCODE_INTERNAL_ERROR);
     }
 }

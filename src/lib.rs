@@ -9,6 +9,7 @@ mod gucs;
 mod import;
 mod mapping;
 mod schema;
+mod sqlstate;
 mod temp_space;
 mod verify;
 mod worker;

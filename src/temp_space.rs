@@ -21,6 +21,7 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 
 use crate::error::report;
+use crate::sqlstate;
 
 /// Where PostgreSQL keeps temporary files of the default tablespace,
 /// relative to the data directory, which is the backend's working directory.
@@ -125,7 +126,7 @@ impl TransactionFile {
             if written != amount {
                 let err = io::Error::last_os_error();
                 return Err(report(
-                    "53100",
+                    sqlstate::DISK_FULL,
                     format!("could not store the upload in the server's temporary space: {err}"),
                     Some(format!("{} bytes were stored", self.size)),
                     Some("free space in the data directory's base/pgsql_tmp or a temp_tablespaces entry".into()),

@@ -67,6 +67,7 @@
 //! * Python's `json.loads` also accepts `NaN`, `Infinity` and lone
 //!   surrogate escapes; jsonb rejects them, and so does this module (22P02).
 
+use crate::sqlstate::{self, SqlState};
 use council_app::python_json;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -95,14 +96,14 @@ pub enum CacheKeyError {
 
 impl CacheKeyError {
     /// The SQLSTATE to raise this error with.
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> SqlState {
         match self {
             // invalid_text_representation
-            CacheKeyError::InvalidOptionsJson(_) => "22P02",
+            CacheKeyError::InvalidOptionsJson(_) => sqlstate::INVALID_TEXT_REPRESENTATION,
             // numeric_value_out_of_range
-            CacheKeyError::IntegerTooLong { .. } => "22003",
+            CacheKeyError::IntegerTooLong { .. } => sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
             // statement_too_complex
-            CacheKeyError::NestingTooDeep(_) => "54001",
+            CacheKeyError::NestingTooDeep(_) => sqlstate::STATEMENT_TOO_COMPLEX,
         }
     }
 }

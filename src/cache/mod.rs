@@ -1,6 +1,7 @@
 //! The app's response cache, kept in PostgreSQL so that every app instance
 //! shares it.
 
+use crate::sqlstate;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -40,7 +41,7 @@ fn council_cache_key(
         .collect::<Option<Vec<&str>>>()
         .ok_or_else(|| {
             crate::error::report(
-                "22004",
+                sqlstate::NULL_VALUE_NOT_ALLOWED,
                 "models must not contain NULL",
                 None,
                 Some("pass the model names the app deliberated with".into()),

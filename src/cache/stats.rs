@@ -10,6 +10,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use crate::error::report;
+use crate::sqlstate;
 use pgrx::shmem::PGRXSharedMemory;
 
 #[derive(Default)]
@@ -67,7 +68,14 @@ fn find_cache_table() -> Result<pg_sys::Oid, ErrorReport> {
         &[format!("{schema}.response_cache").into()],
     )
     .map_err(crate::import::spi_error)?
-    .ok_or_else(|| report("42P01", "the table response_cache is missing", None, None))?;
+    .ok_or_else(|| {
+        report(
+            sqlstate::UNDEFINED_TABLE,
+            "the table response_cache is missing",
+            None,
+            None,
+        )
+    })?;
     CACHE_TABLE.store(relid.to_u32(), Ordering::Relaxed);
     Ok(relid)
 }
@@ -111,7 +119,7 @@ fn council_cache_count_event(event: &str, n: i64) -> Result<(), ErrorReport> {
         "eviction" | "expiration" => (pg_sys::ACL_DELETE, "DELETE"),
         other => {
             return Err(report(
-                "22023",
+                sqlstate::INVALID_PARAMETER_VALUE,
                 format!(
                     "unknown cache event \"{}\"",
                     crate::mapping::text::cut(other, 40)
@@ -123,7 +131,7 @@ fn council_cache_count_event(event: &str, n: i64) -> Result<(), ErrorReport> {
     };
     if !may(privilege)? {
         return Err(report(
-            "42501",
+            sqlstate::INSUFFICIENT_PRIVILEGE,
             "permission denied for table response_cache",
             Some(format!(
                 "counting a {event} needs {privilege_name} on response_cache"

@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 use super::tables::{Kind, TABLES};
 use super::{quote_identifier, spi_error};
 use crate::error::report;
+use crate::sqlstate;
 
 /// A council table, resolved once per call.
 #[derive(Clone, Copy, Debug)]
@@ -40,7 +41,7 @@ fn relid(schema: &str, name: &'static str) -> Result<pg_sys::Oid, ErrorReport> {
     .map_err(spi_error)?
     .ok_or_else(|| {
         report(
-            "42P01",
+            sqlstate::UNDEFINED_TABLE,
             format!("the council table {name} is missing"),
             None,
             Some("ALTER EXTENSION llm_council UPDATE, or re-create the table from a dump".into()),
@@ -68,7 +69,7 @@ fn has(relid: pg_sys::Oid, privileges: u32) -> bool {
 
 fn denied(object: &str, missing: &str, why: &str) -> ErrorReport {
     report(
-        "42501",
+        sqlstate::INSUFFICIENT_PRIVILEGE,
         format!("permission denied for {object}"),
         Some(format!("{missing} on {object} is missing: {why}")),
         Some(
@@ -145,7 +146,7 @@ pub fn check_import(schema: &str, tables: &[CouncilTable]) -> Result<(), ErrorRe
         let rls = unsafe { pg_sys::check_enable_rls(table.relid, pg_sys::InvalidOid, true) };
         if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
             return Err(report(
-                "0A000",
+                sqlstate::FEATURE_NOT_SUPPORTED,
                 format!("council_import does not support row-level security on table {}", table.name),
                 Some("the import writes through COPY's machinery, and COPY FROM refuses tables whose row-level security applies to the caller".into()),
                 Some("import as the tables' owner or a role with BYPASSRLS".into()),
@@ -186,7 +187,7 @@ pub fn check_server_file_access(function: &str) -> Result<(), ErrorReport> {
         Ok(())
     } else {
         Err(report(
-            "42501",
+            sqlstate::INSUFFICIENT_PRIVILEGE,
             format!("permission denied to read a server file with {function}"),
             Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
             Some(format!("upload the file instead (council-loader does): council_upload, then {function}_upload()")),

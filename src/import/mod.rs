@@ -24,6 +24,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use crate::error::report;
+use crate::sqlstate::{self, SqlState};
 use row::{Key, Problem, Value};
 use source::{Source, SourceError, TableLayout};
 use tables::{Table, TABLES};
@@ -40,7 +41,7 @@ impl Mode {
             "strict" => Ok(Mode::Strict),
             "quarantine" => Ok(Mode::Quarantine),
             other => Err(report(
-                "22023",
+                sqlstate::INVALID_PARAMETER_VALUE,
                 format!("unknown import mode \"{}\"", mapping_cut(other)),
                 None,
                 Some("mode is 'strict' (stop at the first bad row) or 'quarantine' (keep bad rows in council_import_rejects)".into()),
@@ -92,7 +93,7 @@ pub(crate) fn extension_schema() -> Result<String, ErrorReport> {
     .map_err(spi_error)?
     .ok_or_else(|| {
         report(
-            "55000",
+            sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
             "the llm_council extension is not installed in this database",
             None,
             None,
@@ -119,7 +120,7 @@ pub(crate) fn read_one<A: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
 
 pub(crate) fn spi_error(err: pgrx::spi::Error) -> ErrorReport {
     report(
-        "XX000",
+        sqlstate::INTERNAL_ERROR,
         format!("council_import: internal query failed: {err}"),
         None,
         None,
@@ -141,7 +142,7 @@ pub(crate) fn check_for_interrupts() {
 pub(crate) fn interrupted_error() -> ErrorReport {
     check_for_interrupts();
     report(
-        "57014",
+        sqlstate::QUERY_CANCELED,
         "council_import: canceling statement due to user request",
         None,
         None,
@@ -486,7 +487,7 @@ fn import_table(
 
     if i64::try_from(inserted).ok() != Some(imported_count) {
         return Err(report(
-            "XX000",
+            sqlstate::INTERNAL_ERROR,
             format!(
                 "council_import: COPY into {} inserted {inserted} rows, expected {imported_count}",
                 table.name
@@ -558,14 +559,14 @@ fn decide<'a>(
         return Ok(Decision::Reject(
             Problem {
                 column: table.key().name.into(),
-                sqlstate: "23502",
+                sqlstate: sqlstate::NOT_NULL_VIOLATION,
                 reason: "is not a usable id".into(),
                 value: String::new(),
             },
             None,
         ));
     };
-    let key_problem = |sqlstate: &'static str, reason: String| Problem {
+    let key_problem = |sqlstate: SqlState, reason: String| Problem {
         column: table.key().name.into(),
         sqlstate,
         reason,
@@ -573,7 +574,7 @@ fn decide<'a>(
     };
     if imported.contains(&key) {
         return Ok(Decision::Reject(
-            key_problem("23505", "is the id of another row of this file (ids that differ only in spelling map to one UUID)".into()),
+            key_problem(sqlstate::UNIQUE_VIOLATION, "is the id of another row of this file (ids that differ only in spelling map to one UUID)".into()),
             Some(key),
         ));
     }
@@ -582,7 +583,7 @@ fn decide<'a>(
             Some(Existing::Identical) => Decision::Skip(key),
             Some(Existing::Different) | None => Decision::Reject(
                 key_problem(
-                    "23505",
+                    sqlstate::UNIQUE_VIOLATION,
                     "is already in the database with different content; it was left as it is"
                         .into(),
                 ),
@@ -601,7 +602,7 @@ fn decide<'a>(
                 return Ok(Decision::Reject(
                     Problem {
                         column: table.columns[i].name.into(),
-                        sqlstate: "23503",
+                        sqlstate: sqlstate::FOREIGN_KEY_VIOLATION,
                         reason,
                         value: parent_key.to_string(),
                     },
@@ -616,7 +617,7 @@ fn decide<'a>(
                 return Ok(Decision::Reject(
                     Problem {
                         column: table.columns[i].name.into(),
-                        sqlstate: "23505",
+                        sqlstate: sqlstate::UNIQUE_VIOLATION,
                         reason: "is already taken by another row; the column is unique".into(),
                         value: mapping_cut(&text),
                     },
@@ -639,7 +640,7 @@ fn unplaced_value(row: &rusqlite::Row<'_>, table: &Table, columns: &[String]) ->
         }
         Some(Problem {
             column: columns[i].clone().into(),
-            sqlstate: "42703",
+            sqlstate: sqlstate::UNDEFINED_COLUMN,
             reason: "is in a column the council schema does not have; the row is kept here whole"
                 .into(),
             value: row::show(value),
@@ -709,7 +710,7 @@ pub(crate) fn check_utf8_database() -> Result<(), ErrorReport> {
         return Ok(());
     }
     Err(report(
-        "22021",
+        sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
         "llm_council needs a database with encoding UTF8",
         None,
         Some("create the database with ENCODING 'UTF8'".into()),
@@ -729,7 +730,7 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
     if mode == Mode::Strict {
         if let Some(extra) = layout.iter().find(|l| !l.extra_columns.is_empty()) {
             return Err(report(
-                "42P10",
+                sqlstate::INVALID_COLUMN_REFERENCE,
                 format!(
                     "council_import: table {} has columns the council schema does not: {}",
                     extra.table.name,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::tables::{Column, Kind, Table};
 use crate::mapping::{self, text, timestamp::Timestamp};
+use crate::sqlstate::{self, SqlState};
 
 /// A value ready for its target column.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,7 +85,7 @@ impl std::fmt::Display for Key {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     pub column: Cow<'static, str>,
-    pub sqlstate: &'static str,
+    pub sqlstate: SqlState,
     pub reason: String,
     /// the offending value, cut for messages
     pub value: String,
@@ -107,7 +108,7 @@ pub fn show(value: ValueRef<'_>) -> String {
 fn problem(
     column: &Column,
     value: ValueRef<'_>,
-    sqlstate: &'static str,
+    sqlstate: SqlState,
     reason: impl Into<String>,
 ) -> Problem {
     Problem {
@@ -140,7 +141,7 @@ pub fn map_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, 
             return Err(problem(
                 column,
                 value,
-                "23502",
+                sqlstate::NOT_NULL_VIOLATION,
                 "is NULL, but the column is NOT NULL",
             ));
         }
@@ -161,25 +162,50 @@ pub fn map_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, 
         }
         Kind::BigInt => match value {
             ValueRef::Integer(v) => Ok(Value::BigInt(v)),
-            _ => Err(problem(column, value, "22P02", "is not an integer")),
+            _ => Err(problem(
+                column,
+                value,
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                "is not an integer",
+            )),
         },
         Kind::Integer => match value {
-            ValueRef::Integer(v) => i32::try_from(v)
-                .map(Value::Integer)
-                .map_err(|_| problem(column, value, "22003", "does not fit in a 32-bit integer")),
-            _ => Err(problem(column, value, "22P02", "is not an integer")),
+            ValueRef::Integer(v) => i32::try_from(v).map(Value::Integer).map_err(|_| {
+                problem(
+                    column,
+                    value,
+                    sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                    "does not fit in a 32-bit integer",
+                )
+            }),
+            _ => Err(problem(
+                column,
+                value,
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                "is not an integer",
+            )),
         },
         Kind::Double => match value {
             ValueRef::Real(v) => Ok(Value::Double(v)),
             // Integers past 2^53 would change as a double.
             ValueRef::Integer(v) if v.unsigned_abs() <= 1 << 53 => Ok(Value::Double(v as f64)),
-            _ => Err(problem(column, value, "22P02", "is not a number")),
+            _ => Err(problem(
+                column,
+                value,
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                "is not a number",
+            )),
         },
         Kind::Boolean => match value {
             ValueRef::Integer(v) => mapping::boolean(v)
                 .map(Value::Boolean)
                 .map_err(|err| problem(column, value, err.sqlstate(), err.to_string())),
-            _ => Err(problem(column, value, "22P02", "is not 0 or 1")),
+            _ => Err(problem(
+                column,
+                value,
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                "is not 0 or 1",
+            )),
         },
         Kind::Text { max_chars, allowed } => {
             let text = text_of(column, value)?;
@@ -188,7 +214,7 @@ pub fn map_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, 
                     return Err(problem(
                         column,
                         value,
-                        "22001",
+                        sqlstate::STRING_DATA_RIGHT_TRUNCATION,
                         format!("is longer than the {max} characters the column holds"),
                     ));
                 }
@@ -198,7 +224,7 @@ pub fn map_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, 
                     return Err(problem(
                         column,
                         value,
-                        "23514",
+                        sqlstate::CHECK_VIOLATION,
                         format!("is not one of {}", allowed.join(", ")),
                     ));
                 }
@@ -219,7 +245,7 @@ pub fn map_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, 
                 Ok(None) if column.not_null => Err(problem(
                     column,
                     value,
-                    "23502",
+                    sqlstate::NOT_NULL_VIOLATION,
                     "is empty, but the column is NOT NULL",
                 )),
                 Ok(None) => Ok(Value::Null),
@@ -234,7 +260,7 @@ pub fn map_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, 
                     return Err(problem(
                         column,
                         value,
-                        "23502",
+                        sqlstate::NOT_NULL_VIOLATION,
                         "is empty, but the column is NOT NULL",
                     ));
                 }
@@ -254,7 +280,7 @@ pub fn map_row<'a>(table: &Table, row: &'a rusqlite::Row<'_>) -> Result<Vec<Valu
     for (i, column) in table.columns.iter().enumerate() {
         let value = row.get_ref(i).map_err(|err| Problem {
             column: column.name.into(),
-            sqlstate: "XX001",
+            sqlstate: sqlstate::DATA_CORRUPTED,
             reason: format!("could not be read: {err}"),
             value: String::new(),
         })?;
@@ -326,7 +352,7 @@ mod tests {
             Ok(Value::Timestamp(t)) if t.unix_micros() == 1_760_000_000_000_000
         ));
         let bad = map_value(&created, ValueRef::Text(b"yesterday")).err();
-        assert_eq!(bad.map(|p| p.sqlstate), Some("22007"));
+        assert_eq!(bad.map(|p| p.sqlstate.code()), Some("22007"));
 
         let pinned = column("conversations", "is_pinned");
         assert_eq!(
@@ -337,7 +363,7 @@ mod tests {
 
         let count = column("conversations", "message_count");
         let too_big = map_value(&count, ValueRef::Integer(3_000_000_000)).err();
-        assert_eq!(too_big.map(|p| p.sqlstate), Some("22003"));
+        assert_eq!(too_big.map(|p| p.sqlstate.code()), Some("22003"));
         let id = column("messages", "id");
         assert_eq!(
             map_value(&id, ValueRef::Integer(3_000_000_000)),
@@ -349,23 +375,23 @@ mod tests {
     fn text_constraints_are_checked_before_postgres_sees_them() {
         let role = column("messages", "role");
         let err = map_value(&role, ValueRef::Text(b"system")).err();
-        assert_eq!(err.as_ref().map(|p| p.sqlstate), Some("23514"));
+        assert_eq!(err.as_ref().map(|p| p.sqlstate.code()), Some("23514"));
         assert_eq!(err.map(|p| p.value), Some("'system'".to_owned()));
 
         let prefix = column("api_keys", "key_prefix");
         assert!(map_value(&prefix, ValueRef::Text(b"llmc_abcdefg")).is_ok());
         let long = map_value(&prefix, ValueRef::Text(b"llmc_abcdefgh")).err();
-        assert_eq!(long.map(|p| p.sqlstate), Some("22001"));
+        assert_eq!(long.map(|p| p.sqlstate.code()), Some("22001"));
 
         let content = column("messages", "content");
         let nul = map_value(&content, ValueRef::Text(b"a\0b")).err();
-        assert_eq!(nul.map(|p| p.sqlstate), Some("22021"));
+        assert_eq!(nul.map(|p| p.sqlstate.code()), Some("22021"));
         let latin1 = map_value(&content, ValueRef::Text(b"caf\xe9")).err();
-        assert_eq!(latin1.map(|p| p.sqlstate), Some("22021"));
+        assert_eq!(latin1.map(|p| p.sqlstate.code()), Some("22021"));
 
         let model = column("stage1_responses", "model");
         let null = map_value(&model, ValueRef::Null).err();
-        assert_eq!(null.map(|p| p.sqlstate), Some("23502"));
+        assert_eq!(null.map(|p| p.sqlstate.code()), Some("23502"));
     }
 
     #[test]
@@ -377,9 +403,9 @@ mod tests {
             Ok(Value::Json(_))
         ));
         let bad = map_value(&parsed, ValueRef::Text(b"[\"Response A\"")).err();
-        assert_eq!(bad.map(|p| p.sqlstate), Some("22P02"));
+        assert_eq!(bad.map(|p| p.sqlstate.code()), Some("22P02"));
         let nul = map_value(&parsed, ValueRef::Text(br#"{"a": "\u0000"}"#)).err();
-        assert_eq!(nul.map(|p| p.sqlstate), Some("22P05"));
+        assert_eq!(nul.map(|p| p.sqlstate.code()), Some("22P05"));
         let labels = column("deliberation_metadata", "label_to_model");
         assert!(map_value(&labels, ValueRef::Text(b"")).is_err());
     }
@@ -450,7 +476,7 @@ mod tests {
                 }
                 Err(problem) => {
                     proptest::prop_assert_eq!(problem.column, column.name);
-                    proptest::prop_assert_eq!(problem.sqlstate.len(), 5);
+                    proptest::prop_assert_eq!(problem.sqlstate.code().len(), 5);
                 }
             }
         }

@@ -8,6 +8,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::tables::{Table, TABLES};
+use crate::sqlstate::{self, SqlState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -15,7 +16,7 @@ pub enum SourceError {
     Open {
         path: PathBuf,
         reason: String,
-        sqlstate: &'static str,
+        sqlstate: SqlState,
     },
     #[error("\"{path}\" is not an SQLite database: {reason}")]
     NotSqlite { path: PathBuf, reason: String },
@@ -46,23 +47,24 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> SqlState {
         match self {
-            SourceError::Open { sqlstate, .. } => sqlstate,
+            SourceError::Open { sqlstate, .. } => *sqlstate,
             // data_corrupted: the file is not what it claims to be
-            SourceError::NotSqlite { .. } | SourceError::Read { .. } => "XX001",
+            SourceError::NotSqlite { .. } | SourceError::Read { .. } => sqlstate::DATA_CORRUPTED,
             SourceError::NoCouncilTables { .. }
             | SourceError::MissingTable { .. }
-            | SourceError::NotATable { .. } => "42P01",
-            SourceError::MissingColumn { .. } => "42703",
-            SourceError::Interrupted => "57014",
+            | SourceError::NotATable { .. } => sqlstate::UNDEFINED_TABLE,
+            SourceError::MissingColumn { .. } => sqlstate::UNDEFINED_COLUMN,
+            SourceError::Interrupted => sqlstate::QUERY_CANCELED,
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
             SourceError::Open {
-                sqlstate: "55006", ..
+                sqlstate: sqlstate::OBJECT_IN_USE,
+                ..
             } => Some(
                 "stop the app, or import from the app's host with council-loader, which reads \
                  a live database consistently"
@@ -119,9 +121,9 @@ fn open_error(err: council_file::OpenError) -> SourceError {
     match err {
         OpenError::Access { path, part, source } => {
             let sqlstate = match source.kind() {
-                std::io::ErrorKind::NotFound => "58P01",
-                std::io::ErrorKind::PermissionDenied => "42501",
-                _ => "58030",
+                std::io::ErrorKind::NotFound => sqlstate::UNDEFINED_FILE,
+                std::io::ErrorKind::PermissionDenied => sqlstate::INSUFFICIENT_PRIVILEGE,
+                _ => sqlstate::IO_ERROR,
             };
             let reason = match part {
                 Part::Database => source.to_string(),
@@ -139,7 +141,7 @@ fn open_error(err: council_file::OpenError) -> SourceError {
         OpenError::Directory { path } => SourceError::Open {
             path,
             reason: "it is a directory".into(),
-            sqlstate: "42809",
+            sqlstate: sqlstate::WRONG_OBJECT_TYPE,
         },
         OpenError::Snapshot { path, into, source } => SourceError::Open {
             reason: format!(
@@ -148,7 +150,7 @@ fn open_error(err: council_file::OpenError) -> SourceError {
                 into.display()
             ),
             path: path_of(&path),
-            sqlstate: "53100",
+            sqlstate: sqlstate::DISK_FULL,
         },
         OpenError::Changing { path, tries } => SourceError::Open {
             path,
@@ -156,12 +158,12 @@ fn open_error(err: council_file::OpenError) -> SourceError {
                 "it and its -wal file changed while they were copied, {tries} times; is the \
                  app still writing to it?"
             ),
-            sqlstate: "55006",
+            sqlstate: sqlstate::OBJECT_IN_USE,
         },
         OpenError::Sqlite { path, source } => SourceError::Open {
             path,
             reason: source.to_string(),
-            sqlstate: "58030",
+            sqlstate: sqlstate::IO_ERROR,
         },
     }
 }
@@ -254,7 +256,7 @@ impl Source {
             Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly) => SourceError::Open {
                 path: self.path.clone(),
                 reason: err.to_string(),
-                sqlstate: "58030",
+                sqlstate: sqlstate::IO_ERROR,
             },
             _ => self.read_error(action, err),
         }
@@ -534,7 +536,7 @@ mod tests {
             matches!(
                 err,
                 Some(SourceError::Open {
-                    sqlstate: "58P01",
+                    sqlstate: sqlstate::UNDEFINED_FILE,
                     ..
                 })
             ),
@@ -546,7 +548,7 @@ mod tests {
             matches!(
                 err,
                 Some(SourceError::Open {
-                    sqlstate: "42809",
+                    sqlstate: sqlstate::WRONG_OBJECT_TYPE,
                     ..
                 })
             ),

@@ -23,6 +23,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use crate::error::report;
+use crate::sqlstate;
 use crate::temp_space::TransactionFile;
 
 /// This backend's upload, with the transaction it belongs to. A file of an
@@ -111,7 +112,7 @@ pub fn current_path() -> Result<PathBuf, ErrorReport> {
 
 fn no_upload() -> ErrorReport {
     report(
-        "55000",
+        sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
         "this transaction has uploaded no file",
         Some("an upload lives until the end of the transaction that sent it".into()),
         Some("in one transaction: SELECT council_upload(chunk) for each piece of the file, then SELECT * FROM council_import_upload()".into()),
@@ -135,7 +136,7 @@ fn council_upload_stream_append<'a>(
     let Some(row) = trigger.new() else {
         // Only an INSTEAD OF INSERT trigger on the view calls this.
         report(
-            "39P01",
+            sqlstate::TRIGGER_PROTOCOL_VIOLATED,
             "council_upload_stream_append() appends rows inserted into council_upload_stream",
             None,
             None,
@@ -148,7 +149,7 @@ fn council_upload_stream_append<'a>(
         // A NULL chunk appends nothing, as an empty one does.
         Ok(None) => Ok(()),
         Err(err) => Err(report(
-            "42804",
+            sqlstate::DATATYPE_MISMATCH,
             format!("council_upload_stream holds one bytea column: {err}"),
             None,
             None,

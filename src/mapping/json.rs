@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::sqlstate::{self, SqlState};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// Most arrays and objects one inside another that are accepted. serde_json's
@@ -56,14 +57,16 @@ pub enum JsonError {
 impl JsonError {
     /// The SQLSTATE PostgreSQL raises for the same fault in `jsonb` input.
     #[must_use]
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> SqlState {
         match self {
             // invalid_text_representation
-            JsonError::Empty | JsonError::Syntax { .. } | JsonError::TooDeep { .. } => "22P02",
+            JsonError::Empty | JsonError::Syntax { .. } | JsonError::TooDeep { .. } => {
+                sqlstate::INVALID_TEXT_REPRESENTATION
+            }
             // untranslatable_character: "unsupported Unicode escape sequence"
-            JsonError::NulEscape { .. } => "22P05",
+            JsonError::NulEscape { .. } => sqlstate::UNTRANSLATABLE_CHARACTER,
             // numeric_value_out_of_range: "value overflows numeric format"
-            JsonError::NumberOutOfRange { .. } => "22003",
+            JsonError::NumberOutOfRange { .. } => sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
         }
     }
 }

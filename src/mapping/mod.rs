@@ -16,6 +16,8 @@
     )
 )]
 
+use crate::sqlstate::{self, SqlState};
+
 pub mod conversation_id;
 pub mod json;
 pub mod text;
@@ -30,10 +32,10 @@ pub enum BoolError {
 
 impl BoolError {
     #[must_use]
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> SqlState {
         match self {
             // invalid_text_representation, as for `'2'::boolean`.
-            BoolError::NotZeroOrOne(_) => "22P02",
+            BoolError::NotZeroOrOne(_) => sqlstate::INVALID_TEXT_REPRESENTATION,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! SQLite TEXT may hold any bytes; PostgreSQL `text` needs valid UTF-8
 //! without NUL. Also the shortening used to quote values in messages.
 
+use crate::sqlstate::{self, SqlState};
 use std::fmt::Write as _;
 
 /// Why bytes cannot become PostgreSQL `text`. Offsets count bytes from 0.
@@ -22,11 +23,13 @@ pub enum TextError {
 impl TextError {
     /// The SQLSTATE PostgreSQL raises for the same fault.
     #[must_use]
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> SqlState {
         match self {
             // character_not_in_repertoire: PostgreSQL reports a NUL the same
             // way, as 'invalid byte sequence for encoding "UTF8": 0x00'.
-            TextError::InvalidUtf8 { .. } | TextError::Nul { .. } => "22021",
+            TextError::InvalidUtf8 { .. } | TextError::Nul { .. } => {
+                sqlstate::CHARACTER_NOT_IN_REPERTOIRE
+            }
         }
     }
 }

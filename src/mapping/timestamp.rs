@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::sqlstate::{self, SqlState};
 use chrono::{Datelike, NaiveDate};
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
@@ -123,18 +124,20 @@ pub enum TimestampError {
 impl TimestampError {
     /// The SQLSTATE PostgreSQL raises for the same fault in `timestamptz` input.
     #[must_use]
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> SqlState {
         match self {
             // invalid_datetime_format
-            TimestampError::Syntax { .. } => "22007",
+            TimestampError::Syntax { .. } => sqlstate::INVALID_DATETIME_FORMAT,
             // datetime_field_overflow: PostgreSQL uses it both for a month 13
             // and for a value beyond the type's range.
             TimestampError::FieldOutOfRange { .. }
             | TimestampError::NoSuchDay { .. }
             | TimestampError::OutOfRange
-            | TimestampError::NotFinite(_) => "22008",
+            | TimestampError::NotFinite(_) => sqlstate::DATETIME_FIELD_OVERFLOW,
             // invalid_time_zone_displacement_value
-            TimestampError::OffsetOutOfRange { .. } => "22009",
+            TimestampError::OffsetOutOfRange { .. } => {
+                sqlstate::INVALID_TIME_ZONE_DISPLACEMENT_VALUE
+            }
         }
     }
 }
