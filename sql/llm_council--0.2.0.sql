@@ -240,7 +240,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_import_rejects_i
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:107
+-- src/cache/stats.rs:118
 -- llm_council::cache::stats::council_cache_count_event
 CREATE  FUNCTION "council_cache_count_event"(
 	"event" TEXT, /* & str */
@@ -252,7 +252,7 @@ AS 'MODULE_PATHNAME', 'council_cache_count_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/mod.rs:11
+-- src/cache/mod.rs:12
 -- requires:
 --   schema
 --   stats::council_cache_count_event
@@ -422,13 +422,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:206
+-- src/cache/stats.rs:217
 -- llm_council::cache::stats::council_cache_counters
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/mod.rs:30
+-- src/cache/mod.rs:31
 -- llm_council::cache::council_cache_key
 CREATE  FUNCTION "council_cache_key"(
 	"query" TEXT, /* & str */
@@ -442,7 +442,7 @@ AS 'MODULE_PATHNAME', 'council_cache_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:152
+-- src/cache/stats.rs:163
 -- llm_council::cache::stats::council_cache_stats
 CREATE  FUNCTION "council_cache_stats"() RETURNS TABLE (
 	"entries" bigint,  /* i64 */
@@ -461,7 +461,7 @@ AS 'MODULE_PATHNAME', 'council_cache_stats_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:819
+-- src/import/mod.rs:220
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -481,7 +481,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:895
+-- src/import/mod.rs:296
 -- requires:
 --   council_import_path
 
@@ -489,7 +489,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:845
+-- src/import/mod.rs:246
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -509,7 +509,7 @@ AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:872
+-- src/import/mod.rs:273
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -528,7 +528,7 @@ AS 'MODULE_PATHNAME', 'council_import_streamed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:123
+-- src/import/upload.rs:121
 -- llm_council::import::upload::council_upload
 CREATE  FUNCTION "council_upload"(
 	"chunk" bytea /* & [u8] */
@@ -540,7 +540,7 @@ AS 'MODULE_PATHNAME', 'council_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:203
+-- src/import/upload.rs:200
 -- requires:
 --   council_upload
 
@@ -563,7 +563,7 @@ GRANT INSERT ON council_upload_stream TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:176
+-- src/import/upload.rs:174
 -- llm_council::import::upload::council_upload_large_object
 CREATE  FUNCTION "council_upload_large_object"(
 	"large_object" oid /* pg_sys :: Oid */
@@ -575,7 +575,7 @@ AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:138
+-- src/verify.rs:113
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"path" TEXT /* & str */
@@ -593,7 +593,7 @@ AS 'MODULE_PATHNAME', 'council_verify_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:202
+-- src/verify.rs:177
 -- requires:
 --   council_verify_path
 
@@ -601,7 +601,7 @@ REVOKE ALL ON FUNCTION council_verify(text) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:159
+-- src/verify.rs:134
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"data" bytea /* & [u8] */
@@ -619,7 +619,7 @@ AS 'MODULE_PATHNAME', 'council_verify_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:183
+-- src/verify.rs:158
 -- llm_council::verify::council_verify_upload
 CREATE  FUNCTION "council_verify_upload"() RETURNS TABLE (
 	"table_name" TEXT,  /* String */
@@ -635,7 +635,7 @@ AS 'MODULE_PATHNAME', 'council_verify_streamed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:131
+-- src/import/upload.rs:129
 -- llm_council::import::upload::council_upload_stream_append
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

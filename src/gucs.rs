@@ -47,7 +47,7 @@ pub fn register() {
     );
     // A postmaster-level setting can only be defined while the postmaster
     // preloads the library; without preloading there is no worker to read it.
-    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+    if crate::postgres::backend::preloading() {
         define_expire_databases();
     }
 }

@@ -8,9 +8,9 @@ mod error;
 mod gucs;
 mod import;
 mod mapping;
+mod postgres;
 mod schema;
 mod sqlstate;
-mod temp_space;
 mod verify;
 mod worker;
 
@@ -19,7 +19,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::register();
     // Shared memory and background workers are only to be had while the
     // postmaster preloads the library.
-    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+    if postgres::backend::preloading() {
         cache::stats::request_shared_memory();
         worker::register();
     }

@@ -4,12 +4,16 @@
 
 use std::path::Path;
 
+use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::import::row::{self, Key};
-use crate::import::source::{Source, SourceError, TableLayout};
-use crate::import::{self, Existing};
+use crate::import::decision::Existing;
+use crate::import::read::RowReader;
+use crate::import::row;
+use crate::import::source::{Source, TableLayout};
+use crate::import::{self, access, compare};
+use crate::postgres::{backend, extension, spi};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableVerification {
@@ -21,7 +25,7 @@ pub struct TableVerification {
 }
 
 fn verify_table(
-    schema: &str,
+    schema: &QuotedIdentifier,
     source: &Source,
     layout: &TableLayout,
 ) -> Result<TableVerification, ErrorReport> {
@@ -33,69 +37,40 @@ fn verify_table(
     if !layout.present {
         return Ok(result);
     }
-    let qualified = format!("{schema}.{}", import::quote_identifier(table.name));
-    let compare_query = import::compare_query(&qualified, table);
+    let compare_query = compare::query(schema, table);
     let exists_query = format!(
-        "SELECT true FROM {qualified} WHERE id = $1::{}",
+        "SELECT true FROM {} WHERE id = $1::{}",
+        QuotedIdentifier::qualified(schema, table.name),
         table.key().kind.sql_type()
     );
     let mut statement = source.select(layout)?;
-    let mut rows = statement.query([]).map_err(|err| {
-        ErrorReport::from(source.classify(&err, &format!("reading {}", table.name)))
-    })?;
-    loop {
-        let row = match rows.next() {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
-            Err(err) => {
-                return Err(
-                    match source.classify(&err, &format!("reading {}", table.name)) {
-                        SourceError::Interrupted => import::interrupted_error(),
-                        other => other.into(),
-                    },
-                )
-            }
-        };
-        result.source_rows += 1;
-        if result.source_rows % 1000 == 0 {
-            import::check_for_interrupts();
-        }
-        match row::map_row(table, row) {
-            Ok(values) => match import::compare(&compare_query, &values)? {
-                Some(Existing::Identical) => result.identical += 1,
-                Some(Existing::Different) => result.differing += 1,
-                None => result.missing += 1,
-            },
+    let mut reader = RowReader::new(source, layout, &mut statement)?;
+    while let Some((_, row)) = reader.next()? {
+        let outcome = match row::map_row(table, row) {
+            Ok(values) => compare::existing(&compare_query, &values)?,
             // A row the import could not map is not in the table as it is in
             // the file; a row with its id is a different one.
-            Err(_) => {
-                let key = row
-                    .get_ref(0)
-                    .ok()
-                    .and_then(|v| row::map_value(table.key(), v).ok())
-                    .and_then(|v| Key::of(&v).map(|k| k.to_string()));
-                let exists = match key {
-                    Some(key) => import::read_one::<bool>(&exists_query, &[key.into()])
-                        .map_err(import::spi_error)?
-                        .unwrap_or(false),
-                    None => false,
-                };
-                if exists {
-                    result.differing += 1;
-                } else {
-                    result.missing += 1;
-                }
-            }
+            Err(_) => match row::key_of(table, row) {
+                Some(key) => spi::read_one::<bool>(&exists_query, &[key.to_string().into()])?
+                    .map(|_| Existing::Different),
+                None => None,
+            },
+        };
+        match outcome {
+            Some(Existing::Identical) => result.identical += 1,
+            Some(Existing::Different) => result.differing += 1,
+            None => result.missing += 1,
         }
     }
+    result.source_rows = reader.seen();
     Ok(result)
 }
 
 pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {
-    import::check_utf8_database()?;
-    let schema = import::extension_schema()?;
-    let tables = import::access::council_relids(&schema)?;
-    import::access::check_tables(
+    backend::check_utf8_database()?;
+    let schema = extension::schema()?;
+    let tables = access::council_relids(&schema)?;
+    access::check_tables(
         &tables,
         pg_sys::ACL_SELECT,
         "SELECT",

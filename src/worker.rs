@@ -10,7 +10,10 @@ use pgrx::bgworkers::{
 };
 use pgrx::prelude::*;
 
+use council_app::QuotedIdentifier;
+
 use crate::gucs;
+use crate::postgres::{extension, spi};
 
 /// After an error the postmaster starts the worker again after this long.
 const RESTART_AFTER: Duration = Duration::from_secs(10);
@@ -38,14 +41,9 @@ fn interval() -> Duration {
     )
 }
 
-/// Where the extension is in this database, and who owns its cache.
-const FIND_CACHE: &str = "
-SELECT pg_catalog.quote_ident(n.nspname::pg_catalog.text), c.relowner
-FROM pg_catalog.pg_extension e
-JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
-JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
-WHERE e.extname OPERATOR(pg_catalog.=) 'llm_council'
-  AND c.relname OPERATOR(pg_catalog.=) 'response_cache'";
+/// Who owns the cache table, named by the extension's quoted schema.
+const CACHE_OWNER: &str = "SELECT c.relowner FROM pg_catalog.pg_class c
+WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)";
 
 /// One expiry run in its own transaction: how many entries went, or None
 /// when the extension is not installed in this database.
@@ -57,8 +55,12 @@ WHERE e.extname OPERATOR(pg_catalog.=) 'llm_council'
 fn expire_once(as_owner: bool) -> Option<i64> {
     BackgroundWorker::transaction(|| {
         Spi::run("SET LOCAL search_path = pg_catalog, pg_temp").ok()?;
-        let (schema, owner) = Spi::get_two::<String, pg_sys::Oid>(FIND_CACHE).ok()?;
-        let (schema, owner) = (schema?, owner?);
+        let schema = extension::schema().ok()?;
+        let owner = spi::read_one::<pg_sys::Oid>(
+            CACHE_OWNER,
+            &[QuotedIdentifier::qualified(&schema, "response_cache").into()],
+        )
+        .ok()??;
         let query = format!("SELECT {schema}.council_cache_expire()");
         if !as_owner {
             return Spi::get_one::<i64>(&query).ok().flatten();

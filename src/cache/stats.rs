@@ -5,13 +5,15 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use council_app::QuotedIdentifier;
 use pgrx::atomics::PgAtomic;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use pgrx::shmem::PGRXSharedMemory;
 
 use crate::error::report;
+use crate::postgres::{backend, extension, spi};
 use crate::sqlstate;
-use pgrx::shmem::PGRXSharedMemory;
 
 #[derive(Default)]
 pub struct Counters {
@@ -24,6 +26,8 @@ pub struct Counters {
 // SAFETY: only atomics, valid in any process that maps the segment.
 unsafe impl PGRXSharedMemory for Counters {}
 
+// SAFETY: the name is unique to this extension, and the segment is only
+// attached through pgrx's shared-memory hooks (request_shared_memory).
 pub static COUNTERS: PgAtomic<Counters> = unsafe { PgAtomic::new(c"llm_council.cache_counters") };
 
 /// Set in the postmaster when it preloads the library; backends inherit it.
@@ -62,12 +66,11 @@ fn counts() -> Counts {
 static CACHE_TABLE: AtomicU32 = AtomicU32::new(0);
 
 fn find_cache_table() -> Result<pg_sys::Oid, ErrorReport> {
-    let schema = crate::import::extension_schema()?;
-    let relid = crate::import::read_one::<pg_sys::Oid>(
+    let schema = extension::schema()?;
+    let relid = spi::read_one::<pg_sys::Oid>(
         "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
-        &[format!("{schema}.response_cache").into()],
-    )
-    .map_err(crate::import::spi_error)?
+        &[QuotedIdentifier::qualified(&schema, "response_cache").into()],
+    )?
     .ok_or_else(|| {
         report(
             sqlstate::UNDEFINED_TABLE,
@@ -89,7 +92,7 @@ fn may(privilege: u32) -> Result<bool, ErrorReport> {
         let granted = unsafe {
             pg_sys::pg_class_aclmask_ext(
                 relid,
-                pg_sys::GetUserId(),
+                backend::current_user(),
                 pg_sys::AclMode::from(privilege),
                 pg_sys::AclMaskHow::ACLMASK_ANY,
                 &mut missing,
@@ -175,7 +178,7 @@ fn council_cache_stats() -> Result<
     >,
     ErrorReport,
 > {
-    let schema = crate::import::extension_schema()?;
+    let schema = extension::schema()?;
     let query = format!(
         "SELECT pg_catalog.count(*),
                 pg_catalog.count(*) FILTER (WHERE c.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()),
@@ -190,7 +193,7 @@ fn council_cache_stats() -> Result<
             row.get::<i64>(3)?.unwrap_or(0),
         ))
     })
-    .map_err(crate::import::spi_error)?;
+    .map_err(spi::internal_query_failed)?;
     let (hits, misses, evictions, expirations) = counts();
     let hit_rate = match (hits, misses) {
         (Some(h), Some(m)) if h + m > 0 => Some(h as f64 / (h + m) as f64),

@@ -7,9 +7,12 @@ use std::ffi::CString;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use council_app::QuotedIdentifier;
+
 use super::tables::{Kind, TABLES};
-use super::{quote_identifier, spi_error};
 use crate::error::report;
+use crate::postgres::backend::{self, current_user as user};
+use crate::postgres::spi;
 use crate::sqlstate;
 
 /// A council table, resolved once per call.
@@ -20,7 +23,7 @@ pub struct CouncilTable {
 }
 
 /// The council tables' oids, in dependency order; `schema` is quoted.
-pub fn council_relids(schema: &str) -> Result<Vec<CouncilTable>, ErrorReport> {
+pub fn council_relids(schema: &QuotedIdentifier) -> Result<Vec<CouncilTable>, ErrorReport> {
     TABLES
         .iter()
         .map(|table| {
@@ -32,13 +35,12 @@ pub fn council_relids(schema: &str) -> Result<Vec<CouncilTable>, ErrorReport> {
         .collect()
 }
 
-fn relid(schema: &str, name: &'static str) -> Result<pg_sys::Oid, ErrorReport> {
-    let qualified = format!("{schema}.{}", quote_identifier(name));
-    super::read_one::<pg_sys::Oid>(
+fn relid(schema: &QuotedIdentifier, name: &'static str) -> Result<pg_sys::Oid, ErrorReport> {
+    let qualified = QuotedIdentifier::qualified(schema, name);
+    spi::read_one::<pg_sys::Oid>(
         "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
         &[qualified.into()],
-    )
-    .map_err(spi_error)?
+    )?
     .ok_or_else(|| {
         report(
             sqlstate::UNDEFINED_TABLE,
@@ -47,11 +49,6 @@ fn relid(schema: &str, name: &'static str) -> Result<pg_sys::Oid, ErrorReport> {
             Some("ALTER EXTENSION llm_council UPDATE, or re-create the table from a dump".into()),
         )
     })
-}
-
-fn user() -> pg_sys::Oid {
-    // SAFETY: the current user is set whenever SQL runs.
-    unsafe { pg_sys::GetUserId() }
 }
 
 fn has(relid: pg_sys::Oid, privileges: u32) -> bool {
@@ -108,9 +105,8 @@ pub fn check_tables(
 /// - UPDATE on the identity sequences the import moves past its ids;
 /// - no row-level security in force for the caller, which COPY FROM refuses
 ///   too (the import writes through COPY's machinery).
-pub fn check_import(schema: &str, tables: &[CouncilTable]) -> Result<(), ErrorReport> {
-    // SAFETY: raises the standard 25006 ERROR in a read-only transaction.
-    unsafe { pg_sys::PreventCommandIfReadOnly(c"council_import".as_ptr()) };
+pub fn check_import(schema: &QuotedIdentifier, tables: &[CouncilTable]) -> Result<(), ErrorReport> {
+    backend::prevent_if_read_only(c"council_import");
     check_tables(
         tables,
         pg_sys::ACL_SELECT,
@@ -157,11 +153,10 @@ pub fn check_import(schema: &str, tables: &[CouncilTable]) -> Result<(), ErrorRe
 }
 
 fn check_sequence(table: &CouncilTable) -> Result<(), ErrorReport> {
-    let sequence = super::read_one::<pg_sys::Oid>(
+    let sequence = spi::read_one::<pg_sys::Oid>(
         "SELECT pg_catalog.pg_get_serial_sequence($1::pg_catalog.regclass::pg_catalog.text, 'id')::pg_catalog.regclass::pg_catalog.oid",
         &[table.relid.into()],
-    )
-    .map_err(spi_error)?;
+    )?;
     match sequence {
         Some(sequence) if !has(sequence, pg_sys::ACL_UPDATE) => Err(denied(
             &format!("the identity sequence of {}", table.name),

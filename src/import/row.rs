@@ -289,6 +289,13 @@ pub fn map_row<'a>(table: &Table, row: &'a rusqlite::Row<'_>) -> Result<Vec<Valu
     Ok(values)
 }
 
+/// The row's key when its key column maps, whether or not the rest does:
+/// a rejected row's key still marks its children.
+pub fn key_of(table: &Table, row: &rusqlite::Row<'_>) -> Option<Key> {
+    let value = row.get_ref(0).ok()?;
+    Key::of(&map_value(table.key(), value).ok()?)
+}
+
 /// The source row's key as text, for reports, whether or not it maps.
 pub fn source_id(row: &rusqlite::Row<'_>) -> Option<String> {
     match row.get_ref(0).ok()? {

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use council_app::QuotedIdentifier;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
@@ -172,10 +173,6 @@ fn open_error(err: council_file::OpenError) -> SourceError {
 /// steps: often enough to stop within a millisecond, rarely enough to cost
 /// nothing measurable.
 const PROGRESS_STEPS: i32 = 10_000;
-
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 impl Source {
     /// Opens `path` read-only, without writing anything beside it (see
@@ -364,7 +361,7 @@ impl Source {
             .query_row(
                 &format!(
                     "SELECT count(*) FROM {}",
-                    quote_identifier(layout.table.name)
+                    QuotedIdentifier::new(layout.table.name)
                 ),
                 [],
                 |row| row.get::<_, i64>(0),
@@ -386,12 +383,12 @@ impl Source {
     pub fn select(&self, layout: &TableLayout) -> Result<rusqlite::Statement<'_>, SourceError> {
         let select_list = Source::row_columns(layout)
             .iter()
-            .map(|name| quote_identifier(name))
+            .map(|name| QuotedIdentifier::new(name).to_string())
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
             "SELECT {select_list} FROM {}",
-            quote_identifier(layout.table.name)
+            QuotedIdentifier::new(layout.table.name)
         );
         self.conn
             .prepare(&sql)

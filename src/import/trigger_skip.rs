@@ -19,8 +19,8 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use super::access::{may_set_replication_role, CouncilTable};
-use super::spi_error;
 use super::tables::TABLES;
+use crate::postgres::{backend, spi};
 
 /// The triggers on the council tables are exactly those of the extension's
 /// own foreign keys, with every one of those keys present as created.
@@ -51,8 +51,7 @@ SELECT (SELECT pg_catalog.count(*) FROM own_keys) OPERATOR(pg_catalog.=) pg_cata
 
 /// Whether COPY may skip the foreign-key triggers (see the module's text).
 pub fn foreign_keys_checked_here(tables: &[CouncilTable]) -> Result<bool, ErrorReport> {
-    // SAFETY: reads the transaction's isolation level.
-    if unsafe { pg_sys::XactIsoLevel } != pg_sys::XACT_READ_COMMITTED as i32 {
+    if !backend::read_committed() {
         return Ok(false);
     }
     if !may_set_replication_role() {
@@ -73,11 +72,10 @@ pub fn foreign_keys_checked_here(tables: &[CouncilTable]) -> Result<bool, ErrorR
         }
     }
     let all: Vec<pg_sys::Oid> = tables.iter().map(|t| t.relid).collect();
-    let own_only = super::read_one::<bool>(
+    let own_only = spi::read_one::<bool>(
         OWN_TRIGGERS_ONLY,
         &[children.into(), columns.into(), parents.into(), all.into()],
-    )
-    .map_err(spi_error)?
+    )?
     .unwrap_or(false);
     Ok(own_only)
 }

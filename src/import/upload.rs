@@ -23,8 +23,10 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use crate::error::report;
+use crate::postgres::backend::local_transaction;
+use crate::postgres::temp_space::TransactionFile;
+use crate::postgres::{extension, spi};
 use crate::sqlstate;
-use crate::temp_space::TransactionFile;
 
 /// This backend's upload, with the transaction it belongs to. A file of an
 /// earlier transaction was closed and removed by that transaction's end; it
@@ -38,11 +40,6 @@ thread_local! {
     static UPLOAD: RefCell<Option<Upload>> = const { RefCell::new(None) };
 }
 
-fn current_transaction() -> pg_sys::LocalTransactionId {
-    // SAFETY: MyProc is this backend's PGPROC, set up before any SQL runs.
-    unsafe { (*pg_sys::MyProc).lxid }
-}
-
 /// Checks `privilege` on every council table, then stores `data` in a new
 /// temporary file of this transaction; dropping it removes the file.
 pub fn store(data: &[u8], privilege: u32, name: &str) -> Result<TransactionFile, ErrorReport> {
@@ -53,7 +50,7 @@ pub fn store(data: &[u8], privilege: u32, name: &str) -> Result<TransactionFile,
 }
 
 fn check_privileges(privilege: u32, name: &str) -> Result<(), ErrorReport> {
-    let schema = super::extension_schema()?;
+    let schema = extension::schema()?;
     let tables = super::access::council_relids(&schema)?;
     super::access::check_tables(
         &tables,
@@ -66,7 +63,7 @@ fn check_privileges(privilege: u32, name: &str) -> Result<(), ErrorReport> {
 /// Appends `chunk` to this transaction's upload, started by the first call
 /// in the transaction; returns the upload's size so far.
 pub fn append(chunk: &[u8]) -> Result<i64, ErrorReport> {
-    let transaction = current_transaction();
+    let transaction = local_transaction();
     let fresh =
         UPLOAD.with_borrow(|upload| upload.as_ref().is_none_or(|u| u.transaction != transaction));
     if fresh {
@@ -103,7 +100,7 @@ fn close() {
 
 /// The file of this transaction's upload.
 pub fn current_path() -> Result<PathBuf, ErrorReport> {
-    let transaction = current_transaction();
+    let transaction = local_transaction();
     UPLOAD.with_borrow(|upload| match upload {
         Some(upload) if upload.transaction == transaction => Ok(upload.file.path().to_owned()),
         _ => Err(no_upload()),
@@ -180,15 +177,14 @@ fn council_upload_large_object(large_object: pg_sys::Oid) -> Result<i64, ErrorRe
     let mut offset = 0i64;
     let mut size = 0i64;
     loop {
-        let piece = super::read_one::<Vec<u8>>(
+        let piece = spi::read_one::<Vec<u8>>(
             "SELECT pg_catalog.lo_get($1, $2, $3)",
             &[
                 large_object.into(),
                 offset.into(),
                 LARGE_OBJECT_PIECE.into(),
             ],
-        )
-        .map_err(super::spi_error)?
+        )?
         .unwrap_or_default();
         if piece.is_empty() && offset > 0 {
             return Ok(size);

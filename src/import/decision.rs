@@ -1,0 +1,370 @@
+//! The fate of each source row: imported, skipped (already in the database,
+//! identical) or rejected with its reason. Pure: the comparison with a row
+//! already in the database is a function the caller passes in, so every
+//! rule is unit-tested without a server.
+
+use std::collections::HashSet;
+
+use super::row::{Key, Problem, Value};
+use super::tables::Table;
+use crate::mapping;
+use crate::sqlstate::{self, SqlState};
+
+/// Rows in a table's key set: present in the target before the import, or
+/// imported or skipped by it.
+pub type KeySet = HashSet<Key>;
+
+pub enum Decision<'a> {
+    Import(Vec<Value<'a>>, Key),
+    Skip(Key),
+    /// With the row's key when it has one: a rejected parent takes its
+    /// children along.
+    Reject(Problem, Option<Key>),
+}
+
+/// How a source row whose id is already in the target compares with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    Identical,
+    Different,
+}
+
+/// The keys of the table a row refers to.
+#[derive(Default)]
+pub struct ParentKeys {
+    pub table: &'static str,
+    /// index of the referring column in the child's row
+    pub column: usize,
+    /// present after the import so far
+    pub present: KeySet,
+    /// rejected by this import
+    pub rejected: KeySet,
+}
+
+/// What one table's rows are decided against, and what the decided rows
+/// add to it.
+pub struct Decider {
+    table: &'static Table,
+    /// keys in the target before the import
+    existing: KeySet,
+    /// the unique column's index and the values taken so far
+    unique: Option<(usize, HashSet<String>)>,
+    parent: Option<ParentKeys>,
+    imported: KeySet,
+    /// keys present once this table is done
+    present: KeySet,
+    rejected: KeySet,
+}
+
+/// What a table leaves for the tables after it: its keys, and its parent's.
+pub struct DecidedKeys {
+    pub present: KeySet,
+    pub rejected: KeySet,
+    pub parent: Option<ParentKeys>,
+}
+
+impl Decider {
+    /// `taken`: the unique column's values already in the target.
+    pub fn new(
+        table: &'static Table,
+        existing: KeySet,
+        taken: HashSet<String>,
+        parent: Option<ParentKeys>,
+    ) -> Decider {
+        let unique = table
+            .unique
+            .and_then(|name| table.column_index(name))
+            .map(|i| (i, taken));
+        Decider {
+            table,
+            present: existing.clone(),
+            existing,
+            unique,
+            parent,
+            imported: KeySet::new(),
+            rejected: KeySet::new(),
+        }
+    }
+
+    /// Decides one row. `mapped` is the row's mapping, or its problem with
+    /// the key it has; `unplaced` a value in a column the council schema
+    /// lacks; `compare` tells how a row compares with the target's row of
+    /// the same id. Records the outcome in the table's key sets.
+    pub fn decide<'a, E>(
+        &mut self,
+        mapped: Result<Vec<Value<'a>>, (Problem, Option<Key>)>,
+        unplaced: Option<Problem>,
+        compare: impl FnOnce(&[Value<'a>]) -> Result<Option<Existing>, E>,
+    ) -> Result<Decision<'a>, E> {
+        let decision = match mapped {
+            Err((problem, key)) => Decision::Reject(problem, key),
+            Ok(values) => match (self.check(values, compare)?, unplaced) {
+                (Decision::Import(_, key), Some(problem)) => Decision::Reject(problem, Some(key)),
+                (other, _) => other,
+            },
+        };
+        self.record(&decision);
+        Ok(decision)
+    }
+
+    fn check<'a, E>(
+        &mut self,
+        values: Vec<Value<'a>>,
+        compare: impl FnOnce(&[Value<'a>]) -> Result<Option<Existing>, E>,
+    ) -> Result<Decision<'a>, E> {
+        let Some(key) = values.first().and_then(Key::of) else {
+            let problem = Problem {
+                column: self.table.key().name.into(),
+                sqlstate: sqlstate::NOT_NULL_VIOLATION,
+                reason: "is not a usable id".into(),
+                value: String::new(),
+            };
+            return Ok(Decision::Reject(problem, None));
+        };
+        if self.imported.contains(&key) {
+            return Ok(Decision::Reject(
+                self.key_problem(key, sqlstate::UNIQUE_VIOLATION, "is the id of another row of this file (ids that differ only in spelling map to one UUID)"),
+                Some(key),
+            ));
+        }
+        if self.existing.contains(&key) {
+            return Ok(match compare(&values)? {
+                Some(Existing::Identical) => Decision::Skip(key),
+                Some(Existing::Different) | None => Decision::Reject(
+                    self.key_problem(
+                        key,
+                        sqlstate::UNIQUE_VIOLATION,
+                        "is already in the database with different content; it was left as it is",
+                    ),
+                    Some(key),
+                ),
+            });
+        }
+        if let Some(problem) = self.missing_parent(&values) {
+            return Ok(Decision::Reject(problem, Some(key)));
+        }
+        if let Some(problem) = self.taken_unique_value(&values) {
+            return Ok(Decision::Reject(problem, Some(key)));
+        }
+        Ok(Decision::Import(values, key))
+    }
+
+    fn key_problem(&self, key: Key, sqlstate: SqlState, reason: &str) -> Problem {
+        Problem {
+            column: self.table.key().name.into(),
+            sqlstate,
+            reason: reason.into(),
+            value: key.to_string(),
+        }
+    }
+
+    /// A row whose parent neither the file nor the database has, or whose
+    /// parent this import rejected (the database's row of that id is not the
+    /// file's row).
+    fn missing_parent(&self, values: &[Value<'_>]) -> Option<Problem> {
+        let parent = self.parent.as_ref()?;
+        let parent_key = values.get(parent.column).and_then(Key::of)?;
+        if parent.present.contains(&parent_key) {
+            return None;
+        }
+        let reason = if parent.rejected.contains(&parent_key) {
+            format!(
+                "refers to {} row {parent_key}, which was rejected",
+                parent.table
+            )
+        } else {
+            format!(
+                "refers to {} row {parent_key}, which neither the file nor the database has",
+                parent.table
+            )
+        };
+        Some(Problem {
+            column: self.table.columns.get(parent.column)?.name.into(),
+            sqlstate: sqlstate::FOREIGN_KEY_VIOLATION,
+            reason,
+            value: parent_key.to_string(),
+        })
+    }
+
+    fn taken_unique_value(&mut self, values: &[Value<'_>]) -> Option<Problem> {
+        let (column, taken) = self.unique.as_mut()?;
+        let text = values.get(*column).and_then(Value::sql_text)?;
+        if taken.insert(text.clone()) {
+            return None;
+        }
+        Some(Problem {
+            column: self.table.columns.get(*column)?.name.into(),
+            sqlstate: sqlstate::UNIQUE_VIOLATION,
+            reason: "is already taken by another row; the column is unique".into(),
+            value: mapping::text::cut(&text, super::row::SHOWN_CHARS),
+        })
+    }
+
+    fn record(&mut self, decision: &Decision<'_>) {
+        match decision {
+            Decision::Import(_, key) => {
+                self.imported.insert(*key);
+                self.present.insert(*key);
+            }
+            Decision::Skip(key) => {
+                self.present.insert(*key);
+            }
+            // A rejected key is no parent: rows of the file that hang off it
+            // are rejected too, also when the database has a row of that id.
+            Decision::Reject(_, Some(key)) => {
+                self.present.remove(key);
+                self.rejected.insert(*key);
+            }
+            Decision::Reject(_, None) => {}
+        }
+    }
+
+    pub fn finish(self) -> DecidedKeys {
+        DecidedKeys {
+            present: self.present,
+            rejected: self.rejected,
+            parent: self.parent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::tables::by_name;
+    use std::borrow::Cow;
+    use std::convert::Infallible;
+
+    fn messages() -> &'static Table {
+        by_name("messages").unwrap_or_else(|| unreachable!())
+    }
+
+    fn conversation(n: u128) -> uuid::Uuid {
+        uuid::Uuid::from_u128(n)
+    }
+
+    /// A messages row: id, conversation_id, role, content, created_at.
+    fn message(id: i64, parent: u128) -> Vec<Value<'static>> {
+        vec![
+            Value::BigInt(id),
+            Value::Uuid(conversation(parent)),
+            Value::Text(Cow::Borrowed("user")),
+            Value::Text(Cow::Borrowed("hello")),
+            Value::Null,
+        ]
+    }
+
+    fn decider(existing: &[i64], parents: &[u128], rejected_parents: &[u128]) -> Decider {
+        let table = messages();
+        let parent = ParentKeys {
+            table: "conversations",
+            column: table.column_index("conversation_id").unwrap_or(1),
+            present: parents
+                .iter()
+                .map(|p| Key::Uuid(conversation(*p)))
+                .collect(),
+            rejected: rejected_parents
+                .iter()
+                .map(|p| Key::Uuid(conversation(*p)))
+                .collect(),
+        };
+        Decider::new(
+            table,
+            existing.iter().map(|k| Key::Int(*k)).collect(),
+            HashSet::new(),
+            Some(parent),
+        )
+    }
+
+    fn never(_: &[Value<'_>]) -> Result<Option<Existing>, Infallible> {
+        unreachable!("no comparison expected")
+    }
+
+    fn outcome(decision: Result<Decision<'_>, Infallible>) -> String {
+        match decision {
+            Ok(Decision::Import(_, key)) => format!("import {key}"),
+            Ok(Decision::Skip(key)) => format!("skip {key}"),
+            Ok(Decision::Reject(problem, _)) => {
+                format!(
+                    "reject {} {}: {}",
+                    problem.sqlstate, problem.column, problem.reason
+                )
+            }
+            Err(never) => match never {},
+        }
+    }
+
+    #[test]
+    fn a_new_row_with_its_parent_is_imported_once() {
+        let mut d = decider(&[], &[7], &[]);
+        assert_eq!(
+            outcome(d.decide(Ok(message(1, 7)), None, never)),
+            "import 1"
+        );
+        assert!(outcome(d.decide(Ok(message(1, 7)), None, never))
+            .starts_with("reject 23505 id: is the id of another row"));
+    }
+
+    #[test]
+    fn an_existing_row_is_skipped_when_identical_and_rejected_when_not() {
+        let mut d = decider(&[1, 2], &[7], &[]);
+        let same = |_: &[Value<'_>]| Ok::<_, Infallible>(Some(Existing::Identical));
+        let different = |_: &[Value<'_>]| Ok::<_, Infallible>(Some(Existing::Different));
+        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None, same)), "skip 1");
+        assert!(outcome(d.decide(Ok(message(2, 7)), None, different)).contains("different content"));
+        let keys = d.finish();
+        assert!(keys.present.contains(&Key::Int(1)));
+        assert!(
+            !keys.present.contains(&Key::Int(2)),
+            "a rejected row is no parent"
+        );
+        assert!(keys.rejected.contains(&Key::Int(2)));
+    }
+
+    #[test]
+    fn a_child_of_a_missing_or_rejected_parent_is_rejected_with_the_reason() {
+        let mut d = decider(&[], &[7], &[8]);
+        assert!(
+            outcome(d.decide(Ok(message(1, 9)), None, never)).starts_with(&format!(
+                "reject 23503 conversation_id: refers to conversations row {}, which neither",
+                conversation(9)
+            ))
+        );
+        assert!(outcome(d.decide(Ok(message(2, 8)), None, never)).ends_with("which was rejected"));
+    }
+
+    #[test]
+    fn an_unmapped_row_or_an_unplaced_value_is_rejected() {
+        let mut d = decider(&[], &[7], &[]);
+        let problem = Problem {
+            column: "created_at".into(),
+            sqlstate: sqlstate::INVALID_DATETIME_FORMAT,
+            reason: "is not a time".into(),
+            value: "'x'".into(),
+        };
+        assert_eq!(
+            outcome(d.decide(Err((problem.clone(), Some(Key::Int(3)))), None, never)),
+            "reject 22007 created_at: is not a time"
+        );
+        let mut unplaced = problem;
+        unplaced.column = "mood".into();
+        unplaced.sqlstate = sqlstate::UNDEFINED_COLUMN;
+        assert_eq!(
+            outcome(d.decide(Ok(message(4, 7)), Some(unplaced), never)),
+            "reject 42703 mood: is not a time"
+        );
+        let keys = d.finish();
+        assert_eq!(keys.rejected.len(), 2);
+    }
+
+    #[test]
+    fn a_row_without_a_usable_id_is_rejected_without_a_key() {
+        let mut d = decider(&[], &[7], &[]);
+        let mut row = message(1, 7);
+        row[0] = Value::Null;
+        assert_eq!(
+            outcome(d.decide(Ok(row), None, never)),
+            "reject 23502 id: is not a usable id"
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Facts about this backend and its transaction, and the locks and
+//! snapshots an import holds.
+
+use std::ffi::{CStr, OsStr};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::PathBuf;
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+
+use crate::error::report;
+use crate::sqlstate;
+
+/// Whether the postmaster is loading the library from
+/// shared_preload_libraries right now: the one time shared memory, workers
+/// and postmaster-level settings can be had.
+pub fn preloading() -> bool {
+    // SAFETY: a plain read of a flag the postmaster sets before loading
+    // preloaded libraries and clears after.
+    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
+}
+
+/// SQLite text is UTF-8; so must the database be that holds it.
+pub fn check_utf8_database() -> Result<(), ErrorReport> {
+    // SAFETY: the database encoding is fixed once the backend has connected.
+    if unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32 {
+        return Ok(());
+    }
+    Err(report(
+        sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
+        "llm_council needs a database with encoding UTF8",
+        None,
+        Some("create the database with ENCODING 'UTF8'".into()),
+    ))
+}
+
+/// The server's data directory, where relative paths start.
+pub fn data_directory() -> PathBuf {
+    // SAFETY: DataDir is set at start-up, before any backend runs SQL, and
+    // never changes after.
+    let dir = unsafe { CStr::from_ptr(pg_sys::DataDir) };
+    PathBuf::from(OsStr::from_bytes(dir.to_bytes()))
+}
+
+/// The role whose privileges apply now.
+pub fn current_user() -> pg_sys::Oid {
+    // SAFETY: reads the backend's current user, set whenever SQL runs.
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// This backend's current top-level transaction, as a number that is new
+/// for each transaction.
+pub fn local_transaction() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is this backend's PGPROC, set up before any SQL runs.
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+/// The transaction's isolation level is READ COMMITTED.
+pub fn read_committed() -> bool {
+    // SAFETY: a plain read of the running transaction's isolation level.
+    unsafe { pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32 }
+}
+
+/// Raises PostgreSQL's own 25006 in a read-only transaction, as COPY FROM
+/// does.
+pub fn prevent_if_read_only(command: &CStr) {
+    // SAFETY: raises an ERROR or returns; `command` outlives the call.
+    unsafe { pg_sys::PreventCommandIfReadOnly(command.as_ptr()) };
+}
+
+/// Locks a table SHARE ROW EXCLUSIVE until the transaction ends: other
+/// writers wait, readers go on.
+pub fn lock_against_writers(relid: pg_sys::Oid) {
+    // SAFETY: takes a lock on an existing relation for the transaction; an
+    // ERROR (deadlock, lock_timeout) aborts it, which releases the lock.
+    unsafe {
+        pg_sys::LockRelationOid(relid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
+    }
+}
+
+/// A fresh snapshot, active until dropped: queries see what committed
+/// before it was taken, including writers that held locks we waited for.
+pub struct ActiveSnapshot(());
+
+impl ActiveSnapshot {
+    pub fn take() -> ActiveSnapshot {
+        // SAFETY: pushes a snapshot of the running transaction; `end` pops
+        // it, or an ERROR's abort does.
+        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+        ActiveSnapshot(())
+    }
+
+    /// Pops it. Not done in Drop: while an ERROR unwinds, the abort pops
+    /// every snapshot itself, and a second pop would be one too many.
+    pub fn end(self) {
+        // SAFETY: pops the snapshot pushed by `take`, still the active one:
+        // everything pushed since has been popped by its own code.
+        unsafe { pg_sys::PopActiveSnapshot() };
+    }
+}
