@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use council_app::QuotedIdentifier;
 use nix::unistd::{Gid, Uid, User};
 
 /// The OS user a root process hands the server to.
@@ -173,6 +174,24 @@ fn private(dir: &Path) -> Result<(), ClusterError> {
         .map_err(io(format!("closing {} to other users", dir.display())))
 }
 
+/// Writes the superuser's password file (`PASSFILE`) beside the data directory.
+fn write_passfile(base: &Path, password: &str) -> Result<(), ClusterError> {
+    write_private(
+        &base.join(PASSFILE),
+        &format!("*:*:*:postgres:{password}\n"),
+    )
+}
+
+/// Adds settings to a data directory's postgresql.conf; later lines win.
+fn append_settings(data: &Path, lines: &str) -> Result<(), ClusterError> {
+    let mut conf = fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .map_err(io("opening postgresql.conf"))?;
+    conf.write_all(lines.as_bytes())
+        .map_err(io("writing postgresql.conf"))
+}
+
 /// A port on the loopback interface that nothing listens on right now.
 pub fn free_port() -> Result<u16, ClusterError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
@@ -258,14 +277,7 @@ impl Cluster {
         let initialized = run(initdb);
         let _ = fs::remove_file(&pwfile);
         initialized?;
-        write_private(
-            &base.join(PASSFILE),
-            &format!("*:*:*:postgres:{password}\n"),
-        )?;
-        let mut conf = fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .map_err(io("opening postgresql.conf"))?;
+        write_passfile(&base, &password)?;
         let mut lines = format!(
             "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
             base.display()
@@ -273,8 +285,7 @@ impl Cluster {
         for (name, value) in &options.settings {
             lines.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
         }
-        conf.write_all(lines.as_bytes())
-            .map_err(io("writing postgresql.conf"))?;
+        append_settings(&data, &lines)?;
         Ok(Cluster {
             base,
             data,
@@ -350,10 +361,7 @@ impl Cluster {
             .join("\n");
         fs::write(&hba, secured + "\n").map_err(io("writing pg_hba.conf"))?;
         client.batch_execute("SELECT pg_reload_conf()")?;
-        write_private(
-            &self.base.join(PASSFILE),
-            &format!("*:*:*:postgres:{password}\n"),
-        )?;
+        write_passfile(&self.base, &password)?;
         private(&self.base)?;
         self.password = password;
         Ok(())
@@ -384,15 +392,24 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Whether the server of this data directory is up (pg_ctl status).
-    pub fn is_running(&self) -> bool {
+    /// `pg_ctl ACTION` on this cluster's data directory, run as the server's
+    /// OS user; the caller adds the action's options.
+    fn pg_ctl(&self, action: &str) -> Command {
         let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
         pg_ctl
             .current_dir(&self.base)
-            .arg("status")
+            .arg(action)
             .arg("--pgdata")
             .arg(&self.data);
-        pg_ctl.output().map(|o| o.status.success()).unwrap_or(false)
+        pg_ctl
+    }
+
+    /// Whether the server of this data directory is up (pg_ctl status).
+    pub fn is_running(&self) -> bool {
+        self.pg_ctl("status")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     }
 
     /// Leaves a kept cluster running when this value goes away.
@@ -409,12 +426,8 @@ impl Cluster {
             if !self.fixed_port {
                 self.port = free_port()?;
             }
-            let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
+            let mut pg_ctl = self.pg_ctl("start");
             pg_ctl
-                .current_dir(&self.base)
-                .arg("start")
-                .arg("--pgdata")
-                .arg(&self.data)
                 .arg("--log")
                 .arg(self.log_path())
                 .args(["--wait", "--timeout=60", "--silent"])
@@ -456,12 +469,10 @@ impl Cluster {
             .arg(format!("--port={}", self.port));
         run(backup)?;
         // The copied configuration names the primary's socket directory.
-        let mut conf = fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .map_err(io("opening postgresql.conf"))?;
-        conf.write_all(format!("\nunix_socket_directories = '{}'\n", base.display()).as_bytes())
-            .map_err(io("writing postgresql.conf"))?;
+        append_settings(
+            &data,
+            &format!("\nunix_socket_directories = '{}'\n", base.display()),
+        )?;
         private(&base)?;
         let mut standby = Cluster {
             base,
@@ -483,13 +494,8 @@ impl Cluster {
         if !self.running && !self.is_running() {
             return Ok(());
         }
-        let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
-        pg_ctl
-            .current_dir(&self.base)
-            .arg("stop")
-            .arg("--pgdata")
-            .arg(&self.data)
-            .args(["--mode=fast", "--wait", "--timeout=60", "--silent"]);
+        let mut pg_ctl = self.pg_ctl("stop");
+        pg_ctl.args(["--mode=fast", "--wait", "--timeout=60", "--silent"]);
         run(pg_ctl)?;
         self.running = false;
         Ok(())
@@ -555,7 +561,6 @@ impl Cluster {
         )?)
     }
 
-    /// Creates `name` and returns a connection to it.
     /// A client of `database` logged in as `role` with `password`.
     pub fn connect_as(
         &self,
@@ -568,11 +573,10 @@ impl Cluster {
         Ok(config.connect(postgres::NoTls)?)
     }
 
+    /// Creates `name` and returns a connection to it.
     pub fn create_database(&self, name: &str) -> Result<postgres::Client, ClusterError> {
         let mut admin = self.connect("postgres")?;
-        // Identifiers cannot be parameters; quote it as PostgreSQL would.
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        admin.batch_execute(&format!("CREATE DATABASE {quoted}"))?;
+        admin.batch_execute(&format!("CREATE DATABASE {}", QuotedIdentifier::new(name)))?;
         self.connect(name)
     }
 
@@ -602,14 +606,10 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.running {
-            let mut pg_ctl = self.user.command(&self.bin.join("pg_ctl"));
-            pg_ctl
-                .current_dir(&self.base)
-                .arg("stop")
-                .arg("--pgdata")
-                .arg(&self.data)
-                .args(["--mode=immediate", "--wait", "--silent"]);
-            let _stopped = pg_ctl.output();
+            let _stopped = self
+                .pg_ctl("stop")
+                .args(["--mode=immediate", "--wait", "--silent"])
+                .output();
         }
         if self.temporary {
             let _removed = fs::remove_dir_all(&self.base);

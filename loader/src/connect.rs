@@ -2,6 +2,7 @@
 //! else `DATABASE_URL`, else the `PG*` variables; with none of them, the
 //! private local cluster (see `embedded`).
 
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -116,6 +117,19 @@ fn percent_decoded(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Every byte but RFC 3986's unreserved characters as `%XX`.
+fn percent_encoded(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
 /// Without a password in the settings, the password file's, as libpq.
 fn password_from_file(config: &mut Config, named: Option<&std::path::Path>) {
     if config.get_password().is_some() {
@@ -196,14 +210,16 @@ fn from_environment() -> Result<Config, ConnectError> {
     Ok(config)
 }
 
-/// The target as people write it, never with the password.
+/// The target as a URL psql accepts, never with the password.
 pub fn describe(config: &Config) -> String {
     let host = config
         .get_hosts()
         .first()
         .map(|h| match h {
             Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
+            // libpq takes a socket directory as the host, its slashes
+            // percent-encoded so that they do not end the host part.
+            Host::Unix(path) => percent_encoded(path.as_os_str().as_bytes()),
         })
         .unwrap_or_else(|| "localhost".into());
     let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -305,6 +321,27 @@ mod tests {
         assert!(!is_local(&config));
         let local = parse("postgresql://postgres@127.0.0.1:5432/postgres").expect("parse");
         assert!(is_local(&local));
+    }
+
+    #[test]
+    fn describe_prints_urls_psql_takes_for_tcp_hosts_and_socket_directories() {
+        let mut tcp = Config::new();
+        tcp.host("db1").port(6543).user("dba").dbname("council");
+        assert_eq!(describe(&tcp), "postgresql://dba@db1:6543/council");
+        let mut socket = Config::new();
+        socket
+            .host("/var/run/postgresql")
+            .port(5432)
+            .user("u")
+            .dbname("db");
+        assert_eq!(
+            describe(&socket),
+            "postgresql://u@%2Fvar%2Frun%2Fpostgresql:5432/db"
+        );
+        assert_eq!(
+            percent_decoded("%2Fvar%2Frun%2Fpostgresql"),
+            "/var/run/postgresql"
+        );
     }
 
     #[test]

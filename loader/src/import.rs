@@ -3,10 +3,13 @@
 
 use std::fs;
 use std::io::Read as _;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
+use council_app::catalog::EXTENSION_QUERY;
+use council_app::QuotedIdentifier;
 use indicatif::{ProgressBar, ProgressStyle};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
@@ -165,7 +168,7 @@ pub enum Transfer {
 /// sent to `sent`.
 fn upload(
     transaction: &mut postgres::Transaction<'_>,
-    schema: &str,
+    schema: &QuotedIdentifier,
     path: &Path,
     sent: &dyn Fn(u64),
 ) -> Result<(), UploadError> {
@@ -209,29 +212,117 @@ pub enum UploadError {
     OutcomeUnknown(postgres::Error),
 }
 
-pub type Row = (String, i64, i64, i64, i64);
+/// A report the extension returns per table: council_import's or
+/// council_verify's.
+pub trait Report {
+    /// The extension's function that returns it.
+    const FUNCTION: &'static str;
+    /// Its result columns, in order; printed as the report's headers.
+    const COLUMNS: [&'static str; 5];
+}
 
-/// Runs `function` (council_import or council_verify, in the extension's
-/// `schema`, quoted) on the file, by path or upload, in one transaction;
-/// `arguments` follow the file.
-#[allow(clippy::too_many_arguments)]
-pub fn run(
+/// council_import's report: per table, the rows imported, skipped (already
+/// in the database, identical) and rejected (kept in council_import_rejects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Import {}
+
+impl Report for Import {
+    const FUNCTION: &'static str = "council_import";
+    const COLUMNS: [&'static str; 5] = [
+        "table_name",
+        "source_rows",
+        "imported",
+        "skipped",
+        "rejected",
+    ];
+}
+
+/// council_verify's report: per table, the rows identical in the database,
+/// missing from it, and differing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {}
+
+impl Report for Verify {
+    const FUNCTION: &'static str = "council_verify";
+    const COLUMNS: [&'static str; 5] = [
+        "table_name",
+        "source_rows",
+        "identical",
+        "missing",
+        "differing",
+    ];
+}
+
+/// One table's line of report `R`: the table, its rows in the file, and
+/// three counts of how they came out, in the order of `R::COLUMNS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableCounts<R> {
+    pub table: String,
+    pub source_rows: i64,
+    pub outcomes: [i64; 3],
+    report: PhantomData<R>,
+}
+
+impl<R: Report> TableCounts<R> {
+    pub fn new(table: String, source_rows: i64, outcomes: [i64; 3]) -> Self {
+        TableCounts {
+            table,
+            source_rows,
+            outcomes,
+            report: PhantomData,
+        }
+    }
+}
+
+impl TableCounts<Import> {
+    pub fn imported(&self) -> i64 {
+        self.outcomes[0]
+    }
+
+    pub fn skipped(&self) -> i64 {
+        self.outcomes[1]
+    }
+
+    pub fn rejected(&self) -> i64 {
+        self.outcomes[2]
+    }
+}
+
+impl TableCounts<Verify> {
+    pub fn identical(&self) -> i64 {
+        self.outcomes[0]
+    }
+
+    pub fn missing(&self) -> i64 {
+        self.outcomes[1]
+    }
+
+    pub fn differing(&self) -> i64 {
+        self.outcomes[2]
+    }
+}
+
+type Parameter<'a> = &'a (dyn postgres::types::ToSql + Sync);
+
+/// Runs the report's function (in the extension's `schema`) on the file, by
+/// path or upload, in one transaction; `extra` arguments follow the file.
+pub fn run<R: Report>(
     client: &mut Client,
     file: &LocalFile,
     transfer: Transfer,
-    schema: &str,
-    function: &str,
-    columns: &str,
-    extra: &[&(dyn postgres::types::ToSql + Sync)],
+    schema: &QuotedIdentifier,
+    extra: &[Parameter<'_>],
     sent: &dyn Fn(u64),
-) -> Result<Vec<Row>, UploadError> {
-    let placeholders: String = (0..extra.len()).map(|i| format!(", ${}", i + 2)).collect();
+) -> Result<Vec<TableCounts<R>>, UploadError> {
+    let columns = R::COLUMNS.join(", ");
+    let function = R::FUNCTION;
     let mut transaction = client.transaction()?;
     let rows = match transfer {
         Transfer::ServerPath => {
             let path = file.path.to_string_lossy().into_owned();
-            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&path];
+            let mut params: Vec<Parameter<'_>> = vec![&path];
             params.extend_from_slice(extra);
+            let placeholders: String = (0..extra.len()).map(|i| format!(", ${}", i + 2)).collect();
             transaction.query(
                 &format!("SELECT {columns} FROM {schema}.{function}($1{placeholders})"),
                 &params,
@@ -258,20 +349,22 @@ pub fn run(
             )?
         }
     };
-    // An ERROR at COMMIT (a deferred constraint) means it rolled back; a
-    // broken connection, or a FATAL, leaves open whether it committed.
-    transaction
-        .commit()
-        .map_err(|err| match err.as_db_error() {
-            Some(db) if db.parsed_severity() == Some(postgres::error::Severity::Error) => {
-                UploadError::Postgres(err)
-            }
-            _ => UploadError::OutcomeUnknown(err),
-        })?;
+    commit(transaction)?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .map(|r| TableCounts::new(r.get(0), r.get(1), [r.get(2), r.get(3), r.get(4)]))
         .collect())
+}
+
+/// An ERROR at COMMIT (a deferred constraint) means it rolled back; a
+/// broken connection, or a FATAL, leaves open whether it committed.
+fn commit(transaction: postgres::Transaction<'_>) -> Result<(), UploadError> {
+    transaction.commit().map_err(|err| match err.as_db_error() {
+        Some(db) if db.parsed_severity() == Some(postgres::error::Severity::Error) => {
+            UploadError::Postgres(err)
+        }
+        _ => UploadError::OutcomeUnknown(err),
+    })
 }
 
 /// Turns the import's NOTICEs into a progress bar on a terminal, or passes
@@ -375,34 +468,47 @@ impl Progress {
     }
 }
 
-/// Where the extension is, or why the database cannot take an import or
-/// verify: the extension is missing, or too old to receive an upload.
+/// Why the database cannot take an import or verify.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtensionError {
+    #[error(
+        "the llm_council extension is not installed in database \"{database}\": run \
+         council-loader install (with the same connection settings), or CREATE EXTENSION \
+         llm_council as a role that may"
+    )]
+    NotInstalled { database: String },
+    /// 0.1.0 has no council_upload_stream.
+    #[error(
+        "llm_council 0.1.0 in database \"{database}\" cannot receive a streamed upload: run \
+         council-loader install, or ALTER EXTENSION llm_council UPDATE"
+    )]
+    NoUpload { database: String },
+    #[error(transparent)]
+    Postgres(#[from] postgres::Error),
+}
+
+/// The extension's schema, when the database can take an import or verify
+/// by this `transfer`.
 pub fn find_extension(
     client: &mut Client,
     transfer: Transfer,
-) -> Result<Result<String, String>, postgres::Error> {
-    let row = client.query_opt(
-        "SELECT e.extversion, pg_catalog.quote_ident(n.nspname::pg_catalog.text)
-         FROM pg_catalog.pg_extension e
-         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
-         WHERE e.extname OPERATOR(pg_catalog.=) 'llm_council'",
-        &[],
-    )?;
-    let database: String = client
-        .query_one("SELECT pg_catalog.current_database()::pg_catalog.text", &[])?
-        .get(0);
-    Ok(match row {
-        None => Err(format!(
-            "the llm_council extension is not installed in database \"{database}\": run \
-             council-loader install (with the same connection settings), or CREATE EXTENSION \
-             llm_council as a role that may"
-        )),
-        Some(row) if transfer == Transfer::Upload && row.get::<_, String>(0) == "0.1.0" => {
-            Err(format!(
-            "llm_council 0.1.0 in database \"{database}\" cannot receive a streamed upload: run \
-             council-loader install, or ALTER EXTENSION llm_council UPDATE"
-        ))
-        }
-        Some(row) => Ok(row.get(1)),
-    })
+) -> Result<QuotedIdentifier, ExtensionError> {
+    let row = client.query_opt(EXTENSION_QUERY, &[])?;
+    let database = |client: &mut Client| -> Result<String, postgres::Error> {
+        Ok(client
+            .query_one("SELECT pg_catalog.current_database()::pg_catalog.text", &[])?
+            .get(0))
+    };
+    let Some(row) = row else {
+        return Err(ExtensionError::NotInstalled {
+            database: database(client)?,
+        });
+    };
+    let (schema, version): (String, String) = (row.get(0), row.get(1));
+    if transfer == Transfer::Upload && version == "0.1.0" {
+        return Err(ExtensionError::NoUpload {
+            database: database(client)?,
+        });
+    }
+    Ok(QuotedIdentifier::new(&schema))
 }

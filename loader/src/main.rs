@@ -3,10 +3,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use council_app::QuotedIdentifier;
+use council_loader::cluster::ClusterError;
 use council_loader::connect::{self, Origin};
-use council_loader::import::{self, LocalFile, Progress, Row, Transfer};
-use council_loader::install::{self, Outcome, Package};
-use council_loader::sample::{self, Journal, SampleOptions, SchemaVersion};
+use council_loader::import::{
+    self, ExtensionError, FileError, Import, LocalFile, Progress, Report, TableCounts, Transfer,
+    UploadError, Verify,
+};
+use council_loader::install::{self, InstallError, Outcome, Package};
+use council_loader::sample::{self, Journal, SampleError, SampleOptions, SchemaVersion};
 use council_loader::{embedded, report};
 
 /// Moves an LLM Council deployment from SQLite to PostgreSQL.
@@ -37,6 +42,16 @@ enum Mode {
     Strict,
     /// import the rest; keep bad rows in council_import_rejects
     Quarantine,
+}
+
+impl Mode {
+    /// As council_import takes it.
+    fn as_sql(self) -> &'static str {
+        match self {
+            Mode::Strict => "strict",
+            Mode::Quarantine => "quarantine",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -126,14 +141,32 @@ enum ServerAction {
     Status,
 }
 
+/// The exit status of a failed run, as the README documents them (0 is
+/// success).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailureCode {
+    /// The server refused (an import that did not commit, with its
+    /// SQLSTATE), or the check failed (a verify that found rows missing or
+    /// differing).
+    Refused = 1,
+    /// A bad local file or argument.
+    BadInput = 2,
+    /// No server to talk to, or the extension is not installed or could not
+    /// be.
+    Unavailable = 3,
+    /// The connection broke during COMMIT: whether the import committed is
+    /// unknown until a verify says.
+    OutcomeUnknown = 4,
+}
+
 /// A failure, with the exit status it maps to.
 struct Failure {
-    code: u8,
+    code: FailureCode,
     message: String,
 }
 
 impl Failure {
-    fn new(code: u8, message: impl std::fmt::Display) -> Failure {
+    fn new(code: FailureCode, message: impl std::fmt::Display) -> Failure {
         Failure {
             code,
             message: message.to_string(),
@@ -141,36 +174,84 @@ impl Failure {
     }
 }
 
-fn server_error(err: &postgres::Error) -> Failure {
-    match err.as_db_error() {
-        Some(db) => {
-            let mut message = format!("{}: {}", db.severity(), db.message());
-            if let Some(detail) = db.detail() {
-                message.push_str(&format!("\nDETAIL: {detail}"));
-            }
-            if let Some(hint) = db.hint() {
-                message.push_str(&format!("\nHINT: {hint}"));
-            }
-            message.push_str(&format!("\nSQLSTATE: {}", db.code().code()));
-            Failure::new(1, message)
+/// The server's own error with all it says, or a connection that failed.
+impl From<postgres::Error> for Failure {
+    fn from(err: postgres::Error) -> Failure {
+        let Some(db) = err.as_db_error() else {
+            return Failure::new(FailureCode::Unavailable, err);
+        };
+        let mut message = format!("{}: {}", db.severity(), db.message());
+        if let Some(detail) = db.detail() {
+            message.push_str(&format!("\nDETAIL: {detail}"));
         }
-        None => Failure::new(3, err),
+        if let Some(hint) = db.hint() {
+            message.push_str(&format!("\nHINT: {hint}"));
+        }
+        message.push_str(&format!("\nSQLSTATE: {}", db.code().code()));
+        Failure::new(FailureCode::Refused, message)
     }
 }
 
 /// A failed import or verify: the server's error, a local file's, or the transfer's.
-fn run_failure(err: import::UploadError) -> Failure {
-    match err {
-        import::UploadError::Postgres(err) => server_error(&err),
-        import::UploadError::File(err) => Failure::new(2, err),
-        err @ import::UploadError::OutcomeUnknown(_) => Failure::new(4, err),
-        other => Failure::new(1, other),
+impl From<UploadError> for Failure {
+    fn from(err: UploadError) -> Failure {
+        match err {
+            UploadError::Postgres(err) => err.into(),
+            UploadError::File(err) => err.into(),
+            err @ UploadError::OutcomeUnknown(_) => Failure::new(FailureCode::OutcomeUnknown, err),
+            other => Failure::new(FailureCode::Refused, other),
+        }
+    }
+}
+
+impl From<FileError> for Failure {
+    fn from(err: FileError) -> Failure {
+        Failure::new(FailureCode::BadInput, err)
+    }
+}
+
+impl From<SampleError> for Failure {
+    fn from(err: SampleError) -> Failure {
+        Failure::new(FailureCode::BadInput, err)
+    }
+}
+
+/// The private local cluster could not be made, started or stopped.
+impl From<ClusterError> for Failure {
+    fn from(err: ClusterError) -> Failure {
+        Failure::new(FailureCode::Unavailable, err)
+    }
+}
+
+/// Installing the files or the extension failed. A package that is not one
+/// is bad input instead; `install_into` says so where it looks for one.
+impl From<InstallError> for Failure {
+    fn from(err: InstallError) -> Failure {
+        match err {
+            InstallError::Postgres(err) => err.into(),
+            other => Failure::new(FailureCode::Unavailable, other),
+        }
+    }
+}
+
+/// The database lacks the extension (or its upload functions): the message
+/// says what to run.
+impl From<ExtensionError> for Failure {
+    fn from(err: ExtensionError) -> Failure {
+        match err {
+            ExtensionError::Postgres(err) => err.into(),
+            other => Failure::new(FailureCode::Unavailable, other),
+        }
     }
 }
 
 /// The server named anywhere, or the private cluster with the extension in it.
 fn target(url: Option<&str>) -> Result<(postgres::Config, bool), Failure> {
-    match connect::configured(url).map_err(|e| Failure::new(2, e))? {
+    // Settings that do not parse are the user's input; a failed connection
+    // (in `client`) is not.
+    let configured =
+        connect::configured(url).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
+    match configured {
         Some((config, origin)) => {
             if origin == Origin::LibpqEnvironment {
                 eprintln!(
@@ -181,7 +262,7 @@ fn target(url: Option<&str>) -> Result<(postgres::Config, bool), Failure> {
             Ok((config, false))
         }
         None => {
-            let (config, printable) = embedded::ensure_running().map_err(|e| Failure::new(3, e))?;
+            let (config, printable) = embedded::ensure_running()?;
             eprintln!("council-loader: using the local cluster at {printable}");
             Ok((config, true))
         }
@@ -196,7 +277,7 @@ fn client(
         Some(progress) => progress.notice(message),
         None => eprintln!("{message}"),
     })
-    .map_err(|e| Failure::new(3, e))
+    .map_err(|e| Failure::new(FailureCode::Unavailable, e))
 }
 
 /// Installs the files (when there are some here and the server is local)
@@ -212,69 +293,69 @@ fn install_into(
     from: Option<PathBuf>,
     quiet: bool,
 ) -> Result<(), Failure> {
-    let config = config.clone();
-    let package_dir = from.clone().or_else(Package::default_location);
-    if let Some(dir) = package_dir {
-        if connect::is_local(&config) || embedded {
-            let package = Package::find(&dir).map_err(|e| Failure::new(2, e))?;
-            let written = install::install_files(&package).map_err(|e| Failure::new(3, e))?;
-            for file in &written {
-                eprintln!("council-loader: installed {}", file.display());
-            }
-        } else if from.is_some() {
-            return Err(Failure::new(
-                2,
-                format!(
-                    "{} is not this machine: run council-loader install --from on the database server",
-                    connect::describe(&config)
-                ),
-            ));
-        }
-    }
-    let mut client = client(&config, None)?;
-    let outcome = install::ensure_extension(&mut client).map_err(|e| match e {
-        install::InstallError::Postgres(err) => server_error(&err),
-        other => Failure::new(3, other),
-    })?;
+    install_package(config, embedded, from)?;
+    let mut client = client(config, None)?;
+    let outcome = install::ensure_extension(&mut client)?;
     if !quiet {
-        match outcome {
-            Outcome::Created(v) => {
-                println!("created llm_council {v} in {}", connect::describe(&config))
-            }
-            Outcome::Updated { from, to } => println!(
-                "updated llm_council {from} → {to} in {}",
-                connect::describe(&config)
-            ),
-            Outcome::Current(v) => println!(
-                "llm_council {v} is installed in {}",
-                connect::describe(&config)
-            ),
-        }
+        println!("{}", installed(&outcome, &connect::describe(config)));
     }
     Ok(())
 }
 
-fn transfer(
+/// Copies the package's files into the server's directories, when the
+/// server is on this machine; `from` names a package that must be used.
+fn install_package(
+    config: &postgres::Config,
+    embedded: bool,
+    from: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let Some(dir) = from.clone().or_else(Package::default_location) else {
+        return Ok(());
+    };
+    if connect::is_local(config) || embedded {
+        let package = Package::find(&dir).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
+        for file in &install::install_files(&package)? {
+            eprintln!("council-loader: installed {}", file.display());
+        }
+    } else if from.is_some() {
+        return Err(Failure::new(
+            FailureCode::BadInput,
+            format!(
+                "{} is not this machine: run council-loader install --from on the database server",
+                connect::describe(config)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What `install` did, in `target`.
+fn installed(outcome: &Outcome, target: &str) -> String {
+    match outcome {
+        Outcome::Created(v) => format!("created llm_council {v} in {target}"),
+        Outcome::Updated { from, to } => format!("updated llm_council {from} → {to} in {target}"),
+        Outcome::Current(v) => format!("llm_council {v} is installed in {target}"),
+    }
+}
+
+/// How the server gets the file, and the extension's schema: the server
+/// reads the file itself when it sees this very file, unless told to upload.
+fn prepare_transfer(
     client: &mut postgres::Client,
     config: &postgres::Config,
     file: &LocalFile,
     force_upload: bool,
-) -> Transfer {
-    if !force_upload && connect::is_local(config) && import::server_reads_same_file(client, file) {
+) -> Result<(Transfer, QuotedIdentifier), Failure> {
+    let how = if !force_upload
+        && connect::is_local(config)
+        && import::server_reads_same_file(client, file)
+    {
         Transfer::ServerPath
     } else {
         Transfer::Upload
-    }
-}
-
-/// The extension's schema (quoted), or exit status 3 saying what to run
-/// when the database lacks the extension (or its upload functions).
-fn ready(client: &mut postgres::Client, how: Transfer) -> Result<String, Failure> {
-    match import::find_extension(client, how) {
-        Ok(Ok(schema)) => Ok(schema),
-        Ok(Err(problem)) => Err(Failure::new(3, problem)),
-        Err(err) => Err(server_error(&err)),
-    }
+    };
+    let schema = import::find_extension(client, how)?;
+    Ok((how, schema))
 }
 
 fn import_command(
@@ -285,67 +366,66 @@ fn import_command(
     json: bool,
     force_upload: bool,
 ) -> Result<(), Failure> {
-    let file = import::check(&path).map_err(|e| Failure::new(2, e))?;
+    let file = import::check(&path)?;
     let (config, embedded) = target(url)?;
     if embedded {
         install_into(&config, embedded, None, true)?;
     }
     let progress = Progress::new(&file, std::io::stderr().is_terminal() && !json);
     let mut client = client(&config, Some(progress.clone()))?;
-    let how = transfer(&mut client, &config, &file, force_upload);
-    let schema = ready(&mut client, how)?;
-    let mode_text = match mode {
-        Mode::Strict => "strict",
-        Mode::Quarantine => "quarantine",
-    };
-    let result = import::run(
+    let (how, schema) = prepare_transfer(&mut client, &config, &file, force_upload)?;
+    let result = import::run::<Import>(
         &mut client,
         &file,
         how,
         &schema,
-        "council_import",
-        "table_name, source_rows, imported, skipped, rejected",
-        &[&mode_text, &dry_run],
+        &[&mode.as_sql(), &dry_run],
         &|sent| progress.uploaded(sent, file.size),
     );
     progress.finish();
-    let rows = result.map_err(run_failure)?;
-    let headers = [
-        "table_name",
-        "source_rows",
-        "imported",
-        "skipped",
-        "rejected",
-    ];
-    print(&headers, &rows, json);
+    let rows = result?;
+    print(&rows, json);
     if !json {
-        let total = |i: usize| rows.iter().map(|r| [r.1, r.2, r.3, r.4][i]).sum::<i64>();
         eprintln!(
-            "council-loader: {} {} rows from {} ({}): {} imported, {} skipped, {} rejected",
-            if dry_run {
-                "dry run, rolled back:"
-            } else {
-                "committed:"
-            },
-            total(0),
-            file.path.display(),
-            match how {
-                Transfer::ServerPath => "read by the server",
-                Transfer::Upload => "uploaded",
-            },
-            total(1),
-            total(2),
-            total(3)
+            "council-loader: {}",
+            import_summary(&rows, &file, how, dry_run)
         );
     }
     Ok(())
 }
 
-fn print(headers: &[&str], rows: &[Row], json: bool) {
+/// The import's totals, in one line.
+fn import_summary(
+    rows: &[TableCounts<Import>],
+    file: &LocalFile,
+    how: Transfer,
+    dry_run: bool,
+) -> String {
+    let total = |count: fn(&TableCounts<Import>) -> i64| rows.iter().map(count).sum::<i64>();
+    format!(
+        "{} {} rows from {} ({}): {} imported, {} skipped, {} rejected",
+        if dry_run {
+            "dry run, rolled back:"
+        } else {
+            "committed:"
+        },
+        total(|r| r.source_rows),
+        file.path.display(),
+        match how {
+            Transfer::ServerPath => "read by the server",
+            Transfer::Upload => "uploaded",
+        },
+        total(TableCounts::imported),
+        total(TableCounts::skipped),
+        total(TableCounts::rejected)
+    )
+}
+
+fn print<R: Report>(rows: &[TableCounts<R>], json: bool) {
     if json {
-        println!("{}", report::json(headers, rows));
+        println!("{}", report::json(rows));
     } else {
-        print!("{}", report::table(headers, rows));
+        print!("{}", report::table(rows));
     }
 }
 
@@ -355,37 +435,16 @@ fn verify_command(
     json: bool,
     force_upload: bool,
 ) -> Result<(), Failure> {
-    let file = import::check(&path).map_err(|e| Failure::new(2, e))?;
+    let file = import::check(&path)?;
     let (config, _) = target(url)?;
     let mut client = client(&config, None)?;
-    let how = transfer(&mut client, &config, &file, force_upload);
-    let schema = ready(&mut client, how)?;
-    let rows = import::run(
-        &mut client,
-        &file,
-        how,
-        &schema,
-        "council_verify",
-        "table_name, source_rows, identical, missing, differing",
-        &[],
-        &|_| {},
-    )
-    .map_err(run_failure)?;
-    print(
-        &[
-            "table_name",
-            "source_rows",
-            "identical",
-            "missing",
-            "differing",
-        ],
-        &rows,
-        json,
-    );
-    let off: i64 = rows.iter().map(|r| r.3 + r.4).sum();
+    let (how, schema) = prepare_transfer(&mut client, &config, &file, force_upload)?;
+    let rows = import::run::<Verify>(&mut client, &file, how, &schema, &[], &|_| {})?;
+    print(&rows, json);
+    let off: i64 = rows.iter().map(|r| r.missing() + r.differing()).sum();
     if off > 0 {
         return Err(Failure::new(
-            1,
+            FailureCode::Refused,
             format!(
                 "{off} rows of {} are missing or differ in the database",
                 file.path.display()
@@ -398,7 +457,7 @@ fn verify_command(
 fn status_command(url: Option<&str>, json: bool) -> Result<(), Failure> {
     let (config, _) = target(url)?;
     let mut client = client(&config, None)?;
-    let status = report::status(&mut client).map_err(|e| server_error(&e))?;
+    let status = report::status(&mut client)?;
     if json {
         println!("{}", status.to_json());
     } else {
@@ -408,7 +467,7 @@ fn status_command(url: Option<&str>, json: bool) -> Result<(), Failure> {
 }
 
 fn sample_command(out: PathBuf, options: SampleOptions) -> Result<(), Failure> {
-    let summary = sample::write(&out, &options).map_err(|e| Failure::new(2, e))?;
+    let summary = sample::write(&out, &options)?;
     for (table, rows) in &summary.tables {
         println!("{table:<24} {rows:>9}");
     }
@@ -425,14 +484,14 @@ fn sample_command(out: PathBuf, options: SampleOptions) -> Result<(), Failure> {
 fn server_command(action: ServerAction) -> Result<(), Failure> {
     match action {
         ServerAction::Start => {
-            let (_, printable) = embedded::ensure_running().map_err(|e| Failure::new(3, e))?;
+            let (_, printable) = embedded::ensure_running()?;
             println!("{printable}");
         }
         ServerAction::Stop => {
-            let stopped = embedded::stop().map_err(|e| Failure::new(3, e))?;
+            let stopped = embedded::stop()?;
             println!("{}", if stopped { "stopped" } else { "not running" });
         }
-        ServerAction::Status => match embedded::status().map_err(|e| Failure::new(3, e))? {
+        ServerAction::Status => match embedded::status()? {
             Some((url, running)) => {
                 println!("{url} ({})", if running { "running" } else { "stopped" })
             }
@@ -477,7 +536,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("council-loader: {}", failure.message);
-            ExitCode::from(failure.code)
+            ExitCode::from(failure.code as u8)
         }
     }
 }

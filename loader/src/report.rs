@@ -1,22 +1,25 @@
 //! What the loader prints: per-table reports as an aligned table or JSON,
 //! and the status of a database.
 
+use council_app::catalog::EXTENSION_QUERY;
+use council_app::QuotedIdentifier;
 use postgres::Client;
 use serde_json::{json, Value};
 
-use crate::import::Row;
+use crate::import::{Report, TableCounts};
 
 /// An aligned table with a header, as psql prints one.
-pub fn table(headers: &[&str], rows: &[Row]) -> String {
+pub fn table<R: Report>(rows: &[TableCounts<R>]) -> String {
     let cells: Vec<[String; 5]> = rows
         .iter()
         .map(|r| {
+            let [a, b, c] = r.outcomes;
             [
-                r.0.clone(),
-                r.1.to_string(),
-                r.2.to_string(),
-                r.3.to_string(),
-                r.4.to_string(),
+                r.table.clone(),
+                r.source_rows.to_string(),
+                a.to_string(),
+                b.to_string(),
+                c.to_string(),
             ]
         })
         .collect();
@@ -25,7 +28,7 @@ pub fn table(headers: &[&str], rows: &[Row]) -> String {
             cells
                 .iter()
                 .map(|c| c[i].chars().count())
-                .chain(headers.get(i).map(|h| h.len()))
+                .chain(Some(R::COLUMNS[i].len()))
                 .max()
                 .unwrap_or(0)
         })
@@ -44,7 +47,10 @@ pub fn table(headers: &[&str], rows: &[Row]) -> String {
         out.push_str(fields.join("  ").trim_end());
         out.push('\n');
     };
-    line(headers.iter().map(|h| (*h).to_owned()).collect(), &mut out);
+    line(
+        R::COLUMNS.iter().map(|h| (*h).to_owned()).collect(),
+        &mut out,
+    );
     line(widths.iter().map(|w| "-".repeat(*w)).collect(), &mut out);
     for row in cells {
         line(row.to_vec(), &mut out);
@@ -52,13 +58,21 @@ pub fn table(headers: &[&str], rows: &[Row]) -> String {
     out
 }
 
-pub fn json(headers: &[&str], rows: &[Row]) -> Value {
+/// One object per table, keyed by the report's columns.
+pub fn json<R: Report>(rows: &[TableCounts<R>]) -> Value {
     Value::Array(
         rows.iter()
             .map(|r| {
-                let values = [json!(r.0), json!(r.1), json!(r.2), json!(r.3), json!(r.4)];
+                let [a, b, c] = r.outcomes;
+                let values = [
+                    json!(r.table),
+                    json!(r.source_rows),
+                    json!(a),
+                    json!(b),
+                    json!(c),
+                ];
                 Value::Object(
-                    headers
+                    R::COLUMNS
                         .iter()
                         .zip(values)
                         .map(|(h, v)| ((*h).to_owned(), v))
@@ -92,13 +106,9 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
         .query_one("SELECT current_setting('server_version')", &[])?
         .get(0);
     let extension: Option<(String, String)> = client
-        .query_opt(
-            "SELECT e.extversion, n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-             WHERE e.extname = 'llm_council'",
-            &[],
-        )?
+        .query_opt(EXTENSION_QUERY, &[])?
         .map(|r| (r.get(0), r.get(1)));
-    let Some((version, schema)) = extension else {
+    let Some((schema, version)) = extension else {
         return Ok(Status {
             server_version,
             tls,
@@ -108,27 +118,41 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
             cache: Vec::new(),
         });
     };
-    let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
-    let mut tables = Vec::new();
-    for table in council_app::tables::COUNCIL
+    let schema = QuotedIdentifier::new(&schema);
+    let tables = council_app::tables::COUNCIL
         .iter()
         .chain(["response_cache"].iter())
-    {
-        let n: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {quoted}.{table}"), &[])?
-            .get(0);
-        tables.push(((*table).to_owned(), n));
-    }
-    let rejects: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM {quoted}.council_import_rejects"),
-            &[],
-        )?
-        .get(0);
+        .map(|table| Ok(((*table).to_owned(), count(client, &schema, table)?)))
+        .collect::<Result<_, postgres::Error>>()?;
+    Ok(Status {
+        server_version,
+        tls,
+        extension_version: Some(version),
+        tables,
+        rejects: count(client, &schema, "council_import_rejects")?,
+        cache: cache_stats(client, &schema)?,
+    })
+}
+
+fn count(
+    client: &mut Client,
+    schema: &QuotedIdentifier,
+    table: &str,
+) -> Result<i64, postgres::Error> {
+    Ok(client
+        .query_one(&format!("SELECT count(*) FROM {schema}.{table}"), &[])?
+        .get(0))
+}
+
+/// council_cache_stats() as column → value.
+fn cache_stats(
+    client: &mut Client,
+    schema: &QuotedIdentifier,
+) -> Result<Vec<(String, Value)>, postgres::Error> {
     let row = client.query_one(
         &format!(
             "SELECT entries, expired_entries, total_hit_count, hits, misses, evictions, expirations, hit_rate
-             FROM {quoted}.council_cache_stats()"
+             FROM {schema}.council_cache_stats()"
         ),
         &[],
     )?;
@@ -148,14 +172,7 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
         cache.push(((*name).to_owned(), json!(row.get::<_, Option<i64>>(i))));
     }
     cache.push(("hit_rate".into(), json!(row.get::<_, Option<f64>>(7))));
-    Ok(Status {
-        server_version,
-        tls,
-        extension_version: Some(version),
-        tables,
-        rejects,
-        cache,
-    })
+    Ok(cache)
 }
 
 impl Status {
@@ -202,23 +219,18 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::Import;
 
     #[test]
     fn tables_align_like_psql() {
+        let counts = |table: &str, source_rows, outcomes| {
+            TableCounts::<Import>::new(table.to_owned(), source_rows, outcomes)
+        };
         let rows = vec![
-            ("conversations".to_owned(), 200, 200, 0, 0),
-            ("api_keys".to_owned(), 6, 5, 0, 1),
+            counts("conversations", 200, [200, 0, 0]),
+            counts("api_keys", 6, [5, 0, 1]),
         ];
-        let text = table(
-            &[
-                "table_name",
-                "source_rows",
-                "imported",
-                "skipped",
-                "rejected",
-            ],
-            &rows,
-        );
+        let text = table(&rows);
         assert_eq!(
             text,
             "table_name     source_rows  imported  skipped  rejected\n\
@@ -226,16 +238,7 @@ mod tests {
              conversations          200       200        0         0\n\
              api_keys                 6         5        0         1\n"
         );
-        let value = json(
-            &[
-                "table_name",
-                "source_rows",
-                "imported",
-                "skipped",
-                "rejected",
-            ],
-            &rows,
-        );
+        let value = json(&rows);
         assert_eq!(value[1]["rejected"], 1);
     }
 }

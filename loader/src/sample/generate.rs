@@ -329,68 +329,24 @@ impl Generator {
         created.sort_unstable();
         for (i, created_at) in created.into_iter().enumerate() {
             let id = self.id_base + i as i64 + 1;
-            let mut hash = String::from("$2b$12$");
-            for _ in 0..53 {
-                hash.push(char::from(rng.pick(BCRYPT_ALPHABET)));
-            }
-            let mut prefix = String::from("llmc_");
-            for _ in 0..7 {
-                prefix.push(char::from(rng.pick(TOKEN_ALPHABET)));
-            }
+            let hash = random_token(&mut rng, "$2b$12$", BCRYPT_ALPHABET, 53);
+            let prefix = random_token(&mut rng, "llmc_", TOKEN_ALPHABET, 7);
             let mut name = String::from(rng.pick(KEY_NAMES));
             if i >= KEY_NAMES.len() {
                 name.push_str(&format!(" #{id}"));
             }
-            let last_used = if rng.percent(20) {
-                None
-            } else {
+            let last_used = (!rng.percent(20)).then(|| {
                 let t = created_at + rng.below((self.end - created_at).max(1) as u64) as i64;
-                Some(timestamp(t, TsForm::Aware))
-            };
-            let expires = if rng.percent(85) {
-                None
-            } else {
+                timestamp(t, TsForm::Aware)
+            });
+            let expires = (!rng.percent(85)).then(|| {
                 let days = rng.pick(&[30i64, 90, 365]);
-                Some(timestamp(created_at + days * DAY, TsForm::Aware))
-            };
+                timestamp(created_at + days * DAY, TsForm::Aware)
+            });
             let active = i64::from(!rng.percent(15));
-            let rate_limit = if rng.percent(80) {
-                None
-            } else {
-                Some(rng.pick(&[30i64, 60, 120, 600, 1000]))
-            };
-            let permissions: &[&str] = match rng.weighted(&[60, 15, 10, 10, 5]) {
-                0 => &["read", "write", "stream"],
-                1 => &["read"],
-                2 => &["read", "stream"],
-                3 => &["read", "write"],
-                _ => &["admin", "read", "write", "stream"],
-            };
-            let mut perm_json = String::new();
-            json::string_array(&mut perm_json, permissions);
-            let metadata = if rng.percent(40) {
-                None
-            } else {
-                let mut m = String::from("{");
-                json::key(&mut m, true, "owner");
-                json::string(
-                    &mut m,
-                    rng.pick(&[
-                        "zoë@example.com",
-                        "ops@example.com",
-                        "田中@example.jp",
-                        "ci-bot",
-                    ]),
-                );
-                json::key(&mut m, false, "team");
-                json::string(&mut m, rng.pick(&["platform", "data", "growth", "R&D"]));
-                if rng.percent(50) {
-                    json::key(&mut m, false, "created_via");
-                    json::string(&mut m, rng.pick(&["cli", "admin-ui", "api"]));
-                }
-                m.push('}');
-                Some(m)
-            };
+            let rate_limit = (!rng.percent(80)).then(|| rng.pick(&[30i64, 60, 120, 600, 1000]));
+            let permissions = key_permissions_json(&mut rng);
+            let metadata = (!rng.percent(40)).then(|| key_metadata_json(&mut rng));
             insert.execute(params![
                 id,
                 hash,
@@ -401,7 +357,7 @@ impl Generator {
                 expires,
                 active,
                 rate_limit,
-                perm_json,
+                permissions,
                 metadata,
             ])?;
             self.keys.push(ApiKey {
@@ -433,7 +389,43 @@ impl Generator {
     fn conversation(&mut self, idx: u64, st: &mut Statements<'_>) -> rusqlite::Result<()> {
         let mut rng = Rng::derive(self.seed, STREAM_CONTENT, idx);
         let mut trng = Rng::derive(self.seed, STREAM_TIME, idx);
+        let plan = self.plan(idx, &mut rng, &mut trng);
 
+        // Deleted conversations leave holes in every id sequence.
+        if rng.permille(15) {
+            let gap = rng.range(1, 4) as i64;
+            self.skip_ids(gap, plan.council.len() as i64);
+        }
+
+        // The timeline comes first because the conversation row, inserted
+        // before its children, carries the last time as updated_at.
+        let timeline = timeline(&mut trng, plan.start, plan.exchanges, plan.council.len());
+        let updated = self.insert_conversation(st, &mut rng, &plan, timeline.last)?;
+
+        let mut clock = Clock {
+            times: timeline.times,
+            next: 1,
+            form: plan.form,
+        };
+        let mut out = RowWriter {
+            st,
+            rng: &mut rng,
+            clock: &mut clock,
+            body: String::with_capacity(8 * 1024),
+        };
+        for exchange in 0..plan.exchanges {
+            self.exchange(&mut out, &plan, exchange)?;
+        }
+
+        if plan.start >= API_FROM {
+            self.audit(st, idx, &plan.id, plan.start, &timeline.user_times, updated)?;
+        }
+        Ok(())
+    }
+
+    /// What conversation `idx` is: when it starts, its id, topic, council and
+    /// length.
+    fn plan(&self, idx: u64, rng: &mut Rng, trng: &mut Rng) -> Plan {
         // Conversations are created in order over the app's history, so the
         // newest ones are those a live copy has only in its -wal.
         let step = (self.end - START) / self.n.max(1) as i64;
@@ -446,11 +438,10 @@ impl Generator {
             TsForm::Aware
         };
         let modern = start >= AWARE_FROM;
-        let id = self.conversation_id(idx, start, &mut rng);
+        let id = self.conversation_id(idx, start, rng);
         let topic: &'static Topic = rng.pick_ref(text::TOPICS);
         let exchanges = 1 + rng.weighted(&[20, 25, 25, 15, 15]);
-        let council = council(&mut rng, start);
-        let k = council.len();
+        let council = council(rng, start);
         let chairman = rng.pick(if start < NEW_MODELS_FROM {
             OLD_CHAIRMEN
         } else {
@@ -463,319 +454,266 @@ impl Generator {
         } else {
             None
         };
-
-        // Deleted conversations leave holes in every id sequence.
-        if rng.permille(15) {
-            let gap = rng.range(1, 4) as i64;
-            self.ids.message += 2 * gap;
-            self.ids.stage1 += gap * k as i64;
-            self.ids.stage2 += gap * k as i64;
-            self.ids.stage3 += gap;
-            self.ids.metadata += gap;
+        Plan {
+            start,
+            form,
+            modern,
+            id,
+            topic,
+            exchanges,
+            council,
+            chairman,
+            voting,
         }
+    }
 
-        // The timeline comes first because the conversation row, inserted
-        // before its children, carries the last time as updated_at.
-        let mut times = Vec::with_capacity(1 + exchanges * (2 * k + 4));
-        let mut user_times = Vec::with_capacity(exchanges);
-        let mut t = start;
-        times.push(t);
-        for e in 0..exchanges {
-            let gap = if e == 0 {
-                trng.range(1, 20) as i64 * SECOND
-            } else {
-                match trng.weighted(&[80, 15, 5]) {
-                    0 => trng.range(30, 20 * 60) as i64 * SECOND,
-                    1 => trng.range(1, 24 * 60) as i64 * MINUTE,
-                    _ => trng.range(1, 30) as i64 * DAY,
-                }
-            } + trng.below(SECOND as u64) as i64;
-            tick(&mut t, &mut trng, gap);
-            times.push(t);
-            user_times.push(t);
-            // The deliberation runs, then the app stores all of its rows.
-            let thinking = trng.range(8 * SECOND as u64, 120 * SECOND as u64) as i64;
-            tick(&mut t, &mut trng, thinking);
-            times.push(t);
-            for _ in 0..2 * k + 2 {
-                let d = trng.range(150, 4000) as i64;
-                tick(&mut t, &mut trng, d);
-                times.push(t);
-            }
-        }
+    /// Skips the ids `gap` deleted exchanges with `k` council members took.
+    fn skip_ids(&mut self, gap: i64, k: i64) {
+        self.ids.message += 2 * gap;
+        self.ids.stage1 += gap * k;
+        self.ids.stage2 += gap * k;
+        self.ids.stage3 += gap;
+        self.ids.metadata += gap;
+    }
+
+    /// Inserts the conversation's row, last changed at `last` or, renamed or
+    /// pinned later, after it; returns when that was.
+    fn insert_conversation(
+        &mut self,
+        st: &mut Statements<'_>,
+        rng: &mut Rng,
+        plan: &Plan,
+        last: i64,
+    ) -> rusqlite::Result<i64> {
         let updated = if rng.percent(10) {
-            // renamed or pinned later
-            t + rng.range(MINUTE as u64, 3 * DAY as u64) as i64
+            last + rng.range(MINUTE as u64, 3 * DAY as u64) as i64
         } else {
-            t
+            last
         };
-
         let title = if rng.percent(10) {
             String::from("New Conversation")
         } else {
-            text::title(&mut rng, topic)
+            text::title(rng, plan.topic)
         };
-        let mut message_count = 2 * exchanges as i64;
+        let mut message_count = 2 * plan.exchanges as i64;
         if rng.permille(10) {
             message_count += if rng.percent(70) { 1 } else { -1 };
         }
         st.conversation.execute(params![
-            id,
+            plan.id,
             title,
-            timestamp(start, form),
-            timestamp(updated, form),
+            timestamp(plan.start, plan.form),
+            timestamp(updated, plan.form),
             i64::from(rng.percent(8)),
             i64::from(rng.percent(5)),
             message_count,
         ])?;
         self.count(Table::Conversations);
+        Ok(updated)
+    }
 
-        let mut clock = Clock {
-            times,
-            next: 1,
-            form,
+    /// The user's question number `exchange`, and the app's answer with its
+    /// deliberation.
+    fn exchange(
+        &mut self,
+        out: &mut RowWriter<'_, '_>,
+        plan: &Plan,
+        exchange: usize,
+    ) -> rusqlite::Result<()> {
+        let question = if exchange == 0 {
+            text::first_question(out.rng, plan.topic)
+        } else {
+            text::follow_up(out.rng, plan.topic)
         };
-        for e in 0..exchanges {
-            let question = if e == 0 {
-                text::first_question(&mut rng, topic)
-            } else {
-                text::follow_up(&mut rng, topic)
-            };
-            st.message.execute(params![
-                take(&mut self.ids.message),
-                id,
-                "user",
-                question,
-                clock.next()
-            ])?;
-            self.count(Table::Messages);
-            let message_id = take(&mut self.ids.message);
-            st.message.execute(params![
-                message_id,
-                id,
-                "assistant",
-                Option::<&str>::None,
-                clock.next()
-            ])?;
-            self.count(Table::Messages);
-            let d = Deliberation {
-                message_id,
-                topic,
-                council: &council,
-                chairman,
-                voting,
-                modern,
-            };
-            self.deliberation(st, &mut rng, &mut clock, &d)?;
-        }
-
-        if start >= API_FROM {
-            self.audit(st, idx, &id, start, &user_times, updated)?;
-        }
-        Ok(())
+        out.st.message.execute(params![
+            take(&mut self.ids.message),
+            plan.id,
+            "user",
+            question,
+            out.clock.next()
+        ])?;
+        self.count(Table::Messages);
+        let message_id = take(&mut self.ids.message);
+        out.st.message.execute(params![
+            message_id,
+            plan.id,
+            "assistant",
+            Option::<&str>::None,
+            out.clock.next()
+        ])?;
+        self.count(Table::Messages);
+        let d = Deliberation {
+            message_id,
+            topic: plan.topic,
+            council: &plan.council,
+            chairman: plan.chairman,
+            voting: plan.voting,
+            modern: plan.modern,
+        };
+        self.deliberation(out, &d)
     }
 
     fn deliberation(
         &mut self,
-        st: &mut Statements<'_>,
-        rng: &mut Rng,
-        clock: &mut Clock,
+        out: &mut RowWriter<'_, '_>,
         d: &Deliberation<'_>,
     ) -> rusqlite::Result<()> {
-        let k = d.council.len();
-        let mut body = String::with_capacity(8 * 1024);
+        let confidence = self.stage1(out, d)?;
+        let rankings = self.stage2(out, d)?;
+        self.stage3(out, d)?;
+        self.metadata(out, d, &confidence, &rankings)
+    }
 
-        let mut confidence = Vec::with_capacity(k);
+    /// Each member's answer; returns the confidence each gave, in percent.
+    fn stage1(
+        &mut self,
+        out: &mut RowWriter<'_, '_>,
+        d: &Deliberation<'_>,
+    ) -> rusqlite::Result<Vec<Option<i64>>> {
+        let mut confidence = Vec::with_capacity(d.council.len());
         for member in d.council {
-            body.clear();
+            out.body.clear();
             // Mostly short answers, a long tail of long ones (these spill into
             // SQLite overflow pages, as real long answers do).
-            let target = if rng.percent(80) {
-                rng.range(400, 1400)
+            let target = if out.rng.percent(80) {
+                out.rng.range(400, 1400)
             } else {
-                rng.range(2000, 6000)
+                out.rng.range(2000, 6000)
             } as usize;
-            text::answer(&mut body, rng, d.topic, target);
-            let c: Option<i64> = if d.modern && !rng.percent(15) {
-                Some(match rng.below(100) {
+            text::answer(&mut out.body, out.rng, d.topic, target);
+            let c: Option<i64> = if d.modern && !out.rng.percent(15) {
+                Some(match out.rng.below(100) {
                     0 => 0,
                     1 => 100,
-                    _ => rng.range(35, 99) as i64,
+                    _ => out.rng.range(35, 99) as i64,
                 })
             } else {
                 None
             };
             confidence.push(c);
-            st.stage1.execute(params![
+            out.st.stage1.execute(params![
                 take(&mut self.ids.stage1),
                 d.message_id,
                 member.model,
-                body,
+                out.body.as_str(),
                 c.map(|h| h as f64 / 100.0),
                 member.base_model,
                 member.sample_id,
-                clock.next()
+                out.clock.next()
             ])?;
             self.count(Table::Stage1);
         }
+        Ok(confidence)
+    }
 
+    /// Each member's ranking of the answers.
+    fn stage2(
+        &mut self,
+        out: &mut RowWriter<'_, '_>,
+        d: &Deliberation<'_>,
+    ) -> rusqlite::Result<Rankings> {
+        let k = d.council.len();
         // Evaluators share a rough notion of quality and disagree a little.
         let mut quality: Vec<usize> = (0..k).collect();
-        rng.shuffle(&mut quality);
-        let debate = d.modern && rng.percent(12);
-        let rubric = d.modern && rng.percent(40);
-        let mut parsed_orders: Vec<Vec<usize>> = Vec::with_capacity(k);
-        let mut first_rounds: Vec<Vec<usize>> = Vec::new();
+        out.rng.shuffle(&mut quality);
+        let mut rankings = Rankings {
+            debate: d.modern && out.rng.percent(12),
+            rubric: d.modern && out.rng.percent(40),
+            parsed_orders: Vec::with_capacity(k),
+            first_rounds: Vec::new(),
+        };
         for member in d.council {
             let mut order = quality.clone();
-            perturb(rng, &mut order);
-            body.clear();
-            text::raw_ranking(&mut body, rng, d.topic, &order);
-            let parsed = if rng.percent(4) {
+            perturb(out.rng, &mut order);
+            out.body.clear();
+            text::raw_ranking(&mut out.body, out.rng, d.topic, &order);
+            let parsed = if out.rng.percent(4) {
                 None
             } else {
                 let labels: Vec<String> = order.iter().map(|&i| text::label(i)).collect();
                 let mut j = String::new();
                 json::string_array(&mut j, &labels);
-                parsed_orders.push(order.clone());
+                rankings.parsed_orders.push(order.clone());
                 Some(j)
             };
-            let rubric_scores = (rubric && !rng.percent(10)).then(|| rubric_json(rng, k));
-            if debate {
+            let rubric_scores =
+                (rankings.rubric && !out.rng.percent(10)).then(|| rubric_json(out.rng, k));
+            if rankings.debate {
                 let mut before = order.clone();
-                perturb(rng, &mut before);
-                first_rounds.push(before);
+                perturb(out.rng, &mut before);
+                rankings.first_rounds.push(before);
             }
-            st.stage2.execute(params![
+            out.st.stage2.execute(params![
                 take(&mut self.ids.stage2),
                 d.message_id,
                 member.model,
-                body,
+                out.body.as_str(),
                 parsed,
-                if debate { 2i64 } else { 1 },
+                if rankings.debate { 2i64 } else { 1 },
                 rubric_scores,
-                clock.next()
+                out.clock.next()
             ])?;
             self.count(Table::Stage2);
         }
+        Ok(rankings)
+    }
 
-        body.clear();
-        let target = rng.range(1500, 3400) as usize;
-        text::answer(&mut body, rng, d.topic, target);
-        let meta = (d.modern && rng.percent(60)).then(|| {
+    /// The chairman's synthesis.
+    fn stage3(
+        &mut self,
+        out: &mut RowWriter<'_, '_>,
+        d: &Deliberation<'_>,
+    ) -> rusqlite::Result<()> {
+        out.body.clear();
+        let target = out.rng.range(1500, 3400) as usize;
+        text::answer(&mut out.body, out.rng, d.topic, target);
+        let meta = (d.modern && out.rng.percent(60)).then(|| {
             let mut m = String::new();
-            text::meta_evaluation(&mut m, rng, d.topic);
+            text::meta_evaluation(&mut m, out.rng, d.topic);
             m
         });
-        st.stage3.execute(params![
+        out.st.stage3.execute(params![
             take(&mut self.ids.stage3),
             d.message_id,
             d.chairman,
-            body,
+            out.body.as_str(),
             meta,
-            clock.next()
+            out.clock.next()
         ])?;
         self.count(Table::Stage3);
+        Ok(())
+    }
 
-        let mut label_to_model = String::from("{");
-        for (i, member) in d.council.iter().enumerate() {
-            json::key(&mut label_to_model, i == 0, &text::label(i));
-            json::string(&mut label_to_model, member.model);
-        }
-        label_to_model.push('}');
-        let (aggregate, top) = aggregate_json(d, &parsed_orders, &confidence);
-        let aggregate = (d.modern || !rng.percent(25)).then_some(aggregate);
-        let consensus = (d.modern && rng.percent(70)).then(|| {
-            let agree = parsed_orders
-                .iter()
-                .filter(|o| o.first() == top.as_ref())
-                .count() as i64;
-            let total = parsed_orders.len().max(1) as i64;
-            let agreement = (agree * 200 + total) / (2 * total);
-            let mut c = String::from("{");
-            json::key(&mut c, true, "agreement");
-            json::decimal(&mut c, agreement, 2);
-            json::key(&mut c, false, "kendall_w");
-            json::decimal(&mut c, rng.range(20, 99) as i64, 2);
-            json::key(&mut c, false, "top_choice");
-            match top {
-                Some(i) => json::string(&mut c, &text::label(i)),
-                None => c.push_str("null"),
-            }
-            json::key(&mut c, false, "unanimous");
-            json::bool(&mut c, agreement == 100);
-            c.push('}');
-            c
-        });
-        let features = if d.modern {
-            let mut f = String::from("{");
-            json::key(&mut f, true, "confidence_scoring");
-            json::bool(&mut f, confidence.iter().any(Option::is_some));
-            json::key(&mut f, false, "debate");
-            json::bool(&mut f, debate);
-            json::key(&mut f, false, "rubric_scoring");
-            json::bool(&mut f, rubric);
-            json::key(&mut f, false, "self_consistency");
-            json::bool(&mut f, d.council.iter().any(|m| m.sample_id.is_some()));
-            json::key(&mut f, false, "voting_method");
-            match d.voting {
-                Some(v) => json::string(&mut f, v),
-                None => f.push_str("null"),
-            }
-            f.push('}');
-            Some(f)
-        } else if rng.percent(50) {
-            Some(String::from(
-                "{\"debate\": false, \"rubric_scoring\": false}",
-            ))
-        } else {
-            None
-        };
-        let stage1_consensus = (d.modern && rng.percent(50)).then(|| {
-            let mut s = String::from("{");
-            json::key(&mut s, true, "mean_similarity");
-            json::decimal(&mut s, rng.range(40, 95) as i64, 2);
-            json::key(&mut s, false, "clusters");
-            json::int(&mut s, rng.range(1, 3) as i64);
-            json::key(&mut s, false, "outlier");
-            if rng.percent(50) {
-                s.push_str("null");
-            } else {
-                json::string(&mut s, &text::label(rng.below(k as u64) as usize));
-            }
-            s.push('}');
-            s
-        });
-        let debate_history = debate.then(|| {
-            let mut h = String::from("[{\"round\": 1, \"rankings\": [");
-            for (i, (member, order)) in d.council.iter().zip(&first_rounds).enumerate() {
-                json::separator(&mut h, i == 0);
-                h.push('{');
-                json::key(&mut h, true, "evaluator");
-                json::string(&mut h, member.model);
-                json::key(&mut h, false, "ranking");
-                let labels: Vec<String> = order.iter().map(|&i| text::label(i)).collect();
-                json::string_array(&mut h, &labels);
-                h.push('}');
-            }
-            h.push_str("]}, {\"round\": 2, \"changed_positions\": ");
-            json::int(&mut h, rng.range(0, k as u64) as i64);
-            h.push_str(", \"converged\": ");
-            json::bool(&mut h, rng.percent(60));
-            h.push_str("}]");
-            h
-        });
-        st.metadata.execute(params![
+    /// The deliberation's metadata row: who was who, the aggregate ranking
+    /// and what the app made of it.
+    fn metadata(
+        &mut self,
+        out: &mut RowWriter<'_, '_>,
+        d: &Deliberation<'_>,
+        confidence: &[Option<i64>],
+        rankings: &Rankings,
+    ) -> rusqlite::Result<()> {
+        let (aggregate, top) = aggregate_json(d, &rankings.parsed_orders, confidence);
+        let aggregate = (d.modern || !out.rng.percent(25)).then_some(aggregate);
+        let consensus = (d.modern && out.rng.percent(70))
+            .then(|| consensus_json(out.rng, &rankings.parsed_orders, top));
+        let features = features_json(out.rng, d, confidence, rankings);
+        let stage1_consensus = (d.modern && out.rng.percent(50))
+            .then(|| stage1_consensus_json(out.rng, d.council.len()));
+        let debate_history = rankings
+            .debate
+            .then(|| debate_history_json(out.rng, d, &rankings.first_rounds));
+        out.st.metadata.execute(params![
             take(&mut self.ids.metadata),
             d.message_id,
-            label_to_model,
+            label_to_model_json(d),
             aggregate,
             consensus,
             features,
             stage1_consensus,
             debate_history,
             d.voting,
-            clock.next()
+            out.clock.next()
         ])?;
         self.count(Table::Metadata);
         Ok(())
@@ -839,6 +777,233 @@ impl Generator {
         }
         Ok(())
     }
+}
+
+/// What a conversation's deliberations are written with: the statements,
+/// the conversation's content stream and clock, and one buffer for every
+/// long text.
+struct RowWriter<'a, 'c> {
+    st: &'a mut Statements<'c>,
+    rng: &'a mut Rng,
+    clock: &'a mut Clock,
+    body: String,
+}
+
+/// What one conversation is, drawn before any of its rows.
+struct Plan {
+    start: i64,
+    form: TsForm,
+    modern: bool,
+    id: String,
+    topic: &'static Topic,
+    exchanges: usize,
+    council: Vec<Member>,
+    chairman: &'static str,
+    voting: Option<&'static str>,
+}
+
+/// The times of a conversation's rows, in row order.
+struct Timeline {
+    /// the conversation's start, then one per row of each exchange
+    times: Vec<i64>,
+    /// when the user asked each question
+    user_times: Vec<i64>,
+    /// the last row's time
+    last: i64,
+}
+
+fn timeline(trng: &mut Rng, start: i64, exchanges: usize, k: usize) -> Timeline {
+    let mut times = Vec::with_capacity(1 + exchanges * (2 * k + 4));
+    let mut user_times = Vec::with_capacity(exchanges);
+    let mut t = start;
+    times.push(t);
+    for e in 0..exchanges {
+        let gap = if e == 0 {
+            trng.range(1, 20) as i64 * SECOND
+        } else {
+            match trng.weighted(&[80, 15, 5]) {
+                0 => trng.range(30, 20 * 60) as i64 * SECOND,
+                1 => trng.range(1, 24 * 60) as i64 * MINUTE,
+                _ => trng.range(1, 30) as i64 * DAY,
+            }
+        } + trng.below(SECOND as u64) as i64;
+        tick(&mut t, trng, gap);
+        times.push(t);
+        user_times.push(t);
+        // The deliberation runs, then the app stores all of its rows.
+        let thinking = trng.range(8 * SECOND as u64, 120 * SECOND as u64) as i64;
+        tick(&mut t, trng, thinking);
+        times.push(t);
+        for _ in 0..2 * k + 2 {
+            let d = trng.range(150, 4000) as i64;
+            tick(&mut t, trng, d);
+            times.push(t);
+        }
+    }
+    Timeline {
+        times,
+        user_times,
+        last: t,
+    }
+}
+
+/// What stage 2 leaves for the metadata.
+struct Rankings {
+    /// a second round after a debate
+    debate: bool,
+    rubric: bool,
+    /// the rankings that parsed, best first
+    parsed_orders: Vec<Vec<usize>>,
+    /// each evaluator's ranking before the debate
+    first_rounds: Vec<Vec<usize>>,
+}
+
+/// `prefix` and then `len` characters of `alphabet`.
+fn random_token(rng: &mut Rng, prefix: &str, alphabet: &[u8], len: usize) -> String {
+    let mut token = String::from(prefix);
+    for _ in 0..len {
+        token.push(char::from(rng.pick(alphabet)));
+    }
+    token
+}
+
+fn key_permissions_json(rng: &mut Rng) -> String {
+    let permissions: &[&str] = match rng.weighted(&[60, 15, 10, 10, 5]) {
+        0 => &["read", "write", "stream"],
+        1 => &["read"],
+        2 => &["read", "stream"],
+        3 => &["read", "write"],
+        _ => &["admin", "read", "write", "stream"],
+    };
+    let mut out = String::new();
+    json::string_array(&mut out, permissions);
+    out
+}
+
+fn key_metadata_json(rng: &mut Rng) -> String {
+    let mut m = String::from("{");
+    json::key(&mut m, true, "owner");
+    json::string(
+        &mut m,
+        rng.pick(&[
+            "zoë@example.com",
+            "ops@example.com",
+            "田中@example.jp",
+            "ci-bot",
+        ]),
+    );
+    json::key(&mut m, false, "team");
+    json::string(&mut m, rng.pick(&["platform", "data", "growth", "R&D"]));
+    if rng.percent(50) {
+        json::key(&mut m, false, "created_via");
+        json::string(&mut m, rng.pick(&["cli", "admin-ui", "api"]));
+    }
+    m.push('}');
+    m
+}
+
+fn label_to_model_json(d: &Deliberation<'_>) -> String {
+    let mut out = String::from("{");
+    for (i, member) in d.council.iter().enumerate() {
+        json::key(&mut out, i == 0, &text::label(i));
+        json::string(&mut out, member.model);
+    }
+    out.push('}');
+    out
+}
+
+/// How far the evaluators agree on the winner `top`.
+fn consensus_json(rng: &mut Rng, parsed_orders: &[Vec<usize>], top: Option<usize>) -> String {
+    let agree = parsed_orders
+        .iter()
+        .filter(|o| o.first() == top.as_ref())
+        .count() as i64;
+    let total = parsed_orders.len().max(1) as i64;
+    let agreement = (agree * 200 + total) / (2 * total);
+    let mut c = String::from("{");
+    json::key(&mut c, true, "agreement");
+    json::decimal(&mut c, agreement, 2);
+    json::key(&mut c, false, "kendall_w");
+    json::decimal(&mut c, rng.range(20, 99) as i64, 2);
+    json::key(&mut c, false, "top_choice");
+    match top {
+        Some(i) => json::string(&mut c, &text::label(i)),
+        None => c.push_str("null"),
+    }
+    json::key(&mut c, false, "unanimous");
+    json::bool(&mut c, agreement == 100);
+    c.push('}');
+    c
+}
+
+/// The features the deliberation used; older app versions recorded fewer,
+/// or none.
+fn features_json(
+    rng: &mut Rng,
+    d: &Deliberation<'_>,
+    confidence: &[Option<i64>],
+    rankings: &Rankings,
+) -> Option<String> {
+    if !d.modern {
+        return rng
+            .percent(50)
+            .then(|| String::from("{\"debate\": false, \"rubric_scoring\": false}"));
+    }
+    let mut f = String::from("{");
+    json::key(&mut f, true, "confidence_scoring");
+    json::bool(&mut f, confidence.iter().any(Option::is_some));
+    json::key(&mut f, false, "debate");
+    json::bool(&mut f, rankings.debate);
+    json::key(&mut f, false, "rubric_scoring");
+    json::bool(&mut f, rankings.rubric);
+    json::key(&mut f, false, "self_consistency");
+    json::bool(&mut f, d.council.iter().any(|m| m.sample_id.is_some()));
+    json::key(&mut f, false, "voting_method");
+    match d.voting {
+        Some(v) => json::string(&mut f, v),
+        None => f.push_str("null"),
+    }
+    f.push('}');
+    Some(f)
+}
+
+/// How alike the `k` stage-1 answers were.
+fn stage1_consensus_json(rng: &mut Rng, k: usize) -> String {
+    let mut s = String::from("{");
+    json::key(&mut s, true, "mean_similarity");
+    json::decimal(&mut s, rng.range(40, 95) as i64, 2);
+    json::key(&mut s, false, "clusters");
+    json::int(&mut s, rng.range(1, 3) as i64);
+    json::key(&mut s, false, "outlier");
+    if rng.percent(50) {
+        s.push_str("null");
+    } else {
+        json::string(&mut s, &text::label(rng.below(k as u64) as usize));
+    }
+    s.push('}');
+    s
+}
+
+/// The rankings before the debate, and how the second round moved them.
+fn debate_history_json(rng: &mut Rng, d: &Deliberation<'_>, first_rounds: &[Vec<usize>]) -> String {
+    let k = d.council.len();
+    let mut h = String::from("[{\"round\": 1, \"rankings\": [");
+    for (i, (member, order)) in d.council.iter().zip(first_rounds).enumerate() {
+        json::separator(&mut h, i == 0);
+        h.push('{');
+        json::key(&mut h, true, "evaluator");
+        json::string(&mut h, member.model);
+        json::key(&mut h, false, "ranking");
+        let labels: Vec<String> = order.iter().map(|&i| text::label(i)).collect();
+        json::string_array(&mut h, &labels);
+        h.push('}');
+    }
+    h.push_str("]}, {\"round\": 2, \"changed_positions\": ");
+    json::int(&mut h, rng.range(0, k as u64) as i64);
+    h.push_str(", \"converged\": ");
+    json::bool(&mut h, rng.percent(60));
+    h.push_str("}]");
+    h
 }
 
 struct Deliberation<'a> {

@@ -521,25 +521,6 @@ fn options_parse_from_cli_text() {
     }
 }
 
-/// `cargo test --release -- --ignored --nocapture benchmark_3000`
-#[test]
-#[ignore]
-fn benchmark_3000() {
-    let dir = TempDir::new("bench");
-    let started = std::time::Instant::now();
-    let summary = write(&dir.path("council.db"), &options(3000, SchemaVersion::V2)).expect("write");
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "3000 conversations: {} rows, {} bytes ({:.1} MB), {seconds:.2} s",
-        summary.rows(),
-        summary.bytes,
-        summary.bytes as f64 / 1e6
-    );
-    for (table, rows) in &summary.tables {
-        println!("  {table}: {rows}");
-    }
-}
-
 /// Samples of other sizes or seeds share no id in any table, so one imported
 /// after another never conflicts; the same options give the same ids.
 #[test]
