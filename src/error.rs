@@ -4,7 +4,7 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
-use crate::sqlstate::SqlState;
+use crate::sqlstate::{self, SqlState};
 
 /// The error code PostgreSQL packs from a five-character SQLSTATE such as
 /// "22P02" (its MAKE_SQLSTATE macro).
@@ -35,6 +35,150 @@ pub fn report(
         report = report.set_hint(hint);
     }
     report
+}
+
+/// Every error the extension raises of its own, with its SQLSTATE, DETAIL
+/// and HINT. The value mapping's, the file's and the cache key's errors
+/// have their own enums and conversions.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the llm_council extension is not installed in this database")]
+    ExtensionMissing,
+    #[error("the council table {0} is missing")]
+    CouncilTableMissing(&'static str),
+    #[error("the table response_cache is missing")]
+    CacheTableMissing,
+    #[error("llm_council needs a database with encoding UTF8")]
+    NotUtf8Database,
+    /// `object` lacks `privilege`, which the caller needs because `why`.
+    #[error("permission denied for {object}")]
+    PermissionDenied {
+        object: String,
+        privilege: String,
+        why: String,
+    },
+    #[error("permission denied to read a server file with {0}")]
+    ServerFileDenied(&'static str),
+    #[error("council_import does not support row-level security on table {0}")]
+    RowLevelSecurity(&'static str),
+    #[error("permission denied for table response_cache")]
+    CacheEventDenied {
+        event: String,
+        privilege: &'static str,
+    },
+    #[error("unknown cache event \"{0}\"")]
+    UnknownCacheEvent(String),
+    #[error("models must not contain NULL")]
+    NullModel,
+    #[error("unknown import mode \"{0}\"")]
+    UnknownMode(String),
+    #[error("council_import: table {table} has columns the council schema does not: {}", .columns.join(", "))]
+    ExtraColumns {
+        table: &'static str,
+        columns: Vec<String>,
+    },
+    #[error("this transaction has uploaded no file")]
+    NoUpload,
+    #[error("could not store the upload in the server's temporary space: {error}")]
+    UploadSpaceFull { error: std::io::Error, stored: u64 },
+    #[error("council_upload_stream_append() appends rows inserted into council_upload_stream")]
+    NotUploadTrigger,
+    #[error("council_upload_stream holds one bytea column: {0}")]
+    UploadColumn(String),
+    #[error("llm_council: canceling statement due to user request")]
+    Canceled,
+    /// A query of the extension's own failed: nothing the caller did.
+    #[error("llm_council: internal query failed: {0}")]
+    InternalQuery(String),
+    #[error("council_import: COPY into {table} inserted {inserted} rows, expected {expected}")]
+    CopyCount {
+        table: &'static str,
+        inserted: u64,
+        expected: i64,
+    },
+}
+
+impl Error {
+    pub fn sqlstate(&self) -> SqlState {
+        match self {
+            Error::ExtensionMissing | Error::NoUpload => sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            Error::CouncilTableMissing(_) | Error::CacheTableMissing => sqlstate::UNDEFINED_TABLE,
+            Error::NotUtf8Database => sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
+            Error::PermissionDenied { .. }
+            | Error::ServerFileDenied(_)
+            | Error::CacheEventDenied { .. } => sqlstate::INSUFFICIENT_PRIVILEGE,
+            Error::RowLevelSecurity(_) => sqlstate::FEATURE_NOT_SUPPORTED,
+            Error::UnknownCacheEvent(_) | Error::UnknownMode(_) => {
+                sqlstate::INVALID_PARAMETER_VALUE
+            }
+            Error::NullModel => sqlstate::NULL_VALUE_NOT_ALLOWED,
+            Error::ExtraColumns { .. } => sqlstate::INVALID_COLUMN_REFERENCE,
+            Error::UploadSpaceFull { .. } => sqlstate::DISK_FULL,
+            Error::NotUploadTrigger => sqlstate::TRIGGER_PROTOCOL_VIOLATED,
+            Error::UploadColumn(_) => sqlstate::DATATYPE_MISMATCH,
+            Error::Canceled => sqlstate::QUERY_CANCELED,
+            Error::InternalQuery(_) | Error::CopyCount { .. } => sqlstate::INTERNAL_ERROR,
+        }
+    }
+
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Error::PermissionDenied { object, privilege, why } => {
+                Some(format!("{privilege} on {object} is missing: {why}"))
+            }
+            Error::ServerFileDenied(_) => Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
+            Error::RowLevelSecurity(_) => Some("the import writes through COPY's machinery, and COPY FROM refuses tables whose row-level security applies to the caller".into()),
+            Error::CacheEventDenied { event, privilege } => {
+                Some(format!("counting a {event} needs {privilege} on response_cache"))
+            }
+            Error::ExtraColumns { .. } => {
+                Some("their values have no place in PostgreSQL and would be lost".into())
+            }
+            Error::NoUpload => {
+                Some("an upload lives until the end of the transaction that sent it".into())
+            }
+            Error::UploadSpaceFull { stored, .. } => Some(format!("{stored} bytes were stored")),
+            _ => None,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            Error::CouncilTableMissing(_) => {
+                "ALTER EXTENSION llm_council UPDATE, or re-create the table from a dump"
+            }
+            Error::NotUtf8Database => "create the database with ENCODING 'UTF8'",
+            Error::PermissionDenied { .. } => {
+                "council_import needs SELECT and INSERT on the council tables, UPDATE, DELETE or \
+                 TRUNCATE on them for its lock (as LOCK TABLE … IN SHARE ROW EXCLUSIVE MODE does), \
+                 and UPDATE on their identity sequences; council_verify and uploads need SELECT"
+            }
+            Error::ServerFileDenied(function) => {
+                return Some(format!("upload the file instead (council-loader does): council_upload, then {function}_upload()"))
+            }
+            Error::RowLevelSecurity(_) => "import as the tables' owner or a role with BYPASSRLS",
+            Error::CacheEventDenied { .. } => {
+                "the cache functions count their own events; there is no need to call this"
+            }
+            Error::UnknownCacheEvent(_) => "the events are hit, miss, eviction and expiration",
+            Error::NullModel => "pass the model names the app deliberated with",
+            Error::UnknownMode(_) => "mode is 'strict' (stop at the first bad row) or 'quarantine' (keep bad rows in council_import_rejects)",
+            Error::ExtraColumns { .. } => "run with mode => 'quarantine' to import the rows without them (a WARNING counts what is left out)",
+            Error::NoUpload => "in one transaction: SELECT council_upload(chunk) for each piece of the file, then SELECT * FROM council_import_upload()",
+            Error::UploadSpaceFull { .. } => {
+                "free space in the data directory's base/pgsql_tmp or a temp_tablespaces entry"
+            }
+            _ => return None,
+        };
+        Some(hint.into())
+    }
+}
+
+impl From<Error> for ErrorReport {
+    #[track_caller]
+    fn from(err: Error) -> ErrorReport {
+        report(err.sqlstate(), err.to_string(), err.detail(), err.hint())
+    }
 }
 
 #[cfg(test)]

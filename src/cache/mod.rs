@@ -1,7 +1,6 @@
 //! The app's response cache, kept in PostgreSQL so that every app instance
 //! shares it.
 
-use crate::sqlstate;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -39,14 +38,7 @@ fn council_cache_key(
         .iter()
         .map(|model| model.as_deref())
         .collect::<Option<Vec<&str>>>()
-        .ok_or_else(|| {
-            crate::error::report(
-                sqlstate::NULL_VALUE_NOT_ALLOWED,
-                "models must not contain NULL",
-                None,
-                Some("pass the model names the app deliberated with".into()),
-            )
-        })?;
+        .ok_or(crate::error::Error::NullModel)?;
     Ok(key::cache_key(
         query,
         &models,

@@ -11,9 +11,8 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::shmem::PGRXSharedMemory;
 
-use crate::error::report;
+use crate::error::Error;
 use crate::postgres::{backend, extension, spi};
-use crate::sqlstate;
 
 #[derive(Default)]
 pub struct Counters {
@@ -71,14 +70,7 @@ fn find_cache_table() -> Result<pg_sys::Oid, ErrorReport> {
         "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
         &[QuotedIdentifier::qualified(&schema, "response_cache").into()],
     )?
-    .ok_or_else(|| {
-        report(
-            sqlstate::UNDEFINED_TABLE,
-            "the table response_cache is missing",
-            None,
-            None,
-        )
-    })?;
+    .ok_or(Error::CacheTableMissing)?;
     CACHE_TABLE.store(relid.to_u32(), Ordering::Relaxed);
     Ok(relid)
 }
@@ -120,29 +112,14 @@ fn council_cache_count_event(event: &str, n: i64) -> Result<(), ErrorReport> {
     let (privilege, privilege_name) = match event {
         "hit" | "miss" => (pg_sys::ACL_UPDATE, "UPDATE"),
         "eviction" | "expiration" => (pg_sys::ACL_DELETE, "DELETE"),
-        other => {
-            return Err(report(
-                sqlstate::INVALID_PARAMETER_VALUE,
-                format!(
-                    "unknown cache event \"{}\"",
-                    crate::mapping::text::cut(other, 40)
-                ),
-                None,
-                Some("the events are hit, miss, eviction and expiration".into()),
-            ))
-        }
+        other => return Err(Error::UnknownCacheEvent(crate::mapping::text::cut(other, 40)).into()),
     };
     if !may(privilege)? {
-        return Err(report(
-            sqlstate::INSUFFICIENT_PRIVILEGE,
-            "permission denied for table response_cache",
-            Some(format!(
-                "counting a {event} needs {privilege_name} on response_cache"
-            )),
-            Some(
-                "the cache functions count their own events; there is no need to call this".into(),
-            ),
-        ));
+        return Err(Error::CacheEventDenied {
+            event: event.to_owned(),
+            privilege: privilege_name,
+        }
+        .into());
     }
     let Some(counters) = counters() else {
         return Ok(());

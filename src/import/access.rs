@@ -10,10 +10,9 @@ use pgrx::prelude::*;
 use council_app::QuotedIdentifier;
 
 use super::tables::{Kind, TABLES};
-use crate::error::report;
+use crate::error::Error;
 use crate::postgres::backend::{self, current_user as user};
 use crate::postgres::spi;
-use crate::sqlstate;
 
 /// A council table, resolved once per call.
 #[derive(Clone, Copy, Debug)]
@@ -41,14 +40,7 @@ fn relid(schema: &QuotedIdentifier, name: &'static str) -> Result<pg_sys::Oid, E
         "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
         &[qualified.into()],
     )?
-    .ok_or_else(|| {
-        report(
-            sqlstate::UNDEFINED_TABLE,
-            format!("the council table {name} is missing"),
-            None,
-            Some("ALTER EXTENSION llm_council UPDATE, or re-create the table from a dump".into()),
-        )
-    })
+    .ok_or_else(|| Error::CouncilTableMissing(name).into())
 }
 
 fn has(relid: pg_sys::Oid, privileges: u32) -> bool {
@@ -65,17 +57,12 @@ fn has(relid: pg_sys::Oid, privileges: u32) -> bool {
 }
 
 fn denied(object: &str, missing: &str, why: &str) -> ErrorReport {
-    report(
-        sqlstate::INSUFFICIENT_PRIVILEGE,
-        format!("permission denied for {object}"),
-        Some(format!("{missing} on {object} is missing: {why}")),
-        Some(
-            "council_import needs SELECT and INSERT on the council tables, UPDATE, DELETE or \
-             TRUNCATE on them for its lock (as LOCK TABLE … IN SHARE ROW EXCLUSIVE MODE does), \
-             and UPDATE on their identity sequences; council_verify and uploads need SELECT"
-                .into(),
-        ),
-    )
+    Error::PermissionDenied {
+        object: object.to_owned(),
+        privilege: missing.to_owned(),
+        why: why.to_owned(),
+    }
+    .into()
 }
 
 /// Checks `privilege` on every council table and names the first table
@@ -141,12 +128,7 @@ pub fn check_import(schema: &QuotedIdentifier, tables: &[CouncilTable]) -> Resul
         // SAFETY: a catalog lookup; noError = true returns instead of raising.
         let rls = unsafe { pg_sys::check_enable_rls(table.relid, pg_sys::InvalidOid, true) };
         if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
-            return Err(report(
-                sqlstate::FEATURE_NOT_SUPPORTED,
-                format!("council_import does not support row-level security on table {}", table.name),
-                Some("the import writes through COPY's machinery, and COPY FROM refuses tables whose row-level security applies to the caller".into()),
-                Some("import as the tables' owner or a role with BYPASSRLS".into()),
-            ));
+            return Err(Error::RowLevelSecurity(table.name).into());
         }
     }
     Ok(())
@@ -169,7 +151,7 @@ fn check_sequence(table: &CouncilTable) -> Result<(), ErrorReport> {
 
 /// Reading a server file is for superusers and members of
 /// pg_read_server_files, as for `COPY … FROM 'file'`.
-pub fn check_server_file_access(function: &str) -> Result<(), ErrorReport> {
+pub fn check_server_file_access(function: &'static str) -> Result<(), ErrorReport> {
     // SAFETY: catalog lookups for the current user.
     let allowed = unsafe {
         pg_sys::superuser()
@@ -181,12 +163,7 @@ pub fn check_server_file_access(function: &str) -> Result<(), ErrorReport> {
     if allowed {
         Ok(())
     } else {
-        Err(report(
-            sqlstate::INSUFFICIENT_PRIVILEGE,
-            format!("permission denied to read a server file with {function}"),
-            Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
-            Some(format!("upload the file instead (council-loader does): council_upload, then {function}_upload()")),
-        ))
+        Err(Error::ServerFileDenied(function).into())
     }
 }
 

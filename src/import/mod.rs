@@ -28,10 +28,9 @@ use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::error::report;
+use crate::error::{report, Error};
 use crate::postgres::backend::{self, ActiveSnapshot};
 use crate::postgres::{extension, interrupts, subtransaction, temp_space};
-use crate::sqlstate;
 use decision::KeySet;
 use source::{Source, SourceError};
 
@@ -46,15 +45,9 @@ impl Mode {
         match text {
             "strict" => Ok(Mode::Strict),
             "quarantine" => Ok(Mode::Quarantine),
-            other => Err(report(
-                sqlstate::INVALID_PARAMETER_VALUE,
-                format!(
-                    "unknown import mode \"{}\"",
-                    crate::mapping::text::cut(other, row::SHOWN_CHARS)
-                ),
-                None,
-                Some("mode is 'strict' (stop at the first bad row) or 'quarantine' (keep bad rows in council_import_rejects)".into()),
-            )),
+            other => {
+                Err(Error::UnknownMode(crate::mapping::text::cut(other, row::SHOWN_CHARS)).into())
+            }
         }
     }
 }
@@ -125,16 +118,11 @@ fn refuse_extra_columns(layout: &[source::TableLayout]) -> Result<(), ErrorRepor
     let Some(extra) = layout.iter().find(|l| !l.extra_columns.is_empty()) else {
         return Ok(());
     };
-    Err(report(
-        sqlstate::INVALID_COLUMN_REFERENCE,
-        format!(
-            "council_import: table {} has columns the council schema does not: {}",
-            extra.table.name,
-            extra.extra_columns.join(", ")
-        ),
-        Some("their values have no place in PostgreSQL and would be lost".into()),
-        Some("run with mode => 'quarantine' to import the rows without them (a WARNING counts what is left out)".into()),
-    ))
+    Err(Error::ExtraColumns {
+        table: extra.table.name,
+        columns: extra.extra_columns.clone(),
+    }
+    .into())
 }
 
 /// The import itself, shared by the path and the upload forms.

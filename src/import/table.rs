@@ -14,7 +14,7 @@ use super::row::{self, Key, Problem};
 use super::source::{Source, TableLayout};
 use super::tables::{Kind, Table, TABLES};
 use super::{compare, Mode, Run, TableReport};
-use crate::error::report;
+use crate::error::{report, Error};
 use crate::postgres::{copy, spi};
 use crate::sqlstate;
 
@@ -189,15 +189,12 @@ impl TableImport {
     /// tables that refer to this one.
     fn finish(self, run: &mut Run, inserted: u64, seen: i64) -> Result<TableReport, ErrorReport> {
         if i64::try_from(inserted).ok() != Some(self.imported) {
-            return Err(report(
-                sqlstate::INTERNAL_ERROR,
-                format!(
-                    "council_import: COPY into {} inserted {inserted} rows, expected {}",
-                    self.table.name, self.imported
-                ),
-                None,
-                None,
-            ));
+            return Err(Error::CopyCount {
+                table: self.table.name,
+                inserted,
+                expected: self.imported,
+            }
+            .into());
         }
         rejects::save(&run.schema, self.table, &self.rejects)?;
         let report_row = TableReport {

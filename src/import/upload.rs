@@ -22,11 +22,10 @@ use std::path::PathBuf;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::error::report;
+use crate::error::Error;
 use crate::postgres::backend::local_transaction;
 use crate::postgres::temp_space::TransactionFile;
 use crate::postgres::{extension, spi};
-use crate::sqlstate;
 
 /// This backend's upload, with the transaction it belongs to. A file of an
 /// earlier transaction was closed and removed by that transaction's end; it
@@ -108,12 +107,7 @@ pub fn current_path() -> Result<PathBuf, ErrorReport> {
 }
 
 fn no_upload() -> ErrorReport {
-    report(
-        sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
-        "this transaction has uploaded no file",
-        Some("an upload lives until the end of the transaction that sent it".into()),
-        Some("in one transaction: SELECT council_upload(chunk) for each piece of the file, then SELECT * FROM council_import_upload()".into()),
-    )
+    Error::NoUpload.into()
 }
 
 /// Appends a piece of a council.db to this transaction's upload and returns
@@ -132,25 +126,14 @@ fn council_upload_stream_append<'a>(
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
     let Some(row) = trigger.new() else {
         // Only an INSTEAD OF INSERT trigger on the view calls this.
-        report(
-            sqlstate::TRIGGER_PROTOCOL_VIOLATED,
-            "council_upload_stream_append() appends rows inserted into council_upload_stream",
-            None,
-            None,
-        )
-        .report(PgLogLevel::ERROR);
+        ErrorReport::from(Error::NotUploadTrigger).report(PgLogLevel::ERROR);
         return Ok(None);
     };
     let appended = match row.get_by_index::<&[u8]>(first_column()) {
         Ok(Some(chunk)) => append(chunk).map(|_| ()),
         // A NULL chunk appends nothing, as an empty one does.
         Ok(None) => Ok(()),
-        Err(err) => Err(report(
-            sqlstate::DATATYPE_MISMATCH,
-            format!("council_upload_stream holds one bytea column: {err}"),
-            None,
-            None,
-        )),
+        Err(err) => Err(Error::UploadColumn(err.to_string()).into()),
     };
     if let Err(err) = appended {
         err.report(PgLogLevel::ERROR);

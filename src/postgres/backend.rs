@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 
-use crate::error::report;
-use crate::sqlstate;
+use crate::error::Error;
 
 /// Whether the postmaster is loading the library from
 /// shared_preload_libraries right now: the one time shared memory, workers
@@ -26,12 +25,7 @@ pub fn check_utf8_database() -> Result<(), ErrorReport> {
     if unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32 {
         return Ok(());
     }
-    Err(report(
-        sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
-        "llm_council needs a database with encoding UTF8",
-        None,
-        Some("create the database with ENCODING 'UTF8'".into()),
-    ))
+    Err(Error::NotUtf8Database.into())
 }
 
 /// The server's data directory, where relative paths start.

@@ -5,19 +5,11 @@ use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 
 use super::spi;
-use crate::error::report;
-use crate::sqlstate;
+use crate::error::Error;
 
 /// The extension's schema, quoted for SQL text.
 pub fn schema() -> Result<QuotedIdentifier, ErrorReport> {
     spi::read_one::<String>(EXTENSION_QUERY, &[])?
         .map(|name| QuotedIdentifier::new(&name))
-        .ok_or_else(|| {
-            report(
-                sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                "the llm_council extension is not installed in this database",
-                None,
-                None,
-            )
-        })
+        .ok_or_else(|| Error::ExtensionMissing.into())
 }

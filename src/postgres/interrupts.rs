@@ -4,8 +4,7 @@
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 
-use crate::error::report;
-use crate::sqlstate;
+use crate::error::Error;
 
 /// Whether an interrupt waits: SQLite's progress handler asks this, and
 /// stops the statement it runs.
@@ -24,10 +23,5 @@ pub fn check() {
 /// PostgreSQL's own, raised here if it is still pending.
 pub fn canceled() -> ErrorReport {
     check();
-    report(
-        sqlstate::QUERY_CANCELED,
-        "llm_council: canceling statement due to user request",
-        None,
-        None,
-    )
+    Error::Canceled.into()
 }

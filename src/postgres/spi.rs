@@ -5,8 +5,7 @@ use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::error::report;
-use crate::sqlstate;
+use crate::error::Error;
 
 /// The first column of the first row of a read-only query, or None. Unlike
 /// `Spi::get_one`, it takes no transaction id.
@@ -39,10 +38,5 @@ pub fn read_texts(query: &str) -> Result<Vec<String>, ErrorReport> {
 /// A query of the extension's own that failed: nothing the caller did, so
 /// XX000, with SPI's own words.
 pub fn internal_query_failed(err: pgrx::spi::Error) -> ErrorReport {
-    report(
-        sqlstate::INTERNAL_ERROR,
-        format!("llm_council: internal query failed: {err}"),
-        None,
-        None,
-    )
+    Error::InternalQuery(err.to_string()).into()
 }

@@ -20,8 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 
-use crate::error::report;
-use crate::sqlstate;
+use crate::error::Error;
 
 /// Where PostgreSQL keeps temporary files of the default tablespace,
 /// relative to the data directory, which is the backend's working directory.
@@ -124,13 +123,11 @@ impl TransactionFile {
                 )
             };
             if written != amount {
-                let err = io::Error::last_os_error();
-                return Err(report(
-                    sqlstate::DISK_FULL,
-                    format!("could not store the upload in the server's temporary space: {err}"),
-                    Some(format!("{} bytes were stored", self.size)),
-                    Some("free space in the data directory's base/pgsql_tmp or a temp_tablespaces entry".into()),
-                ));
+                return Err(Error::UploadSpaceFull {
+                    error: io::Error::last_os_error(),
+                    stored: self.size,
+                }
+                .into());
             }
             self.size += piece.len() as u64;
         }
