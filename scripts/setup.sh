@@ -25,6 +25,11 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
+# The test suite lints with clippy; rustup's minimal profile leaves it out.
+if ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add clippy
+fi
+
 pgrx_version=$(sed -n 's/^pgrx = "=\([0-9.]*\)"/\1/p' Cargo.toml)
 if ! cargo pgrx --version 2>/dev/null | grep -qF " $pgrx_version"; then
     echo "setup: installing cargo-pgrx $pgrx_version"

@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
-echo "== loader unit tests"
-cargo test --locked -p council-loader --lib --bins
+echo "== lints (every unsafe block documented, no warnings)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+echo "== unit tests of the loader and the shared crates"
+cargo test --locked -p council-loader -p council-app -p council-file --lib --bins
 
 echo "== extension unit and in-database tests"
 # PostgreSQL refuses to run as root: the test cluster runs as `postgres`, in a

@@ -240,7 +240,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_import_rejects_i
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:118
+-- src/cache/stats.rs:110
 -- llm_council::cache::stats::council_cache_count_event
 CREATE  FUNCTION "council_cache_count_event"(
 	"event" TEXT, /* & str */
@@ -252,7 +252,7 @@ AS 'MODULE_PATHNAME', 'council_cache_count_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/mod.rs:12
+-- src/cache/mod.rs:11
 -- requires:
 --   schema
 --   stats::council_cache_count_event
@@ -422,13 +422,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:217
+-- src/cache/stats.rs:194
 -- llm_council::cache::stats::council_cache_counters
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/mod.rs:31
+-- src/cache/mod.rs:30
 -- llm_council::cache::council_cache_key
 CREATE  FUNCTION "council_cache_key"(
 	"query" TEXT, /* & str */
@@ -442,7 +442,7 @@ AS 'MODULE_PATHNAME', 'council_cache_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:163
+-- src/cache/stats.rs:140
 -- llm_council::cache::stats::council_cache_stats
 CREATE  FUNCTION "council_cache_stats"() RETURNS TABLE (
 	"entries" bigint,  /* i64 */
@@ -461,7 +461,7 @@ AS 'MODULE_PATHNAME', 'council_cache_stats_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:220
+-- src/import/mod.rs:208
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -481,7 +481,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:296
+-- src/import/mod.rs:284
 -- requires:
 --   council_import_path
 
@@ -489,7 +489,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:246
+-- src/import/mod.rs:234
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -509,7 +509,7 @@ AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:273
+-- src/import/mod.rs:261
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -528,7 +528,7 @@ AS 'MODULE_PATHNAME', 'council_import_streamed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:121
+-- src/import/upload.rs:115
 -- llm_council::import::upload::council_upload
 CREATE  FUNCTION "council_upload"(
 	"chunk" bytea /* & [u8] */
@@ -540,10 +540,9 @@ AS 'MODULE_PATHNAME', 'council_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:200
+-- src/import/upload.rs:183
 -- requires:
 --   council_upload
-
 
 -- The streamed route for clients: COPY council_upload_stream FROM STDIN
 -- (FORMAT binary), one bytea per row, appends to this transaction's upload.
@@ -563,7 +562,7 @@ GRANT INSERT ON council_upload_stream TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:174
+-- src/import/upload.rs:157
 -- llm_council::import::upload::council_upload_large_object
 CREATE  FUNCTION "council_upload_large_object"(
 	"large_object" oid /* pg_sys :: Oid */
@@ -635,7 +634,7 @@ AS 'MODULE_PATHNAME', 'council_verify_streamed_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:129
+-- src/import/upload.rs:123
 -- llm_council::import::upload::council_upload_stream_append
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

@@ -15,25 +15,20 @@ pub const COUNCIL: [&str; 8] = [
 
 /// The tables of the app's schema version 1: the first six of [`COUNCIL`].
 pub const COUNCIL_V1: [&str; 6] = [
-    "conversations",
-    "messages",
-    "stage1_responses",
-    "stage2_rankings",
-    "stage3_synthesis",
-    "deliberation_metadata",
+    COUNCIL[0], COUNCIL[1], COUNCIL[2], COUNCIL[3], COUNCIL[4], COUNCIL[5],
 ];
 
 /// Every table the extension creates: the council tables, the response
 /// cache and the import's quarantine.
 pub const EXTENSION: [&str; 10] = [
-    "conversations",
-    "messages",
-    "stage1_responses",
-    "stage2_rankings",
-    "stage3_synthesis",
-    "deliberation_metadata",
-    "api_keys",
-    "api_key_audit_log",
+    COUNCIL[0],
+    COUNCIL[1],
+    COUNCIL[2],
+    COUNCIL[3],
+    COUNCIL[4],
+    COUNCIL[5],
+    COUNCIL[6],
+    COUNCIL[7],
     "response_cache",
     "council_import_rejects",
 ];

@@ -170,6 +170,20 @@ impl ReadOnly {
 /// How many times a copy of a database that keeps changing is tried.
 const COPY_TRIES: u32 = 3;
 
+/// The file read where it lies, under SQLite's own locks.
+fn in_place(path: &Path, flags: OpenFlags, journal: Journal) -> Result<ReadOnly, OpenError> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| OpenError::Sqlite {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(ReadOnly {
+        conn,
+        journal,
+        snapshot: None,
+        unlocked: None,
+    })
+}
+
 /// Opens `path` read-only (plus `flags`) without creating, changing or
 /// removing any file beside it. `private_dir` makes the directory a copy goes
 /// to when the `-wal` file holds rows; it should be readable by nobody else.
@@ -195,13 +209,7 @@ pub fn open(
         source,
     };
     if journal == Journal::Rollback {
-        let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-        return Ok(ReadOnly {
-            conn,
-            journal,
-            snapshot: None,
-            unlocked: None,
-        });
+        return in_place(path, flags, journal);
     }
     let wal = wal_path(path);
     let wal_rows = match fs::File::open(&wal) {
@@ -233,13 +241,7 @@ pub fn open(
         Ok(copy) => copy,
         Err(OpenError::Changing { .. }) if shm_path(path).exists() => {
             // A live writer: read in place, under its locks.
-            let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
-            return Ok(ReadOnly {
-                conn,
-                journal,
-                snapshot: None,
-                unlocked: None,
-            });
+            return in_place(path, flags, journal);
         }
         Err(other) => return Err(other),
     };

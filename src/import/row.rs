@@ -147,130 +147,118 @@ pub fn map_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, 
         }
         return Ok(Value::Null);
     }
-    match column.kind {
-        Kind::ConversationId => {
-            let text = text_of(column, value)?;
-            let mapped = mapping::conversation_id::map(&text);
+    let not_a = |what: &str| {
+        problem(
+            column,
+            value,
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("is not {what}"),
+        )
+    };
+    match (column.kind, value) {
+        (Kind::ConversationId, _) => {
+            let mapped = mapping::conversation_id::map(&text_of(column, value)?);
             Ok(Value::Conversation {
                 id: mapped.id,
                 legacy_id: mapped.legacy_id,
             })
         }
-        Kind::ConversationRef => {
-            let text = text_of(column, value)?;
-            Ok(Value::Uuid(mapping::conversation_id::map(&text).id))
-        }
-        Kind::BigInt => match value {
-            ValueRef::Integer(v) => Ok(Value::BigInt(v)),
-            _ => Err(problem(
-                column,
-                value,
-                sqlstate::INVALID_TEXT_REPRESENTATION,
-                "is not an integer",
-            )),
-        },
-        Kind::Integer => match value {
-            ValueRef::Integer(v) => i32::try_from(v).map(Value::Integer).map_err(|_| {
+        (Kind::ConversationRef, _) => Ok(Value::Uuid(
+            mapping::conversation_id::map(&text_of(column, value)?).id,
+        )),
+        (Kind::BigInt, ValueRef::Integer(v)) => Ok(Value::BigInt(v)),
+        (Kind::Integer, ValueRef::Integer(v)) => {
+            i32::try_from(v).map(Value::Integer).map_err(|_| {
                 problem(
                     column,
                     value,
                     sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
                     "does not fit in a 32-bit integer",
                 )
-            }),
-            _ => Err(problem(
-                column,
-                value,
-                sqlstate::INVALID_TEXT_REPRESENTATION,
-                "is not an integer",
-            )),
-        },
-        Kind::Double => match value {
-            ValueRef::Real(v) => Ok(Value::Double(v)),
-            // Integers past 2^53 would change as a double.
-            ValueRef::Integer(v) if v.unsigned_abs() <= 1 << 53 => Ok(Value::Double(v as f64)),
-            _ => Err(problem(
-                column,
-                value,
-                sqlstate::INVALID_TEXT_REPRESENTATION,
-                "is not a number",
-            )),
-        },
-        Kind::Boolean => match value {
-            ValueRef::Integer(v) => mapping::boolean(v)
-                .map(Value::Boolean)
-                .map_err(|err| problem(column, value, err.sqlstate(), err.to_string())),
-            _ => Err(problem(
-                column,
-                value,
-                sqlstate::INVALID_TEXT_REPRESENTATION,
-                "is not 0 or 1",
-            )),
-        },
-        Kind::Text { max_chars, allowed } => {
-            let text = text_of(column, value)?;
-            if let Some(max) = max_chars {
-                if text.chars().count() > max {
-                    return Err(problem(
-                        column,
-                        value,
-                        sqlstate::STRING_DATA_RIGHT_TRUNCATION,
-                        format!("is longer than the {max} characters the column holds"),
-                    ));
-                }
-            }
-            if let Some(allowed) = allowed {
-                if !allowed.contains(&text.as_ref()) {
-                    return Err(problem(
-                        column,
-                        value,
-                        sqlstate::CHECK_VIOLATION,
-                        format!("is not one of {}", allowed.join(", ")),
-                    ));
-                }
-            }
-            Ok(Value::Text(text))
+            })
         }
-        Kind::Timestamp => {
-            let parsed = match value {
-                ValueRef::Integer(v) => mapping::timestamp::parse_epoch_integer(v).map(Some),
-                ValueRef::Real(v) => mapping::timestamp::parse_epoch_real(v).map(Some),
-                _ => {
-                    let text = text_of(column, value)?;
-                    mapping::timestamp::parse(&text)
-                }
-            };
-            match parsed {
-                Ok(Some(time)) => Ok(Value::Timestamp(time)),
-                Ok(None) if column.not_null => Err(problem(
-                    column,
-                    value,
-                    sqlstate::NOT_NULL_VIOLATION,
-                    "is empty, but the column is NOT NULL",
-                )),
-                Ok(None) => Ok(Value::Null),
-                Err(err) => Err(problem(column, value, err.sqlstate(), err.to_string())),
-            }
+        (Kind::BigInt | Kind::Integer, _) => Err(not_a("an integer")),
+        (Kind::Double, ValueRef::Real(v)) => Ok(Value::Double(v)),
+        // Integers past 2^53 would change as a double.
+        (Kind::Double, ValueRef::Integer(v)) if v.unsigned_abs() <= 1 << 53 => {
+            Ok(Value::Double(v as f64))
         }
-        Kind::Json => {
-            let text = text_of(column, value)?;
-            // '' is what the app's JSON migration wrote for "nothing".
-            if text.trim().is_empty() {
-                if column.not_null {
-                    return Err(problem(
-                        column,
-                        value,
-                        sqlstate::NOT_NULL_VIOLATION,
-                        "is empty, but the column is NOT NULL",
-                    ));
-                }
-                return Ok(Value::Null);
-            }
-            mapping::json::validate(&text)
-                .map_err(|err| problem(column, value, err.sqlstate(), err.to_string()))?;
-            Ok(Value::Json(text))
+        (Kind::Double, _) => Err(not_a("a number")),
+        (Kind::Boolean, ValueRef::Integer(v)) => mapping::boolean(v)
+            .map(Value::Boolean)
+            .map_err(|err| problem(column, value, err.sqlstate(), err.to_string())),
+        (Kind::Boolean, _) => Err(not_a("0 or 1")),
+        (Kind::Text { max_chars, allowed }, _) => text_value(column, value, max_chars, allowed),
+        (Kind::Timestamp, _) => timestamp_value(column, value),
+        (Kind::Json, _) => json_value(column, value),
+    }
+}
+
+fn text_value<'a>(
+    column: &Column,
+    value: ValueRef<'a>,
+    max_chars: Option<usize>,
+    allowed: Option<&'static [&'static str]>,
+) -> Result<Value<'a>, Problem> {
+    let text = text_of(column, value)?;
+    if let Some(max) = max_chars {
+        if text.chars().count() > max {
+            return Err(problem(
+                column,
+                value,
+                sqlstate::STRING_DATA_RIGHT_TRUNCATION,
+                format!("is longer than the {max} characters the column holds"),
+            ));
         }
     }
+    if let Some(allowed) = allowed {
+        if !allowed.contains(&text.as_ref()) {
+            return Err(problem(
+                column,
+                value,
+                sqlstate::CHECK_VIOLATION,
+                format!("is not one of {}", allowed.join(", ")),
+            ));
+        }
+    }
+    Ok(Value::Text(text))
+}
+
+fn timestamp_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, Problem> {
+    let parsed = match value {
+        ValueRef::Integer(v) => mapping::timestamp::parse_epoch_integer(v).map(Some),
+        ValueRef::Real(v) => mapping::timestamp::parse_epoch_real(v).map(Some),
+        _ => mapping::timestamp::parse(&text_of(column, value)?),
+    };
+    match parsed {
+        Ok(Some(time)) => Ok(Value::Timestamp(time)),
+        Ok(None) => empty(column, value),
+        Err(err) => Err(problem(column, value, err.sqlstate(), err.to_string())),
+    }
+}
+
+fn json_value<'a>(column: &Column, value: ValueRef<'a>) -> Result<Value<'a>, Problem> {
+    let text = text_of(column, value)?;
+    // '' is what the app's JSON migration wrote for "nothing".
+    if text.trim().is_empty() {
+        return empty(column, value);
+    }
+    mapping::json::validate(&text)
+        .map_err(|err| problem(column, value, err.sqlstate(), err.to_string()))?;
+    Ok(Value::Json(text))
+}
+
+/// An empty time or document: NULL, where the column allows it.
+fn empty<'a>(column: &Column, value: ValueRef<'_>) -> Result<Value<'a>, Problem> {
+    if column.not_null {
+        return Err(problem(
+            column,
+            value,
+            sqlstate::NOT_NULL_VIOLATION,
+            "is empty, but the column is NOT NULL",
+        ));
+    }
+    Ok(Value::Null)
 }
 
 /// Maps every council column of a row (the first `table.columns.len()`

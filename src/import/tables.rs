@@ -286,6 +286,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_specs_are_the_apps_tables_in_its_order() {
+        let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+        assert_eq!(names, council_app::tables::COUNCIL);
+    }
+
+    #[test]
     fn parents_come_before_their_children() {
         for (i, table) in TABLES.iter().enumerate() {
             if let Some(parent) = table.parent {

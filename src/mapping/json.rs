@@ -11,7 +11,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 /// recursion limit is 128, and reaching it fails, so 127 is the real bound.
 /// Kept on purpose: PostgreSQL would accept deeper documents, but nothing
 /// the app writes comes close.
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg(test)]
 pub const MAX_DEPTH: usize = 127;
 
 /// Largest `dscale` (digits after the decimal point) a stored numeric holds.

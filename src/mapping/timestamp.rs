@@ -31,9 +31,9 @@ const BAD_OFFSET: &str = "expected a UTC offset such as +00:00, +0000, +00 or Z"
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub const MIN: Timestamp = Timestamp(MIN_UNIX_MICROS);
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub const MAX: Timestamp = Timestamp(MAX_UNIX_MICROS);
 
     pub fn from_unix_micros(micros: i64) -> Result<Self, TimestampError> {
@@ -46,7 +46,7 @@ impl Timestamp {
 
     /// Microseconds since 1970-01-01 00:00:00 UTC.
     #[must_use]
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub fn unix_micros(self) -> i64 {
         self.0
     }

@@ -1,6 +1,7 @@
 //! Shared pieces of the integration tests: a cluster with the extension
 //! installed, rows in every table, and fingerprints to compare databases by.
 
+// Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
