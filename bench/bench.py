@@ -409,11 +409,13 @@ def upload_benchmark(args, url, sizes, fixture_of):
     return results
 
 
-def pgbench(args, url, script, seconds):
+def pgbench(args, url, script, seconds, settings=""):
+    """8 clients running `script` against bench_cache; `settings` go into
+    each session (PGOPTIONS)."""
     result = subprocess.run(
         ["pgbench", "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds), "-f", script,
          db_url(url, "bench_cache")],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env={**os.environ, "PGOPTIONS": settings},
     )
     transactions = tps = None
     for line in result.stdout.splitlines():
@@ -455,6 +457,56 @@ def cache_benchmark(args, url):
     return statistics.median(results["get"]), statistics.median(results["update"]), hits, total
 
 
+def trim_cache(conn, bound):
+    """Bounded puts until the cache is back within its bound and the slack
+    it may exceed it by (a put evicts at most 1000), then a vacuum, so that
+    each run starts alike."""
+    slack = min(bound // 64, 64)
+    with conn.cursor() as cur:
+        cur.execute(f"SET llm_council.cache_max_entries = {bound}")
+        while True:
+            cur.execute("SELECT council_cache_put('trim', 'q', '[]', '[]', '{}', '{}')")
+            cur.execute("SELECT count(*) FROM response_cache")
+            if cur.fetchone()[0] <= bound + slack:
+                break
+        cur.execute("RESET llm_council.cache_max_entries")
+    conn.commit()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE response_cache")
+    conn.autocommit = False
+
+
+def cache_put_benchmark(args, url):
+    """Puts of new keys into a cache of --cache-entries entries, unbounded (it
+    grows) and bounded at that many (each put's share of the evictions), in
+    turns."""
+    conn = fresh_database(url, "bench_cache")
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT count(*) FROM (SELECT council_cache_put('seed' || i, 'q', '[{{\"model\": \"m\"}}]', '[]', "
+            f"'{{\"response\": \"r\"}}', '{{}}', interval '1 day') FROM generate_series(1, {args.cache_entries}) i) s"
+        )
+    conn.commit()
+    script = os.path.join(args.work, "cache-put.sql")
+    with open(script, "w") as f:
+        f.write("\\set k random(1, 1000000000)\n"
+                "SELECT 1 FROM council_cache_put('k' || :k, 'q', '[{\"model\": \"m\"}]', '[]', "
+                "'{\"response\": \"r\"}', '{}', interval '1 day');\n")
+    results = {"unbounded": [], "bounded": []}
+    for n in range(args.cache_rounds):
+        for name in (["unbounded", "bounded"] if n % 2 == 0 else ["bounded", "unbounded"]):
+            trim_cache(conn, args.cache_entries)
+            bound = args.cache_entries if name == "bounded" else 0
+            tps, _ = pgbench(args, url, script, args.cache_seconds, f"-c llm_council.cache_max_entries={bound}")
+            results[name].append(tps)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), (SELECT sum(entries) FROM response_cache_size) FROM response_cache")
+        entries, counted = cur.fetchone()
+    conn.close()
+    return statistics.median(results["unbounded"]), statistics.median(results["bounded"]), entries, counted
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -468,6 +520,7 @@ def main():
     parser.add_argument("--memory", default="3000,18000")
     parser.add_argument("--cache-seconds", type=int, default=20)
     parser.add_argument("--cache-rounds", type=int, default=2)
+    parser.add_argument("--cache-entries", type=int, default=100_000)
     parser.add_argument("--output", help="write the markdown report here")
     args = parser.parse_args()
 
@@ -527,6 +580,9 @@ def main():
     uploads = upload_benchmark(args, args.url, [int(c) for c in args.memory.split(",") if c], fixture_of)
 
     get_tps, update_tps, hits, gets = cache_benchmark(args, args.url)
+    unbounded_tps, bounded_tps, entries, counted = cache_put_benchmark(args, args.url)
+    print(f"  cache put: {unbounded_tps:,.0f} tps unbounded, {bounded_tps:,.0f} tps bounded "
+          f"({unbounded_tps / bounded_tps:.2f}× the time)", file=sys.stderr)
 
     lines = []
     out = lines.append
@@ -578,6 +634,11 @@ def main():
         f"`council_cache_get` {get_tps:,.0f} tps, the hand-written `UPDATE … RETURNING` {update_tps:,.0f} tps: "
         f"{get_tps / update_tps:.2f}×; hit_count sum {hits:,} for {gets:,} gets and updates "
         f"({'exact' if hits == gets else 'NOT exact'}).")
+    out("")
+    out(f"Cache puts of new keys into {args.cache_entries:,} entries, same pgbench: unbounded {unbounded_tps:,.0f} tps, "
+        f"with `llm_council.cache_max_entries = {args.cache_entries}` {bounded_tps:,.0f} tps: a bounded put takes "
+        f"{unbounded_tps / bounded_tps:.2f}× the time of an unbounded one; after the last run "
+        f"{entries:,} entries, counted {counted:,}.")
     report = "\n".join(lines)
     print(report)
     if args.output:

@@ -214,6 +214,120 @@ fn a_put_over_the_bound_evicts_the_least_recently_used() {
     assert_eq!(keys(&mut client).len(), 4, "0 means no bound");
 }
 
+/// The entries response_cache holds, and the count its triggers keep.
+fn counted(client: &mut Client) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM response_cache),
+                    (SELECT sum(entries)::bigint FROM response_cache_size)",
+            &[],
+        )
+        .expect("count");
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn a_bounded_cache_holds_its_bound_under_concurrent_puts_with_an_exact_count() {
+    let cluster = common::cluster();
+    let mut admin = common::database_with_extension(&cluster, "cache");
+    const BOUND: i64 = 640;
+    const CLIENTS: i64 = 8;
+    const PUTS: i64 = 300;
+    // An app role: privileges on the cache only, none on the count.
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE app LOGIN PASSWORD 'app-secret';
+             GRANT SELECT, INSERT, UPDATE, DELETE ON response_cache TO app;
+             GRANT USAGE ON SEQUENCE response_cache_id_seq TO app;
+             ALTER ROLE app SET llm_council.cache_max_entries = {BOUND};"
+        ))
+        .expect("app role");
+    std::thread::scope(|scope| {
+        for n in 0..CLIENTS {
+            let cluster = &cluster;
+            scope.spawn(move || {
+                let mut client = cluster
+                    .connect_as("cache", "app", "app-secret")
+                    .expect("connect as app");
+                for i in 0..PUTS {
+                    put(&mut client, &format!("c{n}-{i}"), None);
+                }
+            });
+        }
+    });
+    let (entries, count) = counted(&mut admin);
+    assert_eq!(entries, count, "the count is exact");
+    // Evictions come in batches of a 64th of the bound, one put at a time;
+    // puts that found another evicting leave theirs to the next put.
+    let slack = BOUND / 64;
+    assert!(
+        (BOUND..=BOUND + slack + CLIENTS).contains(&entries),
+        "{entries} entries for a bound of {BOUND}"
+    );
+    // The survivors are the most recently used, here the newest: their ids
+    // run up to the last, but for puts that overlapped in time.
+    let row = admin
+        .query_one("SELECT min(id), max(id) FROM response_cache", &[])
+        .expect("ids");
+    let (oldest, newest): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(newest, CLIENTS * PUTS, "every put took an id");
+    assert!(
+        oldest >= newest - entries - 2 * CLIENTS,
+        "entry {oldest} survived among the {entries} newest of {newest}"
+    );
+}
+
+#[test]
+fn the_entry_count_follows_every_way_entries_come_and_go() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "cache");
+    for key in ["a", "b", "c", "d"] {
+        put(&mut client, key, None);
+    }
+    put(&mut client, "a", None);
+    assert_eq!(
+        counted(&mut client),
+        (4, 4),
+        "a put that replaces adds none"
+    );
+    client
+        .query_one("SELECT council_cache_invalidate('b')", &[])
+        .expect("invalidate");
+    put(&mut client, "gone", Some("1 millisecond"));
+    std::thread::sleep(Duration::from_millis(5));
+    client
+        .query_one("SELECT council_cache_expire()", &[])
+        .expect("expire");
+    assert_eq!(counted(&mut client), (3, 3));
+    // The app's own statements count too.
+    client
+        .batch_execute(
+            "INSERT INTO response_cache (cache_key, query_hash) VALUES ('x', 'q'), ('y', 'q');
+             DELETE FROM response_cache WHERE cache_key = 'c';",
+        )
+        .expect("app statements");
+    assert_eq!(counted(&mut client), (4, 4));
+    client
+        .batch_execute("TRUNCATE response_cache")
+        .expect("truncate");
+    assert_eq!(counted(&mut client), (0, 0));
+    // A writer that bypasses the triggers is caught up with by expiry.
+    client
+        .batch_execute(
+            "ALTER TABLE response_cache DISABLE TRIGGER USER;
+             INSERT INTO response_cache (cache_key, query_hash) SELECT 'r' || i, 'q' FROM generate_series(1, 5) i;
+             ALTER TABLE response_cache ENABLE TRIGGER USER;",
+        )
+        .expect("bypass");
+    assert_eq!(counted(&mut client), (5, 0));
+    client
+        .query_one("SELECT council_cache_expire()", &[])
+        .expect("expire");
+    assert_eq!(counted(&mut client), (5, 5));
+    put(&mut client, "after", None);
+    assert_eq!(counted(&mut client), (6, 6));
+}
+
 #[test]
 fn concurrent_gets_count_every_hit_and_expiry_never_blocks_them() {
     let cluster = common::cluster();
