@@ -563,3 +563,59 @@ fn another_os_user_cannot_reach_the_private_cluster() {
         "{hba}"
     );
 }
+
+/// The cache's count trigger runs with its owner's rights and no SET
+/// clause: a role that puts its own operators first on its search_path must
+/// not get them run as the owner, nor skew the count.
+#[test]
+fn the_cache_count_trigger_runs_no_callers_code() {
+    let cluster = common::cluster();
+    let mut admin = common::database_with_extension(&cluster, "council");
+    let mut mallory = role(
+        &cluster,
+        &mut admin,
+        "council",
+        "mallory",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON response_cache TO mallory;
+         GRANT USAGE ON SEQUENCE response_cache_id_seq TO mallory;
+         CREATE SCHEMA evil AUTHORIZATION mallory;",
+    );
+    mallory
+        .batch_execute(
+            "CREATE TABLE evil.calls (who text);
+             CREATE FUNCTION evil.add(bigint, bigint) RETURNS bigint LANGUAGE sql AS
+                 $$ INSERT INTO evil.calls VALUES (current_user) RETURNING 1000000::bigint $$;
+             CREATE OPERATOR evil.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.add);
+             CREATE FUNCTION evil.mod(integer, integer) RETURNS integer LANGUAGE sql AS
+                 $$ INSERT INTO evil.calls VALUES (current_user) RETURNING 0 $$;
+             CREATE OPERATOR evil.% (LEFTARG = integer, RIGHTARG = integer, FUNCTION = evil.mod);
+             GRANT ALL ON evil.calls TO PUBLIC;
+             SET search_path = evil, public, pg_catalog;",
+        )
+        .expect("mallory's trap");
+    for key in ["a", "b", "c"] {
+        mallory
+            .execute(
+                "SELECT council_cache_put($1, 'q', '[]', '[]', '{}', '{}')",
+                &[&key],
+            )
+            .expect("put");
+    }
+    mallory
+        .execute("SELECT council_cache_invalidate('a')", &[])
+        .expect("invalidate");
+    let calls: i64 = admin
+        .query_one("SELECT count(*) FROM evil.calls", &[])
+        .expect("calls")
+        .get(0);
+    assert_eq!(calls, 0, "mallory's operators never ran");
+    let counted: i64 = admin
+        .query_one("SELECT sum(entries)::bigint FROM response_cache_size", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(counted, 2);
+    let err = mallory
+        .execute("UPDATE response_cache_size SET entries = 1000000", &[])
+        .expect_err("the count is read-only to roles");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err:?}");
+}
