@@ -462,6 +462,10 @@ def trim_cache(conn, bound):
     it may exceed it by (a put evicts at most 1000), then a vacuum, so that
     each run starts alike."""
     slack = min(bound // 64, 64)
+    conn.commit()
+    # Each put its own transaction: one transaction's evictions would leave
+    # its later puts to step over the rows its earlier ones deleted.
+    conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f"SET llm_council.cache_max_entries = {bound}")
         while True:
@@ -470,9 +474,6 @@ def trim_cache(conn, bound):
             if cur.fetchone()[0] <= bound + slack:
                 break
         cur.execute("RESET llm_council.cache_max_entries")
-    conn.commit()
-    conn.autocommit = True
-    with conn.cursor() as cur:
         cur.execute("VACUUM ANALYZE response_cache")
     conn.autocommit = False
 
@@ -501,7 +502,8 @@ def cache_put_benchmark(args, url):
             tps, _ = pgbench(args, url, script, args.cache_seconds, f"-c llm_council.cache_max_entries={bound}")
             results[name].append(tps)
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*), (SELECT sum(entries) FROM response_cache_size) FROM response_cache")
+        cur.execute("SELECT count(*), coalesce(pg_sequence_last_value('response_cache_inserted'), 0) "
+                    "- coalesce(pg_sequence_last_value('response_cache_removed'), 0) FROM response_cache")
         entries, counted = cur.fetchone()
     conn.close()
     return statistics.median(results["unbounded"]), statistics.median(results["bounded"]), entries, counted

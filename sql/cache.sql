@@ -7,23 +7,22 @@
 -- column names. Every function pins search_path, so a caller's search_path
 -- cannot redirect a name.
 
--- How many entries response_cache holds, kept exact by the table's own
--- statement triggers, so that a bounded put learns the count without
--- counting. The count is spread over 16 slots, each backend adding to its
--- own, so that concurrent writers seldom wait for one another; the sum is
--- the count. council_cache_expire() reconciles it with the table, should a
--- writer have bypassed the triggers (pg_restore --disable-triggers).
-CREATE TABLE @extschema@.response_cache_size (
-    slot    smallint PRIMARY KEY CHECK (slot BETWEEN 0 AND 15),
-    entries bigint NOT NULL,
-    -- With fillfactor 10, a page of its own for each slot: writers of
-    -- different slots never wait for the same page, and the old versions a
-    -- busy slot leaves stay on its page, not on every reader's way.
-    padding char(900) NOT NULL DEFAULT ''
-) WITH (fillfactor = 10);
-INSERT INTO @extschema@.response_cache_size (slot, entries)
-SELECT slot, CASE WHEN slot = 0 THEN (SELECT count(*) FROM @extschema@.response_cache) ELSE 0 END
-FROM generate_series(0, 15) slot;
+-- How many entries response_cache holds, kept by the table's own statement
+-- triggers, so that a bounded put learns the count without counting: the
+-- rows ever inserted less the rows ever removed, each a sequence. A
+-- sequence is shared memory with no row versions: no writer waits for
+-- another, and nothing bloats however many puts run. Sequences are not
+-- rolled back, so a put that fails after its insert counts until
+-- council_cache_expire() (and so the expiry worker) reconciles the count
+-- with the table, as it also does should a writer bypass the triggers
+-- (pg_restore --disable-triggers).
+CREATE SEQUENCE @extschema@.response_cache_inserted MINVALUE 0 START 1;
+CREATE SEQUENCE @extschema@.response_cache_removed MINVALUE 0 START 1;
+SELECT pg_catalog.setval('@extschema@.response_cache_inserted', count(*))
+FROM @extschema@.response_cache HAVING count(*) > 0;
+
+-- The count is no secret: it is what council_cache_stats() reports.
+GRANT SELECT ON @extschema@.response_cache_inserted, @extschema@.response_cache_removed TO PUBLIC;
 
 -- Owned by the extension's owner and run with its rights: a role that may
 -- write response_cache keeps the count without the right to change it.
@@ -32,49 +31,36 @@ FROM generate_series(0, 15) slot;
 CREATE FUNCTION @extschema@.council_cache_size_count() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 AS $$
-DECLARE
-    delta pg_catalog.int8;
 BEGIN
-    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        UPDATE @extschema@.response_cache_size SET entries = 0;
-        RETURN NULL;
-    ELSIF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        SELECT pg_catalog.count(*) INTO delta FROM inserted;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        PERFORM pg_catalog.nextval('@extschema@.response_cache_inserted') FROM inserted;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        PERFORM pg_catalog.nextval('@extschema@.response_cache_removed') FROM deleted;
     ELSE
-        SELECT OPERATOR(pg_catalog.-) pg_catalog.count(*) INTO delta FROM deleted;
-    END IF;
-    IF delta OPERATOR(pg_catalog.<>) 0 THEN
-        UPDATE @extschema@.response_cache_size s
-        SET entries = s.entries OPERATOR(pg_catalog.+) delta
-        WHERE s.slot OPERATOR(pg_catalog.=) (pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.%) 16);
+        -- TRUNCATE: everything inserted is gone.
+        PERFORM pg_catalog.setval('@extschema@.response_cache_removed',
+            COALESCE(pg_catalog.pg_sequence_last_value('@extschema@.response_cache_inserted'), 0));
     END IF;
     RETURN NULL;
 END
 $$;
 
--- The count is no secret: it is what council_cache_stats() reports.
-GRANT SELECT ON @extschema@.response_cache_size TO PUBLIC;
-
--- Makes the count agree with the table again. The two, read in one
--- snapshot, agree unless a writer bypassed the triggers; what commits later
--- adds its own change. Skips the correction while a writer holds slot 0:
--- the next call makes it. Returns the correction.
+-- Makes the count agree with the table again; returns the correction.
+-- Writers running meanwhile may leave it off by their own rows, which the
+-- next call corrects.
 CREATE FUNCTION @extschema@.council_cache_size_reconcile() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    difference bigint;
+    inserted bigint := coalesce(pg_sequence_last_value('@extschema@.response_cache_inserted'), 0);
+    removed bigint := coalesce(pg_sequence_last_value('@extschema@.response_cache_removed'), 0);
+    entries bigint := (SELECT count(*) FROM @extschema@.response_cache);
 BEGIN
-    SELECT (SELECT count(*) FROM @extschema@.response_cache)
-           - (SELECT sum(s.entries) FROM @extschema@.response_cache_size s)
-    INTO difference;
-    IF difference <> 0 THEN
-        UPDATE @extschema@.response_cache_size s SET entries = s.entries + difference
-        WHERE s.slot = (SELECT z.slot FROM @extschema@.response_cache_size z WHERE z.slot = 0
-                        FOR UPDATE SKIP LOCKED);
+    IF entries <> inserted - removed THEN
+        PERFORM setval('@extschema@.response_cache_inserted', entries + removed);
     END IF;
-    RETURN difference;
+    RETURN entries - (inserted - removed);
 END
 $$;
 
@@ -144,7 +130,8 @@ BEGIN
     RETURNING c.* INTO entry;
 
     IF max_entries > 0 THEN
-        SELECT sum(s.entries) INTO total FROM @extschema@.response_cache_size s;
+        total := coalesce(pg_sequence_last_value('@extschema@.response_cache_inserted'), 0)
+                 - coalesce(pg_sequence_last_value('@extschema@.response_cache_removed'), 0);
     END IF;
     -- Evictions come in batches: a put evicts once the cache is a 64th of
     -- its bound (at most 64 entries) over it, and takes it back to the
@@ -157,17 +144,21 @@ BEGIN
         -- cost grows with the entries evicted, not with the cache. Rows
         -- another session holds are being hit right now: not least recently
         -- used. At most 1000 per put, so that lowering the bound never
-        -- makes one put slow; the puts after it evict the rest.
-        WITH victims AS (
-            SELECT c.id FROM @extschema@.response_cache c
-            WHERE c.id <> entry.id
-            ORDER BY coalesce(c.last_hit_at, c.created_at), c.id
-            LIMIT least(total - max_entries, 1000)
-            FOR UPDATE SKIP LOCKED
-        ), gone AS (
-            DELETE FROM @extschema@.response_cache c USING victims v WHERE c.id = v.id RETURNING 1
-        )
-        SELECT count(*) INTO evicted FROM gone;
+        -- makes one put slow; the puts after it evict the rest. EXECUTE
+        -- plans it for the LIMIT at hand: a cached generic plan guesses a
+        -- tenth of the table, and sorts all of it.
+        EXECUTE 'WITH victims AS (
+                     SELECT c.id FROM @extschema@.response_cache c
+                     WHERE c.id <> $1
+                     ORDER BY coalesce(c.last_hit_at, c.created_at), c.id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 ), gone AS (
+                     DELETE FROM @extschema@.response_cache c USING victims v
+                     WHERE c.id = v.id RETURNING 1
+                 )
+                 SELECT count(*) FROM gone'
+        INTO evicted USING entry.id, least(total - max_entries, 1000);
         IF evicted > 0 THEN
             PERFORM @extschema@.council_cache_count_event('eviction', evicted);
         END IF;

@@ -219,7 +219,8 @@ fn counted(client: &mut Client) -> (i64, i64) {
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM response_cache),
-                    (SELECT sum(entries)::bigint FROM response_cache_size)",
+                    coalesce(pg_sequence_last_value('response_cache_inserted'), 0)
+                    - coalesce(pg_sequence_last_value('response_cache_removed'), 0)",
             &[],
         )
         .expect("count");
