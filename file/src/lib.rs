@@ -10,8 +10,11 @@
 //!
 //! - a rollback-journal file is opened read-only where it lies;
 //! - a WAL-mode file with no committed rows outside it (no `-wal`, or an
-//!   empty one) is opened as immutable, which needs neither `-wal` nor `-shm`;
-//! - a WAL-mode file whose `-wal` holds rows is copied, with its `-wal`,
+//!   empty one) and no `-shm` (no app has it open) is opened as immutable,
+//!   which needs neither `-wal` nor `-shm`;
+//! - a WAL-mode file whose `-wal` holds rows, or that an app may have open
+//!   (a `-shm` beside it: its next commit would land in `-wal` while an
+//!   immutable read runs), is copied, with its `-wal`,
 //!   into a private directory the caller names, and opened there. A copy
 //!   taken while the files changed is taken again; the rows in `-wal` are
 //!   never left out.
@@ -170,12 +173,17 @@ impl ReadOnly {
 /// How many times a copy of a database that keeps changing is tried.
 const COPY_TRIES: u32 = 3;
 
-/// The file read where it lies, under SQLite's own locks.
+/// The file read where it lies, under SQLite's own locks. A writer holds
+/// them for the moment of its commit; the read waits that long rather than
+/// fail.
 fn in_place(path: &Path, flags: OpenFlags, journal: Journal) -> Result<ReadOnly, OpenError> {
-    let conn = Connection::open_with_flags(path, flags).map_err(|source| OpenError::Sqlite {
+    let sqlite = |source| OpenError::Sqlite {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+    conn.busy_timeout(std::time::Duration::from_secs(1))
+        .map_err(sqlite)?;
     Ok(ReadOnly {
         conn,
         journal,
@@ -217,7 +225,7 @@ pub fn open(
         Err(err) if err.kind() == io::ErrorKind::NotFound => false,
         Err(err) => return Err(access(Part::Wal, &wal)(err)),
     };
-    if !wal_rows {
+    if !wal_rows && !shm_path(path).exists() {
         let unlocked = Unlocked {
             path: path.to_owned(),
             stamp: stamp(path).map_err(access(Part::Database, path))?,
