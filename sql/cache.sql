@@ -137,7 +137,7 @@ BEGIN
     -- bound, so that the puts between pay nothing for it. One put evicts at
     -- a time: two would each evict the same excess. The lock is the
     -- transaction's, keyed by response_cache's oid.
-    IF total > max_entries + least(max_entries / 64, 64)
+    IF max_entries > 0 AND total > max_entries + least(max_entries / 64, 64)
        AND pg_try_advisory_xact_lock('@extschema@.response_cache'::regclass::oid::integer, 0) THEN
         -- The least recently used go, oldest first along idx_cache_lru: the
         -- cost grows with the entries evicted, not with the cache. Rows

@@ -240,7 +240,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_import_rejects_i
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:110
+-- src/cache/stats.rs:105
 -- llm_council::cache::stats::council_cache_count_event
 CREATE  FUNCTION "council_cache_count_event"(
 	"event" TEXT, /* & str */
@@ -396,7 +396,7 @@ BEGIN
     -- bound, so that the puts between pay nothing for it. One put evicts at
     -- a time: two would each evict the same excess. The lock is the
     -- transaction's, keyed by response_cache's oid.
-    IF total > max_entries + least(max_entries / 64, 64)
+    IF max_entries > 0 AND total > max_entries + least(max_entries / 64, 64)
        AND pg_try_advisory_xact_lock('@extschema@.response_cache'::regclass::oid::integer, 0) THEN
         -- The least recently used go, oldest first along idx_cache_lru: the
         -- cost grows with the entries evicted, not with the cache. Rows
@@ -506,7 +506,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:194
+-- src/cache/stats.rs:189
 -- llm_council::cache::stats::council_cache_counters
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -526,7 +526,7 @@ AS 'MODULE_PATHNAME', 'council_cache_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:140
+-- src/cache/stats.rs:135
 -- llm_council::cache::stats::council_cache_stats
 CREATE  FUNCTION "council_cache_stats"() RETURNS TABLE (
 	"entries" bigint,  /* i64 */
@@ -624,7 +624,7 @@ AS 'MODULE_PATHNAME', 'council_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:183
+-- src/import/upload.rs:179
 -- requires:
 --   council_upload
 
@@ -646,7 +646,7 @@ GRANT INSERT ON council_upload_stream TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/upload.rs:157
+-- src/import/upload.rs:153
 -- llm_council::import::upload::council_upload_large_object
 CREATE  FUNCTION "council_upload_large_object"(
 	"large_object" oid /* pg_sys :: Oid */

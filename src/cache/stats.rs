@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use council_app::QuotedIdentifier;
 use pgrx::atomics::PgAtomic;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -65,12 +64,8 @@ fn counts() -> Counts {
 static CACHE_TABLE: AtomicU32 = AtomicU32::new(0);
 
 fn find_cache_table() -> Result<pg_sys::Oid, ErrorReport> {
-    let schema = extension::schema()?;
-    let relid = spi::read_one::<pg_sys::Oid>(
-        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
-        &[QuotedIdentifier::qualified(&schema, "response_cache").into()],
-    )?
-    .ok_or(Error::CacheTableMissing)?;
+    let relid = extension::table(&extension::schema()?, "response_cache")?
+        .ok_or(Error::CacheTableMissing)?;
     CACHE_TABLE.store(relid.to_u32(), Ordering::Relaxed);
     Ok(relid)
 }

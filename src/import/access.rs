@@ -12,7 +12,7 @@ use council_app::QuotedIdentifier;
 use super::tables::{Kind, TABLES};
 use crate::error::Error;
 use crate::postgres::backend::{self, current_user as user};
-use crate::postgres::spi;
+use crate::postgres::{extension, spi};
 
 /// A council table, resolved once per call.
 #[derive(Clone, Copy, Debug)]
@@ -35,12 +35,7 @@ pub fn council_relids(schema: &QuotedIdentifier) -> Result<Vec<CouncilTable>, Er
 }
 
 fn relid(schema: &QuotedIdentifier, name: &'static str) -> Result<pg_sys::Oid, ErrorReport> {
-    let qualified = QuotedIdentifier::qualified(schema, name);
-    spi::read_one::<pg_sys::Oid>(
-        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
-        &[qualified.into()],
-    )?
-    .ok_or_else(|| Error::CouncilTableMissing(name).into())
+    extension::table(schema, name)?.ok_or_else(|| Error::CouncilTableMissing(name).into())
 }
 
 fn has(relid: pg_sys::Oid, privileges: u32) -> bool {

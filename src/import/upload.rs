@@ -129,7 +129,7 @@ fn council_upload_stream_append<'a>(
         ErrorReport::from(Error::NotUploadTrigger).report(PgLogLevel::ERROR);
         return Ok(None);
     };
-    let appended = match row.get_by_index::<&[u8]>(first_column()) {
+    let appended = match row.get_by_index::<&[u8]>(std::num::NonZeroUsize::MIN) {
         Ok(Some(chunk)) => append(chunk).map(|_| ()),
         // A NULL chunk appends nothing, as an empty one does.
         Ok(None) => Ok(()),
@@ -142,10 +142,6 @@ fn council_upload_stream_append<'a>(
     // back, it keeps its copy until the statement ends, and a 1 GB COPY
     // would hold 1 GB. COPY therefore reports 0 rows.
     Ok(None)
-}
-
-fn first_column() -> std::num::NonZeroUsize {
-    std::num::NonZeroUsize::MIN
 }
 
 /// How much of a large object one read moves into the upload.
