@@ -9,7 +9,6 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -459,9 +458,11 @@ fn an_upload_of_a_client_that_disconnects_or_is_killed_is_gone() {
     assert_eq!(temp_space(&cluster), Vec::<String>::new(), "after kill -9");
 }
 
-/// Kills or terminates the backend while it reads a file from its private
-/// copy (the rows in -wal): the copy is gone after recovery (kill -9) and
-/// after the backend's exit (FATAL, which unwinds nothing).
+/// A backend killed while it reads a WAL-mode file from its private copy
+/// (the rows in -wal): the copy is gone after recovery (kill -9) and after
+/// the backend's exit (FATAL, which unwinds nothing). The import is held
+/// after the copy is made, at its lock on the council tables, which another
+/// session holds: the kill lands while the copy exists, whatever the timing.
 #[test]
 fn a_private_copy_is_gone_after_kill_9_and_after_termination() {
     let cluster = common::cluster();
@@ -474,59 +475,41 @@ fn a_private_copy_is_gone_after_kill_9_and_after_termination() {
         Form::WalLive,
         Place::RootOwned,
     );
-    let temp_dir = cluster.data_dir().join("base/pgsql_tmp");
     for terminate in [false, true] {
-        let pid = Arc::new(Mutex::new(0i32));
-        let copy_seen = Arc::new(AtomicBool::new(false));
-        let url = cluster.url("council");
-        let mut config: postgres::Config = url.parse().expect("url");
-        {
-            let (pid, copy_seen, temp_dir) = (pid.clone(), copy_seen.clone(), temp_dir.clone());
-            let url = url.clone();
-            config.notice_callback(move |notice| {
-                if !notice
-                    .message()
-                    .starts_with("llm_council import: conversations 0/")
-                {
-                    return;
-                }
-                let copies = std::fs::read_dir(&temp_dir)
-                    .map(|entries| {
-                        entries
-                            .flatten()
-                            .any(|e| e.file_name().to_string_lossy().contains("llm_council"))
-                    })
-                    .unwrap_or(false);
-                copy_seen.store(copies, Ordering::SeqCst);
-                let pid = *pid.lock().expect("lock");
-                if terminate {
-                    // A client of its own, on a thread of its own: this
-                    // callback runs inside the first client's runtime.
-                    let url = url.clone();
-                    std::thread::spawn(move || {
-                        let mut other = Client::connect(&url, postgres::NoTls).expect("connect");
-                        other
-                            .execute("SELECT pg_terminate_backend($1)", &[&pid])
-                            .expect("terminate");
-                    })
-                    .join()
-                    .expect("terminating thread");
-                } else {
-                    let _ = std::process::Command::new("kill")
-                        .args(["-9", &pid.to_string()])
-                        .status();
-                }
-            });
-        }
-        let mut client = config.connect(postgres::NoTls).expect("connect");
+        let mut holder = cluster.connect("council").expect("connect");
+        holder
+            .batch_execute("BEGIN; LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE;")
+            .expect("hold the lock");
+        let mut client = cluster.connect("council").expect("connect");
         let backend = backend_pid(&mut client);
-        *pid.lock().expect("lock") = backend;
         let crashes = reinitializations(&cluster);
-        assert!(imported(&mut client, &path).is_err());
+        let import = {
+            let path = path.clone();
+            std::thread::spawn(move || imported(&mut client, &path).is_err())
+        };
+        wait_for_lock(&cluster, backend);
         assert!(
-            copy_seen.load(Ordering::SeqCst),
-            "the import read a private copy"
+            temp_space(&cluster)
+                .iter()
+                .any(|name| name.contains("llm_council")),
+            "the import reads a private copy"
         );
+        if terminate {
+            let mut other = cluster.connect("council").expect("connect");
+            other
+                .execute("SELECT pg_terminate_backend($1)", &[&backend])
+                .expect("terminate");
+        } else {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &backend.to_string()])
+                .status();
+        }
+        assert!(
+            import.join().expect("the import's thread"),
+            "the import failed"
+        );
+        // After a kill -9 the postmaster ends every backend, this one too.
+        let _ = holder.batch_execute("ROLLBACK");
         if terminate {
             wait_until_gone(&cluster, backend);
         } else {
@@ -538,6 +521,29 @@ fn a_private_copy_is_gone_after_kill_9_and_after_termination() {
             "after {}",
             if terminate { "termination" } else { "kill -9" }
         );
+    }
+}
+
+/// Waits until backend `pid` waits for a lock.
+fn wait_for_lock(cluster: &Cluster, pid: i32) {
+    let mut watcher = cluster.connect("postgres").expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: bool = watcher
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock')",
+                &[&pid],
+            )
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backend {pid} never waited for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
