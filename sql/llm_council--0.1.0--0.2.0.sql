@@ -29,7 +29,9 @@ CREATE FUNCTION "council_import_upload"(
 	"source_rows" bigint,
 	"imported" bigint,
 	"skipped" bigint,
-	"rejected" bigint
+	"rejected" bigint,
+	"updated" bigint,
+	"deleted" bigint
 )
 STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
@@ -67,8 +69,6 @@ GRANT INSERT ON council_upload_stream TO PUBLIC;
 -- Every SQL text the import, verify and upload functions run resolves names
 -- in pg_catalog first: a caller's search_path (a temporary schema's domain
 -- named jsonb, an operator) can no longer run the caller's code inside them.
-ALTER FUNCTION "council_import"(text, text, boolean) SET search_path TO pg_catalog, pg_temp;
-ALTER FUNCTION "council_import"(bytea, text, boolean) SET search_path TO pg_catalog, pg_temp;
 ALTER FUNCTION "council_verify"(text) SET search_path TO pg_catalog, pg_temp;
 ALTER FUNCTION "council_verify"(bytea) SET search_path TO pg_catalog, pg_temp;
 
@@ -306,3 +306,72 @@ EXCEPTION WHEN feature_not_supported THEN
     RAISE NOTICE 'llm_council: this server is built without lz4; long values compress with pglz';
 END
 $$;
+
+-- Sync (mode => 'sync') reports rows updated and deleted: two more result
+-- columns, after the five of 0.1.0, which keep their meaning. A function's
+-- result type cannot change in place.
+DROP FUNCTION "council_import"(text, text, boolean);
+DROP FUNCTION "council_import"(bytea, text, boolean);
+
+CREATE FUNCTION "council_import"(
+	"path" TEXT,
+	"mode" TEXT DEFAULT 'strict',
+	"dry_run" bool DEFAULT false
+) RETURNS TABLE (
+	"table_name" TEXT,
+	"source_rows" bigint,
+	"imported" bigint,
+	"skipped" bigint,
+	"rejected" bigint,
+	"updated" bigint,
+	"deleted" bigint
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
+
+REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION "council_import"(
+	"data" bytea,
+	"mode" TEXT DEFAULT 'strict',
+	"dry_run" bool DEFAULT false
+) RETURNS TABLE (
+	"table_name" TEXT,
+	"source_rows" bigint,
+	"imported" bigint,
+	"skipped" bigint,
+	"rejected" bigint,
+	"updated" bigint,
+	"deleted" bigint
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
+
+-- Every committed import and sync: when, by whom, from what, and each
+-- table's counts. The DBA's audit trail; sync's guard reads the transaction
+-- ids to tell the rows an import wrote (their xmin is one of them) from the
+-- rows the app wrote since. Only the extension writes it, as its owner.
+CREATE TABLE @extschema@.council_imports (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    transaction xid8 NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    role        name NOT NULL,
+    source      text NOT NULL,
+    mode        text NOT NULL
+                CHECK (mode IN ('strict', 'quarantine', 'sync', 'baseline')),
+    rows        jsonb NOT NULL,
+    duration    interval NOT NULL
+);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_imports', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_imports_id_seq', '');
+
+-- 0.1.0 recorded no imports. The rows this update finds count as imported:
+-- sync's guard protects only what is written after it.
+INSERT INTO @extschema@.council_imports (transaction, role, source, mode, rows, duration)
+VALUES (pg_catalog.pg_current_xact_id(), current_user,
+        'the rows present at the update to 0.2.0', 'baseline', '{}', interval '0');

@@ -182,6 +182,22 @@ CREATE TABLE @extschema@.council_import_rejects (
 CREATE INDEX idx_import_rejects_source
     ON @extschema@.council_import_rejects (source_table, source_id);
 
+-- Every committed import and sync: when, by whom, from what, and each
+-- table's counts. The DBA's audit trail; sync's guard reads the transaction
+-- ids to tell the rows an import wrote (their xmin is one of them) from the
+-- rows the app wrote since. Only the extension writes it, as its owner.
+CREATE TABLE @extschema@.council_imports (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    transaction xid8 NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    role        name NOT NULL,
+    source      text NOT NULL,
+    mode        text NOT NULL
+                CHECK (mode IN ('strict', 'quarantine', 'sync', 'baseline')),
+    rows        jsonb NOT NULL,
+    duration    interval NOT NULL
+);
+
 -- Model output and JSON documents compress with lz4: at import, pglz took a
 -- third of the time, and the app's writes pay the same. A server built
 -- without lz4 keeps pglz.
@@ -237,6 +253,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_keys_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_key_audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.response_cache_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_import_rejects_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_imports', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_imports_id_seq', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -545,7 +563,7 @@ AS 'MODULE_PATHNAME', 'council_cache_stats_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:208
+-- src/import/mod.rs:258
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -556,7 +574,9 @@ CREATE  FUNCTION "council_import"(
 	"source_rows" bigint,  /* i64 */
 	"imported" bigint,  /* i64 */
 	"skipped" bigint,  /* i64 */
-	"rejected" bigint  /* i64 */
+	"rejected" bigint,  /* i64 */
+	"updated" bigint,  /* i64 */
+	"deleted" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
 SET search_path TO pg_catalog, pg_temp
@@ -565,7 +585,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:284
+-- src/import/mod.rs:340
 -- requires:
 --   council_import_path
 
@@ -573,7 +593,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:234
+-- src/import/mod.rs:286
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -584,7 +604,9 @@ CREATE  FUNCTION "council_import"(
 	"source_rows" bigint,  /* i64 */
 	"imported" bigint,  /* i64 */
 	"skipped" bigint,  /* i64 */
-	"rejected" bigint  /* i64 */
+	"rejected" bigint,  /* i64 */
+	"updated" bigint,  /* i64 */
+	"deleted" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
 SET search_path TO pg_catalog, pg_temp
@@ -593,7 +615,7 @@ AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:261
+-- src/import/mod.rs:315
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -603,7 +625,9 @@ CREATE  FUNCTION "council_import_upload"(
 	"source_rows" bigint,  /* i64 */
 	"imported" bigint,  /* i64 */
 	"skipped" bigint,  /* i64 */
-	"rejected" bigint  /* i64 */
+	"rejected" bigint,  /* i64 */
+	"updated" bigint,  /* i64 */
+	"deleted" bigint  /* i64 */
 )
 STRICT VOLATILE PARALLEL UNSAFE 
 SET search_path TO pg_catalog, pg_temp
@@ -658,7 +682,7 @@ AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:113
+-- src/verify.rs:132
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"path" TEXT /* & str */
@@ -676,7 +700,7 @@ AS 'MODULE_PATHNAME', 'council_verify_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:177
+-- src/verify.rs:196
 -- requires:
 --   council_verify_path
 
@@ -684,7 +708,7 @@ REVOKE ALL ON FUNCTION council_verify(text) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:134
+-- src/verify.rs:153
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"data" bytea /* & [u8] */
@@ -702,7 +726,7 @@ AS 'MODULE_PATHNAME', 'council_verify_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:158
+-- src/verify.rs:177
 -- llm_council::verify::council_verify_upload
 CREATE  FUNCTION "council_verify_upload"() RETURNS TABLE (
 	"table_name" TEXT,  /* String */

@@ -171,6 +171,22 @@ CREATE TABLE @extschema@.council_import_rejects (
 CREATE INDEX idx_import_rejects_source
     ON @extschema@.council_import_rejects (source_table, source_id);
 
+-- Every committed import and sync: when, by whom, from what, and each
+-- table's counts. The DBA's audit trail; sync's guard reads the transaction
+-- ids to tell the rows an import wrote (their xmin is one of them) from the
+-- rows the app wrote since. Only the extension writes it, as its owner.
+CREATE TABLE @extschema@.council_imports (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    transaction xid8 NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    role        name NOT NULL,
+    source      text NOT NULL,
+    mode        text NOT NULL
+                CHECK (mode IN ('strict', 'quarantine', 'sync', 'baseline')),
+    rows        jsonb NOT NULL,
+    duration    interval NOT NULL
+);
+
 -- Model output and JSON documents compress with lz4: at import, pglz took a
 -- third of the time, and the app's writes pay the same. A server built
 -- without lz4 keeps pglz.
@@ -226,3 +242,5 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_keys_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_key_audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.response_cache_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_import_rejects_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_imports', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_imports_id_seq', '');

@@ -96,6 +96,24 @@ pub enum Error {
         inserted: u64,
         expected: i64,
     },
+    /// Sync's guard: a row to be overwritten or deleted was written by
+    /// someone other than an import or sync.
+    #[error("council_import: a sync would {action} {table} row {id}, which was written in PostgreSQL since the last import or sync")]
+    SyncWouldErase {
+        table: &'static str,
+        id: String,
+        action: &'static str,
+    },
+    /// Sync's guard: the database's conversations are not the file's.
+    #[error("council_import: the file has none of the database's {held} conversations; a sync would delete them all")]
+    SyncOtherDeployment { held: usize },
+    #[error("council_import: {statement} of {table} changed {changed} rows, expected {expected}")]
+    ChangedCount {
+        statement: &'static str,
+        table: &'static str,
+        changed: u64,
+        expected: usize,
+    },
 }
 
 impl Error {
@@ -117,7 +135,12 @@ impl Error {
             Error::NotUploadTrigger => sqlstate::TRIGGER_PROTOCOL_VIOLATED,
             Error::UploadColumn(_) => sqlstate::DATATYPE_MISMATCH,
             Error::Canceled => sqlstate::QUERY_CANCELED,
-            Error::InternalQuery(_) | Error::CopyCount { .. } => sqlstate::INTERNAL_ERROR,
+            Error::SyncWouldErase { .. } | Error::SyncOtherDeployment { .. } => {
+                sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            Error::InternalQuery(_) | Error::CopyCount { .. } | Error::ChangedCount { .. } => {
+                sqlstate::INTERNAL_ERROR
+            }
         }
     }
 
@@ -138,6 +161,12 @@ impl Error {
                 Some("an upload lives until the end of the transaction that sent it".into())
             }
             Error::UploadSpaceFull { stored, .. } => Some(format!("{stored} bytes were stored")),
+            Error::SyncWouldErase { table, id, .. } => Some(format!(
+                "table {table}, row id {id}: its current version was not written by any import or sync recorded in council_imports, so the app (or someone) wrote it in PostgreSQL, and the file does not have it as it is"
+            )),
+            Error::SyncOtherDeployment { .. } => Some(
+                "a file of the deployment this database was imported from shares its conversations".into(),
+            ),
             _ => None,
         }
     }
@@ -162,7 +191,9 @@ impl Error {
             }
             Error::UnknownCacheEvent(_) => "the events are hit, miss, eviction and expiration",
             Error::NullModel => "pass the model names the app deliberated with",
-            Error::UnknownMode(_) => "mode is 'strict' (stop at the first bad row) or 'quarantine' (keep bad rows in council_import_rejects)",
+            Error::UnknownMode(_) => "mode is 'strict' (stop at the first bad row), 'quarantine' (keep bad rows in council_import_rejects) or 'sync' (make the tables equal to the file)",
+            Error::SyncWouldErase { .. } => "sync is for catching up before the cutover; once the app writes to PostgreSQL the file is no longer the whole truth. Compare with council_verify, or add only the file's new rows with mode => 'quarantine'",
+            Error::SyncOtherDeployment { .. } => "check the file's path; to replace the data with another deployment's, TRUNCATE the council tables and import",
             Error::ExtraColumns { .. } => "run with mode => 'quarantine' to import the rows without them (a WARNING counts what is left out)",
             Error::NoUpload => "in one transaction: SELECT council_upload(chunk) for each piece of the file, then SELECT * FROM council_import_upload()",
             Error::UploadSpaceFull { .. } => {

@@ -8,12 +8,13 @@ use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use crate::import::compare::Batch;
 use crate::import::decision::Existing;
 use crate::import::read::RowReader;
 use crate::import::row;
 use crate::import::source::{Source, TableLayout};
-use crate::import::{self, access, compare};
-use crate::postgres::{backend, extension, spi};
+use crate::import::{self, access};
+use crate::postgres::{backend, extension};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableVerification {
@@ -37,33 +38,51 @@ fn verify_table(
     if !layout.present {
         return Ok(result);
     }
-    let compare_query = compare::query(schema, table);
-    let exists_query = format!(
-        "SELECT true FROM {} WHERE id = $1::{}",
-        QuotedIdentifier::qualified(schema, table.name),
-        table.key().kind.sql_type()
-    );
+    let mut batch = Batch::new(schema, table, None);
+    // per row of the batch: whether it mapped
+    let mut mapped = Vec::new();
     let mut statement = source.select(layout)?;
     let mut reader = RowReader::new(source, layout, &mut statement)?;
     while let Some((_, row)) = reader.next()? {
-        let outcome = match row::map_row(table, row) {
-            Ok(values) => compare::existing(&compare_query, &values)?,
+        match row::map_row(table, row) {
+            Ok(values) => {
+                batch.push(&values);
+                mapped.push(true);
+            }
             // A row the import could not map is not in the table as it is in
             // the file; a row with its id is a different one.
             Err(_) => match row::key_of(table, row) {
-                Some(key) => spi::read_one::<bool>(&exists_query, &[key.to_string().into()])?
-                    .map(|_| Existing::Different),
-                None => None,
+                Some(key) => {
+                    batch.push_id(key.to_string());
+                    mapped.push(false);
+                }
+                None => result.missing += 1,
             },
-        };
-        match outcome {
-            Some(Existing::Identical) => result.identical += 1,
-            Some(Existing::Different) => result.differing += 1,
+        }
+        if batch.is_full() {
+            settle(&mut batch, &mut mapped, &mut result)?;
+        }
+    }
+    settle(&mut batch, &mut mapped, &mut result)?;
+    result.source_rows = reader.seen();
+    Ok(result)
+}
+
+/// Compares the batch with the target and counts each row's outcome.
+fn settle(
+    batch: &mut Batch,
+    mapped: &mut Vec<bool>,
+    result: &mut TableVerification,
+) -> Result<(), ErrorReport> {
+    for (found, mapped) in batch.compare()?.into_iter().zip(mapped.drain(..)) {
+        match found.map(|f| f.existing) {
+            Some(Existing::Identical) if mapped => result.identical += 1,
+            Some(_) => result.differing += 1,
             None => result.missing += 1,
         }
     }
-    result.source_rows = reader.seen();
-    Ok(result)
+    batch.clear();
+    Ok(())
 }
 
 pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {

@@ -51,8 +51,8 @@ fn create_extension_in_the_current_schema_and_in_a_named_one() {
         .expect("query")
         .get(0);
     assert_eq!(
-        configured, 19,
-        "ten tables and nine sequences registered for pg_dump"
+        configured, 21,
+        "eleven tables and ten sequences registered for pg_dump"
     );
 }
 

@@ -86,8 +86,13 @@ pub fn check_tables(
 /// - the privilege LOCK TABLE wants for SHARE ROW EXCLUSIVE;
 /// - UPDATE on the identity sequences the import moves past its ids;
 /// - no row-level security in force for the caller, which COPY FROM refuses
-///   too (the import writes through COPY's machinery).
-pub fn check_import(schema: &QuotedIdentifier, tables: &[CouncilTable]) -> Result<(), ErrorReport> {
+///   too (the import writes through COPY's machinery);
+/// - for a sync, which also updates and deletes, UPDATE and DELETE.
+pub fn check_import(
+    schema: &QuotedIdentifier,
+    tables: &[CouncilTable],
+    sync: bool,
+) -> Result<(), ErrorReport> {
     backend::prevent_if_read_only(c"council_import");
     check_tables(
         tables,
@@ -107,6 +112,20 @@ pub fn check_import(schema: &QuotedIdentifier, tables: &[CouncilTable]) -> Resul
         "UPDATE, DELETE or TRUNCATE",
         "the import locks the table against other writers, as LOCK TABLE would",
     )?;
+    if sync {
+        check_tables(
+            tables,
+            pg_sys::ACL_UPDATE,
+            "UPDATE",
+            "a sync writes the file's changed rows over the old ones",
+        )?;
+        check_tables(
+            tables,
+            pg_sys::ACL_DELETE,
+            "DELETE",
+            "a sync deletes the rows the file does not have",
+        )?;
+    }
     let rejects = relid(schema, "council_import_rejects")?;
     if !has(rejects, pg_sys::ACL_INSERT) {
         return Err(denied(

@@ -16,10 +16,20 @@ pub type KeySet = HashSet<Key>;
 
 pub enum Decision<'a> {
     Import(Vec<Value<'a>>, Key),
-    Skip(Key),
+    /// The target has a row of this id: how the two compare decides the
+    /// row's fate (see [`Decider::resolve`]), once its batch is compared.
+    Compare(Vec<Value<'a>>, Key),
     /// With the row's key when it has one: a rejected parent takes its
     /// children along.
     Reject(Problem, Option<Key>),
+}
+
+/// The fate of a row that was compared with the target's row.
+pub enum Resolution {
+    Skip,
+    /// sync: the file's version is written over the target's
+    Update,
+    Reject(Problem),
 }
 
 /// How a source row whose id is already in the target compares with it.
@@ -45,6 +55,9 @@ pub struct ParentKeys {
 /// add to it.
 pub struct Decider {
     table: &'static Table,
+    /// sync: the table ends up holding the file's rows and only those; a
+    /// changed row is updated, and a target row the file lacks goes
+    sync: bool,
     /// keys in the target before the import
     existing: KeySet,
     /// the unique column's index and the values taken so far
@@ -61,6 +74,10 @@ pub struct DecidedKeys {
     pub present: KeySet,
     pub rejected: KeySet,
     pub parent: Option<ParentKeys>,
+    /// sync: the target's rows the file does not have, to be deleted
+    pub absent: Vec<Key>,
+    /// how many rows the target held before
+    pub held: usize,
 }
 
 impl Decider {
@@ -70,6 +87,7 @@ impl Decider {
         existing: KeySet,
         taken: HashSet<String>,
         parent: Option<ParentKeys>,
+        sync: bool,
     ) -> Decider {
         let unique = table
             .unique
@@ -77,7 +95,14 @@ impl Decider {
             .map(|i| (i, taken));
         Decider {
             table,
-            present: existing.clone(),
+            sync,
+            // A sync keeps only the rows the file has; other modes keep
+            // every row the target holds.
+            present: if sync {
+                KeySet::new()
+            } else {
+                existing.clone()
+            },
             existing,
             unique,
             parent,
@@ -86,32 +111,46 @@ impl Decider {
         }
     }
 
-    /// Decides one row. `mapped` is the row's mapping, or its problem with
-    /// the key it has; `unplaced` a value in a column the council schema
-    /// lacks; `compare` tells how a row compares with the target's row of
-    /// the same id. Records the outcome in the table's key sets.
-    pub fn decide<'a, E>(
+    /// Decides one row, as far as it can without the target's row of the
+    /// same id. `mapped` is the row's mapping, or its problem with the key
+    /// it has; `unplaced` a value in a column the council schema lacks.
+    /// Records the outcome in the table's key sets.
+    pub fn decide<'a>(
         &mut self,
         mapped: Result<Vec<Value<'a>>, (Problem, Option<Key>)>,
         unplaced: Option<Problem>,
-        compare: impl FnOnce(&[Value<'a>]) -> Result<Option<Existing>, E>,
-    ) -> Result<Decision<'a>, E> {
+    ) -> Decision<'a> {
         let decision = match mapped {
             Err((problem, key)) => Decision::Reject(problem, key),
-            Ok(values) => match (self.check(values, compare)?, unplaced) {
+            Ok(values) => match (self.check(values), unplaced) {
                 (Decision::Import(_, key), Some(problem)) => Decision::Reject(problem, Some(key)),
                 (other, _) => other,
             },
         };
         self.record(&decision);
-        Ok(decision)
+        decision
     }
 
-    fn check<'a, E>(
-        &mut self,
-        values: Vec<Value<'a>>,
-        compare: impl FnOnce(&[Value<'a>]) -> Result<Option<Existing>, E>,
-    ) -> Result<Decision<'a>, E> {
+    /// The fate of a row [`Decider::decide`] left to the comparison.
+    pub fn resolve(&mut self, key: Key, existing: Option<Existing>) -> Resolution {
+        match existing {
+            Some(Existing::Identical) => Resolution::Skip,
+            Some(Existing::Different) if self.sync => Resolution::Update,
+            // None: gone since the import read the target's keys, which its
+            // locks prevent; a conflict either way.
+            Some(Existing::Different) | None => {
+                self.present.remove(&key);
+                self.rejected.insert(key);
+                Resolution::Reject(self.key_problem(
+                    key,
+                    sqlstate::UNIQUE_VIOLATION,
+                    "is already in the database with different content; it was left as it is",
+                ))
+            }
+        }
+    }
+
+    fn check<'a>(&mut self, values: Vec<Value<'a>>) -> Decision<'a> {
         let Some(key) = values.first().and_then(Key::of) else {
             let problem = Problem {
                 column: self.table.key().name.into(),
@@ -119,34 +158,31 @@ impl Decider {
                 reason: "is not a usable id".into(),
                 value: String::new(),
             };
-            return Ok(Decision::Reject(problem, None));
+            return Decision::Reject(problem, None);
         };
-        if self.imported.contains(&key) {
-            return Ok(Decision::Reject(
+        // A sync keeps one row per id, so a repeated id is a conflict there
+        // whether or not the target has it.
+        if self.imported.contains(&key) || (self.sync && self.present.contains(&key)) {
+            return Decision::Reject(
                 self.key_problem(key, sqlstate::UNIQUE_VIOLATION, "is the id of another row of this file (ids that differ only in spelling map to one UUID)"),
                 Some(key),
-            ));
+            );
         }
-        if self.existing.contains(&key) {
-            return Ok(match compare(&values)? {
-                Some(Existing::Identical) => Decision::Skip(key),
-                Some(Existing::Different) | None => Decision::Reject(
-                    self.key_problem(
-                        key,
-                        sqlstate::UNIQUE_VIOLATION,
-                        "is already in the database with different content; it was left as it is",
-                    ),
-                    Some(key),
-                ),
-            });
+        // An updated row must keep a parent just as a new one must have one;
+        // a row left as it is keeps the parent it has.
+        if self.existing.contains(&key) && !self.sync {
+            return Decision::Compare(values, key);
         }
         if let Some(problem) = self.missing_parent(&values) {
-            return Ok(Decision::Reject(problem, Some(key)));
+            return Decision::Reject(problem, Some(key));
+        }
+        if self.existing.contains(&key) {
+            return Decision::Compare(values, key);
         }
         if let Some(problem) = self.taken_unique_value(&values) {
-            return Ok(Decision::Reject(problem, Some(key)));
+            return Decision::Reject(problem, Some(key));
         }
-        Ok(Decision::Import(values, key))
+        Decision::Import(values, key)
     }
 
     fn key_problem(&self, key: Key, sqlstate: SqlState, reason: &str) -> Problem {
@@ -206,7 +242,7 @@ impl Decider {
                 self.imported.insert(*key);
                 self.present.insert(*key);
             }
-            Decision::Skip(key) => {
+            Decision::Compare(_, key) => {
                 self.present.insert(*key);
             }
             // A rejected key is no parent: rows of the file that hang off it
@@ -220,10 +256,17 @@ impl Decider {
     }
 
     pub fn finish(self) -> DecidedKeys {
+        let absent = if self.sync {
+            self.existing.difference(&self.present).copied().collect()
+        } else {
+            Vec::new()
+        };
         DecidedKeys {
+            held: self.existing.len(),
             present: self.present,
             rejected: self.rejected,
             parent: self.parent,
+            absent,
         }
     }
 }
@@ -233,7 +276,6 @@ mod tests {
     use super::*;
     use crate::import::tables::by_name;
     use std::borrow::Cow;
-    use std::convert::Infallible;
 
     fn messages() -> &'static Table {
         by_name("messages").unwrap_or_else(|| unreachable!())
@@ -255,6 +297,15 @@ mod tests {
     }
 
     fn decider(existing: &[i64], parents: &[u128], rejected_parents: &[u128]) -> Decider {
+        decider_for(existing, parents, rejected_parents, false)
+    }
+
+    fn decider_for(
+        existing: &[i64],
+        parents: &[u128],
+        rejected_parents: &[u128],
+        sync: bool,
+    ) -> Decider {
         let table = messages();
         let parent = ParentKeys {
             table: "conversations",
@@ -273,45 +324,52 @@ mod tests {
             existing.iter().map(|k| Key::Int(*k)).collect(),
             HashSet::new(),
             Some(parent),
+            sync,
         )
     }
 
-    fn never(_: &[Value<'_>]) -> Result<Option<Existing>, Infallible> {
-        unreachable!("no comparison expected")
-    }
-
-    fn outcome(decision: Result<Decision<'_>, Infallible>) -> String {
+    fn outcome(decision: Decision<'_>) -> String {
         match decision {
-            Ok(Decision::Import(_, key)) => format!("import {key}"),
-            Ok(Decision::Skip(key)) => format!("skip {key}"),
-            Ok(Decision::Reject(problem, _)) => {
+            Decision::Import(_, key) => format!("import {key}"),
+            Decision::Compare(_, key) => format!("compare {key}"),
+            Decision::Reject(problem, _) => {
                 format!(
                     "reject {} {}: {}",
                     problem.sqlstate, problem.column, problem.reason
                 )
             }
-            Err(never) => match never {},
+        }
+    }
+
+    fn resolution(resolution: Resolution) -> String {
+        match resolution {
+            Resolution::Skip => "skip".into(),
+            Resolution::Update => "update".into(),
+            Resolution::Reject(problem) => format!("reject {}", problem.reason),
         }
     }
 
     #[test]
     fn a_new_row_with_its_parent_is_imported_once() {
         let mut d = decider(&[], &[7], &[]);
-        assert_eq!(
-            outcome(d.decide(Ok(message(1, 7)), None, never)),
-            "import 1"
-        );
-        assert!(outcome(d.decide(Ok(message(1, 7)), None, never))
+        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None)), "import 1");
+        assert!(outcome(d.decide(Ok(message(1, 7)), None))
             .starts_with("reject 23505 id: is the id of another row"));
     }
 
     #[test]
     fn an_existing_row_is_skipped_when_identical_and_rejected_when_not() {
         let mut d = decider(&[1, 2], &[7], &[]);
-        let same = |_: &[Value<'_>]| Ok::<_, Infallible>(Some(Existing::Identical));
-        let different = |_: &[Value<'_>]| Ok::<_, Infallible>(Some(Existing::Different));
-        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None, same)), "skip 1");
-        assert!(outcome(d.decide(Ok(message(2, 7)), None, different)).contains("different content"));
+        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None)), "compare 1");
+        assert_eq!(outcome(d.decide(Ok(message(2, 7)), None)), "compare 2");
+        assert_eq!(
+            resolution(d.resolve(Key::Int(1), Some(Existing::Identical))),
+            "skip"
+        );
+        assert!(
+            resolution(d.resolve(Key::Int(2), Some(Existing::Different)))
+                .contains("different content")
+        );
         let keys = d.finish();
         assert!(keys.present.contains(&Key::Int(1)));
         assert!(
@@ -325,12 +383,12 @@ mod tests {
     fn a_child_of_a_missing_or_rejected_parent_is_rejected_with_the_reason() {
         let mut d = decider(&[], &[7], &[8]);
         assert!(
-            outcome(d.decide(Ok(message(1, 9)), None, never)).starts_with(&format!(
+            outcome(d.decide(Ok(message(1, 9)), None)).starts_with(&format!(
                 "reject 23503 conversation_id: refers to conversations row {}, which neither",
                 conversation(9)
             ))
         );
-        assert!(outcome(d.decide(Ok(message(2, 8)), None, never)).ends_with("which was rejected"));
+        assert!(outcome(d.decide(Ok(message(2, 8)), None)).ends_with("which was rejected"));
     }
 
     #[test]
@@ -343,14 +401,14 @@ mod tests {
             value: "'x'".into(),
         };
         assert_eq!(
-            outcome(d.decide(Err((problem.clone(), Some(Key::Int(3)))), None, never)),
+            outcome(d.decide(Err((problem.clone(), Some(Key::Int(3)))), None)),
             "reject 22007 created_at: is not a time"
         );
         let mut unplaced = problem;
         unplaced.column = "mood".into();
         unplaced.sqlstate = sqlstate::UNDEFINED_COLUMN;
         assert_eq!(
-            outcome(d.decide(Ok(message(4, 7)), Some(unplaced), never)),
+            outcome(d.decide(Ok(message(4, 7)), Some(unplaced))),
             "reject 42703 mood: is not a time"
         );
         let keys = d.finish();
@@ -363,8 +421,43 @@ mod tests {
         let mut row = message(1, 7);
         row[0] = Value::Null;
         assert_eq!(
-            outcome(d.decide(Ok(row), None, never)),
+            outcome(d.decide(Ok(row), None)),
             "reject 23502 id: is not a usable id"
+        );
+    }
+
+    #[test]
+    fn a_sync_updates_a_changed_row_and_deletes_what_the_file_lacks() {
+        let mut d = decider_for(&[1, 2, 3], &[7], &[], true);
+        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None)), "compare 1");
+        assert_eq!(outcome(d.decide(Ok(message(2, 7)), None)), "compare 2");
+        assert_eq!(outcome(d.decide(Ok(message(4, 7)), None)), "import 4");
+        assert_eq!(
+            resolution(d.resolve(Key::Int(1), Some(Existing::Identical))),
+            "skip"
+        );
+        assert_eq!(
+            resolution(d.resolve(Key::Int(2), Some(Existing::Different))),
+            "update"
+        );
+        let keys = d.finish();
+        assert_eq!(keys.absent, vec![Key::Int(3)]);
+        let mut present: Vec<_> = keys.present.into_iter().collect();
+        present.sort_by_key(|k| k.to_string());
+        assert_eq!(present, vec![Key::Int(1), Key::Int(2), Key::Int(4)]);
+    }
+
+    #[test]
+    fn a_sync_refuses_a_repeated_id_and_an_updated_row_without_its_parent() {
+        let mut d = decider_for(&[1], &[7], &[], true);
+        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None)), "compare 1");
+        assert!(outcome(d.decide(Ok(message(1, 7)), None))
+            .starts_with("reject 23505 id: is the id of another row"));
+        assert!(outcome(d.decide(Ok(message(2, 9)), None)).starts_with("reject 23503"));
+        let mut d = decider_for(&[1], &[7], &[], true);
+        assert!(
+            outcome(d.decide(Ok(message(1, 8)), None)).starts_with("reject 23503"),
+            "in a sync, an existing row's parent must be in the file too"
         );
     }
 }

@@ -6,12 +6,19 @@
 //! present, identical) or rejected (with its reason), and stream the
 //! imported ones into COPY. Strict mode turns the first rejection into an
 //! error, which rolls the whole import back.
+//!
+//! Rows whose ids the target already has are compared with it in batches
+//! (`compare`): skipped when identical; a conflict, or in a sync an update,
+//! when not. A sync then deletes the target's rows the file lacks, children
+//! first, and its guard refuses to overwrite or delete what was not written
+//! by an import.
 
 pub mod access;
 mod binary_copy;
 pub mod compare;
 pub mod decision;
 pub mod read;
+mod record;
 mod rejects;
 pub mod row;
 mod sequences;
@@ -36,8 +43,13 @@ use source::{Source, SourceError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// every row imported or skipped as identical, or nothing
     Strict,
+    /// rows that cannot be imported go to council_import_rejects
     Quarantine,
+    /// the tables become equal to the file: every row of it or nothing, with
+    /// changed rows updated and rows the file lacks deleted
+    Sync,
 }
 
 impl Mode {
@@ -45,9 +57,18 @@ impl Mode {
         match text {
             "strict" => Ok(Mode::Strict),
             "quarantine" => Ok(Mode::Quarantine),
+            "sync" => Ok(Mode::Sync),
             other => {
                 Err(Error::UnknownMode(crate::mapping::text::cut(other, row::SHOWN_CHARS)).into())
             }
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Strict => "strict",
+            Mode::Quarantine => "quarantine",
+            Mode::Sync => "sync",
         }
     }
 }
@@ -57,9 +78,15 @@ impl Mode {
 pub struct TableReport {
     pub table: &'static str,
     pub source_rows: i64,
+    /// inserted: rows the target did not have
     pub imported: i64,
+    /// left as they are: identical rows already present
     pub skipped: i64,
     pub rejected: i64,
+    /// sync: rows written over with the file's version
+    pub updated: i64,
+    /// sync: rows the file does not have
+    pub deleted: i64,
 }
 
 impl TableReport {
@@ -95,6 +122,10 @@ pub struct Run {
     present: HashMap<&'static str, KeySet>,
     /// keys rejected by this import, to say why a child is rejected
     rejected: HashMap<&'static str, KeySet>,
+    /// sync: who wrote the target's rows, for the guard
+    provenance: Option<compare::Provenance>,
+    /// sync: each table's rows to delete, in dependency order
+    absent: Vec<(&'static tables::Table, Vec<row::Key>)>,
 }
 
 /// Opens the file for reading; a copy it needs goes to the server's
@@ -125,17 +156,24 @@ fn refuse_extra_columns(layout: &[source::TableLayout]) -> Result<(), ErrorRepor
     .into())
 }
 
-/// The import itself, shared by the path and the upload forms.
-pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableReport>, ErrorReport> {
+/// The import itself, shared by the path and the upload forms. `source`
+/// names the file in `council_imports`.
+pub fn run_import(
+    path: &Path,
+    source_name: &str,
+    mode: Mode,
+    dry_run: bool,
+) -> Result<Vec<TableReport>, ErrorReport> {
+    let started = std::time::Instant::now();
     backend::check_utf8_database()?;
     // Privileges first: a role that may not finish the import gets no lock,
     // and has no file copied for it.
     let schema = extension::schema()?;
     let tables = access::council_relids(&schema)?;
-    access::check_import(&schema, &tables)?;
+    access::check_import(&schema, &tables, mode == Mode::Sync)?;
     let source = open_source(path)?;
     let layout = source.layout()?;
-    if mode == Mode::Strict {
+    if mode != Mode::Quarantine {
         refuse_extra_columns(&layout)?;
     }
     source.begin_snapshot()?;
@@ -158,6 +196,10 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
             "PostgreSQL's per-row triggers"
         }
     );
+    let provenance = match mode {
+        Mode::Sync => Some(record::provenance(&schema)?),
+        _ => None,
+    };
     let mut run = Run {
         schema,
         relids: tables.iter().map(|t| (t.name, t.relid)).collect(),
@@ -165,13 +207,16 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
         skip_fk_triggers,
         present: HashMap::new(),
         rejected: HashMap::new(),
+        provenance,
+        absent: Vec::new(),
     };
     let import_all = |run: &mut Run| -> Result<Vec<TableReport>, ErrorReport> {
-        let reports = layout
+        let mut reports = layout
             .iter()
             .map(|table_layout| table::import(run, &source, table_layout))
             .collect::<Result<Vec<_>, _>>()?;
         source.check_unchanged()?;
+        table::delete_absent(run, &mut reports)?;
         Ok(reports)
     };
     let reports = if dry_run {
@@ -179,6 +224,7 @@ pub fn run_import(path: &Path, mode: Mode, dry_run: bool) -> Result<Vec<TableRep
     } else {
         let reports = import_all(&mut run)?;
         sequences::advance(&run.schema)?;
+        record::record(&run.schema, source_name, mode, &reports, started.elapsed())?;
         reports
     };
     snapshot.end();
@@ -191,6 +237,8 @@ type ReportRow = (
     name!(imported, i64),
     name!(skipped, i64),
     name!(rejected, i64),
+    name!(updated, i64),
+    name!(deleted, i64),
 );
 
 fn rows(reports: Vec<TableReport>) -> TableIterator<'static, ReportRow> {
@@ -201,6 +249,8 @@ fn rows(reports: Vec<TableReport>) -> TableIterator<'static, ReportRow> {
             r.imported,
             r.skipped,
             r.rejected,
+            r.updated,
+            r.deleted,
         )
     }))
 }
@@ -220,6 +270,8 @@ fn council_import_path(
             name!(imported, i64),
             name!(skipped, i64),
             name!(rejected, i64),
+            name!(updated, i64),
+            name!(deleted, i64),
         ),
     >,
     ErrorReport,
@@ -228,7 +280,7 @@ fn council_import_path(
     let mode = Mode::parse(mode)?;
     // A relative path names a file in the data directory (the backend's
     // working directory), as for COPY.
-    Ok(rows(run_import(Path::new(path), mode, dry_run)?))
+    Ok(rows(run_import(Path::new(path), path, mode, dry_run)?))
 }
 
 #[pg_extern(name = "council_import", volatile, parallel_unsafe)]
@@ -246,13 +298,15 @@ fn council_import_upload(
             name!(imported, i64),
             name!(skipped, i64),
             name!(rejected, i64),
+            name!(updated, i64),
+            name!(deleted, i64),
         ),
     >,
     ErrorReport,
 > {
     let mode = Mode::parse(mode)?;
     let file = upload::store(data, pg_sys::ACL_INSERT, "INSERT")?;
-    let reports = run_import(file.path(), mode, dry_run)?;
+    let reports = run_import(file.path(), record::UPLOAD, mode, dry_run)?;
     drop(file);
     Ok(rows(reports))
 }
@@ -272,13 +326,15 @@ fn council_import_streamed(
             name!(imported, i64),
             name!(skipped, i64),
             name!(rejected, i64),
+            name!(updated, i64),
+            name!(deleted, i64),
         ),
     >,
     ErrorReport,
 > {
     let mode = Mode::parse(mode)?;
     let path = upload::current_path()?;
-    Ok(rows(run_import(&path, mode, dry_run)?))
+    Ok(rows(run_import(&path, record::UPLOAD, mode, dry_run)?))
 }
 
 extension_sql!(

@@ -4,6 +4,7 @@
 use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use rusqlite::types::ValueRef;
 
 use super::row::{self, Problem};
 use super::tables::Table;
@@ -16,15 +17,15 @@ pub struct Reject {
 }
 
 impl Reject {
-    /// `columns`: the names of the file's columns, in `row`'s order.
-    pub fn new(row: &rusqlite::Row<'_>, columns: &[String], problem: &Problem) -> Reject {
+    /// `columns`: the names of the file's columns, in the order of `values`.
+    pub fn new(values: &[ValueRef<'_>], columns: &[String], problem: &Problem) -> Reject {
         Reject {
-            source_id: row::source_id(row),
+            source_id: row::source_id(values),
             reason: format!(
                 "column {}: {} {}",
                 problem.column, problem.value, problem.reason
             ),
-            row: row::verbatim(columns, row),
+            row: row::verbatim(columns, values),
         }
     }
 }

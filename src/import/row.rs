@@ -284,9 +284,18 @@ pub fn key_of(table: &Table, row: &rusqlite::Row<'_>) -> Option<Key> {
     Key::of(&map_value(table.key(), value).ok()?)
 }
 
-/// The source row's key as text, for reports, whether or not it maps.
-pub fn source_id(row: &rusqlite::Row<'_>) -> Option<String> {
-    match row.get_ref(0).ok()? {
+/// The first `count` values of a source row, as they are; a column that
+/// cannot be read is NULL.
+pub fn refs<'a>(row: &'a rusqlite::Row<'_>, count: usize) -> Vec<ValueRef<'a>> {
+    (0..count)
+        .map(|i| row.get_ref(i).unwrap_or(ValueRef::Null))
+        .collect()
+}
+
+/// A source row's key (its first value) as text, for reports, whether or
+/// not it maps.
+pub fn source_id(values: &[ValueRef<'_>]) -> Option<String> {
+    match values.first()? {
         ValueRef::Null => None,
         ValueRef::Integer(v) => Some(v.to_string()),
         ValueRef::Real(v) => Some(format!("{v:?}")),
@@ -299,20 +308,20 @@ pub fn source_id(row: &rusqlite::Row<'_>) -> Option<String> {
 /// The source row verbatim, as a JSON object of column → value, for
 /// `council_import_rejects.row`. Text that jsonb cannot hold (invalid UTF-8,
 /// NUL) and BLOBs are kept byte for byte as `{"hex": …}`.
-pub fn verbatim(columns: &[String], row: &rusqlite::Row<'_>) -> serde_json::Value {
+pub fn verbatim(columns: &[String], values: &[ValueRef<'_>]) -> serde_json::Value {
     let mut object = serde_json::Map::with_capacity(columns.len());
-    for (i, name) in columns.iter().enumerate() {
-        let value = match row.get_ref(i) {
-            Ok(ValueRef::Null) | Err(_) => serde_json::Value::Null,
-            Ok(ValueRef::Integer(v)) => serde_json::Value::from(v),
-            Ok(ValueRef::Real(v)) => serde_json::Number::from_f64(v)
+    for (name, value) in columns.iter().zip(values) {
+        let value = match *value {
+            ValueRef::Null => serde_json::Value::Null,
+            ValueRef::Integer(v) => serde_json::Value::from(v),
+            ValueRef::Real(v) => serde_json::Number::from_f64(v)
                 .map(serde_json::Value::Number)
                 .unwrap_or_else(|| serde_json::Value::String(format!("{v:?}"))),
-            Ok(ValueRef::Text(bytes)) => match text::check(bytes) {
+            ValueRef::Text(bytes) => match text::check(bytes) {
                 Ok(text) if !text.contains('\0') => serde_json::Value::String(text.to_owned()),
                 _ => hex_object(bytes, "text"),
             },
-            Ok(ValueRef::Blob(bytes)) => hex_object(bytes, "blob"),
+            ValueRef::Blob(bytes) => hex_object(bytes, "blob"),
         };
         object.insert(name.clone(), value);
     }

@@ -6,8 +6,11 @@ use std::collections::HashSet;
 use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 
+use rusqlite::types::ValueRef;
+
 use super::binary_copy;
-use super::decision::{Decider, Decision, KeySet, ParentKeys};
+use super::compare::{Batch, Found};
+use super::decision::{Decider, Decision, Existing, KeySet, ParentKeys, Resolution};
 use super::read::RowReader;
 use super::rejects::{self, Reject};
 use super::row::{self, Key, Problem};
@@ -25,6 +28,7 @@ const COPY_CHUNK: usize = 1 << 18;
 
 const STRICT_HINT: &str =
     "run with mode => 'quarantine' to import the rest and keep this row in council_import_rejects";
+const SYNC_HINT: &str = "a sync makes the tables equal to the file, so it takes every row or none: fix the row in the file, or import with mode => 'quarantine', which keeps it in council_import_rejects";
 
 pub fn import(
     run: &mut Run,
@@ -49,11 +53,13 @@ pub fn import(
         mode: run.mode,
         total,
         columns: Source::row_columns(layout),
-        compare_query: compare::query(&run.schema, table),
+        batch: Batch::new(&run.schema, table, run.provenance.clone()),
+        waiting: Vec::new(),
         decider: decider(run, table)?,
         rejects: Vec::new(),
         imported: 0,
         skipped: 0,
+        updated: 0,
         header_written: false,
     };
     let mut statement = source.select(layout)?;
@@ -91,7 +97,13 @@ fn decider(run: &mut Run, table: &'static Table) -> Result<Decider, ErrorReport>
             rejected: run.rejected.remove(p.table).unwrap_or_default(),
         })
     });
-    Ok(Decider::new(table, existing, taken, parent))
+    Ok(Decider::new(
+        table,
+        existing,
+        taken,
+        parent,
+        run.mode == Mode::Sync,
+    ))
 }
 
 fn existing_keys(schema: &QuotedIdentifier, table: &Table) -> Result<KeySet, ErrorReport> {
@@ -129,12 +141,23 @@ struct TableImport {
     total: i64,
     /// the file's columns, in the order rows hold them
     columns: Vec<String>,
-    compare_query: String,
+    /// rows whose ids the target has, waiting to be compared with it
+    batch: Batch,
+    waiting: Vec<Waiting>,
     decider: Decider,
     rejects: Vec<Reject>,
     imported: i64,
     skipped: i64,
+    updated: i64,
     header_written: bool,
+}
+
+/// A row of the batch: what its fate needs once the batch is compared.
+struct Waiting {
+    key: Key,
+    source_id: Option<String>,
+    /// quarantine: the row as it is, for the reject it may become
+    row: Option<Vec<rusqlite::types::Value>>,
 }
 
 impl TableImport {
@@ -160,34 +183,104 @@ impl TableImport {
         Ok(true)
     }
 
-    /// Decides one row: into the COPY stream, skipped, or rejected.
+    /// Decides one row: into the COPY stream, into the batch compared with
+    /// the target, or rejected.
     fn take(&mut self, row: &rusqlite::Row<'_>, buf: &mut Vec<u8>) -> Result<(), ErrorReport> {
         let mapped = row::map_row(self.table, row)
             .map_err(|problem| (problem, row::key_of(self.table, row)));
         let unplaced = unplaced_value(row, self.table, &self.columns);
-        let query = &self.compare_query;
-        match self
-            .decider
-            .decide(mapped, unplaced, |values| compare::existing(query, values))?
-        {
+        match self.decider.decide(mapped, unplaced) {
             Decision::Import(values, _) => {
                 binary_copy::row(buf, &values);
                 self.imported += 1;
             }
-            Decision::Skip(_) => self.skipped += 1,
-            Decision::Reject(problem, _) if self.mode == Mode::Strict => {
-                return Err(row_error(self.table, &row::source_id(row), &problem));
+            Decision::Compare(values, key) => {
+                self.batch.push(&values);
+                let quarantine = self.mode == Mode::Quarantine;
+                self.waiting.push(Waiting {
+                    key,
+                    source_id: row::source_id(&row::refs(row, 1)),
+                    row: quarantine.then(|| {
+                        let refs = row::refs(row, self.columns.len());
+                        refs.into_iter().map(Into::into).collect()
+                    }),
+                });
+                if self.batch.is_full() {
+                    self.settle()?;
+                }
             }
             Decision::Reject(problem, _) => {
-                self.rejects.push(Reject::new(row, &self.columns, &problem));
+                let refs = row::refs(row, self.columns.len());
+                self.reject(row::source_id(&refs), &refs, problem)?;
             }
         }
         Ok(())
     }
 
+    /// Compares the batch with the target, and gives each of its rows its
+    /// fate: skipped, updated (sync) or rejected.
+    fn settle(&mut self) -> Result<(), ErrorReport> {
+        let found = self.batch.compare()?;
+        let mut updates = Vec::new();
+        for (index, (waiting, found)) in std::mem::take(&mut self.waiting)
+            .into_iter()
+            .zip(found)
+            .enumerate()
+        {
+            match self.decider.resolve(waiting.key, found.map(|f| f.existing)) {
+                Resolution::Skip => self.skipped += 1,
+                Resolution::Update => {
+                    guard_overwrite(self.table, &waiting, found)?;
+                    updates.push(index);
+                }
+                Resolution::Reject(problem) => {
+                    let refs: Vec<ValueRef<'_>> =
+                        waiting.row.iter().flatten().map(ValueRef::from).collect();
+                    self.reject(waiting.source_id, &refs, problem)?;
+                }
+            }
+        }
+        let updated = self.batch.update(&updates)?;
+        if updated != updates.len() as u64 {
+            return Err(Error::ChangedCount {
+                statement: "UPDATE",
+                table: self.table.name,
+                changed: updated,
+                expected: updates.len(),
+            }
+            .into());
+        }
+        self.updated += i64::try_from(updated).unwrap_or(i64::MAX);
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// A rejected row: the import's error in strict mode and in a sync,
+    /// kept in the quarantine otherwise.
+    fn reject(
+        &mut self,
+        source_id: Option<String>,
+        row: &[ValueRef<'_>],
+        problem: Problem,
+    ) -> Result<(), ErrorReport> {
+        if self.mode == Mode::Quarantine {
+            self.rejects.push(Reject::new(row, &self.columns, &problem));
+            return Ok(());
+        }
+        Err(row_error(self.table, self.mode, &source_id, &problem))
+    }
+
     /// Checks COPY's count, keeps the rejects, and hands the keys on to the
     /// tables that refer to this one.
-    fn finish(self, run: &mut Run, inserted: u64, seen: i64) -> Result<TableReport, ErrorReport> {
+    fn finish(
+        mut self,
+        run: &mut Run,
+        inserted: u64,
+        seen: i64,
+    ) -> Result<TableReport, ErrorReport> {
+        if !self.batch.is_empty() {
+            self.settle()?;
+        }
         if i64::try_from(inserted).ok() != Some(self.imported) {
             return Err(Error::CopyCount {
                 table: self.table.name,
@@ -203,10 +296,20 @@ impl TableImport {
             imported: self.imported,
             skipped: self.skipped,
             rejected: i64::try_from(self.rejects.len()).unwrap_or(i64::MAX),
+            updated: self.updated,
+            deleted: 0,
         };
         notice(format!(
-            "llm_council import: {} done: {} imported, {} skipped, {} rejected",
-            self.table.name, report_row.imported, report_row.skipped, report_row.rejected
+            "llm_council import: {} done: {} imported, {} skipped, {} rejected{}",
+            self.table.name,
+            report_row.imported,
+            report_row.skipped,
+            report_row.rejected,
+            if self.mode == Mode::Sync {
+                format!(", {} updated", report_row.updated)
+            } else {
+                String::new()
+            }
         ));
         let keys = self.decider.finish();
         if let Some(parent) = keys.parent {
@@ -218,6 +321,13 @@ impl TableImport {
         if is_parent(self.table) {
             run.present.insert(self.table.name, keys.present);
             run.rejected.insert(self.table.name, keys.rejected);
+        }
+        if self.mode == Mode::Sync {
+            if self.table.name == "conversations" && keys.held > 0 && keys.absent.len() == keys.held
+            {
+                return Err(Error::SyncOtherDeployment { held: keys.held }.into());
+            }
+            run.absent.push((self.table, keys.absent));
         }
         Ok(report_row)
     }
@@ -242,7 +352,33 @@ fn unplaced_value(row: &rusqlite::Row<'_>, table: &Table, columns: &[String]) ->
     })
 }
 
-fn row_error(table: &Table, source_id: &Option<String>, problem: &Problem) -> ErrorReport {
+/// Sync's guard: a row is overwritten only when an import or sync wrote the
+/// version it replaces.
+fn guard_overwrite(
+    table: &'static Table,
+    waiting: &Waiting,
+    found: Option<Found>,
+) -> Result<(), ErrorReport> {
+    match found {
+        Some(Found {
+            existing: Existing::Different,
+            by_import: false,
+        }) => Err(Error::SyncWouldErase {
+            table: table.name,
+            id: waiting.key.to_string(),
+            action: "overwrite",
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+fn row_error(
+    table: &Table,
+    mode: Mode,
+    source_id: &Option<String>,
+    problem: &Problem,
+) -> ErrorReport {
     let id = source_id
         .as_deref()
         .map(|id| crate::mapping::text::cut(id, row::SHOWN_CHARS))
@@ -257,6 +393,65 @@ fn row_error(table: &Table, source_id: &Option<String>, problem: &Problem) -> Er
             "table {}, source row id {id}, column {}",
             table.name, problem.column
         )),
-        Some(STRICT_HINT.into()),
+        Some(
+            if mode == Mode::Sync {
+                SYNC_HINT
+            } else {
+                STRICT_HINT
+            }
+            .into(),
+        ),
     )
+}
+
+/// Sync's last step: deletes each table's rows the file lacks, children
+/// first so that every row is counted where it was (no cascade does it
+/// unseen), once the guard has found each of them written by an import.
+pub fn delete_absent(run: &Run, reports: &mut [TableReport]) -> Result<(), ErrorReport> {
+    for (table, keys) in run.absent.iter().rev() {
+        if keys.is_empty() {
+            continue;
+        }
+        let qualified = QuotedIdentifier::qualified(&run.schema, table.name);
+        let key_type = table.key().kind.sql_type();
+        let ids: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        let provenance = run.provenance.clone().unwrap_or_default();
+        let written_by_someone_else = format!(
+            "SELECT t.id::text FROM {qualified} t WHERE t.id = ANY($1::{key_type}[]) AND NOT {} \
+             ORDER BY t.id LIMIT 1",
+            compare::written_by_import(2)
+        );
+        let args = [
+            ids.clone().into(),
+            provenance.transactions.into(),
+            provenance.baseline.into(),
+        ];
+        if let Some(id) = spi::read_one::<String>(&written_by_someone_else, &args)? {
+            return Err(Error::SyncWouldErase {
+                table: table.name,
+                id,
+                action: "delete",
+            }
+            .into());
+        }
+        let delete = format!("DELETE FROM {qualified} t WHERE t.id = ANY($1::{key_type}[])");
+        let deleted = spi::write(&delete, &[ids.into()])?;
+        if deleted != keys.len() as u64 {
+            return Err(Error::ChangedCount {
+                statement: "DELETE",
+                table: table.name,
+                changed: deleted,
+                expected: keys.len(),
+            }
+            .into());
+        }
+        notice(format!(
+            "llm_council import: {} {deleted} deleted",
+            table.name
+        ));
+        if let Some(report) = reports.iter_mut().find(|r| r.table == table.name) {
+            report.deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
+        }
+    }
+    Ok(())
 }

@@ -92,3 +92,32 @@ impl ActiveSnapshot {
         unsafe { pg_sys::PopActiveSnapshot() };
     }
 }
+
+/// Runs `f` with the privileges of `role`, as PostgreSQL runs a table's
+/// maintenance as its owner: for the extension's own bookkeeping, which the
+/// caller may neither read nor forge. The previous user comes back when `f`
+/// returns, and, should it raise an error, when the (sub)transaction
+/// aborts, which restores it.
+pub fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
+    let mut previous = pg_sys::InvalidOid;
+    let mut context: std::ffi::c_int = 0;
+    // SAFETY: both functions only read or set the backend's user and
+    // security context; the pointers are to locals.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut previous, &mut context) };
+    let changed = context
+        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
+        | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int;
+    // SAFETY: as above; role is a role's oid from pg_class.
+    unsafe { pg_sys::SetUserIdAndSecContext(role, changed) };
+    let result = f();
+    // SAFETY: as above.
+    unsafe { pg_sys::SetUserIdAndSecContext(previous, context) };
+    result
+}
+
+/// The current (sub)transaction's full id, assigning one if it has none:
+/// the `xmin` of every row it writes.
+pub fn current_full_transaction_id() -> u64 {
+    // SAFETY: called inside a transaction, where an id can be assigned.
+    unsafe { pg_sys::GetCurrentFullTransactionId() }.value
+}

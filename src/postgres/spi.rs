@@ -1,5 +1,5 @@
-//! Queries through SPI that only read: none of them takes a transaction id,
-//! so they also run on a hot standby and in read-only transactions.
+//! Queries through SPI. The ones that only read take no transaction id, so
+//! they also run on a hot standby and in read-only transactions.
 
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::pg_sys::panic::ErrorReport;
@@ -39,4 +39,14 @@ pub fn read_texts(query: &str) -> Result<Vec<String>, ErrorReport> {
 /// XX000, with SPI's own words.
 pub fn internal_query_failed(err: pgrx::spi::Error) -> ErrorReport {
     Error::InternalQuery(err.to_string()).into()
+}
+
+/// Runs a statement that writes; returns how many rows it changed.
+pub fn write(query: &str, args: &[DatumWithOid<'_>]) -> Result<u64, ErrorReport> {
+    Spi::connect_mut(|client| {
+        client
+            .update(query, None, args)
+            .map(|status| status.len() as u64)
+    })
+    .map_err(internal_query_failed)
 }

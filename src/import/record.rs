@@ -1,0 +1,93 @@
+//! `council_imports`: one row per committed import or sync, with who ran
+//! it, what it read, and every table's counts. It is the DBA's audit trail,
+//! and sync's guard reads it to tell the rows an import wrote from the rows
+//! the app wrote since (by their `xmin`).
+//!
+//! The table belongs to the extension: callers can neither read nor write
+//! it through the import, which records and reads it as the table's owner.
+
+use std::time::Duration;
+
+use council_app::QuotedIdentifier;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+use super::compare::Provenance;
+use super::{Mode, TableReport};
+use crate::error::Error;
+use crate::postgres::{backend, spi};
+
+/// What `source` says for a file uploaded by the client.
+pub const UPLOAD: &str = "upload";
+
+fn owner(table: &str) -> Result<pg_sys::Oid, ErrorReport> {
+    spi::read_one::<pg_sys::Oid>(
+        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+        &[table.into()],
+    )?
+    .ok_or_else(|| Error::CouncilTableMissing("council_imports").into())
+}
+
+fn table(schema: &QuotedIdentifier) -> String {
+    QuotedIdentifier::qualified(schema, "council_imports")
+}
+
+/// The transactions that imported, and the baseline before which every
+/// row counts as imported.
+pub fn provenance(schema: &QuotedIdentifier) -> Result<Provenance, ErrorReport> {
+    let imports = table(schema);
+    let transactions =
+        format!("SELECT i.transaction::xid::text FROM {imports} i WHERE i.mode <> 'baseline'");
+    let baseline = format!(
+        "SELECT i.transaction::xid::text FROM {imports} i WHERE i.mode = 'baseline' \
+         ORDER BY i.id DESC LIMIT 1"
+    );
+    backend::as_role(owner(&imports)?, || {
+        Ok(Provenance {
+            transactions: spi::read_texts(&transactions)?,
+            baseline: spi::read_one::<String>(&baseline, &[])?,
+        })
+    })
+}
+
+/// The counts as `council_imports.rows` holds them: table → outcome → rows.
+fn rows_json(reports: &[TableReport]) -> serde_json::Value {
+    let tables = reports.iter().map(|r| {
+        let counts = serde_json::json!({
+            "source_rows": r.source_rows,
+            "imported": r.imported,
+            "skipped": r.skipped,
+            "rejected": r.rejected,
+            "updated": r.updated,
+            "deleted": r.deleted,
+        });
+        (r.table.to_owned(), counts)
+    });
+    serde_json::Value::Object(tables.collect())
+}
+
+pub fn record(
+    schema: &QuotedIdentifier,
+    source: &str,
+    mode: Mode,
+    reports: &[TableReport],
+    took: Duration,
+) -> Result<(), ErrorReport> {
+    let imports = table(schema);
+    let insert = format!(
+        "INSERT INTO {imports} (transaction, role, source, mode, rows, duration) \
+         VALUES ($1::text::xid8, $2::oid::regrole::name, $3, $4, $5::jsonb, \
+                 $6::double precision * interval '1 microsecond')"
+    );
+    let caller = backend::current_user();
+    let args = [
+        backend::current_full_transaction_id().to_string().into(),
+        caller.into(),
+        source.into(),
+        mode.as_str().into(),
+        rows_json(reports).to_string().into(),
+        (took.as_micros() as f64).into(),
+    ];
+    backend::as_role(owner(&imports)?, || spi::write(&insert, &args))?;
+    Ok(())
+}
