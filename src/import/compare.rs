@@ -21,8 +21,9 @@ use crate::postgres::spi;
 /// Rows per batch: enough to make the query's own cost vanish.
 const BATCH_ROWS: usize = 4096;
 /// Text per batch: the bound on the backend memory a batch holds (twice:
-/// the strings, then the arrays made of them).
-const BATCH_BYTES: usize = 8 << 20;
+/// the strings, then the arrays made of them). Below the default work_mem,
+/// so that unnest's result stays in memory rather than in a temporary file.
+const BATCH_BYTES: usize = 2 << 20;
 
 /// How one source row compares with the target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,8 +164,15 @@ impl Batch {
         self.bytes = 0;
     }
 
+    /// One text[] per column, made from the strings where they are.
     fn arguments(&self) -> Vec<DatumWithOid<'static>> {
-        self.columns.iter().map(|c| c.clone().into()).collect()
+        self.columns
+            .iter()
+            .map(|column| {
+                let texts: Vec<Option<&str>> = column.iter().map(Option::as_deref).collect();
+                texts.into()
+            })
+            .collect()
     }
 }
 
