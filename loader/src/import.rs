@@ -217,8 +217,9 @@ pub enum UploadError {
 pub trait Report {
     /// The extension's function that returns it.
     const FUNCTION: &'static str;
-    /// Its result columns, in order; printed as the report's headers.
-    const COLUMNS: [&'static str; 5];
+    /// Its result columns, in order: the table, its source rows, then the
+    /// counts of each outcome; printed as the report's headers.
+    const COLUMNS: &'static [&'static str];
 }
 
 /// council_import's report: per table, the rows imported, skipped (already
@@ -228,12 +229,14 @@ pub enum Import {}
 
 impl Report for Import {
     const FUNCTION: &'static str = "council_import";
-    const COLUMNS: [&'static str; 5] = [
+    const COLUMNS: &'static [&'static str] = &[
         "table_name",
         "source_rows",
         "imported",
         "skipped",
         "rejected",
+        "updated",
+        "deleted",
     ];
 }
 
@@ -244,7 +247,7 @@ pub enum Verify {}
 
 impl Report for Verify {
     const FUNCTION: &'static str = "council_verify";
-    const COLUMNS: [&'static str; 5] = [
+    const COLUMNS: &'static [&'static str] = &[
         "table_name",
         "source_rows",
         "identical",
@@ -254,17 +257,17 @@ impl Report for Verify {
 }
 
 /// One table's line of report `R`: the table, its rows in the file, and
-/// three counts of how they came out, in the order of `R::COLUMNS`.
+/// the counts of how they came out, in the order of `R::COLUMNS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableCounts<R> {
     pub table: String,
     pub source_rows: i64,
-    pub outcomes: [i64; 3],
+    pub outcomes: Vec<i64>,
     report: PhantomData<R>,
 }
 
 impl<R: Report> TableCounts<R> {
-    pub fn new(table: String, source_rows: i64, outcomes: [i64; 3]) -> Self {
+    pub fn new(table: String, source_rows: i64, outcomes: Vec<i64>) -> Self {
         TableCounts {
             table,
             source_rows,
@@ -285,6 +288,16 @@ impl TableCounts<Import> {
 
     pub fn rejected(&self) -> i64 {
         self.outcomes[2]
+    }
+
+    /// sync: rows written over with the file's version
+    pub fn updated(&self) -> i64 {
+        self.outcomes[3]
+    }
+
+    /// sync: rows the file does not have
+    pub fn deleted(&self) -> i64 {
+        self.outcomes[4]
     }
 }
 
@@ -352,7 +365,10 @@ pub fn run<R: Report>(
     commit(transaction)?;
     Ok(rows
         .iter()
-        .map(|r| TableCounts::new(r.get(0), r.get(1), [r.get(2), r.get(3), r.get(4)]))
+        .map(|r| {
+            let outcomes = (2..R::COLUMNS.len()).map(|i| r.get(i)).collect();
+            TableCounts::new(r.get(0), r.get(1), outcomes)
+        })
         .collect())
 }
 

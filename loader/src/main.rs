@@ -42,6 +42,10 @@ enum Mode {
     Strict,
     /// import the rest; keep bad rows in council_import_rejects
     Quarantine,
+    /// make the tables equal to the file: insert new rows, update changed
+    /// ones, delete the ones the file lacks (the cutover's catch-up; refused
+    /// once the app has written to PostgreSQL)
+    Sync,
 }
 
 impl Mode {
@@ -50,6 +54,7 @@ impl Mode {
         match self {
             Mode::Strict => "strict",
             Mode::Quarantine => "quarantine",
+            Mode::Sync => "sync",
         }
     }
 }
@@ -402,8 +407,12 @@ fn import_summary(
     dry_run: bool,
 ) -> String {
     let total = |count: fn(&TableCounts<Import>) -> i64| rows.iter().map(count).sum::<i64>();
+    let changed = match (total(TableCounts::updated), total(TableCounts::deleted)) {
+        (0, 0) => String::new(),
+        (updated, deleted) => format!(", {updated} updated, {deleted} deleted"),
+    };
     format!(
-        "{} {} rows from {} ({}): {} imported, {} skipped, {} rejected",
+        "{} {} rows from {} ({}): {} imported, {} skipped, {} rejected{changed}",
         if dry_run {
             "dry run, rolled back:"
         } else {

@@ -10,20 +10,16 @@ use crate::import::{Report, TableCounts};
 
 /// An aligned table with a header, as psql prints one.
 pub fn table<R: Report>(rows: &[TableCounts<R>]) -> String {
-    let cells: Vec<[String; 5]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let [a, b, c] = r.outcomes;
-            [
-                r.table.clone(),
-                r.source_rows.to_string(),
-                a.to_string(),
-                b.to_string(),
-                c.to_string(),
-            ]
+            [r.table.clone(), r.source_rows.to_string()]
+                .into_iter()
+                .chain(r.outcomes.iter().map(ToString::to_string))
+                .collect()
         })
         .collect();
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..R::COLUMNS.len())
         .map(|i| {
             cells
                 .iter()
@@ -53,7 +49,7 @@ pub fn table<R: Report>(rows: &[TableCounts<R>]) -> String {
     );
     line(widths.iter().map(|w| "-".repeat(*w)).collect(), &mut out);
     for row in cells {
-        line(row.to_vec(), &mut out);
+        line(row, &mut out);
     }
     out
 }
@@ -63,14 +59,9 @@ pub fn json<R: Report>(rows: &[TableCounts<R>]) -> Value {
     Value::Array(
         rows.iter()
             .map(|r| {
-                let [a, b, c] = r.outcomes;
-                let values = [
-                    json!(r.table),
-                    json!(r.source_rows),
-                    json!(a),
-                    json!(b),
-                    json!(c),
-                ];
+                let values = [json!(r.table), json!(r.source_rows)]
+                    .into_iter()
+                    .chain(r.outcomes.iter().map(|n| json!(n)));
                 Value::Object(
                     R::COLUMNS
                         .iter()
@@ -227,16 +218,16 @@ mod tests {
             TableCounts::<Import>::new(table.to_owned(), source_rows, outcomes)
         };
         let rows = vec![
-            counts("conversations", 200, [200, 0, 0]),
-            counts("api_keys", 6, [5, 0, 1]),
+            counts("conversations", 200, vec![200, 0, 0, 0, 0]),
+            counts("api_keys", 6, vec![5, 0, 1, 0, 0]),
         ];
         let text = table(&rows);
         assert_eq!(
             text,
-            "table_name     source_rows  imported  skipped  rejected\n\
-             -------------  -----------  --------  -------  --------\n\
-             conversations          200       200        0         0\n\
-             api_keys                 6         5        0         1\n"
+            "table_name     source_rows  imported  skipped  rejected  updated  deleted\n\
+             -------------  -----------  --------  -------  --------  -------  -------\n\
+             conversations          200       200        0         0        0        0\n\
+             api_keys                 6         5        0         1        0        0\n"
         );
         let value = json(&rows);
         assert_eq!(value[1]["rejected"], 1);

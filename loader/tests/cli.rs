@@ -180,6 +180,65 @@ fn a_file_the_server_cannot_read_is_uploaded_with_its_wal_rows() {
 }
 
 #[test]
+fn a_sync_by_upload_shows_its_plan_then_catches_up() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    assert!(run(loader().args(["install", "--database-url", &url]))
+        .status
+        .success());
+    let options = SampleOptions {
+        conversations: 10,
+        ..SampleOptions::default()
+    };
+    let (_dir, path) = sample_private("llm_council-sync-", &options);
+    let first = run(loader().args(["import", "--database-url", &url]).arg(&path));
+    assert!(first.status.success(), "{}", text(&first));
+
+    // The app, still on SQLite: renames one conversation, deletes another.
+    let file = rusqlite::Connection::open(&path).expect("open");
+    file.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         UPDATE conversations SET title = 'renamed' WHERE id = (SELECT min(id) FROM conversations);
+         DELETE FROM conversations WHERE id = (SELECT max(id) FROM conversations);",
+    )
+    .expect("the app's changes");
+    drop(file);
+
+    let plan = run(loader()
+        .args([
+            "import",
+            "--mode",
+            "sync",
+            "--dry-run",
+            "--json",
+            "--database-url",
+            &url,
+        ])
+        .arg(&path));
+    assert!(plan.status.success(), "{}", text(&plan));
+    let report: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("JSON on stdout");
+    assert_eq!(report[0]["table_name"], "conversations");
+    assert_eq!(report[0]["updated"], 1, "{report}");
+    assert_eq!(report[0]["deleted"], 1, "{report}");
+    assert_eq!(
+        count(&cluster, "council", "conversations"),
+        10,
+        "a plan only"
+    );
+
+    let synced = run(loader()
+        .args(["import", "--mode", "sync", "--database-url", &url])
+        .arg(&path));
+    assert!(synced.status.success(), "{}", text(&synced));
+    let stderr = String::from_utf8_lossy(&synced.stderr);
+    assert!(stderr.contains("uploaded"), "{}", text(&synced));
+    assert!(stderr.contains("1 updated"), "{}", text(&synced));
+    assert_eq!(count(&cluster, "council", "conversations"), 9);
+    let verified = run(loader().args(["verify", "--database-url", &url]).arg(&path));
+    assert!(verified.status.success(), "{}", text(&verified));
+}
+
+#[test]
 fn exit_codes_tell_what_went_wrong() {
     let cluster = cluster();
     let url = database(&cluster, "council");
