@@ -185,8 +185,8 @@ mod tests {
             "SELECT count(*) FROM pg_extension e, unnest(e.extconfig) c
              WHERE e.extname = 'llm_council'",
         );
-        // ten tables, and the nine sequences behind the bigint identities
-        assert_eq!(config, 19);
+        // eleven tables, and the ten sequences behind their identities
+        assert_eq!(config, 21);
     }
 
     #[pg_test(
