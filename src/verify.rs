@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::import::compare::Batch;
+use crate::error::Error;
+use crate::import::compare::Target;
 use crate::import::decision::Existing;
 use crate::import::read::RowReader;
 use crate::import::row;
@@ -26,7 +26,7 @@ pub struct TableVerification {
 }
 
 fn verify_table(
-    schema: &QuotedIdentifier,
+    relid: pg_sys::Oid,
     source: &Source,
     layout: &TableLayout,
 ) -> Result<TableVerification, ErrorReport> {
@@ -38,51 +38,28 @@ fn verify_table(
     if !layout.present {
         return Ok(result);
     }
-    let mut batch = Batch::new(schema, table, None);
-    // per row of the batch: whether it mapped
-    let mut mapped = Vec::new();
+    let mut target = Target::open(relid, table, None)?;
     let mut statement = source.select(layout)?;
     let mut reader = RowReader::new(source, layout, &mut statement)?;
     while let Some((_, row)) = reader.next()? {
-        match row::map_row(table, row) {
-            Ok(values) => {
-                batch.push(&values);
-                mapped.push(true);
-            }
+        let outcome = match row::map_row(table, row) {
+            Ok(values) => target.compare(&values).map(|found| found.existing),
             // A row the import could not map is not in the table as it is in
             // the file; a row with its id is a different one.
-            Err(_) => match row::key_of(table, row) {
-                Some(key) => {
-                    batch.push_id(key.to_string());
-                    mapped.push(false);
-                }
-                None => result.missing += 1,
-            },
-        }
-        if batch.is_full() {
-            settle(&mut batch, &mut mapped, &mut result)?;
-        }
-    }
-    settle(&mut batch, &mut mapped, &mut result)?;
-    result.source_rows = reader.seen();
-    Ok(result)
-}
-
-/// Compares the batch with the target and counts each row's outcome.
-fn settle(
-    batch: &mut Batch,
-    mapped: &mut Vec<bool>,
-    result: &mut TableVerification,
-) -> Result<(), ErrorReport> {
-    for (found, mapped) in batch.compare()?.into_iter().zip(mapped.drain(..)) {
-        match found.map(|f| f.existing) {
-            Some(Existing::Identical) if mapped => result.identical += 1,
-            Some(_) => result.differing += 1,
+            Err(_) => row::key_of(table, row)
+                .filter(|key| target.has(*key))
+                .map(|_| Existing::Different),
+        };
+        match outcome {
+            Some(Existing::Identical) => result.identical += 1,
+            Some(Existing::Different) => result.differing += 1,
             None => result.missing += 1,
         }
     }
-    batch.clear();
-    Ok(())
+    result.source_rows = reader.seen();
+    drop(reader);
+    target.close();
+    Ok(result)
 }
 
 pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {
@@ -100,7 +77,14 @@ pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {
     source.begin_snapshot()?;
     let results = layout
         .iter()
-        .map(|table| verify_table(&schema, &source, table))
+        .map(|layout| {
+            let relid = tables
+                .iter()
+                .find(|t| t.name == layout.table.name)
+                .map(|t| t.relid)
+                .ok_or(Error::CouncilTableMissing(layout.table.name))?;
+            verify_table(relid, &source, layout)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     source.check_unchanged()?;
     Ok(results)

@@ -1,12 +1,17 @@
-//! Comparing mapped source rows with the target's rows of the same ids, in
-//! bulk: for the import's skip-or-conflict decision, for sync's updates and
-//! for verify.
+//! Comparing mapped source rows with the target's rows of the same ids:
+//! for the import's skip-or-conflict decision, for sync and for verify.
 //!
-//! Rows gather in a [`Batch`] of bounded size; one query per batch joins
-//! them, passed as one text array per column and cast to each column's type
-//! (so jsonb compares as jsonb and times as times), with the target by its
-//! primary key. A row per query would cost a round through the executor
-//! each; a batch of thousands costs one.
+//! Each row is found through the primary key's index and compared column
+//! by column in the target's own binary form (`postgres::lookup`): integers,
+//! times and uuids as they are stored, text as bytes, jsonb as PostgreSQL
+//! compares jsonb. A query per row, or text cast back to each type, cost
+//! several times the import itself.
+//!
+//! Sync's updates go out in batches of bounded size ([`Batch`]): one UPDATE
+//! per batch, the rows passed as one text array per column, cast to each
+//! column's type.
+
+use std::collections::HashSet;
 
 use council_app::QuotedIdentifier;
 use pgrx::datum::DatumWithOid;
@@ -14,11 +19,12 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use super::decision::Existing;
-use super::row::Value;
+use super::row::{Key, Value};
 use super::tables::{Kind, Table};
+use crate::postgres::lookup::{FoundRow, KeyDatum, PrimaryKeyLookup};
 use crate::postgres::spi;
 
-/// Rows per batch: enough to make the query's own cost vanish.
+/// Rows per batch of updates.
 const BATCH_ROWS: usize = 4096;
 /// Text per batch: the bound on the backend memory a batch holds (twice:
 /// the strings, then the arrays made of them). Below the default work_mem,
@@ -30,7 +36,7 @@ const BATCH_BYTES: usize = 2 << 20;
 pub struct Found {
     pub existing: Existing,
     /// Its current version was written by an llm_council import or sync
-    /// (asked only by sync, whose guard needs it; true otherwise).
+    /// (known only with a [`Provenance`]; true otherwise).
     pub by_import: bool,
 }
 
@@ -39,18 +45,129 @@ pub struct Found {
 /// baseline, was written by someone else.
 #[derive(Clone, Debug, Default)]
 pub struct Provenance {
-    pub transactions: Vec<String>,
+    pub transactions: HashSet<pg_sys::TransactionId>,
     /// rows older than this transaction predate the record (the update to
     /// 0.2.0) and count as imported
-    pub baseline: Option<String>,
+    pub baseline: Option<pg_sys::TransactionId>,
 }
 
-/// Rows waiting for their comparison, and the queries that compare and
-/// update them.
-pub struct Batch {
-    compare: String,
-    update: String,
+impl Provenance {
+    fn wrote(&self, xmin: pg_sys::TransactionId) -> bool {
+        self.transactions.contains(&xmin)
+            || self.baseline.is_some_and(|baseline| {
+                // SAFETY: compares two transaction ids, modulo wraparound.
+                unsafe { pg_sys::TransactionIdPrecedes(xmin, baseline) }
+            })
+    }
+}
+
+/// One table's rows, found by id and compared.
+pub struct Target {
+    table: &'static Table,
+    lookup: PrimaryKeyLookup,
     provenance: Option<Provenance>,
+}
+
+impl Target {
+    pub fn open(
+        relid: pg_sys::Oid,
+        table: &'static Table,
+        provenance: Option<Provenance>,
+    ) -> Result<Target, ErrorReport> {
+        let mut columns: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+        if table.key().kind == Kind::ConversationId {
+            columns.push("legacy_id");
+        }
+        let key = match table.key().kind {
+            Kind::ConversationId => KeyDatum::Uuid([0; 16]),
+            _ => KeyDatum::BigInt(0),
+        };
+        Ok(Target {
+            table,
+            lookup: PrimaryKeyLookup::open(relid, key, &columns)?,
+            provenance,
+        })
+    }
+
+    /// How a mapped row compares with the target's row of its id; None when
+    /// the target has no such row (or the row has no usable id).
+    pub fn compare(&mut self, values: &[Value<'_>]) -> Option<Found> {
+        let key = values.first().and_then(Key::of)?;
+        let (table, provenance) = (self.table, &self.provenance);
+        self.lookup.find(datum(key), |row| Found {
+            existing: if same(table, values, row) {
+                Existing::Identical
+            } else {
+                Existing::Different
+            },
+            by_import: provenance.as_ref().is_none_or(|p| p.wrote(row.xmin())),
+        })
+    }
+
+    /// Whether the target has a row of this id.
+    pub fn has(&mut self, key: Key) -> bool {
+        self.lookup.find(datum(key), |_| ()).is_some()
+    }
+
+    /// Whether an import wrote the current version of the target's row of
+    /// this id; None when there is no such row.
+    pub fn written_by_import(&mut self, key: Key) -> Option<bool> {
+        let provenance = &self.provenance;
+        self.lookup.find(datum(key), |row| {
+            provenance.as_ref().is_none_or(|p| p.wrote(row.xmin()))
+        })
+    }
+
+    pub fn close(self) {
+        self.lookup.close();
+    }
+}
+
+fn datum(key: Key) -> KeyDatum {
+    match key {
+        Key::Int(id) => KeyDatum::BigInt(id),
+        Key::Uuid(id) => KeyDatum::Uuid(*id.as_bytes()),
+    }
+}
+
+/// Every column but the id, and a conversation's legacy id, equal.
+fn same(table: &Table, values: &[Value<'_>], row: &FoundRow<'_>) -> bool {
+    let columns_equal = values
+        .iter()
+        .enumerate()
+        .skip(1)
+        .all(|(i, value)| equal(value, row, i));
+    match values.first() {
+        Some(Value::Conversation { legacy_id, .. }) => {
+            columns_equal
+                && row.text(table.columns.len()) == legacy_id.as_deref().map(str::as_bytes)
+        }
+        _ => columns_equal,
+    }
+}
+
+/// A value and the target's column `i`, equal as `IS NOT DISTINCT FROM`
+/// would find them.
+fn equal(value: &Value<'_>, row: &FoundRow<'_>, i: usize) -> bool {
+    match value {
+        Value::Null => row.is_null(i),
+        Value::Conversation { id, .. } | Value::Uuid(id) => row.uuid(i) == Some(*id.as_bytes()),
+        Value::BigInt(v) => row.int8(i) == Some(*v),
+        Value::Integer(v) => row.int4(i) == Some(*v),
+        // float8 equality: NaN equals NaN, and -0 equals 0.
+        Value::Double(v) => row
+            .float8(i)
+            .is_some_and(|t| t == *v || (t.is_nan() && v.is_nan())),
+        Value::Boolean(v) => row.bool(i) == Some(*v),
+        Value::Text(v) => row.text(i) == Some(v.as_bytes()),
+        Value::Timestamp(v) => row.int8(i) == Some(v.postgres_micros()),
+        Value::Json(v) => row.jsonb_equals(i, v) == Some(true),
+    }
+}
+
+/// Rows to be written over the target's, and the query that does it.
+pub struct Batch {
+    update: String,
     /// one array per query parameter: the table's columns, then a
     /// conversation's legacy id
     columns: Vec<Vec<Option<String>>>,
@@ -59,13 +176,10 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// `provenance`: also ask who wrote each target row (see [`Found`]).
-    pub fn new(schema: &QuotedIdentifier, table: &Table, provenance: Option<Provenance>) -> Batch {
+    pub fn new(schema: &QuotedIdentifier, table: &Table) -> Batch {
         let parameters = parameter_count(table);
         Batch {
-            compare: compare_query(schema, table, provenance.is_some()),
             update: update_query(schema, table),
-            provenance,
             columns: vec![Vec::new(); parameters],
             len: 0,
             bytes: 0,
@@ -76,12 +190,12 @@ impl Batch {
         self.len == 0
     }
 
-    /// Whether the batch should be compared before it takes more rows.
+    /// Whether the batch should be written before it takes more rows.
     pub fn is_full(&self) -> bool {
         self.len >= BATCH_ROWS || self.bytes >= BATCH_BYTES
     }
 
-    /// Adds a mapped row; its index in the batch is the order of pushes.
+    /// Adds a mapped row.
     pub fn push(&mut self, values: &[Value<'_>]) {
         let mut texts: Vec<Option<String>> = values.iter().map(Value::sql_text).collect();
         if let Some(first @ Value::Conversation { .. }) = values.first() {
@@ -95,65 +209,17 @@ impl Batch {
         self.len += 1;
     }
 
-    /// Adds a row known only by its id, for verify: whether the target has
-    /// the id.
-    pub fn push_id(&mut self, id: String) {
-        self.bytes += id.len();
-        let mut texts = std::iter::once(Some(id));
-        for column in &mut self.columns {
-            column.push(texts.next().flatten());
-        }
-        self.len += 1;
+    pub fn len(&self) -> usize {
+        self.len
     }
 
-    /// Compares every row of the batch, in push order: None where the target
-    /// has no row of that id.
-    pub fn compare(&self) -> Result<Vec<Option<Found>>, ErrorReport> {
-        let mut found = vec![None; self.len];
+    /// Writes the batch's rows over the target's; returns how many rows
+    /// changed.
+    pub fn update(&self) -> Result<u64, ErrorReport> {
         if self.len == 0 {
-            return Ok(found);
-        }
-        let mut args = self.arguments();
-        if let Some(provenance) = &self.provenance {
-            args.push(provenance.transactions.clone().into());
-            args.push(provenance.baseline.clone().into());
-        }
-        Spi::connect(|client| {
-            for row in client.select(&self.compare, None, &args)? {
-                let n = row.get::<i64>(1)?.unwrap_or(0);
-                let same = row.get::<bool>(2)?.unwrap_or(false);
-                let by_import = row.get::<bool>(3)?.unwrap_or(false);
-                let slot = usize::try_from(n - 1).ok().and_then(|i| found.get_mut(i));
-                if let Some(slot) = slot {
-                    *slot = Some(Found {
-                        existing: if same {
-                            Existing::Identical
-                        } else {
-                            Existing::Different
-                        },
-                        by_import,
-                    });
-                }
-            }
-            Ok::<_, pgrx::spi::Error>(())
-        })
-        .map_err(spi::internal_query_failed)?;
-        Ok(found)
-    }
-
-    /// Overwrites the target's rows with the batch's rows at `indexes` (in
-    /// push order); returns how many rows changed.
-    pub fn update(&self, indexes: &[usize]) -> Result<u64, ErrorReport> {
-        if indexes.is_empty() {
             return Ok(0);
         }
-        let ordinals: Vec<i64> = indexes
-            .iter()
-            .filter_map(|i| i64::try_from(*i + 1).ok())
-            .collect();
-        let mut args = self.arguments();
-        args.push(ordinals.into());
-        spi::write(&self.update, &args)
+        spi::write(&self.update, &self.arguments())
     }
 
     pub fn clear(&mut self) {
@@ -181,19 +247,14 @@ fn parameter_count(table: &Table) -> usize {
     table.columns.len() + usize::from(table.key().kind == Kind::ConversationId)
 }
 
-/// `unnest($1::text[], …) WITH ORDINALITY AS s(c1, …, n)`: the batch as a
-/// relation, each row numbered in push order.
+/// `unnest($1::text[], …) AS s(c1, …)`: the batch as a relation.
 fn batch_relation(table: &Table) -> String {
     let parameters = parameter_count(table);
     let arrays: Vec<String> = (1..=parameters).map(|i| format!("${i}::text[]")).collect();
     let names: Vec<String> = (1..=parameters).map(|i| format!("c{i}")).collect();
     // unnest of several arrays is grammar (ROWS FROM), not a function one
     // may qualify; the functions run with search_path pinned to pg_catalog.
-    format!(
-        "unnest({}) WITH ORDINALITY AS s({}, n)",
-        arrays.join(", "),
-        names.join(", ")
-    )
+    format!("unnest({}) AS s({})", arrays.join(", "), names.join(", "))
 }
 
 /// Each target column (besides the id) with the batch's value for it, cast
@@ -224,49 +285,19 @@ fn join_condition(table: &Table) -> String {
     format!("t.id = s.c1::{}", table.key().kind.sql_type())
 }
 
-/// `SELECT s.n, ROW(t.a, …) IS NOT DISTINCT FROM ROW(s.c2::…, …), <written
-/// by an import> FROM <batch> JOIN t ON t.id = s.c1::…`
-pub fn compare_query(schema: &QuotedIdentifier, table: &Table, provenance: bool) -> String {
-    let pairs = column_pairs(table);
-    let target: Vec<String> = pairs.iter().map(|(name, _)| format!("t.{name}")).collect();
-    let source: Vec<String> = pairs.iter().map(|(_, value)| value.clone()).collect();
-    let by_import = if provenance {
-        written_by_import(parameter_count(table) + 1)
-    } else {
-        "true".into()
-    };
-    format!(
-        "SELECT s.n, ROW({}) IS NOT DISTINCT FROM ROW({}), {by_import} FROM {} JOIN {} t ON {}",
-        target.join(", "),
-        source.join(", "),
-        batch_relation(table),
-        QuotedIdentifier::qualified(schema, table.name),
-        join_condition(table)
-    )
-}
-
-/// Whether the target row `t`'s current version was written by one of the
-/// transactions in parameter `$first` (xid[]), or before the one in
-/// `$first + 1` (see [`Provenance`]).
-pub fn written_by_import(first: usize) -> String {
-    let baseline = first + 1;
-    format!("(t.xmin = ANY(${first}::xid[]) OR age(t.xmin) > age(${baseline}::xid)) IS TRUE")
-}
-
-/// `UPDATE t SET a = s.c2::…, … FROM <batch> WHERE t.id = s.c1::… AND s.n =
-/// ANY($k)`: the chosen rows of the batch, written over the target's.
+/// `UPDATE t SET a = s.c2::…, … FROM <batch> WHERE t.id = s.c1::…`: the
+/// batch's rows, written over the target's.
 fn update_query(schema: &QuotedIdentifier, table: &Table) -> String {
     let assignments: Vec<String> = column_pairs(table)
         .into_iter()
         .map(|(name, value)| format!("{name} = {value}"))
         .collect();
     format!(
-        "UPDATE {} t SET {} FROM {} WHERE {} AND s.n = ANY(${}::bigint[])",
+        "UPDATE {} t SET {} FROM {} WHERE {}",
         QuotedIdentifier::qualified(schema, table.name),
         assignments.join(", "),
         batch_relation(table),
         join_condition(table),
-        parameter_count(table) + 1
     )
 }
 
@@ -276,15 +307,12 @@ mod tests {
     use crate::import::tables::by_name;
 
     #[test]
-    fn a_conversation_compares_its_legacy_id_too() {
+    fn a_conversation_update_writes_its_legacy_id_too() {
         let table = by_name("conversations").unwrap_or_else(|| unreachable!());
         let schema = QuotedIdentifier::new("public");
-        let query = compare_query(&schema, table, false);
-        assert!(query.contains("t.legacy_id"), "{query}");
-        assert!(query.contains("$8::text[]"), "{query}");
-        assert!(query.contains("t.id = s.c1::uuid"), "{query}");
         let update = update_query(&schema, table);
         assert!(update.contains("legacy_id = s.c8"), "{update}");
-        assert!(update.ends_with("s.n = ANY($9::bigint[])"), "{update}");
+        assert!(update.contains("$8::text[]"), "{update}");
+        assert!(update.ends_with("t.id = s.c1::uuid"), "{update}");
     }
 }

@@ -42,10 +42,14 @@ pub fn provenance(schema: &QuotedIdentifier) -> Result<Provenance, ErrorReport> 
         "SELECT i.transaction::xid::text FROM {imports} i WHERE i.mode = 'baseline' \
          ORDER BY i.id DESC LIMIT 1"
     );
+    let xid = |text: &str| text.parse::<u32>().ok().map(pg_sys::TransactionId::from);
     backend::as_role(owner(&imports)?, || {
         Ok(Provenance {
-            transactions: spi::read_texts(&transactions)?,
-            baseline: spi::read_one::<String>(&baseline, &[])?,
+            transactions: spi::read_texts(&transactions)?
+                .iter()
+                .filter_map(|text| xid(text))
+                .collect(),
+            baseline: spi::read_one::<String>(&baseline, &[])?.and_then(|text| xid(&text)),
         })
     })
 }

@@ -9,14 +9,14 @@ use pgrx::pg_sys::panic::ErrorReport;
 use rusqlite::types::ValueRef;
 
 use super::binary_copy;
-use super::compare::{Batch, Found};
+use super::compare::{Batch, Found, Target};
 use super::decision::{Decider, Decision, Existing, KeySet, ParentKeys, Resolution};
 use super::read::RowReader;
 use super::rejects::{self, Reject};
 use super::row::{self, Key, Problem};
 use super::source::{Source, TableLayout};
 use super::tables::{Kind, Table, TABLES};
-use super::{compare, Mode, Run, TableReport};
+use super::{Mode, Run, TableReport};
 use crate::error::{report, Error};
 use crate::postgres::{copy, spi};
 use crate::sqlstate;
@@ -53,8 +53,8 @@ pub fn import(
         mode: run.mode,
         total,
         columns: Source::row_columns(layout),
-        batch: Batch::new(&run.schema, table, run.provenance.clone()),
-        waiting: Vec::new(),
+        target: Target::open(run.relids[table.name], table, run.provenance.clone())?,
+        updates: Batch::new(&run.schema, table),
         decider: decider(run, table)?,
         rejects: Vec::new(),
         imported: 0,
@@ -141,23 +141,16 @@ struct TableImport {
     total: i64,
     /// the file's columns, in the order rows hold them
     columns: Vec<String>,
-    /// rows whose ids the target has, waiting to be compared with it
-    batch: Batch,
-    waiting: Vec<Waiting>,
+    /// the target's rows, found by id to compare
+    target: Target,
+    /// sync: changed rows waiting to be written over the target's
+    updates: Batch,
     decider: Decider,
     rejects: Vec<Reject>,
     imported: i64,
     skipped: i64,
     updated: i64,
     header_written: bool,
-}
-
-/// A row of the batch: what its fate needs once the batch is compared.
-struct Waiting {
-    key: Key,
-    source_id: Option<String>,
-    /// quarantine: the row as it is, for the reject it may become
-    row: Option<Vec<rusqlite::types::Value>>,
 }
 
 impl TableImport {
@@ -195,18 +188,20 @@ impl TableImport {
                 self.imported += 1;
             }
             Decision::Compare(values, key) => {
-                self.batch.push(&values);
-                let quarantine = self.mode == Mode::Quarantine;
-                self.waiting.push(Waiting {
-                    key,
-                    source_id: row::source_id(&row::refs(row, 1)),
-                    row: quarantine.then(|| {
+                let found = self.target.compare(&values);
+                match self.decider.resolve(key, found.map(|f| f.existing)) {
+                    Resolution::Skip => self.skipped += 1,
+                    Resolution::Update => {
+                        guard_overwrite(self.table, key, found)?;
+                        self.updates.push(&values);
+                        if self.updates.is_full() {
+                            self.write_updates()?;
+                        }
+                    }
+                    Resolution::Reject(problem) => {
                         let refs = row::refs(row, self.columns.len());
-                        refs.into_iter().map(Into::into).collect()
-                    }),
-                });
-                if self.batch.is_full() {
-                    self.settle()?;
+                        self.reject(row::source_id(&refs), &refs, problem)?;
+                    }
                 }
             }
             Decision::Reject(problem, _) => {
@@ -217,41 +212,24 @@ impl TableImport {
         Ok(())
     }
 
-    /// Compares the batch with the target, and gives each of its rows its
-    /// fate: skipped, updated (sync) or rejected.
-    fn settle(&mut self) -> Result<(), ErrorReport> {
-        let found = self.batch.compare()?;
-        let mut updates = Vec::new();
-        for (index, (waiting, found)) in std::mem::take(&mut self.waiting)
-            .into_iter()
-            .zip(found)
-            .enumerate()
-        {
-            match self.decider.resolve(waiting.key, found.map(|f| f.existing)) {
-                Resolution::Skip => self.skipped += 1,
-                Resolution::Update => {
-                    guard_overwrite(self.table, &waiting, found)?;
-                    updates.push(index);
-                }
-                Resolution::Reject(problem) => {
-                    let refs: Vec<ValueRef<'_>> =
-                        waiting.row.iter().flatten().map(ValueRef::from).collect();
-                    self.reject(waiting.source_id, &refs, problem)?;
-                }
-            }
+    /// Writes the changed rows gathered so far over the target's.
+    fn write_updates(&mut self) -> Result<(), ErrorReport> {
+        if self.updates.is_empty() {
+            return Ok(());
         }
-        let updated = self.batch.update(&updates)?;
-        if updated != updates.len() as u64 {
+        let expected = self.updates.len();
+        let updated = self.updates.update()?;
+        if updated != expected as u64 {
             return Err(Error::ChangedCount {
                 statement: "UPDATE",
                 table: self.table.name,
                 changed: updated,
-                expected: updates.len(),
+                expected,
             }
             .into());
         }
         self.updated += i64::try_from(updated).unwrap_or(i64::MAX);
-        self.batch.clear();
+        self.updates.clear();
         Ok(())
     }
 
@@ -278,9 +256,7 @@ impl TableImport {
         inserted: u64,
         seen: i64,
     ) -> Result<TableReport, ErrorReport> {
-        if !self.batch.is_empty() {
-            self.settle()?;
-        }
+        self.write_updates()?;
         if i64::try_from(inserted).ok() != Some(self.imported) {
             return Err(Error::CopyCount {
                 table: self.table.name,
@@ -311,6 +287,7 @@ impl TableImport {
                 String::new()
             }
         ));
+        self.target.close();
         let keys = self.decider.finish();
         if let Some(parent) = keys.parent {
             run.present.insert(parent.table, parent.present);
@@ -356,7 +333,7 @@ fn unplaced_value(row: &rusqlite::Row<'_>, table: &Table, columns: &[String]) ->
 /// version it replaces.
 fn guard_overwrite(
     table: &'static Table,
-    waiting: &Waiting,
+    key: Key,
     found: Option<Found>,
 ) -> Result<(), ErrorReport> {
     match found {
@@ -365,7 +342,7 @@ fn guard_overwrite(
             by_import: false,
         }) => Err(Error::SyncWouldErase {
             table: table.name,
-            id: waiting.key.to_string(),
+            id: key.to_string(),
             action: "overwrite",
         }
         .into()),
@@ -414,26 +391,20 @@ pub fn delete_absent(run: &Run, reports: &mut [TableReport]) -> Result<(), Error
         }
         let qualified = QuotedIdentifier::qualified(&run.schema, table.name);
         let key_type = table.key().kind.sql_type();
-        let ids: Vec<String> = keys.iter().map(ToString::to_string).collect();
-        let provenance = run.provenance.clone().unwrap_or_default();
-        let written_by_someone_else = format!(
-            "SELECT t.id::text FROM {qualified} t WHERE t.id = ANY($1::{key_type}[]) AND NOT {} \
-             ORDER BY t.id LIMIT 1",
-            compare::written_by_import(2)
-        );
-        let args = [
-            ids.clone().into(),
-            provenance.transactions.into(),
-            provenance.baseline.into(),
-        ];
-        if let Some(id) = spi::read_one::<String>(&written_by_someone_else, &args)? {
+        let mut target = Target::open(run.relids[table.name], table, run.provenance.clone())?;
+        let foreign = keys
+            .iter()
+            .find(|key| target.written_by_import(**key) == Some(false));
+        target.close();
+        if let Some(key) = foreign {
             return Err(Error::SyncWouldErase {
                 table: table.name,
-                id,
+                id: key.to_string(),
                 action: "delete",
             }
             .into());
         }
+        let ids: Vec<String> = keys.iter().map(ToString::to_string).collect();
         let delete = format!("DELETE FROM {qualified} t WHERE t.id = ANY($1::{key_type}[])");
         let deleted = spi::write(&delete, &[ids.into()])?;
         if deleted != keys.len() as u64 {

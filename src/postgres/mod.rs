@@ -8,6 +8,7 @@ pub mod backend;
 pub mod copy;
 pub mod extension;
 pub mod interrupts;
+pub mod lookup;
 pub mod spi;
 pub mod subtransaction;
 pub mod temp_space;

@@ -1,0 +1,291 @@
+//! A table's rows found by primary key, one at a time, through the key's
+//! index: no query text, no executor, no copies. The import's skip decision,
+//! sync and verify compare each file row whose id the table has with the
+//! row found here, column by column, in the columns' own binary form.
+
+use std::ffi::CString;
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgMemoryContexts;
+
+use crate::error::Error;
+
+/// A primary key value.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyDatum {
+    BigInt(i64),
+    Uuid([u8; 16]),
+}
+
+/// Rows between resets of the memory the comparisons allocate (detoasted
+/// values, parsed JSON).
+const ROWS_PER_RESET: u32 = 1024;
+
+pub struct PrimaryKeyLookup {
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+    /// the equality function of the key's type
+    equality: pg_sys::RegProcedure,
+    /// the attribute number of each column asked for, in the caller's order
+    attnums: Vec<usize>,
+    /// a uuid key's bytes: the scan key points at them while it runs
+    uuid: [u8; 16],
+    memory: PgMemoryContexts,
+    rows: u32,
+    open: bool,
+}
+
+impl PrimaryKeyLookup {
+    /// Opens `relid` and its primary key's index; `columns` are the names
+    /// [`FoundRow`] answers for, by their index in this slice.
+    pub fn open(
+        relid: pg_sys::Oid,
+        key: KeyDatum,
+        columns: &[&str],
+    ) -> Result<PrimaryKeyLookup, ErrorReport> {
+        // SAFETY: the relation is a council table, whose oid was resolved
+        // in this transaction; AccessShareLock is held until its end.
+        let heap =
+            unsafe { pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+        let mut attnums = Vec::with_capacity(columns.len());
+        for name in columns {
+            let cname = CString::new(*name).map_err(|_| missing(name))?;
+            // SAFETY: a catalog lookup by name; returns InvalidAttrNumber (0)
+            // for a column that does not exist.
+            let attnum = unsafe { pg_sys::get_attnum(relid, cname.as_ptr()) };
+            attnums.push(
+                usize::try_from(attnum)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| missing(name))?,
+            );
+        }
+        // SAFETY: heap is open; the primary key index is the table's own.
+        let index_oid = unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap) };
+        if index_oid == pg_sys::InvalidOid {
+            return Err(Error::InternalQuery("a council table has no primary key".into()).into());
+        }
+        // SAFETY: GetActiveSnapshot is set while a statement runs, which a
+        // function call always is; checked for NULL all the same.
+        let snapshot = unsafe { pg_sys::GetActiveSnapshot() };
+        if snapshot.is_null() {
+            return Err(Error::InternalQuery("no active snapshot".into()).into());
+        }
+        // SAFETY: the index belongs to heap; the scan and slot are freed in
+        // `close`, or with the transaction should an error end it first.
+        let (index, scan, slot) = unsafe {
+            let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
+            let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+            (index, scan, slot)
+        };
+        let equality = match key {
+            KeyDatum::BigInt(_) => pg_sys::F_INT8EQ,
+            KeyDatum::Uuid(_) => pg_sys::F_UUID_EQ,
+        };
+        Ok(PrimaryKeyLookup {
+            heap,
+            index,
+            scan,
+            slot,
+            equality: pg_sys::RegProcedure::from(equality),
+            attnums,
+            uuid: [0; 16],
+            memory: PgMemoryContexts::new("llm_council row comparison"),
+            rows: 0,
+            open: true,
+        })
+    }
+
+    /// Finds the row whose key is `key` and hands it to `f`; None when the
+    /// table has none visible to this statement.
+    pub fn find<T>(&mut self, key: KeyDatum, f: impl FnOnce(&FoundRow<'_>) -> T) -> Option<T> {
+        self.rows += 1;
+        if self.rows % ROWS_PER_RESET == 0 {
+            // SAFETY: nothing allocated in this context outlives one find.
+            unsafe { self.memory.reset() };
+        }
+        let datum = match key {
+            KeyDatum::BigInt(v) => pg_sys::Datum::from(v),
+            KeyDatum::Uuid(bytes) => {
+                self.uuid = bytes;
+                pg_sys::Datum::from(self.uuid.as_ptr())
+            }
+        };
+        let mut scan_key = pg_sys::ScanKeyData::default();
+        let (scan, slot, equality) = (self.scan, self.slot, self.equality);
+        // SAFETY: the scan is open; the key's datum (a uuid's bytes in self)
+        // outlives the scan step; the slot is the table's own type.
+        let found = unsafe {
+            pg_sys::ScanKeyInit(
+                &mut scan_key,
+                1,
+                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+                equality,
+                datum,
+            );
+            pg_sys::index_rescan(scan, &mut scan_key, 1, std::ptr::null_mut(), 0);
+            pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
+        };
+        if !found {
+            return None;
+        }
+        // SAFETY: the slot holds the tuple just found; deforming it fills
+        // tts_values and tts_isnull for every attribute.
+        let (values, nulls, xmin) = unsafe {
+            pg_sys::slot_getallattrs(slot);
+            let natts = usize::try_from((*(*slot).tts_tupleDescriptor).natts).unwrap_or(0);
+            let mut is_null = false;
+            let xmin = pg_sys::slot_getsysattr(
+                slot,
+                pg_sys::MinTransactionIdAttributeNumber,
+                &mut is_null,
+            );
+            (
+                std::slice::from_raw_parts((*slot).tts_values, natts),
+                std::slice::from_raw_parts((*slot).tts_isnull, natts),
+                pg_sys::TransactionId::from(xmin.value() as u32),
+            )
+        };
+        let row = FoundRow {
+            values,
+            nulls,
+            attnums: &self.attnums,
+            xmin,
+        };
+        // SAFETY: the comparisons' allocations go to this context, reset
+        // every ROWS_PER_RESET rows.
+        Some(unsafe { self.memory.switch_to(|_| f(&row)) })
+    }
+
+    /// Ends the scan and closes the relations (their locks stay until the
+    /// transaction ends).
+    pub fn close(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if !self.open {
+            return;
+        }
+        self.open = false;
+        // SAFETY: each was opened in `open` and is released once.
+        unsafe {
+            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+            pg_sys::index_endscan(self.scan);
+            pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            pg_sys::table_close(self.heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+        }
+    }
+}
+
+impl Drop for PrimaryKeyLookup {
+    fn drop(&mut self) {
+        // While a PostgreSQL error unwinds, the transaction's abort releases
+        // the scan, the slot's buffer pin and the relations; calling into
+        // PostgreSQL then is not safe.
+        if !std::thread::panicking() {
+            self.release();
+        }
+    }
+}
+
+fn missing(name: &str) -> ErrorReport {
+    Error::InternalQuery(format!("a council table lacks its column {name}")).into()
+}
+
+/// A row found by [`PrimaryKeyLookup::find`]; column `i` is the `i`th name
+/// given to `open`.
+pub struct FoundRow<'a> {
+    values: &'a [pg_sys::Datum],
+    nulls: &'a [bool],
+    attnums: &'a [usize],
+    xmin: pg_sys::TransactionId,
+}
+
+impl FoundRow<'_> {
+    fn datum(&self, i: usize) -> Option<pg_sys::Datum> {
+        let at = self.attnums.get(i)?.checked_sub(1)?;
+        match self.nulls.get(at) {
+            Some(false) => self.values.get(at).copied(),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self, i: usize) -> bool {
+        self.datum(i).is_none()
+    }
+
+    /// bigint and timestamptz (microseconds since 2000-01-01 UTC)
+    pub fn int8(&self, i: usize) -> Option<i64> {
+        self.datum(i).map(|d| d.value() as i64)
+    }
+
+    pub fn int4(&self, i: usize) -> Option<i32> {
+        self.datum(i).map(|d| d.value() as i32)
+    }
+
+    pub fn float8(&self, i: usize) -> Option<f64> {
+        self.datum(i).map(|d| f64::from_bits(d.value() as u64))
+    }
+
+    pub fn bool(&self, i: usize) -> Option<bool> {
+        self.datum(i).map(|d| d.value() & 0xff != 0)
+    }
+
+    pub fn uuid(&self, i: usize) -> Option<[u8; 16]> {
+        let datum = self.datum(i)?;
+        let mut bytes = [0; 16];
+        // SAFETY: a uuid datum points at its 16 bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(datum.cast_mut_ptr::<u8>(), bytes.as_mut_ptr(), 16)
+        };
+        Some(bytes)
+    }
+
+    /// The bytes of a text or varchar value, detoasted.
+    pub fn text(&self, i: usize) -> Option<&[u8]> {
+        let datum = self.datum(i)?;
+        // SAFETY: a text datum is a varlena, possibly toasted or short;
+        // detoasting allocates in the lookup's memory context, which lives
+        // at least as long as this row.
+        unsafe {
+            let value = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr::<pg_sys::varlena>());
+            let len = pgrx::varlena::varsize_any_exhdr(value);
+            let data = pgrx::varlena::vardata_any(value).cast::<u8>();
+            Some(std::slice::from_raw_parts(data, len))
+        }
+    }
+
+    /// Whether a jsonb value equals `json` as PostgreSQL compares jsonb; None
+    /// when the value is NULL.
+    pub fn jsonb_equals(&self, i: usize, json: &str) -> Option<bool> {
+        let datum = self.datum(i)?;
+        let Ok(text) = CString::new(json) else {
+            return Some(false);
+        };
+        // SAFETY: jsonb_in parses a C string (an ERROR for invalid JSON,
+        // which the mapping has already refused); jsonb_eq detoasts both.
+        let equal = unsafe {
+            let ours = pgrx::fcinfo::direct_function_call_as_datum(
+                pg_sys::jsonb_in,
+                &[Some(pg_sys::Datum::from(text.as_ptr()))],
+            );
+            ours.and_then(|ours| {
+                pgrx::fcinfo::direct_function_call_as_datum(
+                    pg_sys::jsonb_eq,
+                    &[Some(datum), Some(ours)],
+                )
+            })
+        };
+        Some(equal.is_some_and(|equal| equal.value() & 0xff != 0))
+    }
+
+    /// The transaction that wrote this version of the row.
+    pub fn xmin(&self) -> pg_sys::TransactionId {
+        self.xmin
+    }
+}
