@@ -335,6 +335,135 @@ def peak_memory(url, fixture, name):
     return private, hwm, result.get("rows", 0)
 
 
+def changed_copy(args, fixture):
+    """The fixture as the app leaves it some days after the first import: 1%
+    of every table's rows changed, 1% added, and 0.1% of the conversations
+    deleted with their rows (ON DELETE CASCADE). Deterministic; made once."""
+    path = fixture.replace(".db", "-changed.db")
+    if os.path.exists(path):
+        return path
+    source = sqlite3.connect(f"file:{fixture}?mode=ro", uri=True)
+    changed = sqlite3.connect(path)
+    source.backup(changed)
+    source.close()
+    changed.execute("PRAGMA foreign_keys = ON")
+    updates = {
+        "conversations": "title = coalesce(title, '') || ' (renamed)', updated_at = '2026-11-20T10:00:00'",
+        "messages": "content = coalesce(content, '') || ' (edited)'",
+        "stage1_responses": "confidence = 0.5",
+        "stage2_rankings": "debate_round = coalesce(debate_round, 1) + 1",
+        "stage3_synthesis": "meta_evaluation = 'revised'",
+        "deliberation_metadata": "voting_method = 'copeland'",
+        "api_keys": "is_active = 1 - coalesce(is_active, 1)",
+        "api_key_audit_log": "endpoint = '/v2/moved'",
+    }
+    for table, assignments in updates.items():
+        changed.execute(f"UPDATE {table} SET {assignments} WHERE rowid % 100 = 7")
+    # New rows: copies of 1% of the rows under new ids (a new conversation
+    # id is a canonical UUID made from the old row's rowid).
+    changed.execute(
+        "INSERT INTO conversations (id, title, created_at, updated_at, is_pinned, is_hidden, message_count) "
+        "SELECT printf('00000000-0000-4000-8000-%012d', rowid), title, created_at, updated_at, is_pinned, "
+        "is_hidden, message_count FROM conversations WHERE rowid % 100 = 3"
+    )
+    for table, columns in {
+        "messages": "conversation_id, role, content, created_at",
+        "stage1_responses": "message_id, model, response, confidence, base_model, sample_id, created_at",
+        "stage2_rankings": "message_id, evaluator_model, raw_ranking, parsed_ranking, debate_round, rubric_scores, created_at",
+        "stage3_synthesis": "message_id, chairman_model, response, meta_evaluation, created_at",
+        "api_key_audit_log": "api_key_id, action, endpoint, ip_address, user_agent, request_id, created_at",
+    }.items():
+        changed.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table} WHERE id % 100 = 3")
+    changed.execute(
+        "INSERT INTO api_keys (key_hash, key_prefix, name, created_at, last_used_at, expires_at, is_active, "
+        "rate_limit_override, permissions, metadata) SELECT key_hash || '-new', key_prefix, name, created_at, "
+        "last_used_at, expires_at, is_active, rate_limit_override, permissions, metadata FROM api_keys "
+        "WHERE id % 100 = 3"
+    )
+    changed.execute("DELETE FROM conversations WHERE rowid % 1000 = 5")
+    changed.commit()
+    changed.close()
+    os.chmod(path, 0o644)
+    return path
+
+
+def timed(conn, sql, params):
+    with conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+        return time.perf_counter() - started, rows
+
+
+def catch_up_benchmark(args, url, sizes, fixture_of):
+    """The cutover's steps against a fresh import of the same file: the
+    same file again (every row skipped), council_verify, and a sync after
+    the app's changes. Median of the runs; each run on a fresh database."""
+    table = []
+    for conversations in sizes:
+        path = fixture_of(conversations)
+        changed = changed_copy(args, path)
+        runs = {"fresh": [], "again": [], "verify": [], "sync": []}
+        plan = None
+        for n in range(args.runs):
+            name = f"bench_catch_up_{conversations}"
+            conn = fresh_database(url, name)
+            checkpoint(conn)
+            runs["fresh"].append(timed(conn, "SELECT sum(imported) FROM council_import(%s)", (path,))[0])
+            checkpoint(conn)
+            runs["again"].append(timed(conn, "SELECT sum(skipped) FROM council_import(%s)", (path,))[0])
+            runs["verify"].append(timed(conn, "SELECT sum(identical) FROM council_verify(%s)", (path,))[0])
+            checkpoint(conn)
+            elapsed, rows = timed(
+                conn,
+                "SELECT sum(imported), sum(updated), sum(deleted), sum(skipped) FROM council_import(%s, 'sync')",
+                (changed,),
+            )
+            runs["sync"].append(elapsed)
+            plan = rows[0]
+            conn.close()
+            drop_database(url, name)
+        medians = {k: statistics.median(v) for k, v in runs.items()}
+        table.append((conversations, medians, plan))
+        print(f"  catch-up {conversations}: fresh {medians['fresh']:.2f} s, again {medians['again']:.2f} s, "
+              f"verify {medians['verify']:.2f} s, sync {medians['sync']:.2f} s {plan}", file=sys.stderr)
+    return table
+
+
+def peak_during(url, name, statements):
+    """The backend's peak private memory (RssAnon, MB) while it runs the
+    last of `statements` ((sql, file) pairs) on a database that ran the
+    others first."""
+    conn = fresh_database(url, name)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+        for sql, path in statements[:-1]:
+            cur.execute(sql, (path,))
+    done = threading.Event()
+
+    def run():
+        sql, path = statements[-1]
+        with conn.cursor() as cur:
+            cur.execute(sql, (path,))
+            cur.fetchall()
+        done.set()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    private = 0.0
+    while not done.is_set():
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    private = max(private, int(line.split()[1]) / 1024)
+        time.sleep(0.01)
+    worker.join()
+    conn.close()
+    drop_database(url, name)
+    return private
+
+
 def loader_import(args, url, fixture, name, upload):
     """`council-loader import` into a fresh database, by server path or by
     streamed upload: wall time, and the importing backend's peak private
@@ -520,6 +649,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", default="300,3000,30000")
     parser.add_argument("--memory", default="3000,18000")
+    parser.add_argument("--catch-up", default="3000,30000")
     parser.add_argument("--cache-seconds", type=int, default=20)
     parser.add_argument("--cache-rounds", type=int, default=2)
     parser.add_argument("--cache-entries", type=int, default=100_000)
@@ -581,6 +711,22 @@ def main():
 
     uploads = upload_benchmark(args, args.url, [int(c) for c in args.memory.split(",") if c], fixture_of)
 
+    catch_up = catch_up_benchmark(args, args.url, [int(c) for c in args.catch_up.split(",") if c], fixture_of)
+    import_sql = "SELECT sum(imported) FROM council_import(%s)"
+    catch_up_memory = []
+    for conversations in [int(c) for c in args.memory.split(",") if c][-1:]:
+        path = fixture_of(conversations)
+        first = (import_sql, path)
+        again = peak_during(args.url, "bench_memory_again",
+                            [first, ("SELECT sum(skipped) FROM council_import(%s)", path)])
+        verify = peak_during(args.url, "bench_memory_verify",
+                             [first, ("SELECT sum(identical) FROM council_verify(%s)", path)])
+        sync = peak_during(args.url, "bench_memory_sync",
+                           [first, ("SELECT sum(updated) FROM council_import(%s, 'sync')", changed_copy(args, path))])
+        catch_up_memory.append((conversations, os.path.getsize(path), again, verify, sync))
+        print(f"  catch-up memory {conversations}: again {again:.0f} MB, verify {verify:.0f} MB, sync {sync:.0f} MB",
+              file=sys.stderr)
+
     get_tps, update_tps, hits, gets = cache_benchmark(args, args.url)
     unbounded_tps, bounded_tps, entries, counted = cache_put_benchmark(args, args.url)
     print(f"  cache put: {unbounded_tps:,.0f} tps unbounded, {bounded_tps:,.0f} tps bounded "
@@ -631,6 +777,26 @@ def main():
     for conversations, file_size, by_path, by_upload, memory_path, memory_upload in uploads:
         out(f"| {conversations:,} | {file_size / 1e6:,.0f} MB | {by_path:.2f} s | {by_upload:.2f} s | "
             f"{by_upload / by_path:.2f} | {memory_path:.0f} MB | {memory_upload:.0f} MB |")
+    out("")
+    out("The cutover's catch-up, against a fresh import of the same file (median of "
+        f"{args.runs}, each on a fresh database): the same file imported again (every row skipped), "
+        "`council_verify`, and `council_import(…, 'sync')` after the app changed 1% of every table's rows, "
+        "added 1% and deleted 0.1% of the conversations with their rows:")
+    out("")
+    out("| conversations | fresh import | again | × fresh | verify | × fresh | sync | × fresh | sync: imported, updated, deleted |")
+    out("|---|---|---|---|---|---|---|---|---|")
+    for conversations, m, plan in catch_up:
+        imported, updated, deleted, _ = plan
+        out(f"| {conversations:,} | {m['fresh']:.2f} s | {m['again']:.2f} s | {m['again'] / m['fresh']:.2f} | "
+            f"{m['verify']:.2f} s | {m['verify'] / m['fresh']:.2f} | {m['sync']:.2f} s | {m['sync'] / m['fresh']:.2f} | "
+            f"{imported:,}, {updated:,}, {deleted:,} |")
+    out("")
+    out("Backend private memory (RssAnon peak) of each catch-up step on the largest file:")
+    out("")
+    out("| conversations | file | again | verify | sync |")
+    out("|---|---|---|---|---|")
+    for conversations, file_size, again, verify, sync in catch_up_memory:
+        out(f"| {conversations:,} | {file_size / 1e6:,.0f} MB | {again:.0f} MB | {verify:.0f} MB | {sync:.0f} MB |")
     out("")
     out(f"Cache, `pgbench -M prepared -c 8 -j 2 -T {args.cache_seconds}` on 100 hot keys: "
         f"`council_cache_get` {get_tps:,.0f} tps, the hand-written `UPDATE … RETURNING` {update_tps:,.0f} tps: "

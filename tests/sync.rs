@@ -431,3 +431,52 @@ fn a_sync_that_fails_partway_leaves_everything_as_it_was() {
     assert_eq!(common::sequences(&mut client), sequences);
     assert_eq!(imports_recorded(&mut client), recorded);
 }
+
+#[test]
+fn rows_in_any_order_compare_alike() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, _) = sample_file(
+        &cluster,
+        "order",
+        &SampleOptions {
+            conversations: 8,
+            ..SampleOptions::default()
+        },
+    );
+    run(&mut client, &path, "strict", false).expect("the first import");
+    // A table without INTEGER PRIMARY KEY is read in the order its rows
+    // were written: here, ids descending.
+    let file = common::spoil(&path);
+    file.execute_batch(
+        "CREATE TABLE reversed AS SELECT * FROM messages ORDER BY id DESC;
+         DROP TABLE messages;
+         ALTER TABLE reversed RENAME TO messages;
+         UPDATE messages SET content = 'edited' WHERE id = (SELECT min(id) FROM messages WHERE role = 'user');",
+    )
+    .expect("reversing messages");
+    drop(file);
+    give_tree(&cluster, path.parent().unwrap_or(Path::new("/")));
+
+    let verified = client
+        .query(
+            "SELECT source_rows, identical, missing, differing FROM council_verify($1)
+             WHERE table_name = 'messages'",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("council_verify");
+    let (source, identical, missing, differing): (i64, i64, i64, i64) = (
+        verified[0].get(0),
+        verified[0].get(1),
+        verified[0].get(2),
+        verified[0].get(3),
+    );
+    assert_eq!((identical, missing, differing), (source - 1, 0, 1));
+    let report = sync(&mut client, &path, false).expect("the sync");
+    let [source, imported, skipped, _, updated, deleted] = counts_of(&report, "messages");
+    assert_eq!(
+        (imported, skipped, updated, deleted),
+        (0, source - 1, 1, 0),
+        "{report:?}"
+    );
+}

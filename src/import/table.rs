@@ -108,20 +108,20 @@ fn decider(run: &mut Run, table: &'static Table) -> Result<Decider, ErrorReport>
 
 fn existing_keys(schema: &QuotedIdentifier, table: &Table) -> Result<KeySet, ErrorReport> {
     let query = format!(
-        "SELECT id::text FROM {}",
+        "SELECT id FROM {}",
         QuotedIdentifier::qualified(schema, table.name)
     );
-    let is_uuid = table.key().kind == Kind::ConversationId;
-    Ok(spi::read_texts(&query)?
-        .iter()
-        .filter_map(|text| {
-            if is_uuid {
-                uuid::Uuid::parse_str(text).ok().map(Key::Uuid)
-            } else {
-                text.parse::<i64>().ok().map(Key::Int)
-            }
-        })
-        .collect())
+    Ok(if table.key().kind == Kind::ConversationId {
+        spi::read_column::<pgrx::Uuid>(&query)?
+            .iter()
+            .map(|id| Key::Uuid(uuid::Uuid::from_bytes(*id.as_bytes())))
+            .collect()
+    } else {
+        spi::read_column::<i64>(&query)?
+            .into_iter()
+            .map(Key::Int)
+            .collect()
+    })
 }
 
 fn is_parent(table: &Table) -> bool {

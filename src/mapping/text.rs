@@ -48,7 +48,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The bytes as `&str` if PostgreSQL `text` can hold them. When a value has
 /// both faults, the one nearer the start is reported.
 pub fn check(bytes: &[u8]) -> Result<&str, TextError> {
-    let nul_in = |valid: &[u8]| valid.iter().position(|&b| b == 0);
+    let nul_in = |valid: &[u8]| memchr::memchr(0, valid);
     match std::str::from_utf8(bytes) {
         Ok(text) => match nul_in(text.as_bytes()) {
             Some(offset) => Err(TextError::Nul { offset }),

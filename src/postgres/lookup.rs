@@ -25,8 +25,12 @@ const ROWS_PER_RESET: u32 = 1024;
 pub struct PrimaryKeyLookup {
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
+    /// finds one key: descends the index from its root each time
     scan: pg_sys::IndexScanDesc,
     slot: *mut pg_sys::TupleTableSlot,
+    /// walks the whole index in key order, for integer keys asked for in
+    /// ascending order (a file read in rowid order asks so)
+    ordered: Ordered,
     /// the equality function of the key's type
     equality: pg_sys::RegProcedure,
     /// the attribute number of each column asked for, in the caller's order
@@ -36,6 +40,27 @@ pub struct PrimaryKeyLookup {
     memory: PgMemoryContexts,
     rows: u32,
     open: bool,
+}
+
+/// The walk in key order, which serves ascending integer keys without a
+/// descent per key, and the key it stands at.
+struct Ordered {
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+    state: Walk,
+    /// the last key asked for
+    last: i64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    NotStarted,
+    /// at the row of this key, which the slot holds
+    At(i64),
+    /// past the last row
+    Done,
+    /// keys came out of order: every key is looked up by descent
+    Abandoned,
 }
 
 impl PrimaryKeyLookup {
@@ -76,11 +101,20 @@ impl PrimaryKeyLookup {
         }
         // SAFETY: the index belongs to heap; the scan and slot are freed in
         // `close`, or with the transaction should an error end it first.
-        let (index, scan, slot) = unsafe {
+        let (index, scan, slot, ordered) = unsafe {
             let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
             let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-            (index, scan, slot)
+            let ordered = Ordered {
+                scan: pg_sys::index_beginscan(heap, index, snapshot, 0, 0),
+                slot: pg_sys::table_slot_create(heap, std::ptr::null_mut()),
+                state: match key {
+                    KeyDatum::BigInt(_) => Walk::NotStarted,
+                    KeyDatum::Uuid(_) => Walk::Abandoned,
+                },
+                last: i64::MIN,
+            };
+            (index, scan, slot, ordered)
         };
         let equality = match key {
             KeyDatum::BigInt(_) => pg_sys::F_INT8EQ,
@@ -91,6 +125,7 @@ impl PrimaryKeyLookup {
             index,
             scan,
             slot,
+            ordered,
             equality: pg_sys::RegProcedure::from(equality),
             attnums,
             uuid: [0; 16],
@@ -108,31 +143,16 @@ impl PrimaryKeyLookup {
             // SAFETY: nothing allocated in this context outlives one find.
             unsafe { self.memory.reset() };
         }
-        let datum = match key {
-            KeyDatum::BigInt(v) => pg_sys::Datum::from(v),
-            KeyDatum::Uuid(bytes) => {
-                self.uuid = bytes;
-                pg_sys::Datum::from(self.uuid.as_ptr())
+        let slot = match key {
+            KeyDatum::BigInt(id) if self.ordered.state != Walk::Abandoned => {
+                match self.walk_to(id) {
+                    Some(found) => found,
+                    None => self.descend(key),
+                }
             }
+            _ => self.descend(key),
         };
-        let mut scan_key = pg_sys::ScanKeyData::default();
-        let (scan, slot, equality) = (self.scan, self.slot, self.equality);
-        // SAFETY: the scan is open; the key's datum (a uuid's bytes in self)
-        // outlives the scan step; the slot is the table's own type.
-        let found = unsafe {
-            pg_sys::ScanKeyInit(
-                &mut scan_key,
-                1,
-                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-                equality,
-                datum,
-            );
-            pg_sys::index_rescan(scan, &mut scan_key, 1, std::ptr::null_mut(), 0);
-            pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
-        };
-        if !found {
-            return None;
-        }
+        let slot = slot?;
         // SAFETY: the slot holds the tuple just found; deforming it fills
         // tts_values and tts_isnull for every attribute.
         let (values, nulls, xmin) = unsafe {
@@ -161,6 +181,72 @@ impl PrimaryKeyLookup {
         Some(unsafe { self.memory.switch_to(|_| f(&row)) })
     }
 
+    /// Finds a key by descending the index.
+    fn descend(&mut self, key: KeyDatum) -> Option<*mut pg_sys::TupleTableSlot> {
+        let datum = match key {
+            KeyDatum::BigInt(v) => pg_sys::Datum::from(v),
+            KeyDatum::Uuid(bytes) => {
+                self.uuid = bytes;
+                pg_sys::Datum::from(self.uuid.as_ptr())
+            }
+        };
+        let mut scan_key = pg_sys::ScanKeyData::default();
+        // SAFETY: the scan is open; the key's datum (a uuid's bytes in self)
+        // outlives the scan step; the slot is the table's own type.
+        let found = unsafe {
+            pg_sys::ScanKeyInit(
+                &mut scan_key,
+                1,
+                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+                self.equality,
+                datum,
+            );
+            pg_sys::index_rescan(self.scan, &mut scan_key, 1, std::ptr::null_mut(), 0);
+            pg_sys::index_getnext_slot(
+                self.scan,
+                pg_sys::ScanDirection::ForwardScanDirection,
+                self.slot,
+            )
+        };
+        found.then_some(self.slot)
+    }
+
+    /// Walks the index forward to `id`: Some(the row) or Some(None) when
+    /// the table has no such key; None when `id` is behind a key asked for
+    /// before, which ends the walk for good.
+    fn walk_to(&mut self, id: i64) -> Option<Option<*mut pg_sys::TupleTableSlot>> {
+        let walk = &mut self.ordered;
+        if id < walk.last {
+            walk.state = Walk::Abandoned;
+            return None;
+        }
+        walk.last = id;
+        loop {
+            match walk.state {
+                Walk::At(at) if at >= id => {
+                    return Some((at == id).then_some(walk.slot));
+                }
+                Walk::Done => return Some(None),
+                Walk::Abandoned => return None,
+                Walk::NotStarted | Walk::At(_) => {
+                    if walk.state == Walk::NotStarted {
+                        // SAFETY: the scan is open and takes no keys.
+                        unsafe {
+                            pg_sys::index_rescan(
+                                walk.scan,
+                                std::ptr::null_mut(),
+                                0,
+                                std::ptr::null_mut(),
+                                0,
+                            )
+                        };
+                    }
+                    walk.state = walk.step(self.attnums.first().copied().unwrap_or(1));
+                }
+            }
+        }
+    }
+
     /// Ends the scan and closes the relations (their locks stay until the
     /// transaction ends).
     pub fn close(mut self) {
@@ -174,6 +260,8 @@ impl PrimaryKeyLookup {
         self.open = false;
         // SAFETY: each was opened in `open` and is released once.
         unsafe {
+            pg_sys::ExecDropSingleTupleTableSlot(self.ordered.slot);
+            pg_sys::index_endscan(self.ordered.scan);
             pg_sys::ExecDropSingleTupleTableSlot(self.slot);
             pg_sys::index_endscan(self.scan);
             pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);
@@ -189,6 +277,33 @@ impl Drop for PrimaryKeyLookup {
         // PostgreSQL then is not safe.
         if !std::thread::panicking() {
             self.release();
+        }
+    }
+}
+
+impl Ordered {
+    /// The next row in key order; `attnum` is the key's column.
+    fn step(&mut self, attnum: usize) -> Walk {
+        // SAFETY: the scan is open and positioned by index_rescan; the slot
+        // is the table's own type; the key column is a NOT NULL bigint.
+        unsafe {
+            if !pg_sys::index_getnext_slot(
+                self.scan,
+                pg_sys::ScanDirection::ForwardScanDirection,
+                self.slot,
+            ) {
+                return Walk::Done;
+            }
+            let mut is_null = false;
+            let key = pg_sys::slot_getattr(
+                self.slot,
+                std::ffi::c_int::try_from(attnum).unwrap_or(1),
+                &mut is_null,
+            );
+            if is_null {
+                return Walk::Abandoned;
+            }
+            Walk::At(key.value() as i64)
         }
     }
 }
@@ -261,9 +376,20 @@ impl FoundRow<'_> {
     }
 
     /// Whether a jsonb value equals `json` as PostgreSQL compares jsonb; None
-    /// when the value is NULL.
+    /// when the value is NULL. A value whose output is `json` byte for byte
+    /// is equal without parsing `json` (arrays and objects whose keys are in
+    /// jsonb's order, with the app's separators, are).
     pub fn jsonb_equals(&self, i: usize, json: &str) -> Option<bool> {
         let datum = self.datum(i)?;
+        // SAFETY: jsonb_out detoasts the value and returns a C string in the
+        // lookup's memory context.
+        let output = unsafe {
+            pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])
+                .map(|text| std::ffi::CStr::from_ptr(text.cast_mut_ptr::<std::ffi::c_char>()))
+        };
+        if output.is_some_and(|text| text.to_bytes() == json.as_bytes()) {
+            return Some(true);
+        }
         let Ok(text) = CString::new(json) else {
             return Some(false);
         };

@@ -25,10 +25,15 @@ pub fn read_one<A: FromDatum + IntoDatum>(
 
 /// Every non-NULL value of the first column of a read-only query, as text.
 pub fn read_texts(query: &str) -> Result<Vec<String>, ErrorReport> {
+    read_column::<String>(query)
+}
+
+/// Every non-NULL value of the first column of a read-only query.
+pub fn read_column<A: FromDatum + IntoDatum>(query: &str) -> Result<Vec<A>, ErrorReport> {
     Spi::connect(|client| {
         let mut values = Vec::new();
         for row in client.select(query, None, &[])? {
-            values.extend(row.get::<String>(1)?);
+            values.extend(row.get::<A>(1)?);
         }
         Ok::<_, pgrx::spi::Error>(values)
     })
