@@ -139,7 +139,7 @@ impl PrimaryKeyLookup {
     /// table has none visible to this statement.
     pub fn find<T>(&mut self, key: KeyDatum, f: impl FnOnce(&FoundRow<'_>) -> T) -> Option<T> {
         self.rows += 1;
-        if self.rows % ROWS_PER_RESET == 0 {
+        if self.rows.is_multiple_of(ROWS_PER_RESET) {
             // SAFETY: nothing allocated in this context outlives one find.
             unsafe { self.memory.reset() };
         }
