@@ -60,8 +60,10 @@ pub struct Decider {
     /// sync: the table ends up holding the file's rows and only those; a
     /// changed row is updated, and a target row the file lacks goes
     sync: bool,
-    /// keys in the target before the import
-    existing: KeySet,
+    /// keys in the target before the import; None when the caller tells,
+    /// row by row, whether the target has the row's key (a table no other
+    /// refers to needs no set outside a sync)
+    existing: Option<KeySet>,
     /// the unique column's index and the values taken so far
     unique: Option<(usize, HashSet<String>)>,
     parent: Option<ParentKeys>,
@@ -86,7 +88,7 @@ impl Decider {
     /// `taken`: the unique column's values already in the target.
     pub fn new(
         table: &'static Table,
-        existing: KeySet,
+        existing: Option<KeySet>,
         taken: HashSet<String>,
         parent: Option<ParentKeys>,
         sync: bool,
@@ -103,7 +105,7 @@ impl Decider {
             present: if sync {
                 KeySet::default()
             } else {
-                existing.clone()
+                existing.clone().unwrap_or_default()
             },
             existing,
             unique,
@@ -113,18 +115,26 @@ impl Decider {
         }
     }
 
+    /// Whether the decider has the target's keys; if not, `decide` needs to
+    /// be told whether the target has each row's key.
+    pub fn knows_target(&self) -> bool {
+        self.existing.is_some()
+    }
+
     /// Decides one row, as far as it can without the target's row of the
     /// same id. `mapped` is the row's mapping, or its problem with the key
-    /// it has; `unplaced` a value in a column the council schema lacks.
-    /// Records the outcome in the table's key sets.
+    /// it has; `unplaced` a value in a column the council schema lacks;
+    /// `in_target` whether the target has the row's key, when the decider
+    /// does not know its keys. Records the outcome in the table's key sets.
     pub fn decide<'a>(
         &mut self,
         mapped: Result<Vec<Value<'a>>, (Problem, Option<Key>)>,
         unplaced: Option<Problem>,
+        in_target: Option<bool>,
     ) -> Decision<'a> {
         let decision = match mapped {
             Err((problem, key)) => Decision::Reject(problem, key),
-            Ok(values) => match (self.check(values), unplaced) {
+            Ok(values) => match (self.check(values, in_target), unplaced) {
                 (Decision::Import(_, key), Some(problem)) => Decision::Reject(problem, Some(key)),
                 (other, _) => other,
             },
@@ -159,7 +169,7 @@ impl Decider {
         }
     }
 
-    fn check<'a>(&mut self, values: Vec<Value<'a>>) -> Decision<'a> {
+    fn check<'a>(&mut self, values: Vec<Value<'a>>, in_target: Option<bool>) -> Decision<'a> {
         let Some(key) = values.first().and_then(Key::of) else {
             let problem = Problem {
                 column: self.table.key().name.into(),
@@ -177,15 +187,19 @@ impl Decider {
                 Some(key),
             );
         }
+        let exists = match &self.existing {
+            Some(existing) => existing.contains(&key),
+            None => in_target.unwrap_or(false),
+        };
         // An updated row must keep a parent just as a new one must have one;
         // a row left as it is keeps the parent it has.
-        if self.existing.contains(&key) && !self.sync {
+        if exists && !self.sync {
             return Decision::Compare(values, key);
         }
         if let Some(problem) = self.missing_parent(&values) {
             return Decision::Reject(problem, Some(key));
         }
-        if self.existing.contains(&key) {
+        if exists {
             return Decision::Compare(values, key);
         }
         if let Some(problem) = self.taken_unique_value(&values) {
@@ -267,13 +281,12 @@ impl Decider {
     }
 
     pub fn finish(self) -> DecidedKeys {
-        let absent = if self.sync {
-            self.existing.difference(&self.present).copied().collect()
-        } else {
-            Vec::new()
+        let absent = match &self.existing {
+            Some(existing) if self.sync => existing.difference(&self.present).copied().collect(),
+            _ => Vec::new(),
         };
         DecidedKeys {
-            held: self.existing.len(),
+            held: self.existing.as_ref().map_or(0, |existing| existing.len()),
             present: self.present,
             rejected: self.rejected,
             parent: self.parent,
@@ -332,7 +345,7 @@ mod tests {
         };
         Decider::new(
             table,
-            existing.iter().map(|k| Key::Int(*k)).collect(),
+            Some(existing.iter().map(|k| Key::Int(*k)).collect()),
             HashSet::new(),
             Some(parent),
             sync,
@@ -363,16 +376,22 @@ mod tests {
     #[test]
     fn a_new_row_with_its_parent_is_imported_once() {
         let mut d = decider(&[], &[7], &[]);
-        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None)), "import 1");
-        assert!(outcome(d.decide(Ok(message(1, 7)), None))
+        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None, None)), "import 1");
+        assert!(outcome(d.decide(Ok(message(1, 7)), None, None))
             .starts_with("reject 23505 id: is the id of another row"));
     }
 
     #[test]
     fn an_existing_row_is_skipped_when_identical_and_rejected_when_not() {
         let mut d = decider(&[1, 2], &[7], &[]);
-        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None)), "compare 1");
-        assert_eq!(outcome(d.decide(Ok(message(2, 7)), None)), "compare 2");
+        assert_eq!(
+            outcome(d.decide(Ok(message(1, 7)), None, None)),
+            "compare 1"
+        );
+        assert_eq!(
+            outcome(d.decide(Ok(message(2, 7)), None, None)),
+            "compare 2"
+        );
         assert_eq!(
             resolution(d.resolve(Key::Int(1), Some(Existing::Identical))),
             "skip"
@@ -394,12 +413,12 @@ mod tests {
     fn a_child_of_a_missing_or_rejected_parent_is_rejected_with_the_reason() {
         let mut d = decider(&[], &[7], &[8]);
         assert!(
-            outcome(d.decide(Ok(message(1, 9)), None)).starts_with(&format!(
+            outcome(d.decide(Ok(message(1, 9)), None, None)).starts_with(&format!(
                 "reject 23503 conversation_id: refers to conversations row {}, which neither",
                 conversation(9)
             ))
         );
-        assert!(outcome(d.decide(Ok(message(2, 8)), None)).ends_with("which was rejected"));
+        assert!(outcome(d.decide(Ok(message(2, 8)), None, None)).ends_with("which was rejected"));
     }
 
     #[test]
@@ -412,14 +431,14 @@ mod tests {
             value: "'x'".into(),
         };
         assert_eq!(
-            outcome(d.decide(Err((problem.clone(), Some(Key::Int(3)))), None)),
+            outcome(d.decide(Err((problem.clone(), Some(Key::Int(3)))), None, None)),
             "reject 22007 created_at: is not a time"
         );
         let mut unplaced = problem;
         unplaced.column = "mood".into();
         unplaced.sqlstate = sqlstate::UNDEFINED_COLUMN;
         assert_eq!(
-            outcome(d.decide(Ok(message(4, 7)), Some(unplaced))),
+            outcome(d.decide(Ok(message(4, 7)), Some(unplaced), None)),
             "reject 42703 mood: is not a time"
         );
         let keys = d.finish();
@@ -432,7 +451,7 @@ mod tests {
         let mut row = message(1, 7);
         row[0] = Value::Null;
         assert_eq!(
-            outcome(d.decide(Ok(row), None)),
+            outcome(d.decide(Ok(row), None, None)),
             "reject 23502 id: is not a usable id"
         );
     }
@@ -440,9 +459,15 @@ mod tests {
     #[test]
     fn a_sync_updates_a_changed_row_and_deletes_what_the_file_lacks() {
         let mut d = decider_for(&[1, 2, 3], &[7], &[], true);
-        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None)), "compare 1");
-        assert_eq!(outcome(d.decide(Ok(message(2, 7)), None)), "compare 2");
-        assert_eq!(outcome(d.decide(Ok(message(4, 7)), None)), "import 4");
+        assert_eq!(
+            outcome(d.decide(Ok(message(1, 7)), None, None)),
+            "compare 1"
+        );
+        assert_eq!(
+            outcome(d.decide(Ok(message(2, 7)), None, None)),
+            "compare 2"
+        );
+        assert_eq!(outcome(d.decide(Ok(message(4, 7)), None, None)), "import 4");
         assert_eq!(
             resolution(d.resolve(Key::Int(1), Some(Existing::Identical))),
             "skip"
@@ -461,14 +486,32 @@ mod tests {
     #[test]
     fn a_sync_refuses_a_repeated_id_and_an_updated_row_without_its_parent() {
         let mut d = decider_for(&[1], &[7], &[], true);
-        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None)), "compare 1");
-        assert!(outcome(d.decide(Ok(message(1, 7)), None))
+        assert_eq!(
+            outcome(d.decide(Ok(message(1, 7)), None, None)),
+            "compare 1"
+        );
+        assert!(outcome(d.decide(Ok(message(1, 7)), None, None))
             .starts_with("reject 23505 id: is the id of another row"));
-        assert!(outcome(d.decide(Ok(message(2, 9)), None)).starts_with("reject 23503"));
+        assert!(outcome(d.decide(Ok(message(2, 9)), None, None)).starts_with("reject 23503"));
         let mut d = decider_for(&[1], &[7], &[], true);
         assert!(
-            outcome(d.decide(Ok(message(1, 8)), None)).starts_with("reject 23503"),
+            outcome(d.decide(Ok(message(1, 8)), None, None)).starts_with("reject 23503"),
             "in a sync, an existing row's parent must be in the file too"
+        );
+    }
+
+    #[test]
+    fn without_the_targets_keys_the_caller_says_which_exist() {
+        let table = messages();
+        let mut d = Decider::new(table, None, HashSet::new(), None, false);
+        assert!(!d.knows_target());
+        assert_eq!(
+            outcome(d.decide(Ok(message(1, 7)), None, Some(true))),
+            "compare 1"
+        );
+        assert_eq!(
+            outcome(d.decide(Ok(message(2, 7)), None, Some(false))),
+            "import 2"
         );
     }
 }

@@ -77,15 +77,24 @@ pub fn import(
 
 /// The keys and unique values this table's rows are decided against.
 fn decider(run: &mut Run, table: &'static Table) -> Result<Decider, ErrorReport> {
-    let existing = existing_keys(&run.schema, table)?;
+    // A sync deletes what the file lacks, and a parent's keys are its
+    // children's parents: both need the target's keys. Other tables ask the
+    // target row by row, through the lookup that compares them anyway.
+    let existing = if run.mode == Mode::Sync || is_parent(table) {
+        Some(existing_keys(&run.schema, table)?)
+    } else {
+        None
+    };
     let taken = match table.unique {
-        Some(column) if !existing.is_empty() => spi::read_texts(&format!(
-            "SELECT {}::text FROM {}",
-            QuotedIdentifier::new(column),
-            QuotedIdentifier::qualified(&run.schema, table.name)
-        ))?
-        .into_iter()
-        .collect(),
+        Some(column) if existing.as_ref().is_none_or(|keys| !keys.is_empty()) => {
+            spi::read_texts(&format!(
+                "SELECT {}::text FROM {}",
+                QuotedIdentifier::new(column),
+                QuotedIdentifier::qualified(&run.schema, table.name)
+            ))?
+            .into_iter()
+            .collect()
+        }
         _ => HashSet::new(),
     };
     // Borrowed out of the run for the length of this table, not copied.
@@ -182,13 +191,23 @@ impl TableImport {
         let mapped = row::map_row(self.table, row)
             .map_err(|problem| (problem, row::key_of(self.table, row)));
         let unplaced = unplaced_value(row, self.table, &self.columns);
-        match self.decider.decide(mapped, unplaced) {
+        // Without the target's keys, the lookup says whether the row's id is
+        // there, and its answer serves the comparison too.
+        let looked_up = match &mapped {
+            Ok(values) if !self.decider.knows_target() => Some(self.target.compare(values)),
+            _ => None,
+        };
+        let in_target = looked_up.map(|found| found.is_some());
+        match self.decider.decide(mapped, unplaced, in_target) {
             Decision::Import(values, _) => {
                 binary_copy::row(buf, &values);
                 self.imported += 1;
             }
             Decision::Compare(values, key) => {
-                let found = self.target.compare(&values);
+                let found = match looked_up {
+                    Some(found) => found,
+                    None => self.target.compare(&values),
+                };
                 match self.decider.resolve(key, found.map(|f| f.existing)) {
                     Resolution::Skip => self.skipped += 1,
                     Resolution::Update => {

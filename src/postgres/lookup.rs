@@ -37,9 +37,26 @@ pub struct PrimaryKeyLookup {
     attnums: Vec<usize>,
     /// a uuid key's bytes: the scan key points at them while it runs
     uuid: [u8; 16],
+    /// where the scans and slots live, and allocate as they go (btree keeps
+    /// the dead tuples it met here): a context that lasts as long as they
+    /// do, whatever context the caller runs in (COPY resets its own)
+    scan_memory: PgMemoryContexts,
+    /// what the comparisons allocate, reset every ROWS_PER_RESET rows
     memory: PgMemoryContexts,
     rows: u32,
     open: bool,
+}
+
+/// Runs `f` with `context` as the current memory context.
+fn in_context<T>(context: pg_sys::MemoryContext, f: impl FnOnce() -> T) -> T {
+    // SAFETY: switching the current context is what MemoryContextSwitchTo
+    // is for; the previous one is restored after f (an ERROR in f resets the
+    // current context itself).
+    let previous = unsafe { pg_sys::MemoryContextSwitchTo(context) };
+    let result = f();
+    // SAFETY: as above.
+    unsafe { pg_sys::MemoryContextSwitchTo(previous) };
+    result
 }
 
 /// The walk in key order, which serves ascending integer keys without a
@@ -101,7 +118,8 @@ impl PrimaryKeyLookup {
         }
         // SAFETY: the index belongs to heap; the scan and slot are freed in
         // `close`, or with the transaction should an error end it first.
-        let (index, scan, slot, ordered) = unsafe {
+        let scan_memory = PgMemoryContexts::new("llm_council primary key lookup");
+        let (index, scan, slot, ordered) = in_context(scan_memory.value(), || unsafe {
             let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
             let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
@@ -115,7 +133,7 @@ impl PrimaryKeyLookup {
                 last: i64::MIN,
             };
             (index, scan, slot, ordered)
-        };
+        });
         let equality = match key {
             KeyDatum::BigInt(_) => pg_sys::F_INT8EQ,
             KeyDatum::Uuid(_) => pg_sys::F_UUID_EQ,
@@ -129,6 +147,7 @@ impl PrimaryKeyLookup {
             equality: pg_sys::RegProcedure::from(equality),
             attnums,
             uuid: [0; 16],
+            scan_memory,
             memory: PgMemoryContexts::new("llm_council row comparison"),
             rows: 0,
             open: true,
@@ -191,30 +210,28 @@ impl PrimaryKeyLookup {
             }
         };
         let mut scan_key = pg_sys::ScanKeyData::default();
+        let (scan, slot, equality) = (self.scan, self.slot, self.equality);
         // SAFETY: the scan is open; the key's datum (a uuid's bytes in self)
         // outlives the scan step; the slot is the table's own type.
-        let found = unsafe {
+        let found = in_context(self.scan_memory.value(), || unsafe {
             pg_sys::ScanKeyInit(
                 &mut scan_key,
                 1,
                 pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-                self.equality,
+                equality,
                 datum,
             );
-            pg_sys::index_rescan(self.scan, &mut scan_key, 1, std::ptr::null_mut(), 0);
-            pg_sys::index_getnext_slot(
-                self.scan,
-                pg_sys::ScanDirection::ForwardScanDirection,
-                self.slot,
-            )
-        };
-        found.then_some(self.slot)
+            pg_sys::index_rescan(scan, &mut scan_key, 1, std::ptr::null_mut(), 0);
+            pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
+        });
+        found.then_some(slot)
     }
 
     /// Walks the index forward to `id`: Some(the row) or Some(None) when
     /// the table has no such key; None when `id` is behind a key asked for
     /// before, which ends the walk for good.
     fn walk_to(&mut self, id: i64) -> Option<Option<*mut pg_sys::TupleTableSlot>> {
+        let context = self.scan_memory.value();
         let walk = &mut self.ordered;
         if id < walk.last {
             walk.state = Walk::Abandoned;
@@ -229,19 +246,22 @@ impl PrimaryKeyLookup {
                 Walk::Done => return Some(None),
                 Walk::Abandoned => return None,
                 Walk::NotStarted | Walk::At(_) => {
-                    if walk.state == Walk::NotStarted {
-                        // SAFETY: the scan is open and takes no keys.
-                        unsafe {
-                            pg_sys::index_rescan(
-                                walk.scan,
-                                std::ptr::null_mut(),
-                                0,
-                                std::ptr::null_mut(),
-                                0,
-                            )
-                        };
-                    }
-                    walk.state = walk.step(self.attnums.first().copied().unwrap_or(1));
+                    let attnum = self.attnums.first().copied().unwrap_or(1);
+                    walk.state = in_context(context, || {
+                        if walk.state == Walk::NotStarted {
+                            // SAFETY: the scan is open and takes no keys.
+                            unsafe {
+                                pg_sys::index_rescan(
+                                    walk.scan,
+                                    std::ptr::null_mut(),
+                                    0,
+                                    std::ptr::null_mut(),
+                                    0,
+                                )
+                            };
+                        }
+                        walk.step(attnum)
+                    });
                 }
             }
         }
@@ -258,15 +278,16 @@ impl PrimaryKeyLookup {
             return;
         }
         self.open = false;
-        // SAFETY: each was opened in `open` and is released once.
-        unsafe {
+        // SAFETY: each was opened in `open` and is released once, in the
+        // context it was made in.
+        in_context(self.scan_memory.value(), || unsafe {
             pg_sys::ExecDropSingleTupleTableSlot(self.ordered.slot);
             pg_sys::index_endscan(self.ordered.scan);
             pg_sys::ExecDropSingleTupleTableSlot(self.slot);
             pg_sys::index_endscan(self.scan);
             pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);
             pg_sys::table_close(self.heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-        }
+        });
     }
 }
 
