@@ -116,9 +116,9 @@ impl PrimaryKeyLookup {
         if snapshot.is_null() {
             return Err(Error::InternalQuery("no active snapshot".into()).into());
         }
+        let scan_memory = PgMemoryContexts::new("llm_council primary key lookup");
         // SAFETY: the index belongs to heap; the scan and slot are freed in
         // `close`, or with the transaction should an error end it first.
-        let scan_memory = PgMemoryContexts::new("llm_council primary key lookup");
         let (index, scan, slot, ordered) = in_context(scan_memory.value(), || unsafe {
             let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
