@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{give_tree, sample_file, spoil};
+use common::{give_tree, message, sample_file, spoil, sqlstate};
 
 use std::path::Path;
 
@@ -36,16 +36,6 @@ fn counts(client: &mut Client) -> Vec<(String, i64)> {
             ((*t).to_owned(), n)
         })
         .collect()
-}
-
-fn sqlstate(err: &postgres::Error) -> String {
-    err.code().map(|c| c.code().to_owned()).unwrap_or_default()
-}
-
-fn message(err: &postgres::Error) -> String {
-    err.as_db_error()
-        .map(|e| format!("{} | {:?} | {:?}", e.message(), e.detail(), e.hint()))
-        .unwrap_or_else(|| err.to_string())
 }
 
 #[test]

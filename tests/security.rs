@@ -8,15 +8,11 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{sample_file, spoil};
+use common::{sample_file, spoil, sqlstate};
 
 use council_loader::cluster::Cluster;
 use council_loader::sample::SampleOptions;
 use postgres::Client;
-
-fn sqlstate(err: &postgres::Error) -> String {
-    err.code().map(|c| c.code().to_owned()).unwrap_or_default()
-}
 
 fn detail(err: &postgres::Error) -> String {
     err.as_db_error()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{give_tree, sample_file};
+use common::{give_tree, message, sample_file, sqlstate};
 
 use std::path::Path;
 
@@ -47,16 +47,6 @@ fn counts_of(report: &Report, table: &str) -> [i64; 6] {
         .find(|(name, _)| name == table)
         .map(|(_, counts)| *counts)
         .unwrap_or_else(|| panic!("{table} is not in the report {report:?}"))
-}
-
-fn sqlstate(err: &postgres::Error) -> String {
-    err.code().map(|c| c.code().to_owned()).unwrap_or_default()
-}
-
-fn message(err: &postgres::Error) -> String {
-    err.as_db_error()
-        .map(|e| format!("{} | {:?} | {:?}", e.message(), e.detail(), e.hint()))
-        .unwrap_or_else(|| err.to_string())
 }
 
 fn imports_recorded(client: &mut Client) -> i64 {

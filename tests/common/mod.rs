@@ -228,3 +228,16 @@ pub fn dump_and_restore(cluster: &Cluster, from: &str, to: &str) {
         .expect("running pg_restore");
     assert!(restored.success(), "pg_restore failed");
 }
+
+/// The SQLSTATE of a failed statement, or "" for an error that has none.
+pub fn sqlstate(err: &postgres::Error) -> String {
+    err.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+/// A server error's message, detail and hint, for assertions and their
+/// failure messages.
+pub fn message(err: &postgres::Error) -> String {
+    err.as_db_error()
+        .map(|e| format!("{} | {:?} | {:?}", e.message(), e.detail(), e.hint()))
+        .unwrap_or_else(|| err.to_string())
+}
