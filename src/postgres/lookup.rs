@@ -88,10 +88,10 @@ impl PrimaryKeyLookup {
         key: KeyDatum,
         columns: &[&str],
     ) -> Result<PrimaryKeyLookup, ErrorReport> {
+        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         // SAFETY: the relation is a council table, whose oid was resolved
         // in this transaction; AccessShareLock is held until its end.
-        let heap =
-            unsafe { pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+        let heap = unsafe { pg_sys::table_open(relid, lock) };
         let mut attnums = Vec::with_capacity(columns.len());
         for name in columns {
             let cname = CString::new(*name).map_err(|_| missing(name))?;
