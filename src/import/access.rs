@@ -34,7 +34,8 @@ pub fn council_relids(schema: &QuotedIdentifier) -> Result<Vec<CouncilTable>, Er
         .collect()
 }
 
-fn relid(schema: &QuotedIdentifier, name: &'static str) -> Result<pg_sys::Oid, ErrorReport> {
+/// A table of the extension, or the error that it is missing.
+pub fn relid(schema: &QuotedIdentifier, name: &'static str) -> Result<pg_sys::Oid, ErrorReport> {
     extension::table(schema, name)?.ok_or_else(|| Error::CouncilTableMissing(name).into())
 }
 

@@ -12,6 +12,7 @@ use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use super::access;
 use super::compare::Provenance;
 use super::{Mode, TableReport};
 use crate::error::Error;
@@ -20,10 +21,13 @@ use crate::postgres::{backend, spi};
 /// What `source` says for a file uploaded by the client.
 pub const UPLOAD: &str = "upload";
 
-fn owner(table: &str) -> Result<pg_sys::Oid, ErrorReport> {
+/// The role that owns `council_imports`, as whom the record is read and
+/// written.
+fn owner(schema: &QuotedIdentifier) -> Result<pg_sys::Oid, ErrorReport> {
+    let relid = access::relid(schema, "council_imports")?;
     spi::read_one::<pg_sys::Oid>(
-        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
-        &[table.into()],
+        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[relid.into()],
     )?
     .ok_or_else(|| Error::CouncilTableMissing("council_imports").into())
 }
@@ -37,19 +41,17 @@ fn table(schema: &QuotedIdentifier) -> String {
 pub fn provenance(schema: &QuotedIdentifier) -> Result<Provenance, ErrorReport> {
     let imports = table(schema);
     let transactions =
-        format!("SELECT i.transaction::xid::text FROM {imports} i WHERE i.mode <> 'baseline'");
+        format!("SELECT i.transaction::xid FROM {imports} i WHERE i.mode <> 'baseline'");
     let baseline = format!(
-        "SELECT i.transaction::xid::text FROM {imports} i WHERE i.mode = 'baseline' \
+        "SELECT i.transaction::xid FROM {imports} i WHERE i.mode = 'baseline' \
          ORDER BY i.id DESC LIMIT 1"
     );
-    let xid = |text: &str| text.parse::<u32>().ok().map(pg_sys::TransactionId::from);
-    backend::as_role(owner(&imports)?, || {
+    backend::as_role(owner(schema)?, || {
         Ok(Provenance {
-            transactions: spi::read_texts(&transactions)?
-                .iter()
-                .filter_map(|text| xid(text))
+            transactions: spi::read_column::<pg_sys::TransactionId>(&transactions)?
+                .into_iter()
                 .collect(),
-            baseline: spi::read_one::<String>(&baseline, &[])?.and_then(|text| xid(&text)),
+            baseline: spi::read_one::<pg_sys::TransactionId>(&baseline, &[])?,
         })
     })
 }
@@ -92,6 +94,6 @@ pub fn record(
         rows_json(reports).to_string().into(),
         (took.as_micros() as f64).into(),
     ];
-    backend::as_role(owner(&imports)?, || spi::write(&insert, &args))?;
+    backend::as_role(owner(schema)?, || spi::write(&insert, &args))?;
     Ok(())
 }

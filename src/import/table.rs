@@ -87,7 +87,7 @@ fn decider(run: &mut Run, table: &'static Table) -> Result<Decider, ErrorReport>
     };
     let taken = match table.unique {
         Some(column) if existing.as_ref().is_none_or(|keys| !keys.is_empty()) => {
-            spi::read_texts(&format!(
+            spi::read_column::<String>(&format!(
                 "SELECT {}::text FROM {}",
                 QuotedIdentifier::new(column),
                 QuotedIdentifier::qualified(&run.schema, table.name)

@@ -23,11 +23,6 @@ pub fn read_one<A: FromDatum + IntoDatum>(
     .map_err(internal_query_failed)
 }
 
-/// Every non-NULL value of the first column of a read-only query, as text.
-pub fn read_texts(query: &str) -> Result<Vec<String>, ErrorReport> {
-    read_column::<String>(query)
-}
-
 /// Every non-NULL value of the first column of a read-only query.
 pub fn read_column<A: FromDatum + IntoDatum>(query: &str) -> Result<Vec<A>, ErrorReport> {
     Spi::connect(|client| {
