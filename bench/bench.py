@@ -219,7 +219,7 @@ def cleaned_copy(args, fixture):
     path = os.path.join(args.work, "cleaned.db")
     if os.path.exists(path):
         os.remove(path)
-    source = sqlite3.connect(f"file:{fixture}?mode=ro", uri=True)
+    source = sqlite3.connect(f"file:{fixture}?immutable=1", uri=True)
     target = sqlite3.connect(path)
     source.backup(target)
     source.close()
@@ -342,7 +342,7 @@ def changed_copy(args, fixture):
     path = fixture.replace(".db", "-changed.db")
     if os.path.exists(path):
         return path
-    source = sqlite3.connect(f"file:{fixture}?mode=ro", uri=True)
+    source = sqlite3.connect(f"file:{fixture}?immutable=1", uri=True)
     changed = sqlite3.connect(path)
     source.backup(changed)
     source.close()
