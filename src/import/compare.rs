@@ -21,6 +21,7 @@ use pgrx::prelude::*;
 use super::decision::Existing;
 use super::row::{Key, Value};
 use super::tables::{Kind, Table};
+use crate::mapping::jsonb_text;
 use crate::postgres::lookup::{FoundRow, KeyDatum, PrimaryKeyLookup};
 use crate::postgres::spi;
 
@@ -161,7 +162,13 @@ fn equal(value: &Value<'_>, row: &FoundRow<'_>, i: usize) -> bool {
         Value::Boolean(v) => row.bool(i) == Some(*v),
         Value::Text(v) => row.text(i) == Some(v.as_bytes()),
         Value::Timestamp(v) => row.int8(i) == Some(v.postgres_micros()),
-        Value::Json(v) => row.jsonb_equals(i, v) == Some(true),
+        // As printed first: jsonb prints a document its own way (keys
+        // sorted, escapes decoded), and `printed` works that way out.
+        Value::Json(v) => row.jsonb_printed(i).is_some_and(|stored| {
+            stored == v.as_bytes()
+                || jsonb_text::printed(v).is_some_and(|printed| printed.as_bytes() == stored)
+                || row.jsonb_equals(i, v) == Some(true)
+        }),
     }
 }
 
@@ -301,13 +308,47 @@ fn update_query(schema: &QuotedIdentifier, table: &Table) -> String {
     )
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
 mod tests {
-    use super::*;
-    use crate::import::tables::by_name;
+    use crate::mapping::jsonb_text;
+    use pgrx::prelude::*;
+
+    /// The comparison trusts `printed` to spell a document as jsonb_out
+    /// does; PostgreSQL is the judge.
+    #[pg_test]
+    fn printed_json_is_what_jsonb_out_prints() {
+        let documents = [
+            r#"{"model": "google/gemini-1.5-pro", "average_rank": 1.25, "rankings_count": 4, "borda_score": 15}"#,
+            r#"{"owner": "zo\u00eb@example.com", "team": "data", "x": {"b": [1, 2.50, 0.0], "a": null}}"#,
+            r#"{"a":1,"b":2,"a":3}"#,
+            r#" [ "\ud83d\ude00", "\/", "\u0001\u001f\u007f", "\b\f\n\r\t\"\\" ] "#,
+            r#"{"\u00e9": 1, "e": 2, "ee": 3, "": 4}"#,
+            "true",
+            "\"plain\"",
+            "-12.000",
+            "123456789012345678901234567890.123456789",
+            "[]",
+            "{}",
+            "[{}, [], [[]], {\"a\": {}}]",
+        ];
+        for document in documents {
+            let stored =
+                Spi::get_one_with_args::<String>("SELECT $1::jsonb::text", &[document.into()])
+                    .expect("jsonb_out")
+                    .expect("not null");
+            assert_eq!(
+                jsonb_text::printed(document).as_deref(),
+                Some(stored.as_str()),
+                "{document}"
+            );
+        }
+    }
 
     #[test]
     fn a_conversation_update_writes_its_legacy_id_too() {
+        use super::{update_query, QuotedIdentifier};
+        use crate::import::tables::by_name;
         let table = by_name("conversations").unwrap_or_else(|| unreachable!());
         let schema = QuotedIdentifier::new("public");
         let update = update_query(&schema, table);

@@ -396,21 +396,23 @@ impl FoundRow<'_> {
         }
     }
 
-    /// Whether a jsonb value equals `json` as PostgreSQL compares jsonb; None
-    /// when the value is NULL. A value whose output is `json` byte for byte
-    /// is equal without parsing `json` (arrays and objects whose keys are in
-    /// jsonb's order, with the app's separators, are).
-    pub fn jsonb_equals(&self, i: usize, json: &str) -> Option<bool> {
+    /// What `jsonb_out` prints for a jsonb value; None when it is NULL.
+    pub fn jsonb_printed(&self, i: usize) -> Option<&[u8]> {
         let datum = self.datum(i)?;
         // SAFETY: jsonb_out detoasts the value and returns a C string in the
-        // lookup's memory context.
-        let output = unsafe {
+        // lookup's memory context, which lives at least as long as this row.
+        unsafe {
             pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])
                 .map(|text| std::ffi::CStr::from_ptr(text.cast_mut_ptr::<std::ffi::c_char>()))
-        };
-        if output.is_some_and(|text| text.to_bytes() == json.as_bytes()) {
-            return Some(true);
+                .map(std::ffi::CStr::to_bytes)
         }
+    }
+
+    /// Whether a jsonb value equals `json` as PostgreSQL compares jsonb
+    /// (numbers by value: 1.0 equals 1.00); None when the value is NULL.
+    /// Parses `json` into a second jsonb: the slow way.
+    pub fn jsonb_equals(&self, i: usize, json: &str) -> Option<bool> {
+        let datum = self.datum(i)?;
         let Ok(text) = CString::new(json) else {
             return Some(false);
         };
