@@ -37,7 +37,8 @@ const BATCH_BYTES: usize = 2 << 20;
 pub struct Found {
     pub existing: Existing,
     /// Its current version was written by an llm_council import or sync
-    /// (known only with a [`Provenance`]; true otherwise).
+    /// (known only with a [`Provenance`], for a row that differs; true
+    /// otherwise).
     pub by_import: bool,
 }
 
@@ -95,13 +96,19 @@ impl Target {
     pub fn compare(&mut self, values: &[Value<'_>]) -> Option<Found> {
         let key = values.first().and_then(Key::of)?;
         let (table, provenance) = (self.table, &self.provenance);
-        self.lookup.find(datum(key), |row| Found {
-            existing: if same(table, values, row) {
-                Existing::Identical
+        self.lookup.find(datum(key), |row| {
+            if same(table, values, row) {
+                // Left as it is: who wrote it does not matter.
+                Found {
+                    existing: Existing::Identical,
+                    by_import: true,
+                }
             } else {
-                Existing::Different
-            },
-            by_import: provenance.as_ref().is_none_or(|p| p.wrote(row.xmin())),
+                Found {
+                    existing: Existing::Different,
+                    by_import: provenance.as_ref().is_none_or(|p| p.wrote(row.xmin())),
+                }
+            }
         })
     }
 
@@ -117,6 +124,19 @@ impl Target {
         self.lookup.find(datum(key), |row| {
             provenance.as_ref().is_none_or(|p| p.wrote(row.xmin()))
         })
+    }
+
+    /// The target's rows of ids never compared (in a sync: the rows the
+    /// file lacks); None when that is not known, because ids came out of
+    /// order or are uuids.
+    pub fn never_compared(&mut self) -> Option<Vec<Key>> {
+        Some(
+            self.lookup
+                .unasked_keys()?
+                .into_iter()
+                .map(Key::Int)
+                .collect(),
+        )
     }
 
     pub fn close(self) {

@@ -62,7 +62,7 @@ pub struct Decider {
     sync: bool,
     /// keys in the target before the import; None when the caller tells,
     /// row by row, whether the target has the row's key (a table no other
-    /// refers to needs no set outside a sync)
+    /// refers to needs no set), and, in a sync, which rows the file lacks
     existing: Option<KeySet>,
     /// the unique column's index and the values taken so far
     unique: Option<(usize, HashSet<String>)>,
@@ -78,7 +78,8 @@ pub struct DecidedKeys {
     pub present: KeySet,
     pub rejected: KeySet,
     pub parent: Option<ParentKeys>,
-    /// sync: the target's rows the file does not have, to be deleted
+    /// sync: the target's rows the file does not have, to be deleted, when
+    /// the decider knew the target's keys
     pub absent: Vec<Key>,
     /// how many rows the target held before
     pub held: usize,
@@ -112,6 +113,15 @@ impl Decider {
             parent,
             imported: KeySet::default(),
             rejected: KeySet::default(),
+        }
+    }
+
+    /// Makes room for the keys of `rows` more rows, which a sync keeps:
+    /// growing a set of a million keys step by step costs more than the
+    /// look-ups in it.
+    pub fn expect_rows(&mut self, rows: usize) {
+        if self.sync {
+            self.present.reserve(rows);
         }
     }
 
@@ -180,8 +190,15 @@ impl Decider {
             return Decision::Reject(problem, None);
         };
         // A sync keeps one row per id, so a repeated id is a conflict there
-        // whether or not the target has it.
-        if self.imported.contains(&key) || (self.sync && self.present.contains(&key)) {
+        // whether or not the target has it. There `present` holds every key
+        // the file gave so far (a sync stops at its first rejected row), and
+        // one look-up serves.
+        let repeated = if self.sync {
+            self.present.contains(&key)
+        } else {
+            self.imported.contains(&key)
+        };
+        if repeated {
             return Decision::Reject(
                 self.key_problem(key, sqlstate::UNIQUE_VIOLATION, "is the id of another row of this file (ids that differ only in spelling map to one UUID)"),
                 Some(key),
@@ -262,7 +279,9 @@ impl Decider {
     fn record(&mut self, decision: &Decision<'_>) {
         match decision {
             Decision::Import(_, key) => {
-                self.imported.insert(*key);
+                if !self.sync {
+                    self.imported.insert(*key);
+                }
                 self.present.insert(*key);
             }
             // Other modes start with every existing key present.

@@ -55,7 +55,7 @@ pub fn import(
         columns: Source::row_columns(layout),
         target: Target::open(run.relids[table.name], table, run.provenance.clone())?,
         updates: Batch::new(&run.schema, table),
-        decider: decider(run, table)?,
+        decider: decider(run, table, total)?,
         rejects: Vec::new(),
         imported: 0,
         skipped: 0,
@@ -76,11 +76,12 @@ pub fn import(
 }
 
 /// The keys and unique values this table's rows are decided against.
-fn decider(run: &mut Run, table: &'static Table) -> Result<Decider, ErrorReport> {
-    // A sync deletes what the file lacks, and a parent's keys are its
-    // children's parents: both need the target's keys. Other tables ask the
-    // target row by row, through the lookup that compares them anyway.
-    let existing = if run.mode == Mode::Sync || is_parent(table) {
+fn decider(run: &mut Run, table: &'static Table, rows: i64) -> Result<Decider, ErrorReport> {
+    // A parent's keys are its children's parents: they are read first.
+    // Other tables ask the target row by row, through the lookup that
+    // compares them anyway, whose walk along the key's index also finds the
+    // rows a sync deletes (see `TableImport::finish`).
+    let existing = if is_parent(table) {
         Some(existing_keys(&run.schema, table)?)
     } else {
         None
@@ -106,13 +107,9 @@ fn decider(run: &mut Run, table: &'static Table) -> Result<Decider, ErrorReport>
             rejected: run.rejected.remove(p.table).unwrap_or_default(),
         })
     });
-    Ok(Decider::new(
-        table,
-        existing,
-        taken,
-        parent,
-        run.mode == Mode::Sync,
-    ))
+    let mut decider = Decider::new(table, existing, taken, parent, run.mode == Mode::Sync);
+    decider.expect_rows(usize::try_from(rows).unwrap_or(0));
+    Ok(decider)
 }
 
 fn existing_keys(schema: &QuotedIdentifier, table: &Table) -> Result<KeySet, ErrorReport> {
@@ -306,8 +303,29 @@ impl TableImport {
                 String::new()
             }
         ));
+        let walked_past = match self.mode {
+            Mode::Sync if !self.decider.knows_target() => Some(self.target.never_compared()),
+            _ => None,
+        };
         self.target.close();
-        let keys = self.decider.finish();
+        let mut keys = self.decider.finish();
+        if self.mode == Mode::Sync {
+            if self.table.name == "conversations" && keys.held > 0 && keys.absent.len() == keys.held
+            {
+                return Err(Error::SyncOtherDeployment { held: keys.held }.into());
+            }
+            let absent = match walked_past {
+                None => std::mem::take(&mut keys.absent),
+                Some(Some(walked_past)) => walked_past,
+                // The ids came out of order: the target's keys, less the
+                // file's.
+                Some(None) => existing_keys(&run.schema, self.table)?
+                    .into_iter()
+                    .filter(|key| !keys.present.contains(key))
+                    .collect(),
+            };
+            run.absent.push((self.table, absent));
+        }
         if let Some(parent) = keys.parent {
             run.present.insert(parent.table, parent.present);
             run.rejected.insert(parent.table, parent.rejected);
@@ -317,13 +335,6 @@ impl TableImport {
         if is_parent(self.table) {
             run.present.insert(self.table.name, keys.present);
             run.rejected.insert(self.table.name, keys.rejected);
-        }
-        if self.mode == Mode::Sync {
-            if self.table.name == "conversations" && keys.held > 0 && keys.absent.len() == keys.held
-            {
-                return Err(Error::SyncOtherDeployment { held: keys.held }.into());
-            }
-            run.absent.push((self.table, keys.absent));
         }
         Ok(report_row)
     }

@@ -67,6 +67,10 @@ struct Ordered {
     state: Walk,
     /// the last key asked for
     last: i64,
+    /// whether the key the walk stands at was asked for
+    asked: bool,
+    /// the keys the walk went past without being asked for them
+    unasked: Vec<i64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -131,6 +135,8 @@ impl PrimaryKeyLookup {
                     KeyDatum::Uuid(_) => Walk::Abandoned,
                 },
                 last: i64::MIN,
+                asked: false,
+                unasked: Vec::new(),
             };
             (index, scan, slot, ordered)
         });
@@ -238,31 +244,33 @@ impl PrimaryKeyLookup {
             return None;
         }
         walk.last = id;
+        let attnum = self.attnums.first().copied().unwrap_or(1);
         loop {
             match walk.state {
                 Walk::At(at) if at >= id => {
-                    return Some((at == id).then_some(walk.slot));
+                    let found = at == id;
+                    walk.asked |= found;
+                    return Some(found.then_some(walk.slot));
                 }
                 Walk::Done => return Some(None),
                 Walk::Abandoned => return None,
-                Walk::NotStarted | Walk::At(_) => {
-                    let attnum = self.attnums.first().copied().unwrap_or(1);
-                    walk.state = in_context(context, || {
-                        if walk.state == Walk::NotStarted {
-                            // SAFETY: the scan is open and takes no keys.
-                            unsafe {
-                                pg_sys::index_rescan(
-                                    walk.scan,
-                                    std::ptr::null_mut(),
-                                    0,
-                                    std::ptr::null_mut(),
-                                    0,
-                                )
-                            };
-                        }
-                        walk.step(attnum)
-                    });
-                }
+                Walk::NotStarted | Walk::At(_) => in_context(context, || walk.advance(attnum)),
+            }
+        }
+    }
+
+    /// The table's keys never asked for, in key order: the rest of the
+    /// walk, taken to its end. None when keys were asked for out of order
+    /// (or are uuids), which leaves the walk no record of them.
+    pub fn unasked_keys(&mut self) -> Option<Vec<i64>> {
+        let context = self.scan_memory.value();
+        let attnum = self.attnums.first().copied().unwrap_or(1);
+        let walk = &mut self.ordered;
+        loop {
+            match walk.state {
+                Walk::Abandoned => return None,
+                Walk::Done => return Some(std::mem::take(&mut walk.unasked)),
+                Walk::NotStarted | Walk::At(_) => in_context(context, || walk.advance(attnum)),
             }
         }
     }
@@ -303,6 +311,29 @@ impl Drop for PrimaryKeyLookup {
 }
 
 impl Ordered {
+    /// Moves to the next row, noting the key it leaves if nobody asked for
+    /// it; `attnum` is the key's column.
+    fn advance(&mut self, attnum: usize) {
+        match self.state {
+            Walk::NotStarted => {
+                // SAFETY: the scan is open and takes no keys.
+                unsafe {
+                    pg_sys::index_rescan(
+                        self.scan,
+                        std::ptr::null_mut(),
+                        0,
+                        std::ptr::null_mut(),
+                        0,
+                    )
+                };
+            }
+            Walk::At(at) if !self.asked => self.unasked.push(at),
+            _ => {}
+        }
+        self.asked = false;
+        self.state = self.step(attnum);
+    }
+
     /// The next row in key order; `attnum` is the key's column.
     fn step(&mut self, attnum: usize) -> Walk {
         // SAFETY: the scan is open and positioned by index_rescan; the slot
