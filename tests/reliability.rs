@@ -193,6 +193,51 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
     assert_no_crash(&cluster, 0);
 }
 
+/// A backend is interrupted for more than cancels: asked to log its memory
+/// contexts, to absorb a ProcSignalBarrier, to read a parallel worker's
+/// message. None of these may stop an import, whenever it arrives.
+#[test]
+fn an_interrupt_that_ends_nothing_leaves_the_import_running() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, _) = sample_file(
+        &cluster,
+        "interrupted",
+        &SampleOptions {
+            conversations: 300,
+            ..SampleOptions::default()
+        },
+    );
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    let url = cluster.url("council");
+    let importing = Arc::new(AtomicBool::new(true));
+    let still_importing = Arc::clone(&importing);
+    let interrupter = std::thread::spawn(move || {
+        let mut other = Client::connect(&url, postgres::NoTls).expect("connect");
+        let mut sent = 0;
+        while still_importing.load(Ordering::SeqCst) {
+            let signalled: bool = other
+                .query_one("SELECT pg_log_backend_memory_contexts($1)", &[&pid])
+                .expect("pg_log_backend_memory_contexts")
+                .get(0);
+            sent += i32::from(signalled);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        sent
+    });
+    let result = import(&mut client, &path, "strict");
+    importing.store(false, Ordering::SeqCst);
+    let sent = interrupter.join().expect("interrupter");
+    assert!(sent > 0, "the backend was never interrupted");
+    let imported = result.expect("the import, interrupted only by requests to log");
+    assert_eq!(imported, common::total_rows(&mut client));
+    assert!(imported > 0);
+    assert_no_crash(&cluster, 0);
+}
+
 /// Files made to hurt the reader: a clear error or an exact quarantine,
 /// never a crash.
 #[test]

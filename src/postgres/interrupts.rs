@@ -6,12 +6,21 @@ use pgrx::pg_sys::panic::ErrorReport;
 
 use crate::error::Error;
 
-/// Whether an interrupt waits: SQLite's progress handler asks this, and
-/// stops the statement it runs.
+/// Whether a cancel (or statement_timeout), a termination or a lost client
+/// waits: SQLite's progress handler asks this, and stops the statement it
+/// runs, which cannot be resumed. Only those: `InterruptPending` alone is
+/// also set for what ends nothing (a request to log memory contexts, a
+/// ProcSignalBarrier, a parallel worker's message), which must not stop an
+/// import.
 pub fn pending() -> bool {
-    // SAFETY: a plain read of a flag the signal handlers set; a stale value
+    // SAFETY: plain reads of flags the signal handlers set; a stale value
     // only delays the cancel to the next check.
-    unsafe { pg_sys::InterruptPending != 0 }
+    unsafe {
+        pg_sys::InterruptPending != 0
+            && (pg_sys::QueryCancelPending != 0
+                || pg_sys::ProcDiePending != 0
+                || pg_sys::ClientConnectionLost != 0)
+    }
 }
 
 /// Raises the pending interrupt, if there is one.
