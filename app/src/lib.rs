@@ -3,6 +3,7 @@
 //! and no SQLite: `cargo test -p council-app` covers it in milliseconds.
 //!
 //! - [`tables`]: the app's tables in dependency order, and the extension's;
+//! - [`ddl`]: the app's CREATE statements, text for text;
 //! - [`python_json`]: JSON text byte for byte as the app's Python writes it;
 //! - [`identifier`]: SQL identifiers, quoted by construction;
 //! - [`catalog`]: how a client finds the extension in a database.
@@ -10,6 +11,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod catalog;
+pub mod ddl;
 pub mod identifier;
 pub mod python_json;
 pub mod tables;
