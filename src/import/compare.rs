@@ -22,8 +22,9 @@ use super::decision::Existing;
 use super::row::{Key, Value};
 use super::tables::{Kind, Table};
 use crate::mapping::jsonb_text;
-use crate::postgres::lookup::{FoundRow, KeyDatum, PrimaryKeyLookup};
+use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
 use crate::postgres::spi;
+use crate::postgres::stored_row::StoredRow;
 
 /// Rows per batch of updates.
 const BATCH_ROWS: usize = 4096;
@@ -152,7 +153,7 @@ fn datum(key: Key) -> KeyDatum {
 }
 
 /// Every column but the id, and a conversation's legacy id, equal.
-fn same(table: &Table, values: &[Value<'_>], row: &FoundRow<'_>) -> bool {
+fn same(table: &Table, values: &[Value<'_>], row: &StoredRow<'_>) -> bool {
     let columns_equal = values
         .iter()
         .enumerate()
@@ -169,7 +170,7 @@ fn same(table: &Table, values: &[Value<'_>], row: &FoundRow<'_>) -> bool {
 
 /// A value and the target's column `i`, equal as `IS NOT DISTINCT FROM`
 /// would find them.
-fn equal(value: &Value<'_>, row: &FoundRow<'_>, i: usize) -> bool {
+fn equal(value: &Value<'_>, row: &StoredRow<'_>, i: usize) -> bool {
     match value {
         Value::Null => row.is_null(i),
         Value::Conversation { id, .. } | Value::Uuid(id) => row.uuid(i) == Some(*id.as_bytes()),

@@ -3,12 +3,11 @@
 //! sync and verify compare each file row whose id the table has with the
 //! row found here, column by column, in the columns' own binary form.
 
-use std::ffi::CString;
-
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgMemoryContexts;
 
+use super::stored_row::{self, StoredRow};
 use crate::error::Error;
 
 /// A primary key value.
@@ -86,7 +85,7 @@ enum Walk {
 
 impl PrimaryKeyLookup {
     /// Opens `relid` and its primary key's index; `columns` are the names
-    /// [`FoundRow`] answers for, by their index in this slice.
+    /// [`StoredRow`] answers for, by their index in this slice.
     pub fn open(
         relid: pg_sys::Oid,
         key: KeyDatum,
@@ -96,19 +95,7 @@ impl PrimaryKeyLookup {
         // SAFETY: the relation is a council table, whose oid was resolved
         // in this transaction; AccessShareLock is held until its end.
         let heap = unsafe { pg_sys::table_open(relid, lock) };
-        let mut attnums = Vec::with_capacity(columns.len());
-        for name in columns {
-            let cname = CString::new(*name).map_err(|_| missing(name))?;
-            // SAFETY: a catalog lookup by name; returns InvalidAttrNumber (0)
-            // for a column that does not exist.
-            let attnum = unsafe { pg_sys::get_attnum(relid, cname.as_ptr()) };
-            attnums.push(
-                usize::try_from(attnum)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| missing(name))?,
-            );
-        }
+        let attnums = stored_row::attnums(relid, columns)?;
         // SAFETY: heap is open; the primary key index is the table's own.
         let index_oid = unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap) };
         if index_oid == pg_sys::InvalidOid {
@@ -162,7 +149,7 @@ impl PrimaryKeyLookup {
 
     /// Finds the row whose key is `key` and hands it to `f`; None when the
     /// table has none visible to this statement.
-    pub fn find<T>(&mut self, key: KeyDatum, f: impl FnOnce(&FoundRow<'_>) -> T) -> Option<T> {
+    pub fn find<T>(&mut self, key: KeyDatum, f: impl FnOnce(&StoredRow<'_>) -> T) -> Option<T> {
         self.rows += 1;
         if self.rows.is_multiple_of(ROWS_PER_RESET) {
             // SAFETY: nothing allocated in this context outlives one find.
@@ -178,29 +165,9 @@ impl PrimaryKeyLookup {
             _ => self.descend(key),
         };
         let slot = slot?;
-        // SAFETY: the slot holds the tuple just found; deforming it fills
-        // tts_values and tts_isnull for every attribute.
-        let (values, nulls, xmin) = unsafe {
-            pg_sys::slot_getallattrs(slot);
-            let natts = usize::try_from((*(*slot).tts_tupleDescriptor).natts).unwrap_or(0);
-            let mut is_null = false;
-            let xmin = pg_sys::slot_getsysattr(
-                slot,
-                pg_sys::MinTransactionIdAttributeNumber,
-                &mut is_null,
-            );
-            (
-                std::slice::from_raw_parts((*slot).tts_values, natts),
-                std::slice::from_raw_parts((*slot).tts_isnull, natts),
-                pg_sys::TransactionId::from(xmin.value() as u32),
-            )
-        };
-        let row = FoundRow {
-            values,
-            nulls,
-            attnums: &self.attnums,
-            xmin,
-        };
+        // SAFETY: the slot holds the tuple just found, and keeps it until
+        // the next find.
+        let row = unsafe { StoredRow::from_slot(slot, &self.attnums) };
         // SAFETY: the comparisons' allocations go to this context, reset
         // every ROWS_PER_RESET rows.
         Some(unsafe { self.memory.switch_to(|_| f(&row)) })
@@ -357,115 +324,5 @@ impl Ordered {
             }
             Walk::At(key.value() as i64)
         }
-    }
-}
-
-fn missing(name: &str) -> ErrorReport {
-    Error::InternalQuery(format!("a council table lacks its column {name}")).into()
-}
-
-/// A row found by [`PrimaryKeyLookup::find`]; column `i` is the `i`th name
-/// given to `open`.
-pub struct FoundRow<'a> {
-    values: &'a [pg_sys::Datum],
-    nulls: &'a [bool],
-    attnums: &'a [usize],
-    xmin: pg_sys::TransactionId,
-}
-
-impl FoundRow<'_> {
-    fn datum(&self, i: usize) -> Option<pg_sys::Datum> {
-        let at = self.attnums.get(i)?.checked_sub(1)?;
-        match self.nulls.get(at) {
-            Some(false) => self.values.get(at).copied(),
-            _ => None,
-        }
-    }
-
-    pub fn is_null(&self, i: usize) -> bool {
-        self.datum(i).is_none()
-    }
-
-    /// bigint and timestamptz (microseconds since 2000-01-01 UTC)
-    pub fn int8(&self, i: usize) -> Option<i64> {
-        self.datum(i).map(|d| d.value() as i64)
-    }
-
-    pub fn int4(&self, i: usize) -> Option<i32> {
-        self.datum(i).map(|d| d.value() as i32)
-    }
-
-    pub fn float8(&self, i: usize) -> Option<f64> {
-        self.datum(i).map(|d| f64::from_bits(d.value() as u64))
-    }
-
-    pub fn bool(&self, i: usize) -> Option<bool> {
-        self.datum(i).map(|d| d.value() & 0xff != 0)
-    }
-
-    pub fn uuid(&self, i: usize) -> Option<[u8; 16]> {
-        let datum = self.datum(i)?;
-        let mut bytes = [0; 16];
-        // SAFETY: a uuid datum points at its 16 bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(datum.cast_mut_ptr::<u8>(), bytes.as_mut_ptr(), 16)
-        };
-        Some(bytes)
-    }
-
-    /// The bytes of a text or varchar value, detoasted.
-    pub fn text(&self, i: usize) -> Option<&[u8]> {
-        let datum = self.datum(i)?;
-        // SAFETY: a text datum is a varlena, possibly toasted or short;
-        // detoasting allocates in the lookup's memory context, which lives
-        // at least as long as this row.
-        unsafe {
-            let value = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr::<pg_sys::varlena>());
-            let len = pgrx::varlena::varsize_any_exhdr(value);
-            let data = pgrx::varlena::vardata_any(value).cast::<u8>();
-            Some(std::slice::from_raw_parts(data, len))
-        }
-    }
-
-    /// What `jsonb_out` prints for a jsonb value; None when it is NULL.
-    pub fn jsonb_printed(&self, i: usize) -> Option<&[u8]> {
-        let datum = self.datum(i)?;
-        // SAFETY: jsonb_out detoasts the value and returns a C string in the
-        // lookup's memory context, which lives at least as long as this row.
-        unsafe {
-            pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])
-                .map(|text| std::ffi::CStr::from_ptr(text.cast_mut_ptr::<std::ffi::c_char>()))
-                .map(std::ffi::CStr::to_bytes)
-        }
-    }
-
-    /// Whether a jsonb value equals `json` as PostgreSQL compares jsonb
-    /// (numbers by value: 1.0 equals 1.00); None when the value is NULL.
-    /// Parses `json` into a second jsonb: the slow way.
-    pub fn jsonb_equals(&self, i: usize, json: &str) -> Option<bool> {
-        let datum = self.datum(i)?;
-        let Ok(text) = CString::new(json) else {
-            return Some(false);
-        };
-        // SAFETY: jsonb_in parses a C string (an ERROR for invalid JSON,
-        // which the mapping has already refused); jsonb_eq detoasts both.
-        let equal = unsafe {
-            let ours = pgrx::fcinfo::direct_function_call_as_datum(
-                pg_sys::jsonb_in,
-                &[Some(pg_sys::Datum::from(text.as_ptr()))],
-            );
-            ours.and_then(|ours| {
-                pgrx::fcinfo::direct_function_call_as_datum(
-                    pg_sys::jsonb_eq,
-                    &[Some(datum), Some(ours)],
-                )
-            })
-        };
-        Some(equal.is_some_and(|equal| equal.value() & 0xff != 0))
-    }
-
-    /// The transaction that wrote this version of the row.
-    pub fn xmin(&self) -> pg_sys::TransactionId {
-        self.xmin
     }
 }

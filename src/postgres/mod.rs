@@ -9,6 +9,8 @@ pub mod copy;
 pub mod extension;
 pub mod interrupts;
 pub mod lookup;
+pub mod scan;
 pub mod spi;
+pub mod stored_row;
 pub mod subtransaction;
 pub mod temp_space;
