@@ -59,6 +59,41 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The instant a `timestamptz` Datum holds (microseconds since
+    /// 2000-01-01 UTC); out of range for ±infinity and for years outside
+    /// 1 to 9999, which Python's `datetime` cannot hold either.
+    pub fn from_postgres_micros(micros: i64) -> Result<Self, TimestampError> {
+        Timestamp::from_unix_micros(
+            micros
+                .checked_add(POSTGRES_EPOCH_UNIX_MICROS)
+                .ok_or(TimestampError::OutOfRange)?,
+        )
+    }
+
+    /// As the app writes a time, `datetime.now(timezone.utc).isoformat()`:
+    /// `2026-01-17T10:20:30.123456+00:00`, or without the fraction when it
+    /// is zero, as Python leaves it out.
+    #[must_use]
+    pub fn app_text(self) -> String {
+        let seconds = self.0.div_euclid(MICROS_PER_SECOND);
+        let micros = self.0.rem_euclid(MICROS_PER_SECOND);
+        let (year, month, day) = civil_from_days(seconds.div_euclid(SECONDS_PER_DAY));
+        let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+        let mut text = format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            second_of_day / 3600,
+            second_of_day / 60 % 60,
+            second_of_day % 60
+        );
+        if micros != 0 {
+            text.push_str(&format!(".{micros:06}"));
+        }
+        text.push_str("+00:00");
+        text
+    }
+}
+
 /// PostgreSQL's own output for `timestamptz` with `DateStyle = ISO` and
 /// `TimeZone = UTC`, so messages show what a query would show.
 impl fmt::Display for Timestamp {
@@ -1182,5 +1217,53 @@ mod tests {
                 prop_assert_eq!(parse_epoch_real(value).expect("test value").unix_micros(), micros, "{}", value);
             }
         }
+    }
+
+    #[test]
+    fn app_text_is_what_python_isoformat_prints_and_parses_back() {
+        for (text, printed) in [
+            (
+                "2026-01-17T10:20:30.123456+00:00",
+                "2026-01-17T10:20:30.123456+00:00",
+            ),
+            (
+                "2026-01-17T10:20:30.120000",
+                "2026-01-17T10:20:30.120000+00:00",
+            ),
+            ("2026-01-17 10:20:30", "2026-01-17T10:20:30+00:00"),
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00"),
+            (
+                "9999-12-31T23:59:59.999999+00:00",
+                "9999-12-31T23:59:59.999999+00:00",
+            ),
+            (
+                "1969-12-31T23:59:59.5+00:00",
+                "1969-12-31T23:59:59.500000+00:00",
+            ),
+        ] {
+            let time = parse(text).expect("parses").expect("not blank");
+            assert_eq!(time.app_text(), printed, "{text}");
+            assert_eq!(parse(&time.app_text()), Ok(Some(time)), "{text} round trip");
+        }
+    }
+
+    #[test]
+    fn a_postgres_datum_outside_python_years_is_out_of_range() {
+        let time = Timestamp::from_postgres_micros(0).expect("2000-01-01");
+        assert_eq!(time.app_text(), "2000-01-01T00:00:00+00:00");
+        assert_eq!(
+            Timestamp::from_postgres_micros(time.postgres_micros()),
+            Ok(time)
+        );
+        for infinity in [i64::MIN, i64::MAX] {
+            assert_eq!(
+                Timestamp::from_postgres_micros(infinity),
+                Err(TimestampError::OutOfRange)
+            );
+        }
+        assert_eq!(
+            Timestamp::from_postgres_micros(Timestamp::MAX.postgres_micros() + 1),
+            Err(TimestampError::OutOfRange)
+        );
     }
 }
