@@ -351,10 +351,11 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 
--- Every committed import and sync: when, by whom, from what, and each
--- table's counts. The DBA's audit trail; sync's guard reads the transaction
--- ids to tell the rows an import wrote (their xmin is one of them) from the
--- rows the app wrote since. Only the extension writes it, as its owner.
+-- Every committed import, sync and export: when, by whom, from or to what,
+-- and each table's counts. The DBA's audit trail; sync's guard reads the
+-- imports' transaction ids to tell the rows an import wrote (their xmin is
+-- one of them) from the rows the app wrote since. Only the extension writes
+-- it, as its owner.
 CREATE TABLE @extschema@.council_imports (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     transaction xid8 NOT NULL,
@@ -362,7 +363,7 @@ CREATE TABLE @extschema@.council_imports (
     role        name NOT NULL,
     source      text NOT NULL,
     mode        text NOT NULL
-                CHECK (mode IN ('strict', 'quarantine', 'sync', 'baseline')),
+                CHECK (mode IN ('strict', 'quarantine', 'sync', 'export', 'baseline')),
     rows        jsonb NOT NULL,
     duration    interval NOT NULL
 );
@@ -375,3 +376,25 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_imports_id_seq',
 INSERT INTO @extschema@.council_imports (transaction, role, source, mode, rows, duration)
 VALUES (pg_catalog.pg_current_xact_id(), current_user,
         'the rows present at the update to 0.2.0', 'baseline', '{}', interval '0');
+
+-- The way back: the council tables into a new council.db the app runs on.
+-- The path form writes a server file, for the roles COPY … TO lets do so;
+-- the stream returns the same file's bytes, for council-loader export.
+CREATE FUNCTION @extschema@.council_export(
+    "path" text
+) RETURNS TABLE (
+    "table_name" text,
+    "rows" bigint
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'council_export_path_wrapper';
+
+REVOKE ALL ON FUNCTION @extschema@.council_export(text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.council_export_stream() RETURNS SETOF bytea
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'council_export_stream_wrapper';

@@ -182,10 +182,11 @@ CREATE TABLE @extschema@.council_import_rejects (
 CREATE INDEX idx_import_rejects_source
     ON @extschema@.council_import_rejects (source_table, source_id);
 
--- Every committed import and sync: when, by whom, from what, and each
--- table's counts. The DBA's audit trail; sync's guard reads the transaction
--- ids to tell the rows an import wrote (their xmin is one of them) from the
--- rows the app wrote since. Only the extension writes it, as its owner.
+-- Every committed import, sync and export: when, by whom, from or to what,
+-- and each table's counts. The DBA's audit trail; sync's guard reads the
+-- imports' transaction ids to tell the rows an import wrote (their xmin is
+-- one of them) from the rows the app wrote since. Only the extension writes
+-- it, as its owner.
 CREATE TABLE @extschema@.council_imports (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     transaction xid8 NOT NULL,
@@ -193,7 +194,7 @@ CREATE TABLE @extschema@.council_imports (
     role        name NOT NULL,
     source      text NOT NULL,
     mode        text NOT NULL
-                CHECK (mode IN ('strict', 'quarantine', 'sync', 'baseline')),
+                CHECK (mode IN ('strict', 'quarantine', 'sync', 'export', 'baseline')),
     rows        jsonb NOT NULL,
     duration    interval NOT NULL
 );
@@ -563,7 +564,40 @@ AS 'MODULE_PATHNAME', 'council_cache_stats_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:258
+-- src/export/mod.rs:202
+-- llm_council::export::council_export
+CREATE  FUNCTION "council_export"(
+	"path" TEXT /* & str */
+) RETURNS TABLE (
+	"table_name" TEXT,  /* String */
+	"rows" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_export_path_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/export/mod.rs:315
+-- requires:
+--   council_export_path
+
+REVOKE ALL ON FUNCTION council_export(text) FROM PUBLIC;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/export/mod.rs:255
+-- llm_council::export::council_export_stream
+CREATE  FUNCTION "council_export_stream"() RETURNS SETOF bytea /* Vec < u8 > */
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_export_stream_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/import/mod.rs:264
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -585,7 +619,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:340
+-- src/import/mod.rs:346
 -- requires:
 --   council_import_path
 
@@ -593,7 +627,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:286
+-- src/import/mod.rs:292
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -615,7 +649,7 @@ AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:315
+-- src/import/mod.rs:321
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -682,7 +716,7 @@ AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:132
+-- src/verify.rs:116
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"path" TEXT /* & str */
@@ -700,7 +734,7 @@ AS 'MODULE_PATHNAME', 'council_verify_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:196
+-- src/verify.rs:180
 -- requires:
 --   council_verify_path
 
@@ -708,7 +742,7 @@ REVOKE ALL ON FUNCTION council_verify(text) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:153
+-- src/verify.rs:137
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"data" bytea /* & [u8] */
@@ -726,7 +760,7 @@ AS 'MODULE_PATHNAME', 'council_verify_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:177
+-- src/verify.rs:161
 -- llm_council::verify::council_verify_upload
 CREATE  FUNCTION "council_verify_upload"() RETURNS TABLE (
 	"table_name" TEXT,  /* String */

@@ -171,10 +171,11 @@ CREATE TABLE @extschema@.council_import_rejects (
 CREATE INDEX idx_import_rejects_source
     ON @extschema@.council_import_rejects (source_table, source_id);
 
--- Every committed import and sync: when, by whom, from what, and each
--- table's counts. The DBA's audit trail; sync's guard reads the transaction
--- ids to tell the rows an import wrote (their xmin is one of them) from the
--- rows the app wrote since. Only the extension writes it, as its owner.
+-- Every committed import, sync and export: when, by whom, from or to what,
+-- and each table's counts. The DBA's audit trail; sync's guard reads the
+-- imports' transaction ids to tell the rows an import wrote (their xmin is
+-- one of them) from the rows the app wrote since. Only the extension writes
+-- it, as its owner.
 CREATE TABLE @extschema@.council_imports (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     transaction xid8 NOT NULL,
@@ -182,7 +183,7 @@ CREATE TABLE @extschema@.council_imports (
     role        name NOT NULL,
     source      text NOT NULL,
     mode        text NOT NULL
-                CHECK (mode IN ('strict', 'quarantine', 'sync', 'baseline')),
+                CHECK (mode IN ('strict', 'quarantine', 'sync', 'export', 'baseline')),
     rows        jsonb NOT NULL,
     duration    interval NOT NULL
 );

@@ -59,8 +59,11 @@ pub enum Error {
     },
     #[error("permission denied to read a server file with {0}")]
     ServerFileDenied(&'static str),
-    #[error("council_import does not support row-level security on table {0}")]
-    RowLevelSecurity(&'static str),
+    #[error("{function} does not support row-level security on table {table}")]
+    RowLevelSecurity {
+        function: &'static str,
+        table: &'static str,
+    },
     #[error("permission denied for table response_cache")]
     CacheEventDenied {
         event: String,
@@ -125,7 +128,7 @@ impl Error {
             Error::PermissionDenied { .. }
             | Error::ServerFileDenied(_)
             | Error::CacheEventDenied { .. } => sqlstate::INSUFFICIENT_PRIVILEGE,
-            Error::RowLevelSecurity(_) => sqlstate::FEATURE_NOT_SUPPORTED,
+            Error::RowLevelSecurity { .. } => sqlstate::FEATURE_NOT_SUPPORTED,
             Error::UnknownCacheEvent(_) | Error::UnknownMode(_) => {
                 sqlstate::INVALID_PARAMETER_VALUE
             }
@@ -150,7 +153,7 @@ impl Error {
                 Some(format!("{privilege} on {object} is missing: {why}"))
             }
             Error::ServerFileDenied(_) => Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
-            Error::RowLevelSecurity(_) => Some("the import writes through COPY's machinery, and COPY FROM refuses tables whose row-level security applies to the caller".into()),
+            Error::RowLevelSecurity { .. } => Some("the import writes through COPY's machinery and the export reads below the executor, so neither could apply the table's policies".into()),
             Error::CacheEventDenied { event, privilege } => {
                 Some(format!("counting a {event} needs {privilege} on response_cache"))
             }
@@ -185,7 +188,7 @@ impl Error {
             Error::ServerFileDenied(function) => {
                 return Some(format!("upload the file instead (council-loader does): council_upload, then {function}_upload()"))
             }
-            Error::RowLevelSecurity(_) => "import as the tables' owner or a role with BYPASSRLS",
+            Error::RowLevelSecurity { .. } => "run it as the tables' owner or a role with BYPASSRLS",
             Error::CacheEventDenied { .. } => {
                 "the cache functions count their own events; there is no need to call this"
             }

@@ -5,6 +5,7 @@
 
 mod cache;
 mod error;
+mod export;
 mod gucs;
 mod import;
 mod mapping;

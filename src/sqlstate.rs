@@ -61,6 +61,7 @@ sqlstates! {
     UNDEFINED_COLUMN = "42703";
     UNDEFINED_TABLE = "42P01";
     INVALID_COLUMN_REFERENCE = "42P10";
+    INVALID_NAME = "42602";
     DISK_FULL = "53100";
     STATEMENT_TOO_COMPLEX = "54001";
     OBJECT_NOT_IN_PREREQUISITE_STATE = "55000";
@@ -68,6 +69,7 @@ sqlstates! {
     QUERY_CANCELED = "57014";
     IO_ERROR = "58030";
     UNDEFINED_FILE = "58P01";
+    DUPLICATE_FILE = "58P02";
     /// Only for what cannot happen short of a bug: the caller can do nothing.
     INTERNAL_ERROR = "XX000";
     DATA_CORRUPTED = "XX001";

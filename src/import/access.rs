@@ -140,10 +140,25 @@ pub fn check_import(
         if spec.is_some_and(|t| t.key().kind == Kind::BigInt) {
             check_sequence(table)?;
         }
+    }
+    check_no_row_level_security(tables, "council_import")
+}
+
+/// Refuses tables whose row-level security applies to the caller: the
+/// import writes, and the export reads, below the executor that applies it.
+pub fn check_no_row_level_security(
+    tables: &[CouncilTable],
+    function: &'static str,
+) -> Result<(), ErrorReport> {
+    for table in tables {
         // SAFETY: a catalog lookup; noError = true returns instead of raising.
         let rls = unsafe { pg_sys::check_enable_rls(table.relid, pg_sys::InvalidOid, true) };
         if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
-            return Err(Error::RowLevelSecurity(table.name).into());
+            return Err(Error::RowLevelSecurity {
+                function,
+                table: table.name,
+            }
+            .into());
         }
     }
     Ok(())

@@ -18,7 +18,7 @@ mod binary_copy;
 pub mod compare;
 pub mod decision;
 pub mod read;
-mod record;
+pub mod record;
 mod rejects;
 pub mod row;
 mod sequences;
@@ -224,7 +224,13 @@ pub fn run_import(
     } else {
         let reports = import_all(&mut run)?;
         sequences::advance(&run.schema)?;
-        record::record(&run.schema, source_name, mode, &reports, started.elapsed())?;
+        record::record(
+            &run.schema,
+            source_name,
+            mode.as_str(),
+            record::import_rows(&reports),
+            started.elapsed(),
+        )?;
         reports
     };
     snapshot.end();

@@ -1,5 +1,5 @@
-//! `council_imports`: one row per committed import or sync, with who ran
-//! it, what it read, and every table's counts. It is the DBA's audit trail,
+//! `council_imports`: one row per committed import, sync or export, with who
+//! ran it, what it read or wrote, and every table's counts. It is the DBA's audit trail,
 //! and sync's guard reads it to tell the rows an import wrote from the rows
 //! the app wrote since (by their `xmin`).
 //!
@@ -14,12 +14,14 @@ use pgrx::prelude::*;
 
 use super::access;
 use super::compare::Provenance;
-use super::{Mode, TableReport};
+use super::TableReport;
 use crate::error::Error;
 use crate::postgres::{backend, spi};
 
 /// What `source` says for a file uploaded by the client.
 pub const UPLOAD: &str = "upload";
+/// What `source` says for an export streamed to the client.
+pub const DOWNLOAD: &str = "download";
 
 /// The role that owns `council_imports`, as whom the record is read and
 /// written.
@@ -41,7 +43,7 @@ fn table(schema: &QuotedIdentifier) -> String {
 pub fn provenance(schema: &QuotedIdentifier) -> Result<Provenance, ErrorReport> {
     let imports = table(schema);
     let transactions =
-        format!("SELECT i.transaction::xid FROM {imports} i WHERE i.mode <> 'baseline'");
+        format!("SELECT i.transaction::xid FROM {imports} i WHERE i.mode IN ('strict', 'quarantine', 'sync')");
     let baseline = format!(
         "SELECT i.transaction::xid FROM {imports} i WHERE i.mode = 'baseline' \
          ORDER BY i.id DESC LIMIT 1"
@@ -56,8 +58,9 @@ pub fn provenance(schema: &QuotedIdentifier) -> Result<Provenance, ErrorReport> 
     })
 }
 
-/// The counts as `council_imports.rows` holds them: table → outcome → rows.
-fn rows_json(reports: &[TableReport]) -> serde_json::Value {
+/// An import's counts as `council_imports.rows` holds them: table →
+/// outcome → rows.
+pub fn import_rows(reports: &[TableReport]) -> serde_json::Value {
     let tables = reports.iter().map(|r| {
         let counts = serde_json::json!({
             "source_rows": r.source_rows,
@@ -72,11 +75,13 @@ fn rows_json(reports: &[TableReport]) -> serde_json::Value {
     serde_json::Value::Object(tables.collect())
 }
 
+/// Records a committed import (`mode` is its [`Mode`]) or export
+/// (`"export"`); `rows` are its counts, per table.
 pub fn record(
     schema: &QuotedIdentifier,
     source: &str,
-    mode: Mode,
-    reports: &[TableReport],
+    mode: &str,
+    rows: serde_json::Value,
     took: Duration,
 ) -> Result<(), ErrorReport> {
     let imports = table(schema);
@@ -90,8 +95,8 @@ pub fn record(
         backend::current_full_transaction_id().to_string().into(),
         caller.into(),
         source.into(),
-        mode.as_str().into(),
-        rows_json(reports).to_string().into(),
+        mode.into(),
+        rows.to_string().into(),
         (took.as_micros() as f64).into(),
     ];
     backend::as_role(owner(schema)?, || spi::write(&insert, &args))?;

@@ -62,6 +62,12 @@ pub fn prevent_if_read_only(command: &CStr) {
     unsafe { pg_sys::PreventCommandIfReadOnly(command.as_ptr()) };
 }
 
+/// Whether the transaction may not write: READ ONLY, or on a standby.
+pub fn transaction_read_only() -> bool {
+    // SAFETY: a plain read of the backend's own transaction state.
+    unsafe { pg_sys::XactReadOnly }
+}
+
 /// Locks a table SHARE ROW EXCLUSIVE until the transaction ends: other
 /// writers wait, readers go on.
 pub fn lock_against_writers(relid: pg_sys::Oid) {
