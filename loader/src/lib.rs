@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod connect;
 pub mod embedded;
+pub mod export;
 pub mod import;
 pub mod install;
 pub mod pgpass;

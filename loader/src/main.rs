@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use council_app::QuotedIdentifier;
 use council_loader::cluster::ClusterError;
 use council_loader::connect::{self, Origin};
+use council_loader::export::{self, ExportError};
 use council_loader::import::{
     self, ExtensionError, FileError, Import, LocalFile, Progress, Report, TableCounts, Transfer,
     UploadError, Verify,
@@ -100,6 +101,20 @@ enum Command {
         json: bool,
         #[arg(long)]
         upload: bool,
+    },
+    /// Write the database back into a new council.db on this host: the
+    /// app's schema and journal mode, every row, values as the app wrote
+    /// them. The way back after a cutover, from any server.
+    ///
+    /// The server writes the file under one snapshot and streams it; it
+    /// takes OUT's name only once complete. An existing file is never
+    /// replaced.
+    Export {
+        /// The council.db to create.
+        out: PathBuf,
+        /// Print the rows per table as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Server and extension versions, rows per table, rejects, cache statistics.
     Status {
@@ -218,6 +233,23 @@ impl From<FileError> for Failure {
 impl From<SampleError> for Failure {
     fn from(err: SampleError) -> Failure {
         Failure::new(FailureCode::BadInput, err)
+    }
+}
+
+/// An export that did not write its file: the server's refusal, the local
+/// file's trouble, or a database without a recent enough extension.
+impl From<ExportError> for Failure {
+    fn from(err: ExportError) -> Failure {
+        match err {
+            ExportError::Postgres(err) => err.into(),
+            ExportError::Exists(_) | ExportError::Write { .. } => {
+                Failure::new(FailureCode::BadInput, err)
+            }
+            ExportError::NotInstalled { .. } | ExportError::TooOld { .. } => {
+                Failure::new(FailureCode::Unavailable, err)
+            }
+            ExportError::ReadBack(_) => Failure::new(FailureCode::Refused, err),
+        }
     }
 }
 
@@ -463,6 +495,58 @@ fn verify_command(
     Ok(())
 }
 
+fn export_command(url: Option<&str>, out: PathBuf, json: bool) -> Result<(), Failure> {
+    if out.symlink_metadata().is_ok() {
+        return Err(ExportError::Exists(out).into());
+    }
+    let (config, _) = target(url)?;
+    let bar = (std::io::stderr().is_terminal() && !json).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg:28} {bytes} received ({elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar.set_message("the server writes the file");
+        bar
+    });
+    let notices = bar.clone();
+    let mut client = connect::connect(&config, move |message| {
+        let table = message.strip_prefix("llm_council export: ");
+        match (&notices, table) {
+            (Some(bar), Some(table)) => bar.set_message(table.to_owned()),
+            (Some(bar), None) => bar.println(message),
+            (None, _) => eprintln!("{message}"),
+        }
+    })
+    .map_err(|e| Failure::new(FailureCode::Unavailable, e))?;
+    let received = |bytes: u64| {
+        if let Some(bar) = &bar {
+            bar.set_message("receiving the file");
+            bar.set_position(bytes);
+        }
+    };
+    let result = export::run(&mut client, &out, &received);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let exported = result?;
+    if json {
+        println!("{}", exported.to_json());
+    } else {
+        print!("{}", exported.to_text());
+        eprintln!(
+            "council-loader: exported {} rows into {} ({} bytes)",
+            exported.rows(),
+            exported.path.display(),
+            exported.bytes
+        );
+    }
+    Ok(())
+}
+
 fn status_command(url: Option<&str>, json: bool) -> Result<(), Failure> {
     let (config, _) = target(url)?;
     let mut client = client(&config, None)?;
@@ -523,6 +607,7 @@ fn main() -> ExitCode {
             upload,
         } => import_command(url, file, mode, dry_run, json, upload),
         Command::Verify { file, json, upload } => verify_command(url, file, json, upload),
+        Command::Export { out, json } => export_command(url, out, json),
         Command::Status { json } => status_command(url, json),
         Command::Sample {
             out,
