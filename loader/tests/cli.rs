@@ -239,6 +239,58 @@ fn a_sync_by_upload_shows_its_plan_then_catches_up() {
 }
 
 #[test]
+fn export_writes_the_servers_file_here_and_never_replaces_one() {
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    assert!(run(loader().args(["install", "--database-url", &url]))
+        .status
+        .success());
+    let options = SampleOptions {
+        conversations: 12,
+        ..SampleOptions::default()
+    };
+    let (dir, path) = sample_private("llm_council-export-", &options);
+    let imported = run(loader().args(["import", "--database-url", &url]).arg(&path));
+    assert!(imported.status.success(), "{}", text(&imported));
+
+    // A directory of this host's user, which the server cannot see.
+    let out = dir.path().join("back").join("council.db");
+    std::fs::create_dir_all(out.parent().unwrap_or(dir.path())).expect("dir");
+    let exported = run(loader()
+        .args(["export", "--json", "--database-url", &url])
+        .arg(&out));
+    assert!(exported.status.success(), "{}", text(&exported));
+    let report: serde_json::Value =
+        serde_json::from_slice(&exported.stdout).expect("JSON on stdout");
+    assert_eq!(report[0]["table_name"], "conversations");
+    assert_eq!(report[0]["rows"], 12, "{report}");
+    let names: Vec<String> = std::fs::read_dir(out.parent().unwrap_or(dir.path()))
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["council.db".to_owned()],
+        "nothing else beside it"
+    );
+
+    // The database holds what the exported file holds, row for row.
+    let verified = run(loader().args(["verify", "--database-url", &url]).arg(&out));
+    assert!(verified.status.success(), "{}", text(&verified));
+
+    // An existing file is never replaced: exit 2, the file as it was.
+    let before = std::fs::read(&out).expect("read");
+    let again = run(loader().args(["export", "--database-url", &url]).arg(&out));
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(std::fs::read(&out).expect("read"), before);
+}
+
+#[test]
 fn exit_codes_tell_what_went_wrong() {
     let cluster = cluster();
     let url = database(&cluster, "council");
