@@ -21,7 +21,7 @@ use pgrx::prelude::*;
 use super::decision::Existing;
 use super::row::{Key, Value};
 use super::tables::{Kind, Table};
-use crate::mapping::jsonb_text;
+use crate::mapping::jsonb::Document;
 use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
 use crate::postgres::spi;
 use crate::postgres::stored_row::StoredRow;
@@ -183,11 +183,11 @@ fn equal(value: &Value<'_>, row: &StoredRow<'_>, i: usize) -> bool {
         Value::Boolean(v) => row.bool(i) == Some(*v),
         Value::Text(v) => row.text(i) == Some(v.as_bytes()),
         Value::Timestamp(v) => row.int8(i) == Some(v.postgres_micros()),
-        // As printed first: jsonb prints a document its own way (keys
-        // sorted, escapes decoded), and `printed` works that way out.
-        Value::Json(v) => row.jsonb_printed(i).is_some_and(|stored| {
-            stored == v.as_bytes()
-                || jsonb_text::printed(v).is_some_and(|printed| printed.as_bytes() == stored)
+        // In jsonb's binary form first; PostgreSQL's own comparison for
+        // what that cannot tell, or finds different (numbers equal in value
+        // but not in spelling, 1.5 and 1.50, are equal jsonb).
+        Value::Json(v) => row.jsonb_container(i).is_some_and(|stored| {
+            Document::parse(v).and_then(|document| document.matches(stored)) == Some(true)
                 || row.jsonb_equals(i, v) == Some(true)
         }),
     }
@@ -332,38 +332,97 @@ fn update_query(schema: &QuotedIdentifier, table: &Table) -> String {
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
-    use crate::mapping::jsonb_text;
     use pgrx::prelude::*;
 
-    /// The comparison trusts `printed` to spell a document as jsonb_out
-    /// does; PostgreSQL is the judge.
+    /// The comparison trusts `Document::matches` to read jsonb's binary
+    /// form as PostgreSQL lays it out; PostgreSQL is the judge.
     #[pg_test]
-    fn printed_json_is_what_jsonb_out_prints() {
-        let documents = [
-            r#"{"model": "google/gemini-1.5-pro", "average_rank": 1.25, "rankings_count": 4, "borda_score": 15}"#,
-            r#"{"owner": "zo\u00eb@example.com", "team": "data", "x": {"b": [1, 2.50, 0.0], "a": null}}"#,
-            r#"{"a":1,"b":2,"a":3}"#,
-            r#" [ "\ud83d\ude00", "\/", "\u0001\u001f\u007f", "\b\f\n\r\t\"\\" ] "#,
-            r#"{"\u00e9": 1, "e": 2, "ee": 3, "": 4}"#,
-            "true",
-            "\"plain\"",
-            "-12.000",
-            "123456789012345678901234567890.123456789",
-            "[]",
-            "{}",
-            "[{}, [], [[]], {\"a\": {}}]",
+    fn a_document_matches_what_postgres_stores_for_it_and_nothing_else() {
+        let mut documents = vec![
+            r#"{"model": "google/gemini-1.5-pro", "average_rank": 1.25, "rankings_count": 4, "borda_score": 15}"#.to_owned(),
+            r#"{"owner": "zo\u00eb@example.com", "team": "data", "x": {"b": [1, 2.50, 0.0, -3], "a": null}}"#.to_owned(),
+            r#"{"a":1,"b":2,"a":3}"#.to_owned(),
+            r#" [ "\ud83d\ude00", "\/", "\u0001\u001f\u007f", "\b\f\n\r\t\"\\" ] "#.to_owned(),
+            r#"{"\u00e9": 1, "e": 2, "ee": 3, "": 4}"#.to_owned(),
+            "true".to_owned(),
+            "null".to_owned(),
+            "\"plain\"".to_owned(),
+            "-12.000".to_owned(),
+            "0.000042".to_owned(),
+            "123456789012345678901234567890.123456789".to_owned(),
+            "[]".to_owned(),
+            "{}".to_owned(),
+            "[{}, [], [[]], {\"a\": {}}, false]".to_owned(),
         ];
-        for document in documents {
-            let stored =
-                Spi::get_one_with_args::<String>("SELECT $1::jsonb::text", &[document.into()])
-                    .expect("jsonb_out")
-                    .expect("not null");
-            assert_eq!(
-                jsonb_text::printed(document).as_deref(),
-                Some(stored.as_str()),
-                "{document}"
-            );
+        // Past 32 children jsonb stores offsets, not lengths, in some entries.
+        documents.push(format!(
+            "[{}]",
+            (0..70)
+                .map(|i| format!("\"item {i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        documents.push(format!(
+            "{{{}}}",
+            (0..70)
+                .map(|i| format!("\"key {i:03}\": [{i}.5, \"v\"]"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Spi::run("CREATE TEMP TABLE documents (id int, doc jsonb)").expect("table");
+        for (id, document) in documents.iter().enumerate() {
+            Spi::run_with_args(
+                "INSERT INTO documents VALUES ($1, $2::jsonb)",
+                &[(id as i32).into(), document.as_str().into()],
+            )
+            .expect("insert");
         }
+        for (id, document) in documents.iter().enumerate() {
+            let changed = document.replacen('1', "7", 1);
+            let judged = stored_matches(id, &[document.as_str(), changed.as_str()]);
+            assert_eq!(judged[0], Some(true), "{document}");
+            // Never the same where PostgreSQL finds them different (it may
+            // say different where jsonb is equal by value: the caller then
+            // asks PostgreSQL).
+            let equal = Spi::get_one_with_args::<bool>(
+                "SELECT $1::jsonb = $2::jsonb",
+                &[document.as_str().into(), changed.as_str().into()],
+            )
+            .expect("jsonb_eq")
+            .expect("not null");
+            if !equal {
+                assert_eq!(judged[1], Some(false), "{changed}");
+            }
+        }
+    }
+
+    /// Whether the stored document of `id` matches each of `texts`.
+    fn stored_matches(id: usize, texts: &[&str]) -> Vec<Option<bool>> {
+        use crate::mapping::jsonb::Document;
+        let relid = Spi::get_one::<pg_sys::Oid>("SELECT 'documents'::regclass::oid")
+            .expect("oid")
+            .expect("documents");
+        // A snapshot that sees the rows inserted since the statement began.
+        let snapshot = crate::postgres::backend::ActiveSnapshot::take();
+        let mut scan = crate::postgres::scan::TableScan::open(relid, &["id", "doc"]).expect("scan");
+        let mut judged = Vec::new();
+        while let Some(found) = scan.next(|row| {
+            (row.int4(0) == Some(id as i32)).then(|| {
+                texts
+                    .iter()
+                    .map(|text| {
+                        Document::parse(text).and_then(|d| d.matches(row.jsonb_container(1)?))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        }) {
+            if let Some(found) = found {
+                judged = found;
+            }
+        }
+        scan.close();
+        snapshot.end();
+        judged
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::sqlstate::{self, SqlState};
 
 pub mod conversation_id;
 pub mod json;
-pub mod jsonb_text;
+pub mod jsonb;
 pub mod text;
 pub mod timestamp;
 

@@ -129,6 +129,23 @@ impl<'a> StoredRow<'a> {
         }
     }
 
+    /// A jsonb value's container, in its binary form (the bytes after the
+    /// varlena header, detoasted and aligned as jsonb's own code reads
+    /// them); None when it is NULL.
+    pub fn jsonb_container(&self, i: usize) -> Option<&[u8]> {
+        let datum = self.datum(i)?;
+        // SAFETY: a jsonb datum is a varlena, possibly toasted or short;
+        // pg_detoast_datum returns it whole with a 4-byte header, allocated
+        // in the current memory context, which lives at least as long as
+        // this row.
+        unsafe {
+            let value = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
+            let len = pgrx::varlena::varsize_any_exhdr(value);
+            let data = pgrx::varlena::vardata_any(value).cast::<u8>();
+            Some(std::slice::from_raw_parts(data, len))
+        }
+    }
+
     /// What `jsonb_out` prints for a jsonb value; None when it is NULL.
     pub fn jsonb_printed(&self, i: usize) -> Option<&[u8]> {
         let datum = self.datum(i)?;
