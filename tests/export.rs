@@ -16,7 +16,10 @@ use postgres::Client;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-fn export(client: &mut Client, path: &Path) -> Result<Vec<(String, i64)>, postgres::Error> {
+fn export(
+    client: &mut impl postgres::GenericClient,
+    path: &Path,
+) -> Result<Vec<(String, i64)>, postgres::Error> {
     Ok(client
         .query(
             "SELECT table_name, rows FROM council_export($1)",
@@ -343,6 +346,48 @@ fn an_export_never_replaces_a_file_and_leaves_nothing_when_it_fails() {
         common::message(&err)
     );
     assert_eq!(listing(&dir), vec!["council.db".to_owned()]);
+}
+
+#[test]
+fn the_file_appears_when_the_export_commits_and_never_after_a_rollback() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    common::fill_every_table(&mut client);
+    let dir = server_dir(&cluster, "transactions");
+    let path = dir.join("council.db");
+
+    let mut transaction = client.transaction().expect("begin");
+    export(&mut transaction, &path).expect("council_export");
+    assert!(
+        listing(&dir).iter().all(|name| name != "council.db"),
+        "not before COMMIT"
+    );
+    transaction.rollback().expect("rollback");
+    assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
+
+    let mut transaction = client.transaction().expect("begin");
+    export(&mut transaction, &path).expect("council_export");
+    // Someone else takes the name meanwhile: COMMIT fails, replacing nothing.
+    std::fs::write(&path, b"someone else's").expect("write");
+    let err = transaction.commit().expect_err("the name is taken");
+    assert_eq!(common::sqlstate(&err), "58P02", "{}", common::message(&err));
+    assert_eq!(std::fs::read(&path).expect("read"), b"someone else's");
+    assert_eq!(listing(&dir), vec!["council.db".to_owned()]);
+    std::fs::remove_file(&path).expect("remove");
+
+    let mut transaction = client.transaction().expect("begin");
+    export(&mut transaction, &path).expect("council_export");
+    transaction.commit().expect("commit");
+    assert_eq!(listing(&dir), vec!["council.db".to_owned()]);
+    assert_the_app_runs_on(&path);
+    let recorded: i64 = client
+        .query_one(
+            "SELECT count(*) FROM council_imports WHERE mode = 'export'",
+            &[],
+        )
+        .expect("council_imports")
+        .get(0);
+    assert_eq!(recorded, 1, "only the committed export is recorded");
 }
 
 #[test]

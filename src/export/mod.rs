@@ -10,7 +10,7 @@
 //!
 //! - `council_export(path)` writes a file on the server, as `COPY … TO`
 //!   does, for the same roles; it refuses to replace a file, and the file
-//!   appears under its name only once complete.
+//!   appears under its name when the transaction commits, complete.
 //! - `council_export_stream()` writes it in the server's temporary space and
 //!   returns its bytes in rows, for `council-loader export` on any host.
 
@@ -219,11 +219,36 @@ fn council_export_path(
     let tables = access::council_relids(&schema)?;
     check_access(&tables)?;
     let (finished, counts) = write_file(&tables, dir)?;
-    finished.persist(target)?;
     record_export(&schema, path, &counts, started)?;
+    persist_at_commit(finished, target.to_owned());
     Ok(TableIterator::new(counts.into_iter().map(
         |(table, rows)| (table.to_owned(), i64::try_from(rows).unwrap_or(i64::MAX)),
     )))
+}
+
+/// Gives the finished file its name when the transaction commits, and
+/// removes it if the transaction aborts: the file appears if and only if
+/// the export committed, with its record in `council_imports`, whatever
+/// ends the transaction (an error after the export, a cancel while its
+/// result goes out, a ROLLBACK).
+fn persist_at_commit(finished: FinishedFile, target: PathBuf) {
+    use pgrx::{register_xact_callback, PgXactCallbackEvent};
+    use std::sync::{Arc, Mutex};
+    let file = Arc::new(Mutex::new(Some(finished)));
+    let at_abort = Arc::clone(&file);
+    register_xact_callback(PgXactCallbackEvent::PreCommit, move || {
+        let finished = file.lock().ok().and_then(|mut file| file.take());
+        if let Some(finished) = finished {
+            // An ERROR here still aborts the transaction, cleanly.
+            if let Err(err) = finished.persist(&target) {
+                ErrorReport::from(err).report(PgLogLevel::ERROR);
+            }
+        }
+    });
+    register_xact_callback(PgXactCallbackEvent::Abort, move || {
+        // Dropping the temporary file removes it.
+        drop(at_abort.lock().ok().and_then(|mut file| file.take()));
+    });
 }
 
 /// Writing a server file is for superusers and members of
