@@ -468,7 +468,7 @@ mod tests {
         let Some(Document(Node::Object(members))) =
             Document::parse(r#"{"b": 1, "a": 2, "aa": 3, "a": 4}"#)
         else {
-            panic!("an object");
+            unreachable!("an object");
         };
         let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(keys, ["a", "b", "aa"]);
@@ -480,7 +480,7 @@ mod tests {
         let Some(Document(Node::Array(items))) =
             Document::parse(r#"["plain", "zo\u00eb \ud83d\ude00 \/ \n"]"#)
         else {
-            panic!("an array");
+            unreachable!("an array");
         };
         assert!(matches!(&items[0], Node::String(Cow::Borrowed("plain"))));
         assert_eq!(items[1], Node::String(Cow::Owned("zoë 😀 / \n".into())));
