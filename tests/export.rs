@@ -99,15 +99,19 @@ fn apps_schema() -> Vec<(String, String, String, Option<String>)> {
     schema_of(&conn)
 }
 
-/// Checks the file as the app would find it: SQLite's own checks pass, the
-/// schema is the app's, and the header says WAL. Opened as immutable, which
-/// leaves nothing beside it.
-fn assert_the_app_runs_on(path: &Path) {
-    let conn = rusqlite::Connection::open_with_flags(
+/// The export opened as immutable, which leaves nothing beside it.
+fn read_file(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(
         council_file::immutable_uri(path),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
     )
-    .expect("open the export");
+    .expect("open the export")
+}
+
+/// Checks the file as the app would find it: SQLite's own checks pass, the
+/// schema is the app's, and the header says WAL.
+fn assert_the_app_runs_on(path: &Path) {
+    let conn = read_file(path);
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity_check");
@@ -263,11 +267,7 @@ fn rows_the_app_writes_in_postgres_go_out_and_come_back() {
     );
     // The app's next row gets the next id: SQLite's AUTOINCREMENT counter
     // is past every exported id.
-    let file = rusqlite::Connection::open_with_flags(
-        council_file::immutable_uri(&out),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-    )
-    .expect("open");
+    let file = read_file(&out);
     for table in ["messages", "api_keys", "api_key_audit_log"] {
         let (counter, max): (i64, i64) = file
             .query_row(
@@ -523,11 +523,7 @@ fn an_export_is_one_snapshot_while_the_app_writes() {
     writer.join().expect("writer");
     exported.expect("council_export");
     assert_the_app_runs_on(&out);
-    let file = rusqlite::Connection::open_with_flags(
-        council_file::immutable_uri(&out),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-    )
-    .expect("open");
+    let file = read_file(&out);
     let (conversations, messages): (i64, i64) = file
         .query_row(
             "SELECT (SELECT count(*) FROM conversations WHERE title = 'written during the export'),
