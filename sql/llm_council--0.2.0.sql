@@ -193,6 +193,9 @@ CREATE TABLE @extschema@.council_imports (
     finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     role        name NOT NULL,
     source      text NOT NULL,
+    -- the file's SHA-256 in hex: the file read (its main database file, as
+    -- `sha256sum` prints it), the upload, or the export written
+    sha256      text CHECK (sha256 ~ '^[0-9a-f]{64}$'),
     mode        text NOT NULL
                 CHECK (mode IN ('strict', 'quarantine', 'sync', 'export', 'baseline')),
     rows        jsonb NOT NULL,
@@ -259,7 +262,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.council_imports_id_seq',
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:105
+-- src/cache/stats.rs:111
 -- llm_council::cache::stats::council_cache_count_event
 CREATE  FUNCTION "council_cache_count_event"(
 	"event" TEXT, /* & str */
@@ -525,7 +528,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:189
+-- src/cache/stats.rs:195
 -- llm_council::cache::stats::council_cache_counters
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -545,7 +548,7 @@ AS 'MODULE_PATHNAME', 'council_cache_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/cache/stats.rs:135
+-- src/cache/stats.rs:141
 -- llm_council::cache::stats::council_cache_stats
 CREATE  FUNCTION "council_cache_stats"() RETURNS TABLE (
 	"entries" bigint,  /* i64 */
@@ -564,7 +567,7 @@ AS 'MODULE_PATHNAME', 'council_cache_stats_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/export/mod.rs:202
+-- src/export/mod.rs:204
 -- llm_council::export::council_export
 CREATE  FUNCTION "council_export"(
 	"path" TEXT /* & str */
@@ -579,7 +582,7 @@ AS 'MODULE_PATHNAME', 'council_export_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/export/mod.rs:315
+-- src/export/mod.rs:342
 -- requires:
 --   council_export_path
 
@@ -587,7 +590,7 @@ REVOKE ALL ON FUNCTION council_export(text) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/export/mod.rs:255
+-- src/export/mod.rs:282
 -- llm_council::export::council_export_stream
 CREATE  FUNCTION "council_export_stream"() RETURNS SETOF bytea /* Vec < u8 > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -597,7 +600,7 @@ AS 'MODULE_PATHNAME', 'council_export_stream_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:264
+-- src/import/mod.rs:276
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -619,7 +622,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:346
+-- src/import/mod.rs:358
 -- requires:
 --   council_import_path
 
@@ -627,7 +630,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:292
+-- src/import/mod.rs:304
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -649,7 +652,7 @@ AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:321
+-- src/import/mod.rs:333
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -667,6 +670,569 @@ STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_import_streamed_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/overview.rs:15
+-- llm_council::overview::council_library_preloaded
+CREATE  FUNCTION "council_library_preloaded"() RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_library_preloaded_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search.rs:47
+-- llm_council::search::council_search_deferred
+CREATE  FUNCTION "council_search_deferred"(
+	"table" oid /* pg_sys :: Oid */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search.rs:21
+-- requires:
+--   schema
+--   council_search_deferred
+
+-- Full-text search over what the council deliberated: conversation titles,
+-- the users' messages, and the stage 1 and stage 3 responses.
+--
+-- council_search_documents holds one tsvector per searchable row, kept by
+-- row triggers on the four tables: whatever writes them (the app, an
+-- import, pg_restore, a replication apply) leaves its rows searchable when
+-- it commits, with no job to run. The triggers are ENABLE ALWAYS: they
+-- fire also under session_replication_role = replica (an import that
+-- checks foreign keys itself, a logical replication subscriber). They are
+-- row triggers rather than statement triggers with transition tables: a
+-- transition table copies every row a bulk load writes, which cost an
+-- import more than the row triggers' calls do.
+--
+-- The documents are derived data: they are not dumped with the extension
+-- (a restore's COPY into the tables rebuilds them through the triggers),
+-- and council_search_reindex() rebuilds them from the tables.
+--
+-- Parsing text costs several times what importing it does, so an import
+-- that fills empty tables defers their documents: the triggers skip its
+-- inserts (council_search_deferred is true only inside that import), and
+-- the import then calls council_search_fill, whose one statement per table
+-- parallel workers can share.
+--
+-- Every function pins search_path, so a caller's search_path cannot
+-- redirect a name; the trigger functions run as the extension's owner, so
+-- a role that may write the tables needs no right on the documents.
+
+CREATE TABLE @extschema@.council_search_documents (
+    kind            text NOT NULL
+                    CHECK (kind IN ('title', 'user_message', 'stage1', 'stage3')),
+    -- the row's id: messages.id, stage1_responses.id, stage3_synthesis.id;
+    -- NULL for a title, whose row is the conversation
+    row_id          bigint,
+    -- the message a stage belongs to (a user message's own id)
+    message_id      bigint,
+    conversation_id uuid,
+    -- stage 1: the model; stage 3: the chairman
+    model           text,
+    created_at      timestamptz,
+    -- the configuration the document was parsed with
+    config          regconfig NOT NULL,
+    document        tsvector NOT NULL
+);
+-- lz4, as for the tables' text (see schema.sql): ranking reads every
+-- matching document, and lz4 decompresses several times faster than pglz
+DO $$
+BEGIN
+    ALTER TABLE @extschema@.council_search_documents ALTER COLUMN document SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;
+END
+$$;
+CREATE INDEX council_search_documents_document
+    ON @extschema@.council_search_documents USING gin (document);
+-- a changed or deleted row finds its document
+CREATE INDEX council_search_documents_row
+    ON @extschema@.council_search_documents (kind, row_id);
+-- a deleted conversation finds its title; the conversation filter
+CREATE INDEX council_search_documents_conversation
+    ON @extschema@.council_search_documents (conversation_id);
+
+-- The text-search configuration documents are parsed with and queries
+-- read in: llm_council.search_config, 'english' when unset. A name that
+-- is no configuration falls back to 'english' with a WARNING, so that a
+-- mistyped setting never fails the app's writes.
+CREATE FUNCTION @extschema@.council_search_config() RETURNS regconfig
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'english');
+BEGIN
+    RETURN setting::regconfig;
+EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
+    RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
+        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''english'' is used instead';
+    RETURN 'pg_catalog.english'::regconfig;
+END
+$$;
+
+-- The triggers' functions, one per table. An update re-parses only when
+-- what the document holds changed: the app touches updated_at and
+-- message_count on every message, which changes no title's document.
+CREATE FUNCTION @extschema@.council_search_index_conversations() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig;
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'title';
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.title IS NOT DISTINCT FROM OLD.title
+       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        DELETE FROM @extschema@.council_search_documents
+        WHERE kind OPERATOR(pg_catalog.=) 'title' AND conversation_id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' AND NEW.title IS NOT NULL THEN
+        cfg := @extschema@.council_search_config();
+        INSERT INTO @extschema@.council_search_documents
+            (kind, conversation_id, created_at, config, document)
+        VALUES ('title', NEW.id, NEW.created_at, cfg, to_tsvector(cfg, NEW.title));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION @extschema@.council_search_index_messages() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig;
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'user_message';
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.conversation_id IS DISTINCT FROM OLD.conversation_id THEN
+        -- a message moved to another conversation takes its stages along
+        UPDATE @extschema@.council_search_documents SET conversation_id = NEW.conversation_id
+        WHERE kind OPERATOR(pg_catalog.=) ANY ('{stage1,stage3}') AND message_id OPERATOR(pg_catalog.=) NEW.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.role IS NOT DISTINCT FROM OLD.role
+       AND NEW.content IS NOT DISTINCT FROM OLD.content
+       AND NEW.conversation_id IS NOT DISTINCT FROM OLD.conversation_id
+       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        DELETE FROM @extschema@.council_search_documents
+        WHERE kind OPERATOR(pg_catalog.=) 'user_message' AND row_id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE'
+       AND NEW.role OPERATOR(pg_catalog.=) 'user' AND NEW.content IS NOT NULL THEN
+        cfg := @extschema@.council_search_config();
+        INSERT INTO @extschema@.council_search_documents
+            (kind, row_id, message_id, conversation_id, created_at, config, document)
+        VALUES ('user_message', NEW.id, NEW.id, NEW.conversation_id, NEW.created_at, cfg,
+                to_tsvector(cfg, NEW.content));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION @extschema@.council_search_index_stage1() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig;
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage1';
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.message_id IS NOT DISTINCT FROM OLD.message_id
+       AND NEW.model IS NOT DISTINCT FROM OLD.model
+       AND NEW.response IS NOT DISTINCT FROM OLD.response
+       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        DELETE FROM @extschema@.council_search_documents
+        WHERE kind OPERATOR(pg_catalog.=) 'stage1' AND row_id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        cfg := @extschema@.council_search_config();
+        INSERT INTO @extschema@.council_search_documents
+            (kind, row_id, message_id, conversation_id, model, created_at, config, document)
+        VALUES ('stage1', NEW.id, NEW.message_id,
+                (SELECT m.conversation_id FROM @extschema@.messages m
+                 WHERE m.id OPERATOR(pg_catalog.=) NEW.message_id),
+                NEW.model, NEW.created_at, cfg, to_tsvector(cfg, NEW.response));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION @extschema@.council_search_index_stage3() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig;
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage3';
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.message_id IS NOT DISTINCT FROM OLD.message_id
+       AND NEW.chairman_model IS NOT DISTINCT FROM OLD.chairman_model
+       AND NEW.response IS NOT DISTINCT FROM OLD.response
+       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        DELETE FROM @extschema@.council_search_documents
+        WHERE kind OPERATOR(pg_catalog.=) 'stage3' AND row_id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        cfg := @extschema@.council_search_config();
+        INSERT INTO @extschema@.council_search_documents
+            (kind, row_id, message_id, conversation_id, model, created_at, config, document)
+        VALUES ('stage3', NEW.id, NEW.message_id,
+                (SELECT m.conversation_id FROM @extschema@.messages m
+                 WHERE m.id OPERATOR(pg_catalog.=) NEW.message_id),
+                NEW.chairman_model, NEW.created_at, cfg, to_tsvector(cfg, NEW.response));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.conversations
+FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_conversations();
+CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.conversations
+FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_conversations();
+ALTER TABLE @extschema@.conversations
+    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
+
+CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.messages
+FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_messages();
+CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.messages
+FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_messages();
+ALTER TABLE @extschema@.messages
+    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
+
+CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.stage1_responses
+FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_stage1();
+CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.stage1_responses
+FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage1();
+ALTER TABLE @extschema@.stage1_responses
+    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
+
+CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.stage3_synthesis
+FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_stage3();
+CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.stage3_synthesis
+FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage3();
+ALTER TABLE @extschema@.stage3_synthesis
+    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
+
+-- Gives every row of the tables named that has no document its document.
+-- The documents are computed by CREATE TABLE AS, which (unlike INSERT …
+-- SELECT) may run in parallel workers, then inserted in one statement.
+-- Anyone may call it: it adds only what is missing, and the same
+-- documents the triggers would. Returns the documents written.
+CREATE FUNCTION @extschema@.council_search_fill(tables regclass[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig := @extschema@.council_search_config();
+    written bigint;
+BEGIN
+    CREATE TEMP TABLE council_search_fill ON COMMIT DROP AS
+    SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
+           c.id AS conversation_id, NULL::text AS model, c.created_at, cfg AS config,
+           to_tsvector(cfg, c.title) AS document
+    FROM @extschema@.conversations c
+    WHERE '@extschema@.conversations'::regclass OPERATOR(pg_catalog.=) ANY (tables)
+      AND c.title IS NOT NULL
+      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
+                      WHERE d.kind OPERATOR(pg_catalog.=) 'title'
+                        AND d.conversation_id OPERATOR(pg_catalog.=) c.id)
+    UNION ALL
+    SELECT 'user_message', m.id, m.id, m.conversation_id, NULL, m.created_at, cfg,
+           to_tsvector(cfg, m.content)
+    FROM @extschema@.messages m
+    WHERE '@extschema@.messages'::regclass OPERATOR(pg_catalog.=) ANY (tables)
+      AND m.role OPERATOR(pg_catalog.=) 'user' AND m.content IS NOT NULL
+      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
+                      WHERE d.kind OPERATOR(pg_catalog.=) 'user_message'
+                        AND d.row_id OPERATOR(pg_catalog.=) m.id)
+    UNION ALL
+    SELECT 'stage1', s.id, s.message_id, m.conversation_id, s.model, s.created_at, cfg,
+           to_tsvector(cfg, s.response)
+    FROM @extschema@.stage1_responses s
+    LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
+    WHERE '@extschema@.stage1_responses'::regclass OPERATOR(pg_catalog.=) ANY (tables)
+      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
+                      WHERE d.kind OPERATOR(pg_catalog.=) 'stage1'
+                        AND d.row_id OPERATOR(pg_catalog.=) s.id)
+    UNION ALL
+    SELECT 'stage3', s.id, s.message_id, m.conversation_id, s.chairman_model, s.created_at, cfg,
+           to_tsvector(cfg, s.response)
+    FROM @extschema@.stage3_synthesis s
+    LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
+    WHERE '@extschema@.stage3_synthesis'::regclass OPERATOR(pg_catalog.=) ANY (tables)
+      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
+                      WHERE d.kind OPERATOR(pg_catalog.=) 'stage3'
+                        AND d.row_id OPERATOR(pg_catalog.=) s.id);
+    INSERT INTO @extschema@.council_search_documents SELECT * FROM council_search_fill;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    DROP TABLE council_search_fill;
+    RETURN written;
+END
+$$;
+
+-- Rebuilds every document from the tables, parsed with the configuration
+-- in force: after llm_council.search_config changes, or after a restore
+-- with --disable-triggers. Returns the documents written. It takes the
+-- tables' SHARE lock: the app's writes wait until it commits.
+CREATE FUNCTION @extschema@.council_search_reindex() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE @extschema@.conversations, @extschema@.messages,
+               @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
+    TRUNCATE @extschema@.council_search_documents;
+    RETURN @extschema@.council_search_fill(ARRAY['@extschema@.conversations', '@extschema@.messages',
+        '@extschema@.stage1_responses', '@extschema@.stage3_synthesis']::regclass[]);
+END
+$$;
+-- a rebuild takes the app's tables' locks for as long as it runs
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_reindex() FROM PUBLIC;
+
+-- Ranked search: query is web-search syntax (websearch_to_tsquery: words,
+-- "a phrase", or, -word), read in llm_council.search_config. Filters are
+-- optional: one conversation, one model (by_model: a stage 1 model or a
+-- stage 3 chairman), the time range [since, until) of the row, and the
+-- kinds of text. The snippet is ts_headline's, with snippet_options passed through.
+-- Runs with the caller's rights: it needs SELECT on
+-- council_search_documents, and on the tables whose text it shows.
+CREATE FUNCTION @extschema@.council_search(
+    query text,
+    conversation uuid DEFAULT NULL,
+    by_model text DEFAULT NULL,
+    since timestamptz DEFAULT NULL,
+    until timestamptz DEFAULT NULL,
+    kinds text[] DEFAULT NULL,
+    "limit" integer DEFAULT 20,
+    "offset" integer DEFAULT 0,
+    snippet_options text DEFAULT 'MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=" … "'
+) RETURNS TABLE (
+    kind text,
+    conversation_id uuid,
+    message_id bigint,
+    row_id bigint,
+    model text,
+    created_at timestamptz,
+    title text,
+    rank real,
+    snippet text
+)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig := @extschema@.council_search_config();
+    tsq tsquery;
+    filters text := '';
+BEGIN
+    IF query IS NULL THEN
+        RAISE EXCEPTION 'council_search: query must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF "limit" IS NULL OR "limit" < 0 OR "offset" IS NULL OR "offset" < 0 THEN
+        RAISE EXCEPTION 'council_search: limit and offset must be 0 or more'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF kinds IS NOT NULL AND NOT kinds <@ '{title,user_message,stage1,stage3}'::text[] THEN
+        RAISE EXCEPTION 'council_search: kinds must be among title, user_message, stage1, stage3'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    tsq := websearch_to_tsquery(cfg, query);
+    -- only stop words, or nothing: nothing matches (and @@ would NOTICE)
+    IF numnode(tsq) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN;
+    END IF;
+    -- Only the filters given enter the query, so that each call is planned
+    -- for what it asks; values are parameters, never text in the query.
+    IF conversation IS NOT NULL THEN
+        filters := filters || ' AND d.conversation_id OPERATOR(pg_catalog.=) $2';
+    END IF;
+    IF by_model IS NOT NULL THEN
+        filters := filters || ' AND d.model OPERATOR(pg_catalog.=) $3';
+    END IF;
+    IF since IS NOT NULL THEN
+        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.>=) $4';
+    END IF;
+    IF until IS NOT NULL THEN
+        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.<) $5';
+    END IF;
+    IF kinds IS NOT NULL THEN
+        filters := filters || ' AND d.kind OPERATOR(pg_catalog.=) ANY ($6)';
+    END IF;
+    RETURN QUERY EXECUTE
+        'WITH top AS (
+             SELECT d.kind, d.row_id, d.message_id, d.conversation_id, d.model, d.created_at,
+                    ts_rank(d.document, $1) AS rank
+             FROM @extschema@.council_search_documents d
+             WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters || '
+             ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
+             LIMIT $7 OFFSET $8)
+         SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, c.title, t.rank,
+                ts_headline($9, CASE t.kind
+                    WHEN ''title'' THEN c.title
+                    WHEN ''user_message'' THEN (SELECT m.content FROM @extschema@.messages m
+                                               WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
+                    WHEN ''stage1'' THEN (SELECT s.response FROM @extschema@.stage1_responses s
+                                         WHERE s.id OPERATOR(pg_catalog.=) t.row_id)
+                    ELSE (SELECT s.response FROM @extschema@.stage3_synthesis s
+                          WHERE s.id OPERATOR(pg_catalog.=) t.row_id)
+                END, $1, $10)
+         FROM top t
+         LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
+         ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
+    USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options;
+END
+$$;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/overview.rs:6
+-- requires:
+--   schema
+--   search
+--   cache
+--   council_library_preloaded
+
+-- One look at the whole system: what each table holds and takes on disk,
+-- the search documents, the cache, the imports, the version, and whether
+-- the library is preloaded (the cache's hit counters and the expiry worker
+-- need it).
+--
+-- It runs with the caller's rights: a figure the caller may not read (a
+-- table without SELECT, council_imports for a role that is not its owner)
+-- is NULL rather than an error, so that any role can call it.
+CREATE FUNCTION @extschema@.council_overview(
+    OUT extension_version text,
+    OUT library_preloaded boolean,
+    OUT search_config regconfig,
+    -- one object per table: table, rows, table_bytes, index_bytes, total_bytes
+    OUT tables jsonb,
+    OUT total_bytes bigint,
+    OUT index_bytes bigint,
+    OUT search_documents bigint,
+    -- documents parsed with another configuration than search_config:
+    -- council_search_reindex() parses them again
+    OUT search_documents_stale bigint,
+    OUT search_table_bytes bigint,
+    OUT search_index_bytes bigint,
+    OUT cache_entries bigint,
+    OUT cache_hit_rate double precision,
+    OUT imports bigint,
+    -- the last committed import, sync or export, as council_imports has it
+    OUT last_import jsonb
+)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tbl text;
+    relid regclass;
+    row_count bigint;
+BEGIN
+    SELECT e.extversion INTO extension_version FROM pg_extension e WHERE e.extname = 'llm_council';
+    library_preloaded := @extschema@.council_library_preloaded();
+    search_config := @extschema@.council_search_config();
+
+    tables := '[]';
+    total_bytes := 0;
+    index_bytes := 0;
+    FOREACH tbl IN ARRAY ARRAY['conversations', 'messages', 'stage1_responses', 'stage2_rankings',
+                                'stage3_synthesis', 'deliberation_metadata', 'api_keys',
+                                'api_key_audit_log', 'response_cache', 'council_import_rejects',
+                                'council_imports']
+    LOOP
+        relid := format('@extschema@.%I', tbl)::regclass;
+        row_count := NULL;
+        IF has_table_privilege(relid, 'SELECT') THEN
+            EXECUTE format('SELECT count(*) FROM %s', relid) INTO row_count;
+        END IF;
+        tables := tables || jsonb_build_object(
+            'table', tbl,
+            'rows', row_count,
+            'table_bytes', pg_table_size(relid),
+            'index_bytes', pg_indexes_size(relid),
+            'total_bytes', pg_total_relation_size(relid));
+        total_bytes := total_bytes + pg_total_relation_size(relid);
+        index_bytes := index_bytes + pg_indexes_size(relid);
+    END LOOP;
+
+    relid := '@extschema@.council_search_documents'::regclass;
+    search_table_bytes := pg_table_size(relid);
+    search_index_bytes := pg_indexes_size(relid);
+    IF has_table_privilege(relid, 'SELECT') THEN
+        SELECT count(*), count(*) FILTER (WHERE d.config <> search_config)
+        INTO search_documents, search_documents_stale
+        FROM @extschema@.council_search_documents d;
+    END IF;
+
+    IF has_table_privilege('@extschema@.response_cache'::regclass, 'SELECT') THEN
+        SELECT s.entries, s.hit_rate INTO cache_entries, cache_hit_rate
+        FROM @extschema@.council_cache_stats() s;
+    END IF;
+
+    IF has_table_privilege('@extschema@.council_imports'::regclass, 'SELECT') THEN
+        SELECT count(*) INTO imports FROM @extschema@.council_imports i WHERE i.mode <> 'baseline';
+        SELECT to_jsonb(i) - 'transaction' INTO last_import
+        FROM @extschema@.council_imports i
+        WHERE i.mode <> 'baseline'
+        ORDER BY i.id DESC LIMIT 1;
+    END IF;
+END
+$$;
 /* </end connected objects> */
 
 /* <begin connected objects> */

@@ -182,6 +182,9 @@ CREATE TABLE @extschema@.council_imports (
     finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     role        name NOT NULL,
     source      text NOT NULL,
+    -- the file's SHA-256 in hex: the file read (its main database file, as
+    -- `sha256sum` prints it), the upload, or the export written
+    sha256      text CHECK (sha256 ~ '^[0-9a-f]{64}$'),
     mode        text NOT NULL
                 CHECK (mode IN ('strict', 'quarantine', 'sync', 'export', 'baseline')),
     rows        jsonb NOT NULL,

@@ -1,6 +1,6 @@
 //! The `llm_council.*` settings, registered when the library loads.
 //!
-//! The cache functions read `cache_default_ttl` and `cache_max_entries` with
+//! The cache and search functions read their settings with
 //! `current_setting(…, true)`, so they also take effect in a session that
 //! has not loaded the library yet (values set in postgresql.conf, ALTER
 //! DATABASE or SET are then placeholders PostgreSQL keeps for us).
@@ -15,6 +15,8 @@ pub static CACHE_MAX_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static EXPIRE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static EXPIRE_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static EXPIRE_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static SEARCH_CONFIG: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"english"));
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -32,6 +34,14 @@ pub fn register() {
         &CACHE_MAX_ENTRIES,
         0,
         i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"llm_council.search_config",
+        c"Text search configuration of council_search and of the documents it searches.",
+        c"A configuration name (SELECT cfgname FROM pg_ts_config), schema-qualified unless in pg_catalog. Set it for the database; after a change, council_search_reindex() parses the stored documents again.",
+        &SEARCH_CONFIG,
         GucContext::Userset,
         GucFlags::default(),
     );

@@ -118,6 +118,12 @@ fn pg_dump_and_pg_restore_keep_every_row_and_sequence() {
     let mut restored = cluster.connect("restored").expect("connect");
     assert_eq!(common::rows_fingerprint(&mut restored), rows);
     assert_eq!(common::sequences(&mut restored), sequences);
+    // The search documents are not dumped: the restore's COPY makes them.
+    assert_eq!(
+        common::search_documents(&mut restored),
+        common::search_documents(&mut source)
+    );
+    common::assert_search_documents_match_the_tables(&mut restored);
     // The app's next insert takes a fresh id rather than colliding.
     restored
         .batch_execute(
@@ -258,5 +264,17 @@ fn every_released_version_upgrades_to_this_one_keeping_rows_and_catalog() {
             expected_catalog,
             "catalog after upgrading from {old}"
         );
+        // The rows that were there are searchable.
+        let found: Vec<String> = client
+            .query(
+                "SELECT kind FROM council_search('quoted or four or beszélgetés') ORDER BY kind",
+                &[],
+            )
+            .expect("council_search after the upgrade")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(found, ["stage3", "title", "user_message"], "from {old}");
+        common::assert_search_documents_match_the_tables(&mut client);
     }
 }

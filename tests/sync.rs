@@ -246,6 +246,8 @@ fn a_sync_carries_every_change_the_app_makes_and_only_those() {
         );
     }
     client.batch_execute("RESET ROLE").expect("reset role");
+    // every change reached the search documents
+    common::assert_search_documents_match_the_tables(&mut client);
     let recorded: Vec<(String, String, i64)> = client
         .query(
             "SELECT mode, role::text, (rows -> 'conversations' ->> 'deleted')::bigint

@@ -37,6 +37,12 @@ pub fn request_shared_memory() {
     IN_SHARED_MEMORY.store(true, Ordering::Relaxed);
 }
 
+/// Whether the postmaster preloaded the library (shared_preload_libraries):
+/// what the cache's counters and the expiry worker need.
+pub fn preloaded() -> bool {
+    IN_SHARED_MEMORY.load(Ordering::Relaxed)
+}
+
 fn counters() -> Option<&'static Counters> {
     IN_SHARED_MEMORY
         .load(Ordering::Relaxed)

@@ -26,8 +26,8 @@ use pgrx::prelude::*;
 
 use crate::error::report;
 use crate::import::access::{self, CouncilTable};
-use crate::import::record;
 use crate::import::tables::TABLES;
+use crate::import::{digest, record};
 use crate::postgres::backend::{self, ActiveSnapshot};
 use crate::postgres::{extension, temp_space};
 use crate::sqlstate::{self, SqlState};
@@ -184,6 +184,7 @@ fn counts_json(counts: &[(&'static str, u64)]) -> serde_json::Value {
 fn record_export(
     schema: &QuotedIdentifier,
     source: &str,
+    file: &FinishedFile,
     counts: &[(&'static str, u64)],
     started: Instant,
 ) -> Result<(), ErrorReport> {
@@ -193,6 +194,7 @@ fn record_export(
     record::record(
         schema,
         source,
+        &digest::of_file(file.path())?,
         "export",
         counts_json(counts),
         started.elapsed(),
@@ -219,7 +221,7 @@ fn council_export_path(
     let tables = access::council_relids(&schema)?;
     check_access(&tables)?;
     let (finished, counts) = write_file(&tables, dir)?;
-    record_export(&schema, path, &counts, started)?;
+    record_export(&schema, path, &finished, &counts, started)?;
     persist_at_commit(finished, target.to_owned());
     Ok(TableIterator::new(counts.into_iter().map(
         |(table, rows)| (table.to_owned(), i64::try_from(rows).unwrap_or(i64::MAX)),
@@ -290,7 +292,7 @@ fn council_export_stream() -> Result<SetOfIterator<'static, Vec<u8>>, ErrorRepor
         source,
     })?;
     let (finished, counts) = write_file(&tables, dir.path())?;
-    record_export(&schema, record::DOWNLOAD, &counts, started)?;
+    record_export(&schema, record::DOWNLOAD, &finished, &counts, started)?;
     let reader = std::fs::File::open(finished.path()).map_err(|source| ExportError::Write {
         path: finished.path().to_owned(),
         action: "reading",

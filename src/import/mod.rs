@@ -17,6 +17,7 @@ pub mod access;
 mod binary_copy;
 pub mod compare;
 pub mod decision;
+pub mod digest;
 pub mod read;
 pub mod record;
 mod rejects;
@@ -38,6 +39,7 @@ use pgrx::prelude::*;
 use crate::error::{report, Error};
 use crate::postgres::backend::{self, ActiveSnapshot};
 use crate::postgres::{extension, interrupts, subtransaction, temp_space};
+use crate::search;
 use decision::KeySet;
 use source::{Source, SourceError};
 
@@ -210,12 +212,21 @@ pub fn run_import(
         provenance,
         absent: Vec::new(),
     };
+    // The searched tables this import fills from empty get their search
+    // documents in bulk, after their rows (see `search`).
+    let indexed_in_bulk = search::empty_tables(&tables)?;
     let import_all = |run: &mut Run| -> Result<Vec<TableReport>, ErrorReport> {
+        let deferred = search::defer(indexed_in_bulk.clone());
         let mut reports = layout
             .iter()
             .map(|table_layout| table::import(run, &source, table_layout))
             .collect::<Result<Vec<_>, _>>()?;
         source.check_unchanged()?;
+        drop(deferred);
+        // A dry run's rows are rolled back: they need no documents.
+        if !dry_run {
+            search::fill(&run.schema, &indexed_in_bulk)?;
+        }
         table::delete_absent(run, &mut reports)?;
         Ok(reports)
     };
@@ -227,6 +238,7 @@ pub fn run_import(
         record::record(
             &run.schema,
             source_name,
+            &digest::of_file(path)?,
             mode.as_str(),
             record::import_rows(&reports),
             started.elapsed(),

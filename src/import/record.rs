@@ -76,25 +76,28 @@ pub fn import_rows(reports: &[TableReport]) -> serde_json::Value {
 }
 
 /// Records a committed import (`mode` is its [`Mode`]) or export
-/// (`"export"`); `rows` are its counts, per table.
+/// (`"export"`) of the file whose SHA-256 is `sha256`; `rows` are its
+/// counts, per table.
 pub fn record(
     schema: &QuotedIdentifier,
     source: &str,
+    sha256: &str,
     mode: &str,
     rows: serde_json::Value,
     took: Duration,
 ) -> Result<(), ErrorReport> {
     let imports = table(schema);
     let insert = format!(
-        "INSERT INTO {imports} (transaction, role, source, mode, rows, duration) \
-         VALUES ($1::text::xid8, $2::oid::regrole::name, $3, $4, $5::jsonb, \
-                 $6::double precision * interval '1 microsecond')"
+        "INSERT INTO {imports} (transaction, role, source, sha256, mode, rows, duration) \
+         VALUES ($1::text::xid8, $2::oid::regrole::name, $3, $4, $5, $6::jsonb, \
+                 $7::double precision * interval '1 microsecond')"
     );
     let caller = backend::current_user();
     let args = [
         backend::current_full_transaction_id().to_string().into(),
         caller.into(),
         source.into(),
+        sha256.into(),
         mode.into(),
         rows.to_string().into(),
         (took.as_micros() as f64).into(),

@@ -12,8 +12,10 @@
 //!   commit, so the import's own parent checks are as good as the triggers;
 //! - every trigger on the council tables belongs to one of the extension's
 //!   own foreign keys between them, and those keys are all there, not
-//!   deferrable: a foreign key the DBA added, a deferrable unique or
-//!   exclusion constraint, or a trigger of the DBA's own keeps its triggers.
+//!   deferrable, or is one of the extension's ENABLE ALWAYS triggers (the
+//!   search documents', which fire in replica mode too): a foreign key the
+//!   DBA added, a deferrable unique or exclusion constraint, or a trigger of
+//!   the DBA's own keeps its triggers.
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -23,7 +25,8 @@ use super::tables::TABLES;
 use crate::postgres::{backend, spi};
 
 /// The triggers on the council tables are exactly those of the extension's
-/// own foreign keys, with every one of those keys present as created.
+/// own foreign keys, with every one of those keys present as created, and
+/// the extension's own triggers that fire in replica mode as well.
 const OWN_TRIGGERS_ONLY: &str = "
 -- unnest of several arrays is grammar (ROWS FROM), not a function one may
 -- qualify; the functions run with search_path pinned to pg_catalog.
@@ -46,8 +49,16 @@ SELECT (SELECT pg_catalog.count(*) FROM own_keys) OPERATOR(pg_catalog.=) pg_cata
    AND NOT EXISTS (
        SELECT 1 FROM pg_catalog.pg_trigger t
        WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY ($4)
-         AND (NOT t.tgisinternal
-              OR NOT t.tgconstraint OPERATOR(pg_catalog.=) ANY (SELECT oid FROM own_keys)))";
+         AND CASE WHEN t.tgisinternal
+                  THEN NOT t.tgconstraint OPERATOR(pg_catalog.=) ANY (SELECT oid FROM own_keys)
+                  ELSE NOT (t.tgenabled OPERATOR(pg_catalog.=) 'A' AND t.tgfoid OPERATOR(pg_catalog.=) ANY (
+                           SELECT d.objid FROM pg_catalog.pg_depend d
+                           JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+                           WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                             AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                             AND d.deptype OPERATOR(pg_catalog.=) 'e'
+                             AND e.extname OPERATOR(pg_catalog.=) 'llm_council'))
+              END)";
 
 /// Whether COPY may skip the foreign-key triggers (see the module's text).
 pub fn foreign_keys_checked_here(tables: &[CouncilTable]) -> Result<bool, ErrorReport> {

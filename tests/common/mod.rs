@@ -241,3 +241,33 @@ pub fn message(err: &postgres::Error) -> String {
         .map(|e| format!("{} | {:?} | {:?}", e.message(), e.detail(), e.hint()))
         .unwrap_or_else(|| err.to_string())
 }
+
+/// Every search document, as text in a stable order.
+pub fn search_documents(client: &mut impl postgres::GenericClient) -> Vec<String> {
+    client
+        .query(
+            "SELECT format('%s|%s|%s|%s|%s|%s|%s|%s', kind, row_id, message_id, conversation_id,
+                           model, created_at, config, document)
+             FROM council_search_documents ORDER BY 1",
+            &[],
+        )
+        .expect("reading the search documents")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// The search documents are exactly what a rebuild from the tables makes:
+/// one per searchable row, none stale, none left over. Needs a superuser
+/// (the rebuild is not for PUBLIC); the rebuild is rolled back.
+pub fn assert_search_documents_match_the_tables(client: &mut Client) {
+    let held = search_documents(client);
+    let mut transaction = client.transaction().expect("begin");
+    transaction
+        .execute("SELECT council_search_reindex()", &[])
+        .expect("council_search_reindex");
+    let rebuilt = search_documents(&mut transaction);
+    transaction.rollback().expect("rollback");
+    assert_eq!(held.len(), rebuilt.len(), "documents held, and rebuilt");
+    assert_eq!(held, rebuilt, "the documents are what the tables make");
+}

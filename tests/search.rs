@@ -1,0 +1,501 @@
+//! `council_search` and the documents behind it: every row the app or an
+//! import writes is searchable when it commits, and nothing else is; the
+//! search ranks, filters, pages and highlights; the configuration is a
+//! setting.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{assert_search_documents_match_the_tables, sample_file, sqlstate};
+
+use council_loader::sample::SampleOptions;
+use postgres::Client;
+
+/// One hit: kind, conversation, row id, model, rank, snippet.
+type Hit = (
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    f32,
+    String,
+);
+
+fn search(client: &mut Client, query: &str, filters: &str) -> Vec<Hit> {
+    client
+        .query(
+            &format!(
+                "SELECT kind, conversation_id::text, row_id, model, rank, snippet
+                 FROM council_search($1{filters})"
+            ),
+            &[&query],
+        )
+        .unwrap_or_else(|err| panic!("council_search({query}{filters}): {err}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect()
+}
+
+fn kinds(hits: &[Hit]) -> Vec<&str> {
+    hits.iter().map(|h| h.0.as_str()).collect()
+}
+
+fn documents_of_kind(client: &mut Client, kind: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM council_search_documents WHERE kind = $1",
+            &[&kind],
+        )
+        .expect("count")
+        .get(0)
+}
+
+fn count(client: &mut Client, query: &str) -> i64 {
+    client.query_one(query, &[]).expect("count").get(0)
+}
+
+/// An import into empty tables indexes in bulk, an import into filled ones
+/// through the triggers: either way every title, user message and stage 1
+/// and 3 response has its document, and the superuser's import still skips
+/// the per-row foreign-key triggers with the search triggers present.
+#[test]
+fn every_imported_row_is_searchable() {
+    let cluster = common::cluster();
+    let (first, _) = sample_file(
+        &cluster,
+        "first",
+        &SampleOptions {
+            conversations: 40,
+            ..SampleOptions::default()
+        },
+    );
+    let (second, _) = sample_file(
+        &cluster,
+        "second",
+        &SampleOptions {
+            conversations: 25,
+            seed: 2,
+            ..SampleOptions::default()
+        },
+    );
+    let mut client = common::database_with_extension(&cluster, "council");
+
+    let said = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
+    {
+        let said = said.clone();
+        config.notice_callback(move |n| said.lock().expect("lock").push(n.message().to_owned()));
+    }
+    let mut importer = config.connect(postgres::NoTls).expect("connect");
+    importer
+        .batch_execute("SET client_min_messages = debug1")
+        .expect("debug1");
+    for file in [&first, &second] {
+        importer
+            .query(
+                "SELECT * FROM council_import($1)",
+                &[&file.to_string_lossy().as_ref()],
+            )
+            .expect("import");
+    }
+    let said = said.lock().expect("lock").clone();
+    assert!(
+        said.iter()
+            .filter(|m| m.contains("triggers skipped"))
+            .count()
+            == 2,
+        "both imports skip the foreign-key triggers: {said:?}"
+    );
+
+    assert_eq!(
+        documents_of_kind(&mut client, "title"),
+        count(
+            &mut client,
+            "SELECT count(*) FROM conversations WHERE title IS NOT NULL"
+        )
+    );
+    assert_eq!(
+        documents_of_kind(&mut client, "user_message"),
+        count(
+            &mut client,
+            "SELECT count(*) FROM messages WHERE role = 'user' AND content IS NOT NULL"
+        )
+    );
+    assert_eq!(
+        documents_of_kind(&mut client, "stage1"),
+        count(&mut client, "SELECT count(*) FROM stage1_responses")
+    );
+    assert_eq!(
+        documents_of_kind(&mut client, "stage3"),
+        count(&mut client, "SELECT count(*) FROM stage3_synthesis")
+    );
+    assert_search_documents_match_the_tables(&mut client);
+
+    // A stage 1 response of each file is found by its own words.
+    for file in [&first, &second] {
+        let conn =
+            rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .expect("open the file");
+        let (id, model): (i64, String) = conn
+            .query_row(
+                "SELECT id, model FROM stage1_responses ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("a stage 1 row");
+        let words: String = client
+            .query_one(
+                "SELECT string_agg(w, ' ') FROM (
+                     SELECT word AS w FROM ts_stat(format(
+                         'SELECT document FROM council_search_documents WHERE kind = ''stage1'' AND row_id = %s', $1::bigint))
+                     ORDER BY nentry, word LIMIT 3) s",
+                &[&id],
+            )
+            .expect("three of its rarest words")
+            .get(0);
+        let hits = search(
+            &mut client,
+            &words,
+            ", kinds => '{stage1}', \"limit\" => 1000",
+        );
+        assert!(
+            hits.iter()
+                .any(|h| h.2 == Some(id) && h.3.as_deref() == Some(model.as_str())),
+            "stage 1 row {id} is found by {words:?}"
+        );
+    }
+}
+
+/// The app writes as a role with rights on its tables only: each insert,
+/// update and delete is searchable (or gone) at once, inside its
+/// transaction and after, with no job run.
+#[test]
+fn the_apps_writes_are_searchable_at_once() {
+    let cluster = common::cluster();
+    let mut admin = common::database_with_extension(&cluster, "council");
+    admin
+        .batch_execute(
+            "CREATE ROLE app LOGIN PASSWORD 'app-secret';
+             GRANT SELECT, INSERT, UPDATE, DELETE ON conversations, messages,
+                   stage1_responses, stage3_synthesis TO app;
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app;
+             GRANT SELECT ON council_search_documents TO app;",
+        )
+        .expect("the app's role");
+    let mut app = cluster
+        .connect_as("council", "app", "app-secret")
+        .expect("connect as app");
+    let a = "'00000000-0000-4000-8000-00000000000a'";
+    let b = "'00000000-0000-4000-8000-00000000000b'";
+    app.batch_execute(&format!(
+        "INSERT INTO conversations (id, title) VALUES ({a}, 'Zebra migration'), ({b}, 'Other things');
+         INSERT INTO messages (id, conversation_id, role, content)
+             VALUES (1, {a}, 'user', 'Where do zebras graze in winter?'),
+                    (2, {a}, 'assistant', NULL);
+         INSERT INTO stage1_responses (id, message_id, model, response)
+             VALUES (10, 2, 'openai/gpt-5', 'Zebras follow the rains across the savanna.');
+         INSERT INTO stage3_synthesis (id, message_id, chairman_model, response)
+             VALUES (20, 2, 'google/gemini', 'The council agrees: the savanna rains guide them.');"
+    ))
+    .expect("the app's inserts");
+    let hits = search(&mut app, "zebra", "");
+    let mut found = kinds(&hits);
+    found.sort_unstable();
+    assert_eq!(found, ["stage1", "title", "user_message"]);
+    assert_eq!(kinds(&search(&mut app, "savanna", "")).len(), 2);
+
+    // An update replaces the document; the app's frequent touches of
+    // updated_at change nothing.
+    let mut tx = app.transaction().expect("begin");
+    tx.batch_execute(&format!(
+        "UPDATE conversations SET title = 'Giraffe facts' WHERE id = {a};
+         UPDATE conversations SET updated_at = now(), message_count = 2;
+         UPDATE stage1_responses SET response = 'Giraffes browse acacia.' WHERE id = 10;"
+    ))
+    .expect("the app's updates");
+    let inside: i64 = tx
+        .query_one("SELECT count(*) FROM council_search('giraffe')", &[])
+        .expect("search inside the transaction")
+        .get(0);
+    assert_eq!(inside, 2, "seen inside the writing transaction");
+    tx.commit().expect("commit");
+    assert_eq!(kinds(&search(&mut app, "zebra", "")), ["user_message"]);
+    assert_eq!(kinds(&search(&mut app, "acacia", "")), ["stage1"]);
+
+    // A message moved to another conversation takes its stages along.
+    app.batch_execute(&format!(
+        "UPDATE messages SET conversation_id = {b} WHERE id = 2"
+    ))
+    .expect("moving a message");
+    let moved = search(
+        &mut app,
+        "acacia or savanna",
+        &format!(", conversation => {b}"),
+    );
+    assert_eq!(moved.len(), 2, "{moved:?}");
+
+    // Deletes cascade to the documents, and so does TRUNCATE.
+    app.batch_execute(&format!("DELETE FROM conversations WHERE id = {a}"))
+        .expect("delete");
+    assert!(search(&mut app, "zebra", "").is_empty());
+    assert_eq!(search(&mut app, "acacia", "").len(), 1);
+    assert_search_documents_match_the_tables(&mut admin);
+    assert!(count(&mut admin, "SELECT count(*) FROM council_search_documents") > 0);
+    admin
+        .batch_execute("TRUNCATE conversations CASCADE")
+        .expect("truncate");
+    assert_eq!(
+        count(&mut admin, "SELECT count(*) FROM council_search_documents"),
+        0
+    );
+
+    // The app has no right on the documents themselves.
+    let err = app
+        .batch_execute("DELETE FROM council_search_documents")
+        .expect_err("the app cannot write the documents");
+    assert_eq!(sqlstate(&err), "42501");
+}
+
+#[test]
+fn results_are_ranked_filtered_paged_and_highlighted() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let a = "00000000-0000-4000-8000-00000000000a";
+    let b = "00000000-0000-4000-8000-00000000000b";
+    client
+        .batch_execute(&format!(
+            "INSERT INTO conversations (id, title, created_at)
+                 VALUES ('{a}', 'Postgres questions', '2025-03-01+00'),
+                        ('{b}', 'Replication notes', '2025-06-01+00');
+             INSERT INTO messages (id, conversation_id, role, content, created_at)
+                 VALUES (1, '{a}', 'user', 'Why does replication lag grow at night?', '2025-03-01+00'),
+                        (2, '{a}', 'assistant', NULL, '2025-03-01+00');
+             INSERT INTO stage1_responses (id, message_id, model, response, created_at)
+                 VALUES (10, 2, 'm1', 'Replication lag: replication slots, replication of large transactions.', '2025-03-02+00'),
+                        (11, 2, 'm2', 'Check the network first; lag follows backups.', '2025-03-03+00');
+             INSERT INTO stage3_synthesis (id, message_id, chairman_model, response, created_at)
+                 VALUES (20, 2, 'c1', 'The council: replication is fine, the backups cause it.', '2025-03-04+00');"
+        ))
+        .expect("rows");
+
+    let all = search(&mut client, "replication", "");
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(
+        all[0].2,
+        Some(10),
+        "the response saying it three times ranks first"
+    );
+    assert!(all.windows(2).all(|w| w[0].4 >= w[1].4), "ranked: {all:?}");
+    assert!(
+        all.iter()
+            .all(|h| h.5.to_lowercase().contains("<b>replication</b>")),
+        "highlighted: {all:?}"
+    );
+
+    // filters
+    let ids = |hits: Vec<Hit>| -> Vec<Option<i64>> { hits.iter().map(|h| h.2).collect() };
+    assert_eq!(
+        ids(search(&mut client, "replication", ", by_model => 'm1'")),
+        [Some(10)]
+    );
+    assert_eq!(
+        ids(search(&mut client, "replication", ", by_model => 'c1'")),
+        [Some(20)]
+    );
+    assert_eq!(
+        kinds(&search(
+            &mut client,
+            "replication",
+            &format!(", conversation => '{b}'")
+        )),
+        ["title"]
+    );
+    assert_eq!(
+        ids(search(
+            &mut client,
+            "replication",
+            ", since => '2025-03-02+00', until => '2025-03-04+00'"
+        )),
+        [Some(10)],
+        "since is inclusive, until exclusive"
+    );
+    assert_eq!(
+        kinds(&search(
+            &mut client,
+            "replication",
+            ", kinds => '{title,user_message}'"
+        ))
+        .len(),
+        2
+    );
+
+    // pages of one, in order, are the whole result
+    let paged: Vec<Hit> = (0..5)
+        .flat_map(|page| {
+            search(
+                &mut client,
+                "replication",
+                &format!(", \"limit\" => 1, \"offset\" => {page}"),
+            )
+        })
+        .collect();
+    assert_eq!(paged, all);
+
+    // web-search syntax: a phrase, OR, a word left out
+    assert_eq!(
+        ids(search(&mut client, "\"replication lag\"", "")),
+        [Some(10), Some(1)]
+    );
+    assert_eq!(search(&mut client, "replication -backups", "").len(), 3);
+    assert_eq!(search(&mut client, "network or notes", "").len(), 2);
+    assert!(search(&mut client, "the", "").is_empty(), "stop words only");
+
+    for (query, expected) in [
+        ("SELECT * FROM council_search(NULL)", "22004"),
+        (
+            "SELECT * FROM council_search('x', \"limit\" => -1)",
+            "22023",
+        ),
+        (
+            "SELECT * FROM council_search('x', kinds => '{titles}')",
+            "22023",
+        ),
+    ] {
+        let err = client.batch_execute(query).expect_err(query);
+        assert_eq!(sqlstate(&err), expected, "{query}");
+    }
+}
+
+/// llm_council.search_config chooses the parser's configuration; the
+/// documents record theirs, council_overview counts the stale ones, and
+/// council_search_reindex parses them again. A setting that names no
+/// configuration never fails the app's writes.
+#[test]
+fn the_configuration_is_a_setting() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .batch_execute(
+            "INSERT INTO conversations (id, title) VALUES
+                 ('00000000-0000-4000-8000-00000000000a', 'Running databases')",
+        )
+        .expect("a row");
+    // english stems: 'run' finds 'Running'
+    assert_eq!(search(&mut client, "run", "").len(), 1);
+
+    client
+        .batch_execute("ALTER DATABASE council SET llm_council.search_config = 'simple'")
+        .expect("the setting");
+    let mut client = cluster.connect("council").expect("reconnect");
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT search_documents_stale FROM council_overview()"
+        ),
+        1
+    );
+    let rebuilt: i64 = client
+        .query_one("SELECT council_search_reindex()", &[])
+        .expect("reindex")
+        .get(0);
+    assert_eq!(rebuilt, 1);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT search_documents_stale FROM council_overview()"
+        ),
+        0
+    );
+    assert!(
+        search(&mut client, "run", "").is_empty(),
+        "simple does not stem"
+    );
+    assert_eq!(search(&mut client, "running", "").len(), 1);
+
+    let warned = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
+    {
+        let warned = warned.clone();
+        config.notice_callback(move |n| warned.lock().expect("lock").push(n.message().to_owned()));
+    }
+    let mut typo = config.connect(postgres::NoTls).expect("connect");
+    typo.batch_execute(
+        "SET llm_council.search_config = 'englsh';
+         INSERT INTO conversations (id, title) VALUES
+             ('00000000-0000-4000-8000-00000000000b', 'Walking databases')",
+    )
+    .expect("a mistyped setting does not fail the app's write");
+    assert!(
+        warned
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|m| m.contains("names no text search configuration")),
+        "warned"
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM council_search_documents WHERE config = 'english'::regconfig"
+        ),
+        1,
+        "parsed with the default instead"
+    );
+}
+
+/// An import into empty tables that fails partway (a bad time in
+/// stage3_synthesis, after three tables were copied with their documents
+/// deferred) leaves nothing, and the session's next writes are indexed as
+/// ever: at top level, and after ROLLBACK TO SAVEPOINT.
+#[test]
+fn a_failed_import_leaves_the_triggers_indexing() {
+    let cluster = common::cluster();
+    let (path, _) = sample_file(
+        &cluster,
+        "broken",
+        &SampleOptions {
+            conversations: 10,
+            ..SampleOptions::default()
+        },
+    );
+    {
+        let conn = common::spoil(&path);
+        conn.execute_batch(
+            "UPDATE stage3_synthesis SET created_at = 'not a time'
+             WHERE id = (SELECT max(id) FROM stage3_synthesis)",
+        )
+        .expect("spoiling the file");
+    }
+    common::give_tree(&cluster, path.parent().expect("the file's directory"));
+    let name = path.to_string_lossy().into_owned();
+    let mut client = common::database_with_extension(&cluster, "council");
+
+    let err = client
+        .query("SELECT * FROM council_import($1)", &[&name])
+        .expect_err("the bad time stops the import");
+    assert_eq!(sqlstate(&err), "22007", "{err}");
+    client
+        .batch_execute(
+            "INSERT INTO conversations (id, title) VALUES
+                 ('00000000-0000-4000-8000-00000000000a', 'Pelican anatomy')",
+        )
+        .expect("the app's insert after the failed import");
+    assert_eq!(kinds(&search(&mut client, "pelican", "")), ["title"]);
+
+    let mut tx = client.transaction().expect("begin");
+    tx.batch_execute("SAVEPOINT before_import")
+        .expect("savepoint");
+    tx.query("SELECT * FROM council_import($1)", &[&name])
+        .expect_err("the bad time stops the import");
+    tx.batch_execute(
+        "ROLLBACK TO SAVEPOINT before_import;
+         INSERT INTO conversations (id, title) VALUES
+             ('00000000-0000-4000-8000-00000000000b', 'Pelican migration')",
+    )
+    .expect("the insert after the rolled-back import");
+    tx.commit().expect("commit");
+    assert_eq!(search(&mut client, "pelican", "").len(), 2);
+    assert_eq!(count(&mut client, "SELECT count(*) FROM messages"), 0);
+    assert_search_documents_match_the_tables(&mut client);
+}
