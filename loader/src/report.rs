@@ -84,6 +84,11 @@ pub struct Status {
     pub rejects: i64,
     /// council_cache_stats() as column → value
     pub cache: Vec<(String, Value)>,
+    /// council_overview() (0.2.0 and later)
+    pub overview: Option<Value>,
+    /// the last imports, syncs and exports, newest first; None when the
+    /// role may not read council_imports (or the version has none)
+    pub imports: Option<Vec<Value>>,
 }
 
 pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
@@ -107,6 +112,8 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
             tables: Vec::new(),
             rejects: 0,
             cache: Vec::new(),
+            overview: None,
+            imports: None,
         });
     };
     let schema = QuotedIdentifier::new(&schema);
@@ -115,6 +122,20 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
         .chain(["response_cache"].iter())
         .map(|table| Ok(((*table).to_owned(), count(client, &schema, table)?)))
         .collect::<Result<_, postgres::Error>>()?;
+    let has_overview = client
+        .query_one(
+            "SELECT to_regprocedure($1) IS NOT NULL",
+            &[&format!("{schema}.council_overview()")],
+        )?
+        .get::<_, bool>(0);
+    let (overview, imports) = if has_overview {
+        (
+            Some(overview(client, &schema)?),
+            recent_imports(client, &schema)?,
+        )
+    } else {
+        (None, None)
+    };
     Ok(Status {
         server_version,
         tls,
@@ -122,7 +143,52 @@ pub fn status(client: &mut Client) -> Result<Status, postgres::Error> {
         tables,
         rejects: count(client, &schema, "council_import_rejects")?,
         cache: cache_stats(client, &schema)?,
+        overview,
+        imports,
     })
+}
+
+/// council_overview(), as a JSON object (0.2.0 and later).
+fn overview(client: &mut Client, schema: &QuotedIdentifier) -> Result<Value, postgres::Error> {
+    let text: String = client
+        .query_one(
+            &format!("SELECT to_jsonb(o)::text FROM {schema}.council_overview() o"),
+            &[],
+        )?
+        .get(0);
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// How many of the last imports, syncs and exports status shows.
+const RECENT_IMPORTS: i64 = 5;
+
+/// The last few rows of council_imports, newest first; None for a role that
+/// may not read it.
+fn recent_imports(
+    client: &mut Client,
+    schema: &QuotedIdentifier,
+) -> Result<Option<Vec<Value>>, postgres::Error> {
+    let readable: bool = client
+        .query_one(
+            "SELECT has_table_privilege($1, 'SELECT')",
+            &[&format!("{schema}.council_imports")],
+        )?
+        .get(0);
+    if !readable {
+        return Ok(None);
+    }
+    let rows = client.query(
+        &format!(
+            "SELECT (to_jsonb(i) - 'transaction')::text FROM {schema}.council_imports i
+             WHERE i.mode <> 'baseline' ORDER BY i.id DESC LIMIT $1"
+        ),
+        &[&RECENT_IMPORTS],
+    )?;
+    Ok(Some(
+        rows.iter()
+            .map(|row| serde_json::from_str(row.get::<_, &str>(0)).unwrap_or(Value::Null))
+            .collect(),
+    ))
 }
 
 fn count(
@@ -175,6 +241,8 @@ impl Status {
             "rows": self.tables.iter().map(|(t, n)| (t.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "import_rejects": self.rejects,
             "cache": self.cache.iter().cloned().collect::<serde_json::Map<_, _>>(),
+            "overview": self.overview,
+            "imports": self.imports,
         })
     }
 
@@ -196,15 +264,117 @@ impl Status {
             "import rejects", self.rejects
         ));
         for (name, value) in &self.cache {
-            let shown = if value.is_null() {
-                "-".to_owned()
-            } else {
-                value.to_string()
-            };
-            out.push_str(&format!("  {name:<24} {shown:>10}\n"));
+            out.push_str(&format!("  {name:<24} {:>10}\n", shown(value)));
+        }
+        if let Some(overview) = &self.overview {
+            out.push_str(&overview_text(overview));
+        }
+        if let Some(imports) = &self.imports {
+            out.push_str(&imports_text(imports));
         }
         out
     }
+}
+
+/// A JSON value as status prints it: "-" for NULL, strings unquoted.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Bytes in the largest unit that keeps a whole number part, as
+/// pg_size_pretty prints them.
+fn size(value: &Value) -> String {
+    let Some(bytes) = value.as_i64() else {
+        return "-".to_owned();
+    };
+    let mut amount = bytes as f64;
+    for unit in ["bytes", "kB", "MB", "GB"] {
+        if amount < 10240.0 {
+            return if unit == "bytes" {
+                format!("{bytes} bytes")
+            } else {
+                format!("{amount:.0} {unit}")
+            };
+        }
+        amount /= 1024.0;
+    }
+    format!("{amount:.0} TB")
+}
+
+fn overview_text(overview: &Value) -> String {
+    let mut out = String::from("\nsizes                          table      indexes\n");
+    for table in overview["tables"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {:<24} {:>10} {:>12}\n",
+            shown(&table["table"]),
+            size(&table["table_bytes"]),
+            size(&table["index_bytes"])
+        ));
+    }
+    out.push_str(&format!(
+        "  {:<24} {:>10} {:>12}\n",
+        "all",
+        size(&overview["total_bytes"]),
+        size(&overview["index_bytes"])
+    ));
+    out.push_str(&format!(
+        "\nsearch\n  {:<24} {:>10}\n  {:<24} {:>10}\n  {:<24} {:>10}\n  {:<24} {:>10}\n  {:<24} {:>10}\n",
+        "configuration",
+        shown(&overview["search_config"]),
+        "documents",
+        shown(&overview["search_documents"]),
+        "stale (reindex)",
+        shown(&overview["search_documents_stale"]),
+        "table",
+        size(&overview["search_table_bytes"]),
+        "indexes",
+        size(&overview["search_index_bytes"])
+    ));
+    out.push_str(&format!(
+        "\nlibrary preloaded  {}\n",
+        if overview["library_preloaded"] == Value::Bool(true) {
+            "yes"
+        } else {
+            "no (the cache's hit counters and expiry worker need shared_preload_libraries)"
+        }
+    ));
+    out
+}
+
+fn imports_text(imports: &[Value]) -> String {
+    if imports.is_empty() {
+        return "\nimports  none yet\n".to_owned();
+    }
+    let mut out = String::from("\nlast imports, syncs and exports\n");
+    for import in imports {
+        let moved: i64 = import["rows"]
+            .as_object()
+            .into_iter()
+            .flat_map(|tables| tables.values())
+            .map(|counts| {
+                ["imported", "updated", "deleted", "exported"]
+                    .iter()
+                    .filter_map(|k| counts[*k].as_i64())
+                    .sum::<i64>()
+            })
+            .sum();
+        let sha = shown(&import["sha256"]);
+        out.push_str(&format!(
+            "  {}  {:<10} {:<12} {} rows  {}  sha256 {}  by {}\n",
+            shown(&import["finished_at"]),
+            shown(&import["mode"]),
+            shown(&import["duration"]),
+            moved,
+            shown(&import["source"]),
+            sha.get(..16).unwrap_or(&sha),
+            shown(&import["role"]),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

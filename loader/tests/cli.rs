@@ -403,6 +403,49 @@ fn status_shows_versions_rows_and_cache() {
     assert_eq!(status["extension_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["rows"]["conversations"], 0);
     assert!(status["cache"]["entries"].is_number());
+    assert_eq!(status["imports"], serde_json::json!([]));
+
+    // After an import: its record, with the file's SHA-256, and the search
+    // documents in the overview.
+    let path = sample_for_server(
+        &cluster,
+        "status",
+        &SampleOptions {
+            conversations: 6,
+            ..SampleOptions::default()
+        },
+    );
+    let imported = run(loader()
+        .arg("import")
+        .arg(&path)
+        .args(["--database-url", &url]));
+    assert!(imported.status.success(), "{}", text(&imported));
+    let output = run(loader().args(["status", "--json", "--database-url", &url]));
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let sha256 = {
+        use sha2::Digest as _;
+        let bytes = std::fs::read(&path).expect("read the sample");
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(status["imports"][0]["sha256"], sha256.as_str());
+    assert_eq!(status["imports"][0]["mode"], "strict");
+    assert!(status["overview"]["search_documents"].as_i64().unwrap_or(0) > 0);
+    assert_eq!(status["overview"]["tables"][0]["table"], "conversations");
+    let output = run(loader().args(["status", "--database-url", &url]));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    for part in [
+        "sizes",
+        "search",
+        "documents",
+        "library preloaded",
+        "last imports",
+        &sha256[..16],
+    ] {
+        assert!(shown.contains(part), "{part} in:\n{shown}");
+    }
 }
 
 /// With no server named anywhere, the loader makes its own cluster, from an
