@@ -1,7 +1,7 @@
 //! Full-text search over the council's deliberations: `council_search`,
-//! and the documents its statement triggers keep current, all in
-//! `sql/search.sql` (PL/pgSQL, so that the app's writes and the imports
-//! pay set-based statements, with plans cached per session).
+//! and the documents its row triggers keep current, all in
+//! `sql/search.sql` (PL/pgSQL, with plans cached per session). What is Rust
+//! here is what SQL cannot hold: the import's deferral of its documents.
 //!
 //! Parsing text into documents costs several times what importing it does.
 //! An import that fills empty tables therefore defers their documents: the

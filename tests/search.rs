@@ -91,13 +91,32 @@ fn every_imported_row_is_searchable() {
     importer
         .batch_execute("SET client_min_messages = debug1")
         .expect("debug1");
-    for file in [&first, &second] {
+    // Statements that wrote the documents: the first import's documents
+    // come from one (the bulk parse); the second's, into filled tables,
+    // from the triggers, one per row.
+    let writing_statements = |client: &mut Client| -> i64 {
+        count(
+            client,
+            "SELECT count(DISTINCT (xmin::text, cmin::text)) FROM council_search_documents",
+        )
+    };
+    for (file, bulk) in [(&first, true), (&second, false)] {
+        let before = writing_statements(&mut client);
         importer
             .query(
                 "SELECT * FROM council_import($1)",
                 &[&file.to_string_lossy().as_ref()],
             )
             .expect("import");
+        let statements = writing_statements(&mut client) - before;
+        if bulk {
+            assert_eq!(statements, 1, "an import into empty tables indexes in bulk");
+        } else {
+            assert!(
+                statements > 100,
+                "{statements}: the triggers index a row at a time"
+            );
+        }
     }
     let said = said.lock().expect("lock").clone();
     assert!(
