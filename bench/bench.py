@@ -474,13 +474,17 @@ def export_benchmark(args, url, fixture):
 def peak_during(url, name, statements):
     """The backend's peak private memory (RssAnon, MB) while it runs the
     last of `statements` ((sql, file) pairs) on a database that ran the
-    others first."""
-    conn = fresh_database(url, name)
+    others first, in a backend of its own: what the others kept of the heap
+    they grew does not count."""
+    setup = fresh_database(url, name)
+    with setup.cursor() as cur:
+        for sql, path in statements[:-1]:
+            cur.execute(sql, (path,))
+    setup.close()
+    conn = connect(url, name)
     with conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         pid = cur.fetchone()[0]
-        for sql, path in statements[:-1]:
-            cur.execute(sql, (path,))
     done = threading.Event()
 
     def run():
@@ -679,6 +683,103 @@ def cache_put_benchmark(args, url):
     return statistics.median(results["unbounded"]), statistics.median(results["bounded"]), entries, counted
 
 
+# The search queries of the benchmark: the kinds the issue names, with terms
+# the sample's prose holds (websearch syntax, which FTS5 reads alike here).
+SEARCH_QUERIES = [
+    ("one word", "vegetarian"),
+    ("several words", "borrow checker lifetimes"),
+    ("a phrase", '"connection pooling"'),
+    ("a rare term", "tokyo"),
+    ("a common term", "matter"),
+]
+
+# What a team that stays on SQLite would search with: one FTS5 table over
+# the same text, English stemming like PostgreSQL's 'english'.
+FTS5_SOURCES = [
+    "SELECT title FROM src.conversations WHERE title IS NOT NULL",
+    "SELECT content FROM src.messages WHERE role = 'user' AND content IS NOT NULL",
+    "SELECT response FROM src.stage1_responses",
+    "SELECT response FROM src.stage3_synthesis",
+]
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def search_benchmark(args, url, conversations, fixture_of):
+    """council_search against SQLite FTS5 over the same text: p50 and p95
+    of each query, top 20 with snippets, after a warm-up run of each."""
+    path = fixture_of(conversations)
+    name = "bench_search"
+    conn = fresh_database(url, name)
+    checkpoint(conn)
+    with conn.cursor() as cur:
+        imported, _ = timed(conn, "SELECT sum(imported) FROM council_import(%s)", (path,))
+        cur.execute("VACUUM (ANALYZE)")
+        cur.execute("SELECT count(*), pg_table_size('council_search_documents'), "
+                    "pg_relation_size('council_search_documents_document'), "
+                    "pg_indexes_size('council_search_documents') FROM council_search_documents")
+        documents, table_bytes, gin_bytes, index_bytes = cur.fetchone()
+        checkpoint(conn)
+        rebuilt, _ = timed(conn, "SELECT council_search_reindex()", ())
+        cur.execute("VACUUM (ANALYZE) council_search_documents")
+    print(f"  search: {documents:,} documents, import {imported:.1f} s, rebuild {rebuilt:.1f} s", file=sys.stderr)
+
+    fts_path = os.path.join(args.work, f"fts5-{conversations}.db")
+    if os.path.exists(fts_path):
+        os.remove(fts_path)
+    fts = sqlite3.connect(fts_path)
+    fts.execute(f"ATTACH 'file:{path}?immutable=1' AS src")
+    started = time.perf_counter()
+    fts.execute("CREATE VIRTUAL TABLE docs USING fts5(body, tokenize = 'porter unicode61')")
+    for source in FTS5_SOURCES:
+        fts.execute(f"INSERT INTO docs (body) {source}")
+    fts.commit()
+    fts_built = time.perf_counter() - started
+    fts.execute("DETACH src")
+    fts_bytes = os.path.getsize(fts_path)
+    print(f"  search: FTS5 built in {fts_built:.1f} s, {fts_bytes / 1e6:.0f} MB", file=sys.stderr)
+
+    rounds = args.search_rounds
+    rows = []
+    every_pg, every_fts = [], []
+    with conn.cursor() as cur:
+        for label, query in SEARCH_QUERIES:
+            pg, lite, hits = [], [], (0, 0)
+            for round_ in range(rounds + 1):
+                started = time.perf_counter()
+                cur.execute("SELECT kind, rank, snippet FROM council_search(%s)", (query,))
+                found = cur.fetchall()
+                pg_seconds = time.perf_counter() - started
+                started = time.perf_counter()
+                matched = fts.execute(
+                    "SELECT rowid, snippet(docs, 0, '<b>', '</b>', ' … ', 20) FROM docs "
+                    "WHERE docs MATCH ? ORDER BY rank LIMIT 20", (query,)).fetchall()
+                fts_seconds = time.perf_counter() - started
+                if round_ > 0:  # the first is the warm-up
+                    pg.append(pg_seconds)
+                    lite.append(fts_seconds)
+                hits = (len(found), len(matched))
+            every_pg += pg
+            every_fts += lite
+            rows.append((label, query, hits, percentile(pg, 0.5), percentile(pg, 0.95),
+                         percentile(lite, 0.5), percentile(lite, 0.95)))
+            print(f"  search {label}: p95 {percentile(pg, 0.95) * 1000:.1f} ms, "
+                  f"FTS5 {percentile(lite, 0.95) * 1000:.1f} ms", file=sys.stderr)
+    fts.close()
+    conn.close()
+    drop_database(url, name)
+    return {
+        "conversations": conversations, "documents": documents, "table_bytes": table_bytes,
+        "gin_bytes": gin_bytes, "index_bytes": index_bytes, "imported": imported, "rebuilt": rebuilt,
+        "fts_built": fts_built, "fts_bytes": fts_bytes, "rows": rows, "rounds": rounds,
+        "p95": percentile(every_pg, 0.95), "fts_p95": percentile(every_fts, 0.95),
+        "p50": percentile(every_pg, 0.5), "fts_p50": percentile(every_fts, 0.5),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -691,6 +792,8 @@ def main():
     parser.add_argument("--scale", default="300,3000,30000")
     parser.add_argument("--memory", default="3000,18000")
     parser.add_argument("--catch-up", default="3000,30000")
+    parser.add_argument("--search", type=int, default=30000, help="conversations of the search benchmark")
+    parser.add_argument("--search-rounds", type=int, default=20)
     parser.add_argument("--cache-seconds", type=int, default=20)
     parser.add_argument("--cache-rounds", type=int, default=2)
     parser.add_argument("--cache-entries", type=int, default=100_000)
@@ -780,6 +883,8 @@ def main():
         os.remove(out)
         export_memory.append((conversations, os.path.getsize(path), private))
         print(f"  export memory {conversations}: {private:.0f} MB", file=sys.stderr)
+
+    search = search_benchmark(args, args.url, args.search, fixture_of)
 
     get_tps, update_tps, hits, gets = cache_benchmark(args, args.url)
     unbounded_tps, bounded_tps, entries, counted = cache_put_benchmark(args, args.url)
@@ -875,6 +980,27 @@ def main():
     out("|---|---|---|")
     for conversations, file_size, private in export_memory:
         out(f"| {conversations:,} | {file_size / 1e6:,.0f} MB | {private:.0f} MB |")
+    out("")
+    out(f"Search, on the {search['conversations']:,}-conversation file: `council_search(query)` (top 20, ranked, "
+        "with snippets and titles) against SQLite FTS5 over the same text (titles, user messages, stage 1 and "
+        "stage 3 responses; `porter unicode61`, `ORDER BY rank LIMIT 20` with `snippet()`), what a team that "
+        f"stays on SQLite would add. {search['rounds']} timed runs of each query after a warm-up, alternating "
+        "the two; PostgreSQL's times include the round trip to the server:")
+    out("")
+    out("| query | | hits (PG, FTS5) | p50 | p95 | FTS5 p50 | FTS5 p95 | p95 × FTS5 |")
+    out("|---|---|---|---|---|---|---|---|")
+    for label, query, found, p50, p95, fts50, fts95 in search["rows"]:
+        out(f"| {label} | `{query}` | {found[0]}, {found[1]} | {p50 * 1000:.1f} ms | {p95 * 1000:.1f} ms | "
+            f"{fts50 * 1000:.1f} ms | {fts95 * 1000:.1f} ms | {p95 / fts95:.2f} |")
+    out(f"| all | | | {search['p50'] * 1000:.1f} ms | {search['p95'] * 1000:.1f} ms | "
+        f"{search['fts_p50'] * 1000:.1f} ms | {search['fts_p95'] * 1000:.1f} ms | "
+        f"**{search['p95'] / search['fts_p95']:.2f}** |")
+    out("")
+    out(f"The index: {search['documents']:,} documents, {search['table_bytes'] / 1e6:,.0f} MB of tsvectors, "
+        f"GIN index {search['gin_bytes'] / 1e6:,.0f} MB (all its indexes {search['index_bytes'] / 1e6:,.0f} MB). "
+        f"Its cost at import: `council_search_reindex()`, the same bulk parse an import into empty tables does, "
+        f"takes {search['rebuilt']:.1f} s of that file's {search['imported']:.1f} s import. FTS5 builds its index "
+        f"of the same text in {search['fts_built']:.1f} s, {search['fts_bytes'] / 1e6:,.0f} MB.")
     out("")
     out(f"Cache, `pgbench -M prepared -c 8 -j 2 -T {args.cache_seconds}` on 100 hot keys: "
         f"`council_cache_get` {get_tps:,.0f} tps, the hand-written `UPDATE … RETURNING` {update_tps:,.0f} tps: "
