@@ -720,8 +720,8 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 -- Parsing text costs several times what importing it does, so an import
 -- that fills empty tables defers their documents: the triggers skip its
 -- inserts (council_search_deferred is true only inside that import), and
--- the import then calls council_search_fill, whose one statement per table
--- parallel workers can share.
+-- the import then calls council_search_fill, whose one statement parallel
+-- workers share.
 --
 -- Every function pins search_path, so a caller's search_path cannot
 -- redirect a name; the trigger functions run as the extension's owner, so
