@@ -79,19 +79,7 @@ fn find_cache_table() -> Result<pg_sys::Oid, ErrorReport> {
 /// Whether the current user holds `privilege` on response_cache.
 fn may(privilege: u32) -> Result<bool, ErrorReport> {
     let check = |relid: pg_sys::Oid| {
-        let mut missing = false;
-        // SAFETY: a catalog lookup that reports a missing table instead of
-        // raising an ERROR.
-        let granted = unsafe {
-            pg_sys::pg_class_aclmask_ext(
-                relid,
-                backend::current_user(),
-                pg_sys::AclMode::from(privilege),
-                pg_sys::AclMaskHow::ACLMASK_ANY,
-                &mut missing,
-            )
-        };
-        (!missing).then_some(granted != 0)
+        backend::table_privilege(relid, privilege)
     };
     let cached = pg_sys::Oid::from(CACHE_TABLE.load(Ordering::Relaxed));
     match (cached != pg_sys::InvalidOid)

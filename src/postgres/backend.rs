@@ -42,11 +42,33 @@ pub fn current_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
+/// Whether the current user holds any of `privileges` on table `relid`;
+/// None when there is no such table (dropped since it was looked up).
+pub fn table_privilege(relid: pg_sys::Oid, privileges: u32) -> Option<bool> {
+    let mut missing = false;
+    // SAFETY: a catalog lookup that reports a missing table instead of
+    // raising an ERROR; `missing` is a local.
+    let result = unsafe {
+        pg_sys::pg_class_aclcheck_ext(
+            relid,
+            current_user(),
+            pg_sys::AclMode::from(privileges),
+            &mut missing,
+        )
+    };
+    (!missing).then_some(result == pg_sys::AclResult::ACLCHECK_OK)
+}
+
 /// This backend's current top-level transaction, as a number that is new
 /// for each transaction.
 pub fn local_transaction() -> pg_sys::LocalTransactionId {
     // SAFETY: MyProc is this backend's PGPROC, set up before any SQL runs.
-    unsafe { (*pg_sys::MyProc).lxid }
+    #[cfg(any(feature = "pg15", feature = "pg16"))]
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    // SAFETY: as above; 17 moved the id into the PGPROC's virtual one.
+    #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+    let lxid = unsafe { (*pg_sys::MyProc).vxid.lxid };
+    lxid
 }
 
 /// The transaction's isolation level is READ COMMITTED.

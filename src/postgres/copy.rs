@@ -223,29 +223,30 @@ impl Target {
                 )
             })
         };
-        // SAFETY: the namespace item just made has its range table entry.
-        let rte = unsafe { (*item).p_rte };
         let mut names = ptr::null_mut::<pg_sys::List>();
-        // SAFETY: `rte` is valid; each name is palloc'd and outlives the COPY.
+        let mut inserted = ptr::null_mut::<pg_sys::Bitmapset>();
+        // SAFETY: each name is palloc'd and outlives the COPY; `relid` is the
+        // open table's.
         unsafe {
-            (*rte).requiredPerms = pg_sys::AclMode::from(pg_sys::ACL_INSERT);
             for column in columns {
                 let name = palloc_str(column);
                 let attnum = pg_sys::get_attnum(relid, name);
-                (*rte).insertedCols = pg_sys::bms_add_member(
-                    (*rte).insertedCols,
+                inserted = pg_sys::bms_add_member(
+                    inserted,
                     c_int::from(attnum) - pg_sys::FirstLowInvalidHeapAttributeNumber,
                 );
                 names = pg_sys::lappend(names, pg_sys::makeString(name).cast());
             }
         }
+        // SAFETY: the namespace item was just made for this table.
+        unsafe { request_insert(item, inserted) };
         Target { rel, pstate, names }
     }
 
     /// INSERT on the table, or on each column, as COPY FROM checks it.
     fn check_privileges(&self) {
         // SAFETY: the range table built in `open`; raises 42501 when denied.
-        unsafe { pg_sys::ExecCheckRTPerms((*self.pstate).p_rtable, true) };
+        unsafe { check_range_table((*self.pstate).p_rtable, self.pstate) };
     }
 
     fn close(self) {
@@ -256,6 +257,57 @@ impl Target {
             pg_sys::table_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         }
     }
+}
+
+/// Asks for INSERT on the `inserted` columns of the table `item` names:
+/// on its range table entry before PostgreSQL 16, on the permission info
+/// that 16 split from it since.
+///
+/// # Safety
+/// `item` is a namespace item of the current parse state.
+#[cfg(feature = "pg15")]
+unsafe fn request_insert(item: *mut pg_sys::ParseNamespaceItem, inserted: *mut pg_sys::Bitmapset) {
+    // SAFETY: the caller's promise; the entry is the item's own.
+    unsafe {
+        let rte = (*item).p_rte;
+        (*rte).requiredPerms = pg_sys::AclMode::from(pg_sys::ACL_INSERT);
+        (*rte).insertedCols = inserted;
+    }
+}
+
+/// See the PostgreSQL 15 version above.
+///
+/// # Safety
+/// `item` is a namespace item of the current parse state.
+#[cfg(not(feature = "pg15"))]
+unsafe fn request_insert(item: *mut pg_sys::ParseNamespaceItem, inserted: *mut pg_sys::Bitmapset) {
+    // SAFETY: the caller's promise; a relation's item has its permission info.
+    unsafe {
+        let perminfo = (*item).p_perminfo;
+        (*perminfo).requiredPerms = pg_sys::AclMode::from(pg_sys::ACL_INSERT);
+        (*perminfo).insertedCols = inserted;
+    }
+}
+
+/// Checks what the range table asks for, raising 42501 when denied.
+///
+/// # Safety
+/// `rtable` is `pstate`'s range table.
+#[cfg(feature = "pg15")]
+unsafe fn check_range_table(rtable: *mut pg_sys::List, _pstate: *mut pg_sys::ParseState) {
+    // SAFETY: the caller's promise.
+    unsafe { pg_sys::ExecCheckRTPerms(rtable, true) };
+}
+
+/// See the PostgreSQL 15 version above.
+///
+/// # Safety
+/// `rtable` is `pstate`'s range table.
+#[cfg(not(feature = "pg15"))]
+unsafe fn check_range_table(rtable: *mut pg_sys::List, pstate: *mut pg_sys::ParseState) {
+    // SAFETY: the caller's promise; the parse state keeps the permission
+    // infos its range table entries point to.
+    unsafe { pg_sys::ExecCheckPermissions(rtable, (*pstate).p_rteperminfos, true) };
 }
 
 /// `(FORMAT binary)`, as COPY's options list.

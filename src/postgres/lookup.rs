@@ -83,6 +83,44 @@ enum Walk {
     Abandoned,
 }
 
+/// The table's primary key index (a deferrable one does not count: 18
+/// asks, earlier majors never took one).
+///
+/// # Safety
+/// `heap` is an open relation.
+unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
+    // SAFETY: the caller's promise.
+    #[cfg(not(feature = "pg18"))]
+    let index = unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap) };
+    // SAFETY: the caller's promise.
+    #[cfg(feature = "pg18")]
+    let index = unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap, false) };
+    index
+}
+
+/// An index scan with `nkeys` keys and no ordering, not instrumented.
+///
+/// # Safety
+/// `index` is an open index of the open `heap`; `snapshot` is registered
+/// or active for as long as the scan runs.
+unsafe fn begin_index_scan(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    nkeys: std::ffi::c_int,
+) -> pg_sys::IndexScanDesc {
+    // SAFETY: the caller's promise.
+    #[cfg(not(feature = "pg18"))]
+    let scan = unsafe { pg_sys::index_beginscan(heap, index, snapshot, nkeys, 0) };
+    // SAFETY: the caller's promise; 18 takes the scan's instrumentation,
+    // which only EXPLAIN ANALYZE asks for.
+    #[cfg(feature = "pg18")]
+    let scan = unsafe {
+        pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), nkeys, 0)
+    };
+    scan
+}
+
 impl PrimaryKeyLookup {
     /// Opens `relid` and its primary key's index; `columns` are the names
     /// [`StoredRow`] answers for, by their index in this slice.
@@ -97,7 +135,7 @@ impl PrimaryKeyLookup {
         let heap = unsafe { pg_sys::table_open(relid, lock) };
         let attnums = stored_row::attnums(relid, columns)?;
         // SAFETY: heap is open; the primary key index is the table's own.
-        let index_oid = unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap) };
+        let index_oid = unsafe { primary_key_index(heap) };
         if index_oid == pg_sys::InvalidOid {
             return Err(Error::InternalQuery("a council table has no primary key".into()).into());
         }
@@ -112,10 +150,10 @@ impl PrimaryKeyLookup {
         // `close`, or with the transaction should an error end it first.
         let (index, scan, slot, ordered) = in_context(scan_memory.value(), || unsafe {
             let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-            let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
+            let scan = begin_index_scan(heap, index, snapshot, 1);
             let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
             let ordered = Ordered {
-                scan: pg_sys::index_beginscan(heap, index, snapshot, 0, 0),
+                scan: begin_index_scan(heap, index, snapshot, 0),
                 slot: pg_sys::table_slot_create(heap, std::ptr::null_mut()),
                 state: match key {
                     KeyDatum::BigInt(_) => Walk::NotStarted,

@@ -110,19 +110,20 @@ impl TransactionFile {
         const PIECE: usize = 1 << 20;
         for piece in data.chunks(PIECE) {
             let offset = pg_sys::off_t::try_from(self.size).unwrap_or(pg_sys::off_t::MAX);
-            let amount = i32::try_from(piece.len()).unwrap_or(i32::MAX);
             // SAFETY: the file is open for this transaction; FileWrite only
-            // reads `amount` bytes of `piece`.
+            // reads `piece.len()` bytes of `piece`, at most PIECE, which
+            // fits the amount's type on every major (int before 16,
+            // size_t since).
             let written = unsafe {
                 pg_sys::FileWrite(
                     self.file,
                     piece.as_ptr().cast_mut().cast(),
-                    amount,
+                    piece.len() as _,
                     offset,
                     pg_sys::WaitEventIO::WAIT_EVENT_BUFFILE_WRITE,
                 )
             };
-            if written != amount {
+            if usize::try_from(written).ok() != Some(piece.len()) {
                 return Err(Error::UploadSpaceFull {
                     error: io::Error::last_os_error(),
                     stored: self.size,
