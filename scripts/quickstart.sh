@@ -6,7 +6,7 @@
 # and report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --pg 15
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
 echo "== building llm_council and council-loader (release)"

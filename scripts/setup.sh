@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs what building and testing llm_council needs on Debian 12, and only
-# what is missing: PostgreSQL 15 with its server headers, clang for bindgen,
-# OpenSSL's headers for council-loader's TLS,
-# cargo-pgrx in the version Cargo.toml pins, and pgrx's record of PostgreSQL 15.
+# what is missing: clang for bindgen, OpenSSL's headers for council-loader's
+# TLS, lintian and fakeroot for the packages, each PostgreSQL major with its
+# server headers (scripts/postgres.sh says where each comes from), cargo-pgrx
+# in the version Cargo.toml pins, and pgrx's record of every major here.
+#
+#   scripts/setup.sh            every supported major (15 to 18)
+#   scripts/setup.sh --pg 16    PostgreSQL 16 alone (repeat --pg for more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
+parse_majors "$@"
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
 
 missing=()
-for package in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config libssl-dev; do
+for package in libclang-dev clang sudo pkg-config libssl-dev curl lintian fakeroot; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -19,6 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${as_root[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}"
 fi
+
+for major in "${majors[@]}"; do
+    ./scripts/postgres.sh "$major" >/dev/null
+done
 
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo is not on the PATH; install Rust (rustup) first" >&2
@@ -36,6 +45,17 @@ if ! cargo pgrx --version 2>/dev/null | grep -qF " $pgrx_version"; then
     cargo install cargo-pgrx --version "$pgrx_version" --locked
 fi
 
-if ! grep -qs '^pg15' "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-    cargo pgrx init --pg15 "$PG_CONFIG"
+# pgrx's config names every major it builds for; `init` rewrites it whole, so
+# it names every major installed here, not only those asked for now.
+config=${PGRX_HOME:-$HOME/.pgrx}/config.toml
+init=()
+stale=false
+for major in "${supported_majors[@]}"; do
+    pg_config=$(pg_config_of "$major")
+    [ -x "$pg_config" ] || continue
+    init+=("--pg$major" "$pg_config")
+    grep -qsF "pg$major = \"$pg_config\"" "$config" || stale=true
+done
+if $stale; then
+    cargo pgrx init "${init[@]}"
 fi
