@@ -1,8 +1,9 @@
 //! The private local cluster the loader uses when no server is named: made
-//! from the machine's PostgreSQL 15 binaries under a data directory of the
-//! loader's own, on a loopback port it keeps.
+//! from the machine's PostgreSQL binaries (`$PG_CONFIG`'s, else Debian's
+//! PostgreSQL 15) under a data directory of the loader's own, on a loopback
+//! port it keeps, with the extension's library preloaded once installed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::unistd::Uid;
 use postgres::Config;
@@ -74,4 +75,48 @@ pub fn stop() -> Result<bool, ClusterError> {
     cluster.stop()?;
     cluster.detach();
     Ok(was_running)
+}
+
+/// Preloads the extension's library in the private cluster, so that the
+/// cache's shared hit counters and its expiry worker run there as on a
+/// server set up by its DBA; restarts the cluster once for it. Only when
+/// the library is installed: a server told to preload a library it lacks
+/// does not start. Returns whether the cluster restarted.
+pub fn preload_library(client: &mut postgres::Client) -> Result<bool, ClusterError> {
+    let row = client.query_one(
+        "SELECT current_setting('shared_preload_libraries'), \
+                (SELECT setting FROM pg_catalog.pg_config WHERE name = 'PKGLIBDIR')",
+        &[],
+    )?;
+    let preloaded: String = row.get(0);
+    let libraries: Vec<&str> = preloaded
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if libraries.contains(&"llm_council") {
+        return Ok(false);
+    }
+    let library_dir: Option<String> = row.get(1);
+    if !library_dir.is_some_and(|dir| Path::new(&dir).join("llm_council.so").is_file()) {
+        return Ok(false);
+    }
+    let wanted = libraries
+        .into_iter()
+        .chain(["llm_council"])
+        .collect::<Vec<_>>()
+        .join(", ");
+    // ALTER SYSTEM takes no parameters; format() quotes the value.
+    let statement: String = client
+        .query_one(
+            "SELECT format('ALTER SYSTEM SET shared_preload_libraries = %L', $1::text)",
+            &[&wanted],
+        )?
+        .get(0);
+    client.batch_execute(&statement)?;
+    let mut cluster = Cluster::open_existing(&cluster_dir())?;
+    cluster.stop()?;
+    cluster.start()?;
+    cluster.detach();
+    Ok(true)
 }

@@ -9,14 +9,31 @@ use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("the server runs PostgreSQL {found}; llm_council is built for PostgreSQL 15")]
+    #[error("the server runs PostgreSQL {found}; llm_council supports PostgreSQL 15 to 18")]
     WrongServer { found: String },
     #[error(
         "the llm_council extension's files are not installed on the server, and there are none \
-         here to install: build them with `cargo pgrx package` and pass --from target/release/llm_council-pg15, \
-         or run `cargo pgrx install` on the server"
+         here to install: install the postgresql-{major}-llm-council package on the server, or build \
+         the files with `cargo pgrx package --pg-config PATH` and pass --from target/release/llm_council-pg{major}"
     )]
-    NoFiles,
+    NoFiles { major: u32 },
+    #[error(
+        "the server runs PostgreSQL {server}, and {dir} holds builds of llm_council for PostgreSQL {} only: \
+         build one for {server} with `cargo pgrx package --pg-config` and that major's pg_config, \
+         or install the postgresql-{server}-llm-council package on the server",
+        list(available)
+    )]
+    NoBuildForMajor {
+        server: u32,
+        available: Vec<u32>,
+        dir: PathBuf,
+    },
+    #[error("{pg_config} is PostgreSQL {found}'s, but the server runs PostgreSQL {server}: set PG_CONFIG to the server's pg_config")]
+    OtherMajorPgConfig {
+        pg_config: PathBuf,
+        found: String,
+        server: u32,
+    },
     #[error("{dir} holds no llm_council.control and llm_council.so (a `cargo pgrx package` output is expected)")]
     BadPackage { dir: PathBuf },
     #[error("{path} is {why}: its files would run inside the server; install from a directory only you and root can write")]
@@ -35,6 +52,65 @@ pub enum InstallError {
     Privilege { role: String, message: String },
     #[error(transparent)]
     Postgres(#[from] postgres::Error),
+}
+
+/// The majors llm_council builds for.
+pub const SUPPORTED_MAJORS: std::ops::RangeInclusive<u32> = 15..=18;
+
+fn list(majors: &[u32]) -> String {
+    majors
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The major of a `cargo pgrx package` output, from the name pgrx gives it
+/// (`llm_council-pg16`).
+fn major_of_build(dir: &Path) -> Option<u32> {
+    dir.file_name()?
+        .to_str()?
+        .strip_prefix("llm_council-pg")?
+        .parse()
+        .ok()
+}
+
+/// The builds `dir` holds, by major: `dir` itself when it is one build
+/// (`llm_council-pgN`, or files of no known major, as None), else each
+/// `llm_council-pgN` directory in it.
+pub fn builds(dir: &Path) -> Vec<(Option<u32>, PathBuf)> {
+    if let Some(major) = major_of_build(dir) {
+        return vec![(Some(major), dir.to_owned())];
+    }
+    let mut found: Vec<(Option<u32>, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+        .filter_map(|entry| major_of_build(&entry.path()).map(|major| (Some(major), entry.path())))
+        .collect();
+    if found.is_empty() {
+        return vec![(None, dir.to_owned())];
+    }
+    found.sort();
+    found
+}
+
+/// The build in `dir` for the server's major (see [`builds`]); a build of
+/// no known major is taken as the user's explicit choice.
+pub fn build_for(dir: &Path, server: u32) -> Result<PathBuf, InstallError> {
+    let builds = builds(dir);
+    if let Some((_, path)) = builds
+        .iter()
+        .find(|(major, _)| major.is_none() || *major == Some(server))
+    {
+        return Ok(path.clone());
+    }
+    Err(InstallError::NoBuildForMajor {
+        server,
+        available: builds.iter().filter_map(|(major, _)| *major).collect(),
+        dir: dir.to_owned(),
+    })
 }
 
 /// The files of one build of the extension.
@@ -99,13 +175,16 @@ impl Package {
         }
     }
 
-    /// The package built beside this very binary (`target/release/` of a
-    /// checkout), if there is one: never a directory relative to where the
-    /// command happens to run.
+    /// The directory beside this very binary (`target/release/` of a
+    /// checkout) when it holds builds (`llm_council-pgN`), if there is one:
+    /// never a directory relative to where the command happens to run.
     pub fn default_location() -> Option<PathBuf> {
         let binary = std::env::current_exe().ok()?;
-        let candidate = binary.parent()?.join("llm_council-pg15");
-        candidate.is_dir().then_some(candidate)
+        let dir = binary.parent()?;
+        builds(dir)
+            .iter()
+            .any(|(major, _)| major.is_some())
+            .then(|| dir.to_owned())
     }
 }
 
@@ -149,11 +228,34 @@ pub fn check_safe(path: &Path) -> Result<(), InstallError> {
     Ok(())
 }
 
-fn pg_config(arg: &str) -> Result<PathBuf, InstallError> {
-    let program = std::env::var_os("PG_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin/pg_config"));
-    let output = Command::new(&program)
+/// The pg_config of the server's major: `$PG_CONFIG` (which must be that
+/// major's), else Debian's for that major.
+fn pg_config_for(server: u32) -> Result<PathBuf, InstallError> {
+    let program = match std::env::var_os("PG_CONFIG") {
+        Some(program) => PathBuf::from(program),
+        None => PathBuf::from(format!("/usr/lib/postgresql/{server}/bin/pg_config")),
+    };
+    let version = run_pg_config(&program, "--version")?;
+    // "PostgreSQL 16.2" or "PostgreSQL 17.10 (Debian 17.10-1)".
+    let found = version
+        .to_string_lossy()
+        .trim_start_matches("PostgreSQL ")
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if found.split('.').next().and_then(|m| m.parse().ok()) != Some(server) {
+        return Err(InstallError::OtherMajorPgConfig {
+            pg_config: program,
+            found,
+            server,
+        });
+    }
+    Ok(program)
+}
+
+fn run_pg_config(program: &Path, arg: &str) -> Result<PathBuf, InstallError> {
+    let output = Command::new(program)
         .arg(arg)
         .output()
         .map_err(|err| InstallError::PgConfig(format!("{}: {err}", program.display())))?;
@@ -198,10 +300,12 @@ fn replace_file(source: &Path, target: &Path) -> Result<bool, InstallError> {
     Ok(true)
 }
 
-/// Copies the package into the server's directories; returns the files written.
-pub fn install_files(package: &Package) -> Result<Vec<PathBuf>, InstallError> {
-    let extension_dir = pg_config("--sharedir")?.join("extension");
-    let library_dir = pg_config("--pkglibdir")?;
+/// Copies the package into the directories of the server's major; returns
+/// the files written.
+pub fn install_files(package: &Package, server: u32) -> Result<Vec<PathBuf>, InstallError> {
+    let pg_config = pg_config_for(server)?;
+    let extension_dir = run_pg_config(&pg_config, "--sharedir")?.join("extension");
+    let library_dir = run_pg_config(&pg_config, "--pkglibdir")?;
     let mut written = Vec::new();
     let mut copy = |source: &Path, dir: &Path| -> Result<(), InstallError> {
         let name = source.file_name().map(PathBuf::from).unwrap_or_default();
@@ -228,18 +332,25 @@ pub enum Outcome {
     Current(String),
 }
 
-/// Creates the extension, or updates it to the version the server's files
-/// provide.
-pub fn ensure_extension(client: &mut postgres::Client) -> Result<Outcome, InstallError> {
+/// The server's major, one llm_council supports.
+pub fn server_major(client: &mut postgres::Client) -> Result<u32, InstallError> {
     let version: i32 = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])?
         .get(0);
-    if !(150_000..160_000).contains(&version) {
+    let major = u32::try_from(version / 10_000).unwrap_or(0);
+    if !SUPPORTED_MAJORS.contains(&major) {
         let found: String = client
             .query_one("SELECT current_setting('server_version')", &[])?
             .get(0);
         return Err(InstallError::WrongServer { found });
     }
+    Ok(major)
+}
+
+/// Creates the extension, or updates it to the version the server's files
+/// provide.
+pub fn ensure_extension(client: &mut postgres::Client) -> Result<Outcome, InstallError> {
+    let major = server_major(client)?;
     let available: Option<String> = client
         .query_opt(
             "SELECT default_version FROM pg_available_extensions WHERE name = 'llm_council'",
@@ -247,7 +358,7 @@ pub fn ensure_extension(client: &mut postgres::Client) -> Result<Outcome, Instal
         )?
         .map(|row| row.get(0));
     let Some(available) = available else {
-        return Err(InstallError::NoFiles);
+        return Err(InstallError::NoFiles { major });
     };
     let installed: Option<String> = client
         .query_opt(
@@ -357,13 +468,44 @@ mod tests {
     }
 
     #[test]
-    fn the_default_package_is_beside_the_binary_never_the_working_directory() {
+    fn the_default_builds_are_beside_the_binary_never_the_working_directory() {
         let binary = std::env::current_exe().expect("exe");
-        let beside = binary.parent().expect("dir").join("llm_council-pg15");
+        let dir = binary.parent().expect("dir");
+        let beside = dir.join("llm_council-pg15");
         let created = !beside.exists() && fs::create_dir(&beside).is_ok();
-        assert_eq!(Package::default_location(), Some(beside.clone()));
+        assert_eq!(Package::default_location().as_deref(), Some(dir));
         if created {
             fs::remove_dir(&beside).expect("cleanup");
         }
+    }
+
+    #[test]
+    fn the_build_for_the_servers_major_is_picked_or_the_majors_there_are_named() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for major in [15, 17] {
+            package(&root.path().join(format!("llm_council-pg{major}")));
+        }
+        assert_eq!(
+            build_for(root.path(), 17).expect("17 is there"),
+            root.path().join("llm_council-pg17")
+        );
+        let missing = build_for(root.path(), 16).expect_err("no build for 16");
+        assert!(
+            matches!(&missing, InstallError::NoBuildForMajor { server: 16, available, .. } if available == &[15, 17]),
+            "{missing:?}"
+        );
+        let message = missing.to_string();
+        assert!(
+            message.contains("PostgreSQL 16") && message.contains("PostgreSQL 15, 17 only"),
+            "{message}"
+        );
+        // One build named for its major is that major's alone.
+        let one = root.path().join("llm_council-pg15");
+        assert_eq!(build_for(&one, 15).expect("15"), one);
+        assert!(build_for(&one, 18).is_err());
+        // Files of no known major are the user's explicit choice.
+        let bare = root.path().join("bare");
+        package(&bare);
+        assert_eq!(build_for(&bare, 18).expect("bare"), bare);
     }
 }

@@ -67,8 +67,10 @@ enum Command {
     ///
     /// Idempotent: a second run changes nothing.
     Install {
-        /// A `cargo pgrx package` output to install the files from
-        /// (default: target/release/llm_council-pg15 when it exists).
+        /// Builds to install the files from: a `cargo pgrx package` output
+        /// (`llm_council-pgN`), or a directory holding one per major, of
+        /// which the server's is taken (default: the directory of this
+        /// binary, when it holds any).
         #[arg(long, value_name = "DIR")]
         from: Option<PathBuf>,
     },
@@ -330,8 +332,13 @@ fn install_into(
     from: Option<PathBuf>,
     quiet: bool,
 ) -> Result<(), Failure> {
-    install_package(config, embedded, from)?;
+    let major = install::server_major(&mut client(config, None)?)?;
+    install_package(config, embedded, from, major)?;
     let mut client = client(config, None)?;
+    if embedded && embedded::preload_library(&mut client)? {
+        // The private cluster restarted to preload the library.
+        client = self::client(config, None)?;
+    }
     let outcome = install::ensure_extension(&mut client)?;
     if !quiet {
         println!("{}", installed(&outcome, &connect::describe(config)));
@@ -339,19 +346,24 @@ fn install_into(
     Ok(())
 }
 
-/// Copies the package's files into the server's directories, when the
-/// server is on this machine; `from` names a package that must be used.
+/// Copies the build for the server's major into the server's directories,
+/// when the server is on this machine; `from` names builds that must be
+/// used.
 fn install_package(
     config: &postgres::Config,
     embedded: bool,
     from: Option<PathBuf>,
+    major: u32,
 ) -> Result<(), Failure> {
     let Some(dir) = from.clone().or_else(Package::default_location) else {
         return Ok(());
     };
     if connect::is_local(config) || embedded {
-        let package = Package::find(&dir).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
-        for file in &install::install_files(&package)? {
+        let build = install::build_for(&dir, major)
+            .map_err(|e| Failure::new(FailureCode::BadInput, e))?;
+        let package =
+            Package::find(&build).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
+        for file in &install::install_files(&package, major)? {
             eprintln!("council-loader: installed {}", file.display());
         }
     } else if from.is_some() {

@@ -448,6 +448,78 @@ fn status_shows_versions_rows_and_cache() {
     }
 }
 
+/// `install --from` a directory of builds takes the one for the server's
+/// major, and names the majors it has when it has none for the server's.
+#[test]
+fn install_picks_the_build_for_the_servers_major() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cluster = cluster();
+    let url = database(&cluster, "council");
+    let mut client = cluster.connect("council").expect("connect");
+    let major: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int / 10000", &[])
+        .expect("version")
+        .get(0);
+    let library: String = client
+        .query_one("SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'", &[])
+        .expect("pkglibdir")
+        .get(0);
+    let share: String = client
+        .query_one("SELECT setting FROM pg_config WHERE name = 'SHAREDIR'", &[])
+        .expect("sharedir")
+        .get(0);
+    // A build for another major only: refused, naming both majors.
+    let builds = tempfile::tempdir().expect("tempdir");
+    let other = if major == 18 { 17 } else { major + 1 };
+    let other_build = builds.path().join(format!("llm_council-pg{other}"));
+    std::fs::create_dir(&other_build).expect("dir");
+    for name in ["llm_council.control", "llm_council.so", "llm_council--0.2.0.sql"] {
+        std::fs::write(other_build.join(name), "not this major's").expect("file");
+    }
+    for dir in [builds.path(), other_build.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let refused = run(loader()
+        .args(["install", "--database-url", &url, "--from"])
+        .arg(builds.path()));
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("the server runs PostgreSQL {major}"))
+            && stderr.contains(&format!("PostgreSQL {other} only")),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        std::fs::read(Path::new(&library).join("llm_council.so")).expect("installed library")
+            != b"not this major's",
+        "the other major's library was installed"
+    );
+    // With the server's own build beside it (the installed files, as a
+    // build), that one is taken.
+    let own_build = builds.path().join(format!("llm_council-pg{major}"));
+    std::fs::create_dir(&own_build).expect("dir");
+    std::fs::copy(Path::new(&library).join("llm_council.so"), own_build.join("llm_council.so"))
+        .expect("copy library");
+    for entry in std::fs::read_dir(Path::new(&share).join("extension")).expect("extension dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        if name.starts_with("llm_council") {
+            std::fs::copy(&path, own_build.join(&name)).expect("copy");
+        }
+    }
+    std::fs::set_permissions(&own_build, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let installed = run(loader()
+        .args(["install", "--database-url", &url, "--from"])
+        .arg(builds.path()));
+    assert!(installed.status.success(), "{}", text(&installed));
+    assert!(
+        String::from_utf8_lossy(&installed.stdout).contains("created llm_council"),
+        "{}",
+        text(&installed)
+    );
+}
+
 /// With no server named anywhere, the loader makes its own cluster, from an
 /// empty home, and reuses it the next time.
 #[test]
@@ -474,6 +546,9 @@ fn the_embedded_default_starts_a_private_cluster_and_reuses_it() {
     let mut import = loader();
     with_home(import.arg("import").arg(&path));
     let output = run(&mut import);
+    let mut status = loader();
+    with_home(status.arg("status"));
+    let status = run(&mut status);
     let stopped = {
         let mut stop = loader();
         with_home(stop.args(["server", "status"]));
@@ -498,6 +573,13 @@ fn the_embedded_default_starts_a_private_cluster_and_reuses_it() {
     assert!(Path::new(home.path())
         .join("cluster/data/PG_VERSION")
         .is_file());
+    // The cache's counters and expiry worker run in the private cluster.
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("library preloaded  yes"),
+        "{}",
+        text(&status)
+    );
 }
 
 /// A server that speaks TLS: sslmode=require encrypts, verify-full checks
@@ -507,6 +589,18 @@ fn the_embedded_default_starts_a_private_cluster_and_reuses_it() {
 fn tls_follows_libpq_sslmode() {
     let cluster = cluster();
     let url = database(&cluster, "council");
+    // The PyPI builds of 16 and 18 have no TLS at all; the loader's side
+    // is the same on every major, and 15 and 17 test it.
+    let ssl_library: String = cluster
+        .connect("council")
+        .expect("connect")
+        .query_one("SELECT current_setting('ssl_library')", &[])
+        .expect("ssl_library")
+        .get(0);
+    if ssl_library.is_empty() {
+        eprintln!("skipped: this server is built without TLS");
+        return;
+    }
     let dir = cluster.data_dir().to_owned();
     let made = Command::new("openssl")
         .args([
