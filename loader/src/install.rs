@@ -127,7 +127,9 @@ impl Package {
     /// and every directory and file must be safe to install from (see
     /// [`check_safe`]).
     pub fn find(dir: &Path) -> Result<Package, InstallError> {
-        const DEPTH: usize = 8;
+        // pgrx lays a build out under pg_config's own directories, which for
+        // a wheel's server lie nine levels down.
+        const DEPTH: usize = 16;
         check_safe(dir)?;
         if let Some(parent) = dir.canonicalize().ok().as_deref().and_then(Path::parent) {
             check_safe(parent)?;
