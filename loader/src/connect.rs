@@ -14,7 +14,6 @@ use std::ffi::OsString;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use native_tls::{Certificate, Protocol, TlsConnector};
@@ -85,8 +84,39 @@ pub enum Origin {
     LibpqEnvironment,
 }
 
+/// A server to connect to: the `postgres` crate's settings, and what TLS
+/// must check, which they cannot carry (their sslmode knows no verify-ca or
+/// verify-full, roots or protocol versions).
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub config: Config,
+    tls: TlsWish,
+}
+
+impl Server {
+    /// See [`describe`].
+    pub fn describe(&self) -> String {
+        describe(&self.config)
+    }
+
+    /// See [`is_local`].
+    pub fn is_local(&self) -> bool {
+        is_local(&self.config)
+    }
+}
+
+impl From<Config> for Server {
+    /// Settings made here (the private cluster's), with libpq's TLS defaults.
+    fn from(config: Config) -> Server {
+        Server {
+            config,
+            tls: TlsWish::default(),
+        }
+    }
+}
+
 /// The settings named anywhere, or None when nothing names a server.
-pub fn configured(url: Option<&str>) -> Result<Option<(Config, Origin)>, ConnectError> {
+pub fn configured(url: Option<&str>) -> Result<Option<(Server, Origin)>, ConnectError> {
     if let Some(url) = url {
         return parse(url).map(|c| Some((c, Origin::Flag)));
     }
@@ -109,22 +139,23 @@ pub fn configured(url: Option<&str>) -> Result<Option<(Config, Origin)>, Connect
     Ok(None)
 }
 
-fn parse(url: &str) -> Result<Config, ConnectError> {
+fn parse(url: &str) -> Result<Server, ConnectError> {
     settle(given(url)?)
 }
 
-fn from_environment() -> Result<Config, ConnectError> {
+fn from_environment() -> Result<Server, ConnectError> {
     settle(Settings::new())
 }
 
-/// The connection string's settings completed as libpq completes them,
-/// as a Config whose TLS wishes `connect` finds again.
-fn settle(given: Settings) -> Result<Config, ConnectError> {
+/// The connection string's settings completed as libpq completes them.
+fn settle(given: Settings) -> Result<Server, ConnectError> {
     let settings = with_defaults(given)?;
     let mut config = build(&settings)?;
     password_from_file(&mut config, &settings);
-    remember_tls(&config, tls_wish(&settings)?);
-    Ok(config)
+    Ok(Server {
+        config,
+        tls: tls_wish(&settings)?,
+    })
 }
 
 /// Where a setting was given, so that an error can point there.
@@ -1051,43 +1082,6 @@ fn tls_wish(settings: &Settings) -> Result<TlsWish, ConnectError> {
     })
 }
 
-/// The TLS wishes of the Configs `configured` returned. A Config cannot
-/// carry them (its sslmode knows no verify-ca, verify-full, roots or
-/// versions), and `connect` takes a bare Config, so they are recorded here
-/// under the Config's settings and found again by them. Settings parsed
-/// again replace their earlier record.
-static TLS_WISHES: Mutex<Vec<(String, TlsWish)>> = Mutex::new(Vec::new());
-
-/// A Config's settings as text: Debug shows all but the password, which is
-/// added as a hash so that the text holds no secret.
-fn fingerprint(config: &Config) -> String {
-    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
-    let mut hasher = DefaultHasher::new();
-    config.get_password().hash(&mut hasher);
-    format!("{config:?} {:x}", hasher.finish())
-}
-
-fn remember_tls(config: &Config, wish: TlsWish) {
-    let key = fingerprint(config);
-    let mut wishes = TLS_WISHES.lock().unwrap_or_else(PoisonError::into_inner);
-    wishes.retain(|(k, _)| *k != key);
-    wishes.push((key, wish));
-}
-
-/// The TLS wish recorded for these settings; libpq's defaults for a Config
-/// made elsewhere (the private cluster's).
-fn recall_tls(config: &Config) -> TlsWish {
-    let key = fingerprint(config);
-    TLS_WISHES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .rev()
-        .find(|(k, _)| *k == key)
-        .map(|(_, wish)| wish.clone())
-        .unwrap_or_default()
-}
-
 /// The target as a URL psql accepts, never with the password.
 pub fn describe(config: &Config) -> String {
     let host = config
@@ -1173,16 +1167,16 @@ fn tls(wish: &TlsWish) -> Result<MakeTlsConnector, ConnectError> {
 }
 
 pub fn connect(
-    config: &Config,
+    server: &Server,
     on_notice: impl Fn(&str) + Send + Sync + 'static,
 ) -> Result<postgres::Client, ConnectError> {
-    let wish = recall_tls(config);
-    let mut config = config.clone();
+    let wish = &server.tls;
+    let mut config = server.config.clone();
     config.notice_callback(move |notice| on_notice(notice.message()));
     let result = if config.get_ssl_mode() == SslMode::Disable {
         config.connect(postgres::NoTls)
     } else {
-        config.connect(tls(&wish)?)
+        config.connect(tls(wish)?)
     };
     result.map_err(|source| ConnectError::Connect {
         target: describe(&config),
@@ -1194,7 +1188,7 @@ pub fn connect(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
-    use std::sync::MutexGuard;
+    use std::sync::{Mutex, MutexGuard, PoisonError};
 
     /// The environment is the process's: the tests that read or set it
     /// take turns.
@@ -1300,11 +1294,15 @@ this line is never read
     #[test]
     fn a_url_keeps_its_parts_and_describe_hides_the_password() {
         let _env = Environment::new(&[]);
-        let config = parse("postgresql://dba:s3cret@db1:6543/council").expect("parse");
+        let config = parse("postgresql://dba:s3cret@db1:6543/council")
+            .expect("parse")
+            .config;
         assert_eq!(describe(&config), "postgresql://dba@db1:6543/council");
         assert!(!describe(&config).contains("s3cret"));
         assert!(!is_local(&config));
-        let local = parse("postgresql://postgres@127.0.0.1:5432/postgres").expect("parse");
+        let local = parse("postgresql://postgres@127.0.0.1:5432/postgres")
+            .expect("parse")
+            .config;
         assert!(is_local(&local));
     }
 
@@ -1337,7 +1335,7 @@ this line is never read
             "postgresql://postgres@127.0.0.1:5432/postgres?passfile={}&application_name=x",
             file.replace(' ', "%20")
         );
-        let config = parse(&url).expect("parse");
+        let config = parse(&url).expect("parse").config;
         assert_eq!(config.get_password(), Some(&b"from-the-file"[..]));
         assert_eq!(config.get_application_name(), Some("x"));
     }
@@ -1356,7 +1354,9 @@ this line is never read
 
         // The URL's user, host and database; the service's port (a single
         // host without one leaves it unset); the environment's timeout.
-        let config = parse("postgresql://urluser@url-host/urldb?service=council").expect("parse");
+        let config = parse("postgresql://urluser@url-host/urldb?service=council")
+            .expect("parse")
+            .config;
         assert_eq!(config.get_user(), Some("urluser"));
         assert_eq!(tcp(&config), ["url-host"]);
         assert_eq!(config.get_dbname(), Some("urldb"));
@@ -1366,7 +1366,8 @@ this line is never read
 
         // PGSERVICE names it for the environment too: the service beats PG*.
         env.set("PGSERVICE", "council");
-        let (config, origin) = configured(None).expect("configured").expect("a server");
+        let (Server { config, .. }, origin) =
+            configured(None).expect("configured").expect("a server");
         assert_eq!(origin, Origin::LibpqEnvironment);
         assert_eq!(config.get_user(), Some("svcuser"));
         assert_eq!(tcp(&config), ["svc-host"]);
@@ -1374,7 +1375,9 @@ this line is never read
         assert_eq!(config.get_dbname(), Some("svcdb"), "the first value wins");
 
         // ... and a URL without service= as well, where it fills gaps.
-        let config = parse("postgresql://urluser@url-host:5433").expect("parse");
+        let config = parse("postgresql://urluser@url-host:5433")
+            .expect("parse")
+            .config;
         assert_eq!(config.get_dbname(), Some("svcdb"));
         assert_eq!(config.get_ports(), [5433]);
     }
@@ -1384,7 +1387,8 @@ this line is never read
         let _env = Environment::new(&[("PGPORT", "7000")]);
         let config =
             parse("host=h1 port = 6000 dbname='my \\'db\\'' user=u\\ v password='' requiressl=1")
-                .expect("parse");
+                .expect("parse")
+                .config;
         assert_eq!(tcp(&config), ["h1"]);
         assert_eq!(config.get_ports(), [6000]);
         assert_eq!(config.get_dbname(), Some("my 'db'"));
@@ -1393,13 +1397,17 @@ this line is never read
         assert_eq!(config.get_ssl_mode(), SslMode::Require);
 
         // One host without a port takes PGPORT; several take 5432 each.
-        let one = parse("postgresql://h1/db").expect("parse");
+        let one = parse("postgresql://h1/db").expect("parse").config;
         assert_eq!(one.get_ports(), [7000]);
-        let two = parse("postgresql://h1,[::1]/db?ssl=true").expect("parse");
+        let two = parse("postgresql://h1,[::1]/db?ssl=true")
+            .expect("parse")
+            .config;
         assert_eq!(tcp(&two), ["h1", "::1"]);
         assert_eq!(two.get_ports(), [5432, 5432]);
         assert_eq!(two.get_ssl_mode(), SslMode::Require);
-        let socket = parse("postgresql://%2Ftmp%2Fsock:5444/db").expect("parse");
+        let socket = parse("postgresql://%2Ftmp%2Fsock:5444/db")
+            .expect("parse")
+            .config;
         assert_eq!(socket.get_hosts(), [Host::Unix("/tmp/sock".into())]);
 
         for bad in [
@@ -1423,20 +1431,27 @@ this line is never read
     fn connect_pgsslmode_fills_a_missing_sslmode_but_never_overrides_one() {
         let env = Environment::new(&[("PGSSLMODE", "require")]);
         let url = "postgresql://u@db1:5432/db";
-        let disabled = parse(&format!("{url}?sslmode=disable")).expect("parse");
+        let disabled = parse(&format!("{url}?sslmode=disable"))
+            .expect("parse")
+            .config;
         assert_eq!(disabled.get_ssl_mode(), SslMode::Disable);
-        let filled = parse(url).expect("parse");
+        let filled = parse(url).expect("parse").config;
         assert_eq!(filled.get_ssl_mode(), SslMode::Require);
 
         // A service's sslmode beats PGSSLMODE too.
         let file = env.file("services", "[plain]\nsslmode=disable\n");
         env.set("PGSERVICEFILE", &file);
-        let service = parse(&format!("{url}?service=plain")).expect("parse");
+        let service = parse(&format!("{url}?service=plain"))
+            .expect("parse")
+            .config;
         assert_eq!(service.get_ssl_mode(), SslMode::Disable);
 
         // Without any sslmode at all, libpq prefers TLS.
         env.set("PGSSLMODE", "");
-        assert_eq!(parse(url).expect("parse").get_ssl_mode(), SslMode::Prefer);
+        assert_eq!(
+            parse(url).expect("parse").config.get_ssl_mode(),
+            SslMode::Prefer
+        );
     }
 
     #[test]
@@ -1444,21 +1459,24 @@ this line is never read
         let env = Environment::new(&[("PGSSLMODE", "verify-full")]);
         let root = env.file("root.crt", "");
         let url = "postgresql://u@db2:5432/db";
-        let ca = parse(&format!("{url}?sslmode=verify-ca&sslrootcert={root}")).expect("parse");
+        let ca_server =
+            parse(&format!("{url}?sslmode=verify-ca&sslrootcert={root}")).expect("parse");
+        let ca = &ca_server.config;
         assert_eq!(ca.get_ssl_mode(), SslMode::Require);
-        let wish = recall_tls(&ca);
+        let wish = &ca_server.tls;
         assert_eq!(wish.verify, Verify::Chain);
         assert_eq!(wish.root.as_deref(), Some(Path::new(&root)));
 
         // The URL's prefer beats PGSSLMODE=verify-full: nothing is checked.
-        let prefer = parse(&format!("{url}?sslmode=prefer")).expect("parse");
-        assert_eq!(recall_tls(&prefer).verify, Verify::Nothing);
+        let prefer_server = parse(&format!("{url}?sslmode=prefer")).expect("parse");
+        assert_eq!(prefer_server.tls.verify, Verify::Nothing);
         // Without one in the URL, PGSSLMODE's verify-full holds.
-        let full = parse(url).expect("parse");
+        let full_server = parse(url).expect("parse");
+        let full = &full_server.config;
         assert_eq!(full.get_ssl_mode(), SslMode::Require);
-        assert_eq!(recall_tls(&full).verify, Verify::ChainAndHost);
+        assert_eq!(full_server.tls.verify, Verify::ChainAndHost);
         // A Config made elsewhere gets libpq's defaults.
-        assert_eq!(recall_tls(&Config::new()), TlsWish::default());
+        assert_eq!(Server::from(Config::new()).tls, TlsWish::default());
     }
 
     #[test]
@@ -1518,7 +1536,7 @@ this line is never read
         env.set("PGSERVICEFILE", &user);
         env.set("PGSYSCONFDIR", &env.path("etc"));
         let port = |service: &str| {
-            parse(&format!("host=h service={service}")).map(|c| c.get_ports().to_vec())
+            parse(&format!("host=h service={service}")).map(|c| c.config.get_ports().to_vec())
         };
         assert_eq!(port("both").expect("both"), [1111]);
         assert_eq!(port("system").expect("system"), [3333]);
@@ -1572,7 +1590,7 @@ this line is never read
         // Lines outside the service's section are not read as settings.
         let file = env.file("other.conf", "[x]\ncolour=blue\n[s]\nport=5\n");
         env.set("PGSERVICEFILE", &file);
-        assert_eq!(parse("service=s").expect("parse").get_ports(), [5]);
+        assert_eq!(parse("service=s").expect("parse").config.get_ports(), [5]);
         // libpq's buffer: a line of 1023 bytes or more is refused anywhere.
         let long = format!("# {}\n[s]\nport=5\n", "x".repeat(1020));
         let file = env.file("long.conf", &long);
@@ -1596,7 +1614,7 @@ this line is never read
             "127.0.0.1:5444:*:postgres:by-address\ncouncil.invalid:5444:*:postgres:by-name\n",
         );
         env.set("PGPASSFILE", &passfile);
-        let (config, _) = configured(None).expect("configured").expect("a server");
+        let (Server { config, .. }, _) = configured(None).expect("configured").expect("a server");
         assert_eq!(tcp(&config), ["council.invalid"]);
         assert_eq!(
             config.get_hostaddrs(),
@@ -1609,12 +1627,14 @@ this line is never read
 
         // A hostaddr alone serves as the host as well.
         env.set("PGHOST", "");
-        let (config, _) = configured(None).expect("configured").expect("a server");
+        let (Server { config, .. }, _) = configured(None).expect("configured").expect("a server");
         assert_eq!(tcp(&config), ["127.0.0.1"]);
         assert_eq!(config.get_password(), Some(&b"by-address"[..]));
 
         // The URL's hostaddr beats PGHOSTADDR.
-        let url = parse("postgresql://postgres@db.invalid:5444/x?hostaddr=::1").expect("parse");
+        let url = parse("postgresql://postgres@db.invalid:5444/x?hostaddr=::1")
+            .expect("parse")
+            .config;
         assert_eq!(url.get_hostaddrs(), ["::1".parse::<IpAddr>().expect("ip")]);
 
         env.set("PGHOSTADDR", "council.example");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use council_app::QuotedIdentifier;
 use council_loader::cluster::ClusterError;
-use council_loader::connect::{self, Origin};
+use council_loader::connect::{self, Origin, Server};
 use council_loader::export::{self, ExportError};
 use council_loader::import::{
     self, ExtensionError, FileError, Import, LocalFile, Progress, Report, TableCounts, Transfer,
@@ -285,34 +285,31 @@ impl From<ExtensionError> for Failure {
 }
 
 /// The server named anywhere, or the private cluster with the extension in it.
-fn target(url: Option<&str>) -> Result<(postgres::Config, bool), Failure> {
+fn target(url: Option<&str>) -> Result<(Server, bool), Failure> {
     // Settings that do not parse are the user's input; a failed connection
     // (in `client`) is not.
     let configured =
         connect::configured(url).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
     match configured {
-        Some((config, origin)) => {
+        Some((server, origin)) => {
             if origin == Origin::LibpqEnvironment {
                 eprintln!(
                     "council-loader: using {} (from PG* variables)",
-                    connect::describe(&config)
+                    server.describe()
                 );
             }
-            Ok((config, false))
+            Ok((server, false))
         }
         None => {
             let (config, printable) = embedded::ensure_running()?;
             eprintln!("council-loader: using the local cluster at {printable}");
-            Ok((config, true))
+            Ok((Server::from(config), true))
         }
     }
 }
 
-fn client(
-    config: &postgres::Config,
-    progress: Option<Progress>,
-) -> Result<postgres::Client, Failure> {
-    connect::connect(config, move |message| match &progress {
+fn client(server: &Server, progress: Option<Progress>) -> Result<postgres::Client, Failure> {
+    connect::connect(server, move |message| match &progress {
         Some(progress) => progress.notice(message),
         None => eprintln!("{message}"),
     })
@@ -322,26 +319,26 @@ fn client(
 /// Installs the files (when there are some here and the server is local)
 /// and creates or updates the extension.
 fn install(url: Option<&str>, from: Option<PathBuf>) -> Result<(), Failure> {
-    let (config, embedded) = target(url)?;
-    install_into(&config, embedded, from, false)
+    let (server, embedded) = target(url)?;
+    install_into(&server, embedded, from, false)
 }
 
 fn install_into(
-    config: &postgres::Config,
+    server: &Server,
     embedded: bool,
     from: Option<PathBuf>,
     quiet: bool,
 ) -> Result<(), Failure> {
-    let major = install::server_major(&mut client(config, None)?)?;
-    install_package(config, embedded, from, major)?;
-    let mut client = client(config, None)?;
+    let major = install::server_major(&mut client(server, None)?)?;
+    install_package(server, embedded, from, major)?;
+    let mut client = client(server, None)?;
     if embedded && embedded::preload_library(&mut client)? {
         // The private cluster restarted to preload the library.
-        client = self::client(config, None)?;
+        client = self::client(server, None)?;
     }
     let outcome = install::ensure_extension(&mut client)?;
     if !quiet {
-        println!("{}", installed(&outcome, &connect::describe(config)));
+        println!("{}", installed(&outcome, &server.describe()));
     }
     Ok(())
 }
@@ -350,7 +347,7 @@ fn install_into(
 /// when the server is on this machine; `from` names builds that must be
 /// used.
 fn install_package(
-    config: &postgres::Config,
+    server: &Server,
     embedded: bool,
     from: Option<PathBuf>,
     major: u32,
@@ -358,11 +355,10 @@ fn install_package(
     let Some(dir) = from.clone().or_else(Package::default_location) else {
         return Ok(());
     };
-    if connect::is_local(config) || embedded {
-        let build = install::build_for(&dir, major)
-            .map_err(|e| Failure::new(FailureCode::BadInput, e))?;
-        let package =
-            Package::find(&build).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
+    if server.is_local() || embedded {
+        let build =
+            install::build_for(&dir, major).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
+        let package = Package::find(&build).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
         for file in &install::install_files(&package, major)? {
             eprintln!("council-loader: installed {}", file.display());
         }
@@ -371,7 +367,7 @@ fn install_package(
             FailureCode::BadInput,
             format!(
                 "{} is not this machine: run council-loader install --from on the database server",
-                connect::describe(config)
+                server.describe()
             ),
         ));
     }
@@ -391,13 +387,11 @@ fn installed(outcome: &Outcome, target: &str) -> String {
 /// reads the file itself when it sees this very file, unless told to upload.
 fn prepare_transfer(
     client: &mut postgres::Client,
-    config: &postgres::Config,
+    server: &Server,
     file: &LocalFile,
     force_upload: bool,
 ) -> Result<(Transfer, QuotedIdentifier), Failure> {
-    let how = if !force_upload
-        && connect::is_local(config)
-        && import::server_reads_same_file(client, file)
+    let how = if !force_upload && server.is_local() && import::server_reads_same_file(client, file)
     {
         Transfer::ServerPath
     } else {
@@ -416,13 +410,13 @@ fn import_command(
     force_upload: bool,
 ) -> Result<(), Failure> {
     let file = import::check(&path)?;
-    let (config, embedded) = target(url)?;
+    let (server, embedded) = target(url)?;
     if embedded {
-        install_into(&config, embedded, None, true)?;
+        install_into(&server, embedded, None, true)?;
     }
     let progress = Progress::new(&file, std::io::stderr().is_terminal() && !json);
-    let mut client = client(&config, Some(progress.clone()))?;
-    let (how, schema) = prepare_transfer(&mut client, &config, &file, force_upload)?;
+    let mut client = client(&server, Some(progress.clone()))?;
+    let (how, schema) = prepare_transfer(&mut client, &server, &file, force_upload)?;
     let result = import::run::<Import>(
         &mut client,
         &file,
@@ -489,9 +483,9 @@ fn verify_command(
     force_upload: bool,
 ) -> Result<(), Failure> {
     let file = import::check(&path)?;
-    let (config, _) = target(url)?;
-    let mut client = client(&config, None)?;
-    let (how, schema) = prepare_transfer(&mut client, &config, &file, force_upload)?;
+    let (server, _) = target(url)?;
+    let mut client = client(&server, None)?;
+    let (how, schema) = prepare_transfer(&mut client, &server, &file, force_upload)?;
     let rows = import::run::<Verify>(&mut client, &file, how, &schema, &[], &|_| {})?;
     print(&rows, json);
     let off: i64 = rows.iter().map(|r| r.missing() + r.differing()).sum();
@@ -511,7 +505,7 @@ fn export_command(url: Option<&str>, out: PathBuf, json: bool) -> Result<(), Fai
     if out.symlink_metadata().is_ok() {
         return Err(ExportError::Exists(out).into());
     }
-    let (config, _) = target(url)?;
+    let (server, _) = target(url)?;
     let bar = (std::io::stderr().is_terminal() && !json).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -525,7 +519,7 @@ fn export_command(url: Option<&str>, out: PathBuf, json: bool) -> Result<(), Fai
         bar
     });
     let notices = bar.clone();
-    let mut client = connect::connect(&config, move |message| {
+    let mut client = connect::connect(&server, move |message| {
         let table = message.strip_prefix("llm_council export: ");
         match (&notices, table) {
             (Some(bar), Some(table)) => bar.set_message(table.to_owned()),
@@ -560,13 +554,13 @@ fn export_command(url: Option<&str>, out: PathBuf, json: bool) -> Result<(), Fai
 }
 
 fn status_command(url: Option<&str>, json: bool) -> Result<(), Failure> {
-    let (config, _) = target(url)?;
-    let mut client = client(&config, None)?;
+    let (server, _) = target(url)?;
+    let mut client = client(&server, None)?;
     let status = report::status(&mut client)?;
     if json {
         println!("{}", status.to_json());
     } else {
-        print!("{}", status.to_text(&connect::describe(&config)));
+        print!("{}", status.to_text(&server.describe()));
     }
     Ok(())
 }

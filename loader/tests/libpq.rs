@@ -131,9 +131,13 @@ impl Scene {
     fn loader(&self, vars: &[(&str, &str)], url: Option<&str>) -> Result<String, String> {
         let mut command = Command::new(std::env::current_exe().expect("this test binary"));
         self.environment(&mut command, vars);
-        command
-            .env(PROBE, "1")
-            .args(["probe_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"]);
+        command.env(PROBE, "1").args([
+            "probe_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
         if let Some(url) = url {
             command.env(PROBE_URL, url);
         }
