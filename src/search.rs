@@ -36,11 +36,6 @@ thread_local! {
     static DEFERRED: RefCell<Option<Deferral>> = const { RefCell::new(None) };
 }
 
-fn current_subtransaction() -> pg_sys::SubTransactionId {
-    // SAFETY: reads the backend's transaction state, set whenever SQL runs.
-    unsafe { pg_sys::GetCurrentSubTransactionId() }
-}
-
 /// Whether the search triggers skip this insert into `table`: only inside
 /// the import that deferred it, which indexes the table's rows itself
 /// before it returns. Anyone may ask; no one but the import can say yes.
@@ -50,7 +45,7 @@ fn council_search_deferred(table: pg_sys::Oid) -> bool {
     DEFERRED.with(|deferred| {
         deferred.borrow().as_ref().is_some_and(|d| {
             d.transaction == backend::local_transaction()
-                && d.subtransaction == current_subtransaction()
+                && d.subtransaction == backend::current_subtransaction()
                 && d.relids.contains(&table)
         })
     })
@@ -65,7 +60,7 @@ pub fn defer(relids: Vec<pg_sys::Oid>) -> Deferred {
     DEFERRED.with(|deferred| {
         *deferred.borrow_mut() = Some(Deferral {
             transaction: backend::local_transaction(),
-            subtransaction: current_subtransaction(),
+            subtransaction: backend::current_subtransaction(),
             relids,
         });
     });

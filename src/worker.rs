@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use council_app::QuotedIdentifier;
 
 use crate::gucs;
-use crate::postgres::{extension, spi};
+use crate::postgres::{backend, extension, spi};
 
 /// After an error the postmaster starts the worker again after this long.
 const RESTART_AFTER: Duration = Duration::from_secs(10);
@@ -65,21 +65,7 @@ fn expire_once(as_owner: bool) -> Option<i64> {
         if !as_owner {
             return Spi::get_one::<i64>(&query).ok().flatten();
         }
-        let mut saved_user = pg_sys::InvalidOid;
-        let mut saved_context = 0;
-        // SAFETY: switches the current user for this run only, and back;
-        // an ERROR aborts the transaction, which restores them as well.
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-            pg_sys::SetUserIdAndSecContext(
-                owner,
-                saved_context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-            );
-        }
-        let deleted = Spi::get_one::<i64>(&query).ok().flatten();
-        // SAFETY: restores what was saved above.
-        unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
-        deleted
+        backend::as_role(owner, || Spi::get_one::<i64>(&query).ok().flatten())
     })
 }
 
@@ -97,8 +83,7 @@ pub extern "C-unwind" fn llm_council_expire_worker_main(_arg: pg_sys::Datum) {
     );
     while BackgroundWorker::wait_latch(Some(interval())) {
         if BackgroundWorker::sighup_received() {
-            // SAFETY: the worker's main loop, outside any transaction.
-            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            backend::reload_configuration();
         }
         match expire_once(role.is_none()) {
             Some(deleted) => {

@@ -3,30 +3,23 @@
 //! the library is in shared_preload_libraries; otherwise the counters read
 //! as NULL (the table-derived figures of council_cache_stats still work).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use pgrx::atomics::PgAtomic;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::shmem::PGRXSharedMemory;
 
 use crate::error::Error;
+use crate::postgres::shared_memory::{self, Counters};
 use crate::postgres::{backend, extension, spi};
 
-#[derive(Default)]
-pub struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    evictions: AtomicU64,
-    expirations: AtomicU64,
-}
+/// The counters' places in shared memory.
+const HITS: usize = 0;
+const MISSES: usize = 1;
+const EVICTIONS: usize = 2;
+const EXPIRATIONS: usize = 3;
 
-// SAFETY: only atomics, valid in any process that maps the segment.
-unsafe impl PGRXSharedMemory for Counters {}
-
-// SAFETY: the name is unique to this extension, and the segment is only
-// attached through pgrx's shared-memory hooks (request_shared_memory).
-pub static COUNTERS: PgAtomic<Counters> = unsafe { PgAtomic::new(c"llm_council.cache_counters") };
+pub static COUNTERS: PgAtomic<Counters<4>> = shared_memory::counters(c"llm_council.cache_counters");
 
 /// Set in the postmaster when it preloads the library; backends inherit it.
 static IN_SHARED_MEMORY: AtomicBool = AtomicBool::new(false);
@@ -43,7 +36,7 @@ pub fn preloaded() -> bool {
     IN_SHARED_MEMORY.load(Ordering::Relaxed)
 }
 
-fn counters() -> Option<&'static Counters> {
+fn counters() -> Option<&'static Counters<4>> {
     IN_SHARED_MEMORY
         .load(Ordering::Relaxed)
         .then(|| COUNTERS.get())
@@ -53,14 +46,11 @@ type Counts = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
 
 /// Hits, misses, evictions and expirations; NULLs without shared memory.
 fn counts() -> Counts {
-    let read = |c: &AtomicU64| Some(i64::try_from(c.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
     match counters() {
-        Some(c) => (
-            read(&c.hits),
-            read(&c.misses),
-            read(&c.evictions),
-            read(&c.expirations),
-        ),
+        Some(c) => {
+            let read = |which| Some(i64::try_from(c.get(which)).unwrap_or(i64::MAX));
+            (read(HITS), read(MISSES), read(EVICTIONS), read(EXPIRATIONS))
+        }
         None => (None, None, None, None),
     }
 }
@@ -78,9 +68,7 @@ fn find_cache_table() -> Result<pg_sys::Oid, ErrorReport> {
 
 /// Whether the current user holds `privilege` on response_cache.
 fn may(privilege: u32) -> Result<bool, ErrorReport> {
-    let check = |relid: pg_sys::Oid| {
-        backend::table_privilege(relid, privilege)
-    };
+    let check = |relid: pg_sys::Oid| backend::table_privilege(relid, privilege);
     let cached = pg_sys::Oid::from(CACHE_TABLE.load(Ordering::Relaxed));
     match (cached != pg_sys::InvalidOid)
         .then(|| check(cached))
@@ -113,13 +101,13 @@ fn council_cache_count_event(event: &str, n: i64) -> Result<(), ErrorReport> {
     let Some(counters) = counters() else {
         return Ok(());
     };
-    let counter = match event {
-        "hit" => &counters.hits,
-        "miss" => &counters.misses,
-        "eviction" => &counters.evictions,
-        _ => &counters.expirations,
+    let which = match event {
+        "hit" => HITS,
+        "miss" => MISSES,
+        "eviction" => EVICTIONS,
+        _ => EXPIRATIONS,
     };
-    counter.fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
+    counters.add(which, u64::try_from(n).unwrap_or(0));
     Ok(())
 }
 

@@ -256,15 +256,7 @@ fn persist_at_commit(finished: FinishedFile, target: PathBuf) {
 /// Writing a server file is for superusers and members of
 /// pg_write_server_files, as for `COPY … TO 'file'`.
 fn check_server_file_write() -> Result<(), ExportError> {
-    // SAFETY: catalog lookups for the current user.
-    let allowed = unsafe {
-        pg_sys::superuser()
-            || pg_sys::has_privs_of_role(
-                backend::current_user(),
-                pg_sys::Oid::from(pg_sys::ROLE_PG_WRITE_SERVER_FILES),
-            )
-    };
-    if allowed {
+    if backend::may_use_server_files(backend::ServerFiles::Write) {
         Ok(())
     } else {
         Err(ExportError::ServerFileDenied)

@@ -2,8 +2,6 @@
 //! stores or locks anything: the same checks `COPY … FROM` and `LOCK TABLE`
 //! make, so the extension opens no door PostgreSQL keeps shut.
 
-use std::ffi::CString;
-
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
@@ -11,7 +9,7 @@ use council_app::QuotedIdentifier;
 
 use super::tables::{Kind, TABLES};
 use crate::error::Error;
-use crate::postgres::backend::{self, current_user as user};
+use crate::postgres::backend::{self, ServerFiles};
 use crate::postgres::{extension, spi};
 
 /// A council table, resolved once per call.
@@ -142,9 +140,7 @@ pub fn check_no_row_level_security(
     function: &'static str,
 ) -> Result<(), ErrorReport> {
     for table in tables {
-        // SAFETY: a catalog lookup; noError = true returns instead of raising.
-        let rls = unsafe { pg_sys::check_enable_rls(table.relid, pg_sys::InvalidOid, true) };
-        if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
+        if backend::row_level_security_applies(table.relid) {
             return Err(Error::RowLevelSecurity {
                 function,
                 table: table.name,
@@ -173,15 +169,7 @@ fn check_sequence(table: &CouncilTable) -> Result<(), ErrorReport> {
 /// Reading a server file is for superusers and members of
 /// pg_read_server_files, as for `COPY … FROM 'file'`.
 pub fn check_server_file_access(function: &'static str) -> Result<(), ErrorReport> {
-    // SAFETY: catalog lookups for the current user.
-    let allowed = unsafe {
-        pg_sys::superuser()
-            || pg_sys::has_privs_of_role(
-                user(),
-                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES),
-            )
-    };
-    if allowed {
+    if backend::may_use_server_files(ServerFiles::Read) {
         Ok(())
     } else {
         Err(Error::ServerFileDenied(function).into())
@@ -191,14 +179,5 @@ pub fn check_server_file_access(function: &'static str) -> Result<(), ErrorRepor
 /// Whether the caller could `SET session_replication_role` itself: only
 /// then may the import switch it for its own COPY.
 pub fn may_set_replication_role() -> bool {
-    let name = CString::from(c"session_replication_role");
-    // SAFETY: catalog lookups for the current user.
-    unsafe {
-        pg_sys::superuser()
-            || pg_sys::pg_parameter_aclcheck(
-                name.as_ptr(),
-                user(),
-                pg_sys::AclMode::from(pg_sys::ACL_SET),
-            ) == pg_sys::AclResult::ACLCHECK_OK
-    }
+    backend::may_set(c"session_replication_role")
 }

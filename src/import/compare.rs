@@ -23,8 +23,8 @@ use super::row::{Key, Value};
 use super::tables::{Kind, Table};
 use crate::mapping::jsonb::Document;
 use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
-use crate::postgres::spi;
 use crate::postgres::stored_row::StoredRow;
+use crate::postgres::{backend, spi};
 
 /// Rows per batch of updates.
 const BATCH_ROWS: usize = 4096;
@@ -57,10 +57,9 @@ pub struct Provenance {
 impl Provenance {
     fn wrote(&self, xmin: pg_sys::TransactionId) -> bool {
         self.transactions.contains(&xmin)
-            || self.baseline.is_some_and(|baseline| {
-                // SAFETY: compares two transaction ids, modulo wraparound.
-                unsafe { pg_sys::TransactionIdPrecedes(xmin, baseline) }
-            })
+            || self
+                .baseline
+                .is_some_and(|baseline| backend::transaction_precedes(xmin, baseline))
     }
 }
 

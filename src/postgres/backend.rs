@@ -59,6 +59,68 @@ pub fn table_privilege(relid: pg_sys::Oid, privileges: u32) -> Option<bool> {
     (!missing).then_some(result == pg_sys::AclResult::ACLCHECK_OK)
 }
 
+/// The current subtransaction's id, which is new for each subtransaction
+/// of the running transaction.
+pub fn current_subtransaction() -> pg_sys::SubTransactionId {
+    // SAFETY: reads the backend's transaction state, set whenever SQL runs.
+    unsafe { pg_sys::GetCurrentSubTransactionId() }
+}
+
+/// Whether transaction `a` is older than `b`, modulo wraparound.
+pub fn transaction_precedes(a: pg_sys::TransactionId, b: pg_sys::TransactionId) -> bool {
+    // SAFETY: a pure comparison of two ids.
+    unsafe { pg_sys::TransactionIdPrecedes(a, b) }
+}
+
+/// Whether row-level security applies to the current user on `relid`.
+pub fn row_level_security_applies(relid: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup; noError = true returns instead of raising.
+    let rls = unsafe { pg_sys::check_enable_rls(relid, pg_sys::InvalidOid, true) };
+    rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+}
+
+/// The server files a role may use, as `COPY … FROM 'file'` and `COPY …
+/// TO 'file'` allow them.
+#[derive(Clone, Copy, Debug)]
+pub enum ServerFiles {
+    Read,
+    Write,
+}
+
+/// Whether the current user is a superuser or has the privileges of
+/// pg_read_server_files (or pg_write_server_files).
+pub fn may_use_server_files(files: ServerFiles) -> bool {
+    let role = match files {
+        ServerFiles::Read => pg_sys::ROLE_PG_READ_SERVER_FILES,
+        ServerFiles::Write => pg_sys::ROLE_PG_WRITE_SERVER_FILES,
+    };
+    // SAFETY: catalog lookups for the current user.
+    unsafe {
+        pg_sys::superuser() || pg_sys::has_privs_of_role(current_user(), pg_sys::Oid::from(role))
+    }
+}
+
+/// Whether the current user could `SET` the superuser-only setting `name`
+/// itself: a superuser, or one granted SET on it.
+pub fn may_set(name: &CStr) -> bool {
+    // SAFETY: catalog lookups for the current user; `name` outlives them.
+    unsafe {
+        pg_sys::superuser()
+            || pg_sys::pg_parameter_aclcheck(
+                name.as_ptr(),
+                current_user(),
+                pg_sys::AclMode::from(pg_sys::ACL_SET),
+            ) == pg_sys::AclResult::ACLCHECK_OK
+    }
+}
+
+/// Rereads the configuration files, as a background worker does after
+/// SIGHUP.
+pub fn reload_configuration() {
+    // SAFETY: called from a worker's main loop, outside any transaction.
+    unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+}
+
 /// This backend's current top-level transaction, as a number that is new
 /// for each transaction.
 pub fn local_transaction() -> pg_sys::LocalTransactionId {

@@ -96,24 +96,6 @@ unsafe extern "C-unwind" fn read_pump(
     c_int::try_from(pump.fill(outbuf.cast(), wanted, room)).unwrap_or(0)
 }
 
-// Not in pgrx's bindings; every call goes through pg_guard_ffi_boundary so
-// that an ERROR inside becomes a Rust panic rather than a longjmp over our frames.
-unsafe extern "C-unwind" {
-    fn addRangeTableEntryForRelation(
-        pstate: *mut pg_sys::ParseState,
-        rel: pg_sys::Relation,
-        lockmode: c_int,
-        alias: *mut pg_sys::Alias,
-        inh: bool,
-        in_from_cl: bool,
-    ) -> *mut pg_sys::ParseNamespaceItem;
-    fn makeDefElem(
-        name: *mut std::ffi::c_char,
-        arg: *mut pg_sys::Node,
-        location: c_int,
-    ) -> *mut pg_sys::DefElem;
-}
-
 fn palloc_str(s: &str) -> *mut std::ffi::c_char {
     // Names come from our own table specs and never hold a NUL.
     let c = CString::new(s).unwrap_or_default();
@@ -210,18 +192,16 @@ impl Target {
         let rel = unsafe { pg_sys::table_open(relid, Self::LOCKMODE) };
         // SAFETY: a parse state in the current memory context.
         let pstate = unsafe { pg_sys::make_parsestate(ptr::null_mut()) };
-        // SAFETY: `pstate` and `rel` are valid; the call is guarded.
+        // SAFETY: `pstate` and `rel` are valid.
         let item = unsafe {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                addRangeTableEntryForRelation(
-                    pstate,
-                    rel,
-                    Self::LOCKMODE,
-                    ptr::null_mut(),
-                    false,
-                    false,
-                )
-            })
+            pg_sys::addRangeTableEntryForRelation(
+                pstate,
+                rel,
+                Self::LOCKMODE,
+                ptr::null_mut(),
+                false,
+                false,
+            )
         };
         let mut names = ptr::null_mut::<pg_sys::List>();
         let mut inserted = ptr::null_mut::<pg_sys::Bitmapset>();
@@ -313,10 +293,10 @@ unsafe fn check_range_table(rtable: *mut pg_sys::List, pstate: *mut pg_sys::Pars
 /// `(FORMAT binary)`, as COPY's options list.
 fn binary_format() -> *mut pg_sys::List {
     let format = palloc_str("format");
-    // SAFETY: nodes in the current memory context; the call is guarded.
+    // SAFETY: nodes in the current memory context.
     unsafe {
         let binary = pg_sys::makeString(palloc_str("binary"));
-        let option = pg_sys::ffi::pg_guard_ffi_boundary(|| makeDefElem(format, binary.cast(), -1));
+        let option = pg_sys::makeDefElem(format, binary.cast(), -1);
         pg_sys::lappend(ptr::null_mut(), option.cast())
     }
 }

@@ -115,9 +115,8 @@ unsafe fn begin_index_scan(
     // SAFETY: the caller's promise; 18 takes the scan's instrumentation,
     // which only EXPLAIN ANALYZE asks for.
     #[cfg(feature = "pg18")]
-    let scan = unsafe {
-        pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), nkeys, 0)
-    };
+    let scan =
+        unsafe { pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), nkeys, 0) };
     scan
 }
 

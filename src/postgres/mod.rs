@@ -1,8 +1,10 @@
 //! The extension's edge with PostgreSQL. Everything that calls into the
-//! server below SQL lives here: SPI, the catalog, interrupts, snapshots and
-//! locks, subtransactions, temporary files, and COPY's own machinery. The
-//! import, verify, cache and worker are written against these functions,
-//! and each `unsafe` block here states the invariant that makes it sound.
+//! server below SQL lives here: SPI, the catalog, privileges, interrupts,
+//! snapshots and locks, subtransactions, temporary files, shared memory,
+//! and COPY's own machinery; so does every difference between the majors
+//! (`cfg(feature = "pgN")`). The import, verify, export, search, cache and
+//! worker are written against these safe functions, and each `unsafe`
+//! block here states the invariant that makes it sound.
 
 pub mod backend;
 pub mod copy;
@@ -10,6 +12,7 @@ pub mod extension;
 pub mod interrupts;
 pub mod lookup;
 pub mod scan;
+pub mod shared_memory;
 pub mod spi;
 pub mod stored_row;
 pub mod subtransaction;
