@@ -3,15 +3,14 @@
 supported_majors=(15 16 17 18)
 
 # Sets `majors` from the arguments: every supported major unless `--pg N`
-# names some; anything else is left in `rest`.
+# names some. Anything else is an error.
 parse_majors() {
     majors=()
-    rest=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --pg) majors+=("${2:?--pg needs a major, one of ${supported_majors[*]}}"); shift 2 ;;
             --pg=*) majors+=("${1#--pg=}"); shift ;;
-            *) rest+=("$1"); shift ;;
+            *) echo "$(basename "$0"): unknown argument $1 (only --pg N)" >&2; exit 2 ;;
         esac
     done
     [ ${#majors[@]} -gt 0 ] || majors=("${supported_majors[@]}")

@@ -15,7 +15,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 parse_majors "$@"
-[ ${#rest[@]} -eq 0 ] || { echo "package.sh: unknown argument ${rest[*]}" >&2; exit 2; }
 ./scripts/setup.sh "${majors[@]/#/--pg=}"
 
 version=$(sed -n 's/^version = "\([0-9.]*\)"/\1/p' Cargo.toml | head -n 1)
@@ -45,9 +44,11 @@ add_docs() {
     chmod 644 "$root/usr/share/doc/$package/changelog.gz"
 }
 
-# DEBIAN/control and md5sums, then the .deb itself, owned by root.
+# DEBIAN/control and md5sums, then the .deb itself, owned by root, its
+# directories as dpkg leaves them on the system (0755).
 build_deb() {
     local root=$1 package=$2 depends=$3 description=$4 size
+    chmod 755 "$root"
     size=$(du -k -s --exclude=DEBIAN "$root" | cut -f1)
     install -d -m 755 "$root/DEBIAN"
     {

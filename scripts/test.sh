@@ -12,7 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 parse_majors "$@"
-[ ${#rest[@]} -eq 0 ] || { echo "test.sh: unknown argument ${rest[*]}" >&2; exit 2; }
 ./scripts/setup.sh "${majors[@]/#/--pg=}"
 
 started=$SECONDS
