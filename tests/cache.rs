@@ -28,6 +28,39 @@ fn get(client: &mut Client, key: &str) -> Option<i64> {
         .map(|row| row.get(0))
 }
 
+/// Waits until `condition` (SQL) holds: what the test needs of the clock,
+/// asked of the server's clock itself, not guessed by a sleep.
+fn wait_until(client: &mut Client, condition: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let holds: bool = client
+            .query_one(&format!("SELECT coalesce(({condition}), false)"), &[])
+            .expect("condition")
+            .get(0);
+        if holds {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{condition} never held");
+    }
+}
+
+/// Waits until the server's clock is past every entry's last use, so that
+/// the next use is later than all of them.
+fn tick(client: &mut Client) {
+    wait_until(
+        client,
+        "SELECT clock_timestamp() > max(coalesce(last_hit_at, created_at)) FROM response_cache",
+    );
+}
+
+/// Waits until the entry `key` has expired by the server's clock.
+fn expired(client: &mut Client, key: &str) {
+    wait_until(
+        client,
+        &format!("SELECT clock_timestamp() > expires_at FROM response_cache WHERE cache_key = '{key}'"),
+    );
+}
+
 fn keys(client: &mut Client) -> Vec<String> {
     client
         .query(
@@ -125,7 +158,7 @@ fn get_put_invalidate_clear_and_expire() {
             ("short".into(), Some(0.001))
         ]
     );
-    std::thread::sleep(Duration::from_millis(20));
+    expired(&mut client, "short");
     assert_eq!(
         get(&mut client, "short"),
         None,
@@ -197,14 +230,14 @@ fn a_put_over_the_bound_evicts_the_least_recently_used() {
         .expect("set");
     for key in ["a", "b", "c"] {
         put(&mut client, key, None);
-        std::thread::sleep(Duration::from_millis(5));
+        tick(&mut client);
     }
     // a is used again, so b is now the least recently used
     assert_eq!(get(&mut client, "a"), Some(1));
-    std::thread::sleep(Duration::from_millis(5));
+    tick(&mut client);
     put(&mut client, "d", None);
     assert_eq!(keys(&mut client), vec!["a", "c", "d"]);
-    std::thread::sleep(Duration::from_millis(5));
+    tick(&mut client);
     put(&mut client, "e", None);
     assert_eq!(keys(&mut client), vec!["a", "d", "e"]);
     client
@@ -295,7 +328,7 @@ fn the_entry_count_follows_every_way_entries_come_and_go() {
         .query_one("SELECT council_cache_invalidate('b')", &[])
         .expect("invalidate");
     put(&mut client, "gone", Some("1 millisecond"));
-    std::thread::sleep(Duration::from_millis(5));
+    expired(&mut client, "gone");
     client
         .query_one("SELECT council_cache_expire()", &[])
         .expect("expire");

@@ -170,7 +170,18 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
     let url = cluster.url("council");
     let canceller = std::thread::spawn(move || {
         let mut other = Client::connect(&url, postgres::NoTls).expect("connect");
-        std::thread::sleep(Duration::from_millis(300));
+        // Cancelled in the middle of its COPY: once COPY reports rows.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while other
+            .query_opt(
+                "SELECT 1 FROM pg_stat_progress_copy WHERE pid = $1 AND tuples_processed > 0",
+                &[&pid],
+            )
+            .expect("progress")
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "the import never started copying");
+        }
         let sent = Instant::now();
         let cancelled: bool = other
             .query_one("SELECT pg_cancel_backend($1)", &[&pid])

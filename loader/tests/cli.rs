@@ -647,7 +647,18 @@ fn tls_follows_libpq_sslmode() {
     admin
         .batch_execute("SELECT pg_reload_conf()")
         .expect("reload");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // A new backend sees the reloaded setting once the postmaster has read it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while cluster
+        .connect("postgres")
+        .expect("connect")
+        .query_one("SELECT current_setting('ssl')", &[])
+        .expect("ssl")
+        .get::<_, String>(0)
+        != "on"
+    {
+        assert!(std::time::Instant::now() < deadline, "ssl never came on");
+    }
 
     let status = |mode: &str, root: Option<&Path>| {
         let mut command = loader();
