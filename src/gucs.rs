@@ -58,11 +58,11 @@ pub fn register() {
     // A postmaster-level setting can only be defined while the postmaster
     // preloads the library; without preloading there is no worker to read it.
     if crate::postgres::backend::preloading() {
-        define_expire_databases();
+        define_worker_settings();
     }
 }
 
-fn define_expire_databases() {
+fn define_worker_settings() {
     GucRegistry::define_string_guc(
         c"llm_council.expire_role",
         c"The role the cache expiry worker connects as.",
