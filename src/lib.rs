@@ -4,6 +4,7 @@
 ::pgrx::pg_module_magic!(name, version);
 
 mod cache;
+mod council;
 mod error;
 mod export;
 mod gucs;

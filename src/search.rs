@@ -1,22 +1,12 @@
 //! Full-text search over the council's deliberations: `council_search`,
 //! and the documents its row triggers keep current, all in
 //! `sql/search.sql` (PL/pgSQL, with plans cached per session). What is Rust
-//! here is what SQL cannot hold: the import's deferral of its documents.
-//!
-//! Parsing text into documents costs several times what importing it does.
-//! An import that fills empty tables therefore defers their documents: the
-//! triggers skip its inserts (`council_search_deferred`), and the import
-//! then parses every row at once with `council_search_fill`, which lets
-//! parallel workers share the parsing.
+//! here is what SQL cannot hold: whether the import has deferred a table's
+//! documents (`council::search_documents` keeps that).
 
-use std::cell::RefCell;
-
-use council_app::QuotedIdentifier;
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::import::access::CouncilTable;
-use crate::postgres::{backend, spi};
+use crate::council::search_documents;
 
 extension_sql_file!(
     "../sql/search.sql",
@@ -24,91 +14,11 @@ extension_sql_file!(
     requires = ["schema", council_search_deferred]
 );
 
-/// The tables whose inserts have no documents yet, and the (sub)transaction
-/// that defers them: nothing outside it can be skipped, whatever ends it.
-struct Deferral {
-    transaction: pg_sys::LocalTransactionId,
-    subtransaction: pg_sys::SubTransactionId,
-    relids: Vec<pg_sys::Oid>,
-}
-
-thread_local! {
-    static DEFERRED: RefCell<Option<Deferral>> = const { RefCell::new(None) };
-}
-
 /// Whether the search triggers skip this insert into `table`: only inside
 /// the import that deferred it, which indexes the table's rows itself
 /// before it returns. Anyone may ask; no one but the import can say yes.
 #[pg_extern(volatile, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn council_search_deferred(table: pg_sys::Oid) -> bool {
-    DEFERRED.with(|deferred| {
-        deferred.borrow().as_ref().is_some_and(|d| {
-            d.transaction == backend::local_transaction()
-                && d.subtransaction == backend::current_subtransaction()
-                && d.relids.contains(&table)
-        })
-    })
-}
-
-/// The search triggers skip the inserts into `relids` until this is
-/// dropped (also when an error unwinds past it).
-#[must_use]
-pub struct Deferred(());
-
-pub fn defer(relids: Vec<pg_sys::Oid>) -> Deferred {
-    DEFERRED.with(|deferred| {
-        *deferred.borrow_mut() = Some(Deferral {
-            transaction: backend::local_transaction(),
-            subtransaction: backend::current_subtransaction(),
-            relids,
-        });
-    });
-    Deferred(())
-}
-
-impl Drop for Deferred {
-    fn drop(&mut self) {
-        DEFERRED.with(|deferred| *deferred.borrow_mut() = None);
-    }
-}
-
-/// The tables the search documents come from.
-pub const SEARCHED_TABLES: [&str; 4] = [
-    "conversations",
-    "messages",
-    "stage1_responses",
-    "stage3_synthesis",
-];
-
-/// The searched tables among `tables` with no page at all (new, or
-/// truncated): an import fills them, and indexes them in bulk. A table
-/// emptied by DELETE keeps its pages and the triggers index it row set by
-/// row set; either way every row ends with its document.
-pub fn empty_tables(tables: &[CouncilTable]) -> Result<Vec<pg_sys::Oid>, ErrorReport> {
-    let mut empty = Vec::new();
-    for table in tables.iter().filter(|t| SEARCHED_TABLES.contains(&t.name)) {
-        let pageless = spi::read_one::<bool>(
-            "SELECT pg_catalog.pg_relation_size($1) OPERATOR(pg_catalog.=) 0",
-            &[table.relid.into()],
-        )?
-        .unwrap_or(false);
-        if pageless {
-            empty.push(table.relid);
-        }
-    }
-    Ok(empty)
-}
-
-/// Gives every row of `tables` that has none its search document, in one
-/// statement per table (see `council_search_fill`).
-pub fn fill(schema: &QuotedIdentifier, tables: &[pg_sys::Oid]) -> Result<(), ErrorReport> {
-    if tables.is_empty() {
-        return Ok(());
-    }
-    spi::write(
-        &format!("SELECT {schema}.council_search_fill($1::pg_catalog.regclass[])"),
-        &[tables.to_vec().into()],
-    )?;
-    Ok(())
+    search_documents::is_deferred(table)
 }

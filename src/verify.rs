@@ -7,13 +7,13 @@ use std::path::Path;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use crate::council::compare::Target;
+use crate::council::decision::Existing;
+use crate::council::read::RowReader;
+use crate::council::row;
+use crate::council::source::{Source, TableLayout};
+use crate::council::{access, source, upload};
 use crate::error::Error;
-use crate::import::compare::Target;
-use crate::import::decision::Existing;
-use crate::import::read::RowReader;
-use crate::import::row;
-use crate::import::source::{Source, TableLayout};
-use crate::import::{self, access};
 use crate::postgres::{backend, extension};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub fn run_verify(path: &Path) -> Result<Vec<TableVerification>, ErrorReport> {
         "SELECT",
         "council_verify reads the rows",
     )?;
-    let source = import::open_source(path)?;
+    let source = source::open_on_server(path)?;
     let layout = source.layout()?;
     source.begin_snapshot()?;
     let results = layout
@@ -130,7 +130,7 @@ fn council_verify_path(
     >,
     ErrorReport,
 > {
-    import::access::check_server_file_access("council_verify")?;
+    access::check_server_file_access("council_verify")?;
     Ok(rows(run_verify(Path::new(path))?))
 }
 
@@ -151,7 +151,7 @@ fn council_verify_upload(
     >,
     ErrorReport,
 > {
-    let file = import::upload::store(data, pg_sys::ACL_SELECT, "SELECT")?;
+    let file = upload::store(data, pg_sys::ACL_SELECT, "SELECT")?;
     let results = run_verify(file.path())?;
     drop(file);
     Ok(rows(results))
@@ -173,7 +173,7 @@ fn council_verify_streamed() -> Result<
     >,
     ErrorReport,
 > {
-    let path = import::upload::current_path()?;
+    let path = upload::current_path()?;
     Ok(rows(run_verify(&path)?))
 }
 

@@ -24,10 +24,10 @@ use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use crate::council::access::{self, CouncilTable};
+use crate::council::catalog::TABLES;
+use crate::council::{digest, record};
 use crate::error::report;
-use crate::import::access::{self, CouncilTable};
-use crate::import::tables::TABLES;
-use crate::import::{digest, record};
 use crate::postgres::backend::{self, ActiveSnapshot};
 use crate::postgres::{extension, temp_space};
 use crate::sqlstate::{self, SqlState};

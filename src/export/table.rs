@@ -10,7 +10,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
 
 use super::file::ExportFile;
 use super::ExportError;
-use crate::import::tables::{Kind, Table};
+use crate::council::catalog::{Kind, Table};
 use crate::mapping::timestamp::Timestamp;
 use crate::postgres::interrupts;
 use crate::postgres::scan::TableScan;

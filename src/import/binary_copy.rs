@@ -2,7 +2,7 @@
 //! of length-prefixed fields in each type's binary send format, a trailer.
 //! Binary values skip the text parsing a CSV load pays for. Pure Rust.
 
-use super::row::Value;
+use crate::council::row::Value;
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 

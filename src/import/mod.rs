@@ -13,19 +13,10 @@
 //! first, and its guard refuses to overwrite or delete what was not written
 //! by an import.
 
-pub mod access;
 mod binary_copy;
-pub mod compare;
-pub mod decision;
-pub mod digest;
-pub mod read;
-pub mod record;
 mod rejects;
-pub mod row;
 mod sequences;
-pub mod source;
 mod table;
-pub mod tables;
 pub mod trigger_skip;
 pub mod upload;
 
@@ -36,12 +27,14 @@ use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use crate::council;
+use crate::council::decision::KeySet;
+use crate::council::record::TableReport;
+use crate::council::source::SourceError;
+use crate::council::{access, catalog, compare, digest, record, row, search_documents, source};
 use crate::error::{report, Error};
 use crate::postgres::backend::{self, ActiveSnapshot};
-use crate::postgres::{extension, interrupts, subtransaction, temp_space};
-use crate::search;
-use decision::KeySet;
-use source::{Source, SourceError};
+use crate::postgres::{extension, subtransaction};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -75,31 +68,6 @@ impl Mode {
     }
 }
 
-/// What happened to one source table's rows.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TableReport {
-    pub table: &'static str,
-    pub source_rows: i64,
-    /// inserted: rows the target did not have
-    pub imported: i64,
-    /// left as they are: identical rows already present
-    pub skipped: i64,
-    pub rejected: i64,
-    /// sync: rows written over with the file's version
-    pub updated: i64,
-    /// sync: rows the file does not have
-    pub deleted: i64,
-}
-
-impl TableReport {
-    fn empty(table: &'static str) -> TableReport {
-        TableReport {
-            table,
-            ..TableReport::default()
-        }
-    }
-}
-
 impl From<SourceError> for ErrorReport {
     fn from(err: SourceError) -> ErrorReport {
         report(
@@ -127,22 +95,7 @@ pub struct Run {
     /// sync: who wrote the target's rows, for the guard
     provenance: Option<compare::Provenance>,
     /// sync: each table's rows to delete, in dependency order
-    absent: Vec<(&'static tables::Table, Vec<row::Key>)>,
-}
-
-/// Opens the file for reading; a copy it needs goes to the server's
-/// temporary space.
-pub fn open_source(path: &Path) -> Result<Source, ErrorReport> {
-    Source::open(path, Some(interrupts::pending), &temp_space::private_dir).map_err(|err| {
-        let mut report = ErrorReport::from(err);
-        if path.is_relative() {
-            report = report.set_detail(format!(
-                "a relative path is taken from the server's data directory: {}",
-                backend::data_directory().join(path).display()
-            ));
-        }
-        report
-    })
+    absent: Vec<(&'static catalog::Table, Vec<row::Key>)>,
 }
 
 /// Strict mode refuses a file with columns the council schema lacks: their
@@ -173,7 +126,7 @@ pub fn run_import(
     let schema = extension::schema()?;
     let tables = access::council_relids(&schema)?;
     access::check_import(&schema, &tables, mode == Mode::Sync)?;
-    let source = open_source(path)?;
+    let source = source::open_on_server(path)?;
     let layout = source.layout()?;
     if mode != Mode::Quarantine {
         refuse_extra_columns(&layout)?;
@@ -214,9 +167,9 @@ pub fn run_import(
     };
     // The searched tables this import fills from empty get their search
     // documents in bulk, after their rows (see `search`).
-    let indexed_in_bulk = search::empty_tables(&tables)?;
+    let indexed_in_bulk = search_documents::empty_tables(&tables)?;
     let import_all = |run: &mut Run| -> Result<Vec<TableReport>, ErrorReport> {
-        let deferred = search::defer(indexed_in_bulk.clone());
+        let deferred = search_documents::defer(indexed_in_bulk.clone());
         let mut reports = layout
             .iter()
             .map(|table_layout| table::import(run, &source, table_layout))
@@ -225,7 +178,7 @@ pub fn run_import(
         drop(deferred);
         // A dry run's rows are rolled back: they need no documents.
         if !dry_run {
-            search::fill(&run.schema, &indexed_in_bulk)?;
+            search_documents::fill(&run.schema, &indexed_in_bulk)?;
         }
         table::delete_absent(run, &mut reports)?;
         Ok(reports)
@@ -323,7 +276,7 @@ fn council_import_upload(
     ErrorReport,
 > {
     let mode = Mode::parse(mode)?;
-    let file = upload::store(data, pg_sys::ACL_INSERT, "INSERT")?;
+    let file = council::upload::store(data, pg_sys::ACL_INSERT, "INSERT")?;
     let reports = run_import(file.path(), record::UPLOAD, mode, dry_run)?;
     drop(file);
     Ok(rows(reports))
@@ -351,7 +304,7 @@ fn council_import_streamed(
     ErrorReport,
 > {
     let mode = Mode::parse(mode)?;
-    let path = upload::current_path()?;
+    let path = council::upload::current_path()?;
     Ok(rows(run_import(&path, record::UPLOAD, mode, dry_run)?))
 }
 

@@ -6,8 +6,8 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use rusqlite::types::ValueRef;
 
-use super::row::{self, Problem};
-use super::tables::Table;
+use crate::council::catalog::Table;
+use crate::council::row::{self, Problem};
 use crate::postgres::spi;
 
 pub struct Reject {

@@ -5,7 +5,7 @@ use council_app::QuotedIdentifier;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use super::tables::{Kind, TABLES};
+use crate::council::catalog::{Kind, TABLES};
 use crate::postgres::spi;
 
 pub fn advance(schema: &QuotedIdentifier) -> Result<(), ErrorReport> {

@@ -20,8 +20,8 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use super::access::{may_set_replication_role, CouncilTable};
-use super::tables::TABLES;
+use crate::council::access::{may_set_replication_role, CouncilTable};
+use crate::council::catalog::TABLES;
 use crate::postgres::{backend, spi};
 
 /// The triggers on the council tables are exactly those of the extension's

@@ -18,9 +18,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use super::catalog::{Kind, Table};
 use super::decision::Existing;
 use super::row::{Key, Value};
-use super::tables::{Kind, Table};
 use crate::mapping::jsonb::Document;
 use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
 use crate::postgres::stored_row::StoredRow;
@@ -427,7 +427,7 @@ mod tests {
     #[test]
     fn a_conversation_update_writes_its_legacy_id_too() {
         use super::{update_query, QuotedIdentifier};
-        use crate::import::tables::by_name;
+        use crate::council::catalog::by_name;
         let table = by_name("conversations").unwrap_or_else(|| unreachable!());
         let schema = QuotedIdentifier::new("public");
         let update = update_query(&schema, table);

@@ -5,10 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use council_app::QuotedIdentifier;
+use pgrx::pg_sys::panic::ErrorReport;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-use super::tables::{Table, TABLES};
+use super::catalog::{Table, TABLES};
+use crate::postgres::{backend, interrupts, temp_space};
 use crate::sqlstate::{self, SqlState};
 
 #[derive(Debug, thiserror::Error)]
@@ -405,6 +407,21 @@ impl Source {
             .chain(layout.extra_columns.iter().cloned())
             .collect()
     }
+}
+
+/// Opens the file for reading; a copy it needs goes to the server's
+/// temporary space.
+pub fn open_on_server(path: &Path) -> Result<Source, ErrorReport> {
+    Source::open(path, Some(interrupts::pending), &temp_space::private_dir).map_err(|err| {
+        let mut report = ErrorReport::from(err);
+        if path.is_relative() {
+            report = report.set_detail(format!(
+                "a relative path is taken from the server's data directory: {}",
+                backend::data_directory().join(path).display()
+            ));
+        }
+        report
+    })
 }
 
 #[cfg(test)]

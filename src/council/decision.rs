@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
+use super::catalog::Table;
 use super::row::{Key, Problem, Value};
-use super::tables::Table;
 use crate::mapping;
 use crate::sqlstate::{self, SqlState};
 
@@ -317,7 +317,7 @@ impl Decider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::tables::by_name;
+    use crate::council::catalog::by_name;
     use std::borrow::Cow;
 
     fn messages() -> &'static Table {

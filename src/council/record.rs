@@ -14,9 +14,33 @@ use pgrx::prelude::*;
 
 use super::access;
 use super::compare::Provenance;
-use super::TableReport;
 use crate::error::Error;
 use crate::postgres::{backend, spi};
+
+/// What happened to one source table's rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableReport {
+    pub table: &'static str,
+    pub source_rows: i64,
+    /// inserted: rows the target did not have
+    pub imported: i64,
+    /// left as they are: identical rows already present
+    pub skipped: i64,
+    pub rejected: i64,
+    /// sync: rows written over with the file's version
+    pub updated: i64,
+    /// sync: rows the file does not have
+    pub deleted: i64,
+}
+
+impl TableReport {
+    pub fn empty(table: &'static str) -> TableReport {
+        TableReport {
+            table,
+            ..TableReport::default()
+        }
+    }
+}
 
 /// What `source` says for a file uploaded by the client.
 pub const UPLOAD: &str = "upload";

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use rusqlite::types::ValueRef;
 use uuid::Uuid;
 
-use super::tables::{Column, Kind, Table};
+use super::catalog::{Column, Kind, Table};
 use crate::mapping::{self, text, timestamp::Timestamp};
 use crate::sqlstate::{self, SqlState};
 
@@ -336,7 +336,7 @@ fn hex_object(bytes: &[u8], sqlite_type: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::tables::by_name;
+    use crate::council::catalog::by_name;
 
     fn column(table: &str, name: &str) -> Column {
         let table = by_name(table).expect("table");
@@ -470,7 +470,7 @@ mod tests {
         // never panics (a panic in a backend is an XX000 for the DBA).
         #[test]
         fn every_column_maps_any_value_without_panicking(value in any_value(), column in 0usize..80) {
-            let columns: Vec<&Column> = crate::import::tables::TABLES.iter().flat_map(|t| t.columns.iter()).collect();
+            let columns: Vec<&Column> = crate::council::catalog::TABLES.iter().flat_map(|t| t.columns.iter()).collect();
             let column = columns[column % columns.len()];
             let value_ref = rusqlite::types::ValueRef::from(&value);
             match map_value(column, value_ref) {

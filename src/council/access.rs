@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 
 use council_app::QuotedIdentifier;
 
-use super::tables::{Kind, TABLES};
+use super::catalog::{Kind, TABLES};
 use crate::error::Error;
 use crate::postgres::backend::{self, ServerFiles};
 use crate::postgres::{extension, spi};
