@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use native_tls::{Certificate, Protocol, TlsConnector};
+use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use postgres::config::{
     ChannelBinding, Host, LoadBalanceHosts, SslMode, SslNegotiation, TargetSessionAttrs,
 };
@@ -1091,7 +1092,9 @@ pub fn describe(config: &Config) -> String {
             Host::Tcp(name) => name.clone(),
             // libpq takes a socket directory as the host, its slashes
             // percent-encoded so that they do not end the host part.
-            Host::Unix(path) => percent_encoded(path.as_os_str().as_bytes()),
+            Host::Unix(path) => {
+                percent_encode(path.as_os_str().as_bytes(), URL_ESCAPED).to_string()
+            }
         })
         .unwrap_or_else(|| "localhost".into());
     let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -1109,18 +1112,13 @@ pub fn describe(config: &Config) -> String {
     )
 }
 
-/// Every byte but RFC 3986's unreserved characters as `%XX`.
-fn percent_encoded(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(byte).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
-}
+/// RFC 3986's unreserved characters stay as they are; every other byte
+/// is `%XX`, as libpq's URLs take them.
+const URL_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Whether the server runs on this machine, so that files here are files
 /// there; a hostaddr is where the connection goes.
