@@ -16,166 +16,99 @@ mod tests {
             .expect("count returned NULL")
     }
 
+    /// A table's columns as the catalog has them: name, type as
+    /// `format_type` prints it, NOT NULL; in order.
+    fn catalog_columns(table: &str) -> Vec<(String, String, bool)> {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull
+                     FROM pg_attribute
+                     WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+                     ORDER BY attnum",
+                    None,
+                    &[table.into()],
+                )?
+                .map(|row| {
+                    Ok((
+                        row.get::<String>(1)?.unwrap_or_default(),
+                        row.get::<String>(2)?.unwrap_or_default(),
+                        row.get::<bool>(3)?.unwrap_or_default(),
+                    ))
+                })
+                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .expect("reading the catalog failed")
+    }
+
+    /// The council tables are what the import's table list says, column
+    /// for column: name, type, NOT NULL and order. (The list is checked
+    /// against the app's DDL in `council::catalog`'s tests.)
     #[pg_test]
-    fn every_table_has_its_column_types() {
-        let expected: &[(&str, &[(&str, &str)])] = &[
-            (
-                "conversations",
-                &[
-                    ("id", "uuid"),
-                    ("legacy_id", "text"),
-                    ("title", "text"),
-                    ("created_at", "timestamp with time zone"),
-                    ("updated_at", "timestamp with time zone"),
-                    ("is_pinned", "boolean"),
-                    ("is_hidden", "boolean"),
-                    ("message_count", "integer"),
-                ],
-            ),
-            (
-                "messages",
-                &[
-                    ("id", "bigint"),
-                    ("conversation_id", "uuid"),
-                    ("role", "text"),
-                    ("content", "text"),
-                    ("created_at", "timestamp with time zone"),
-                ],
-            ),
-            (
-                "stage1_responses",
-                &[
-                    ("id", "bigint"),
-                    ("message_id", "bigint"),
-                    ("model", "text"),
-                    ("response", "text"),
-                    ("confidence", "double precision"),
-                    ("base_model", "text"),
-                    ("sample_id", "integer"),
-                    ("created_at", "timestamp with time zone"),
-                ],
-            ),
-            (
-                "stage2_rankings",
-                &[
-                    ("id", "bigint"),
-                    ("message_id", "bigint"),
-                    ("evaluator_model", "text"),
-                    ("raw_ranking", "text"),
-                    ("parsed_ranking", "jsonb"),
-                    ("debate_round", "integer"),
-                    ("rubric_scores", "jsonb"),
-                    ("created_at", "timestamp with time zone"),
-                ],
-            ),
-            (
-                "stage3_synthesis",
-                &[
-                    ("id", "bigint"),
-                    ("message_id", "bigint"),
-                    ("chairman_model", "text"),
-                    ("response", "text"),
-                    ("meta_evaluation", "text"),
-                    ("created_at", "timestamp with time zone"),
-                ],
-            ),
-            (
-                "deliberation_metadata",
-                &[
-                    ("id", "bigint"),
-                    ("message_id", "bigint"),
-                    ("label_to_model", "jsonb"),
-                    ("aggregate_rankings", "jsonb"),
-                    ("consensus", "jsonb"),
-                    ("features", "jsonb"),
-                    ("stage1_consensus", "jsonb"),
-                    ("debate_history", "jsonb"),
-                    ("voting_method", "text"),
-                    ("created_at", "timestamp with time zone"),
-                ],
-            ),
-            (
-                "api_keys",
-                &[
-                    ("id", "bigint"),
-                    ("key_hash", "text"),
-                    ("key_prefix", "character varying(12)"),
-                    ("name", "text"),
-                    ("created_at", "timestamp with time zone"),
-                    ("last_used_at", "timestamp with time zone"),
-                    ("expires_at", "timestamp with time zone"),
-                    ("is_active", "boolean"),
-                    ("rate_limit_override", "integer"),
-                    ("permissions", "jsonb"),
-                    ("metadata", "jsonb"),
-                ],
-            ),
-            (
-                "api_key_audit_log",
-                &[
-                    ("id", "bigint"),
-                    ("api_key_id", "bigint"),
-                    ("action", "text"),
-                    ("endpoint", "text"),
-                    ("ip_address", "text"),
-                    ("user_agent", "text"),
-                    ("request_id", "text"),
-                    ("created_at", "timestamp with time zone"),
-                ],
-            ),
+    fn every_council_table_is_its_table_list() {
+        use crate::council::catalog::{Kind, TABLES};
+        for table in &TABLES {
+            let mut expected = Vec::new();
+            for column in table.columns {
+                let sql_type = match column.kind {
+                    Kind::Text {
+                        max_chars: Some(n), ..
+                    } => format!("character varying({n})"),
+                    Kind::Timestamp => "timestamp with time zone".to_owned(),
+                    other => other.sql_type().to_owned(),
+                };
+                expected.push((column.name.to_owned(), sql_type, column.not_null));
+                if column.kind == Kind::ConversationId {
+                    expected.push(("legacy_id".to_owned(), "text".to_owned(), false));
+                }
+            }
+            assert_eq!(
+                catalog_columns(table.name),
+                expected,
+                "columns of {}",
+                table.name
+            );
+        }
+    }
+
+    /// The tables of the extension's own, beside the council tables.
+    #[pg_test]
+    fn the_cache_and_rejects_tables_have_their_columns() {
+        let expected: &[(&str, &[(&str, &str, bool)])] = &[
             (
                 "response_cache",
                 &[
-                    ("id", "bigint"),
-                    ("cache_key", "text"),
-                    ("query_hash", "text"),
-                    ("stage1_data", "jsonb"),
-                    ("stage2_data", "jsonb"),
-                    ("stage3_data", "jsonb"),
-                    ("metadata", "jsonb"),
-                    ("created_at", "timestamp with time zone"),
-                    ("expires_at", "timestamp with time zone"),
-                    ("hit_count", "bigint"),
-                    ("last_hit_at", "timestamp with time zone"),
+                    ("id", "bigint", true),
+                    ("cache_key", "text", true),
+                    ("query_hash", "text", true),
+                    ("stage1_data", "jsonb", false),
+                    ("stage2_data", "jsonb", false),
+                    ("stage3_data", "jsonb", false),
+                    ("metadata", "jsonb", false),
+                    ("created_at", "timestamp with time zone", true),
+                    ("expires_at", "timestamp with time zone", false),
+                    ("hit_count", "bigint", true),
+                    ("last_hit_at", "timestamp with time zone", false),
                 ],
             ),
             (
                 "council_import_rejects",
                 &[
-                    ("id", "bigint"),
-                    ("source_table", "text"),
-                    ("source_id", "text"),
-                    ("reason", "text"),
-                    ("row", "jsonb"),
-                    ("rejected_at", "timestamp with time zone"),
+                    ("id", "bigint", true),
+                    ("source_table", "text", true),
+                    ("source_id", "text", false),
+                    ("reason", "text", true),
+                    ("row", "jsonb", true),
+                    ("rejected_at", "timestamp with time zone", true),
                 ],
             ),
         ];
         for (table, columns) in expected {
-            let actual: Vec<(String, String)> = Spi::connect(|client| {
-                client
-                    .select(
-                        "SELECT attname::text, format_type(atttypid, atttypmod)
-                         FROM pg_attribute
-                         WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
-                         ORDER BY attnum",
-                        None,
-                        &[(*table).into()],
-                    )?
-                    .map(|row| {
-                        Ok((
-                            row.get::<String>(1)?.unwrap_or_default(),
-                            row.get::<String>(2)?.unwrap_or_default(),
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-            })
-            .expect("reading the catalog failed");
-            let expected: Vec<(String, String)> = columns
+            let expected: Vec<(String, String, bool)> = columns
                 .iter()
-                .map(|(c, t)| ((*c).to_owned(), (*t).to_owned()))
+                .map(|(c, t, n)| ((*c).to_owned(), (*t).to_owned(), *n))
                 .collect();
-            assert_eq!(actual, expected, "columns of {table}");
+            assert_eq!(catalog_columns(table), expected, "columns of {table}");
         }
     }
 

@@ -291,6 +291,40 @@ mod tests {
         assert_eq!(names, council_app::tables::COUNCIL);
     }
 
+    /// The table list is the app's own DDL, column for column: names in
+    /// order, and each NOT NULL the app declares is one here too.
+    #[test]
+    fn every_table_is_the_apps_table_column_for_column() {
+        let app = rusqlite::Connection::open_in_memory().expect("sqlite");
+        app.execute_batch(council_app::ddl::DDL_V1)
+            .expect("the app's DDL");
+        app.execute_batch(council_app::ddl::DDL_V2_EXTRA)
+            .expect("the app's v2 DDL");
+        for table in &TABLES {
+            let mut statement = app
+                .prepare(&format!(
+                    "SELECT name, \"notnull\" FROM pragma_table_info('{}')",
+                    table.name
+                ))
+                .expect("table_info");
+            let declared: Vec<(String, bool)> = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("columns");
+            let names: Vec<&str> = declared.iter().map(|(name, _)| name.as_str()).collect();
+            let listed: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+            assert_eq!(names, listed, "the columns of {}", table.name);
+            for (column, (name, not_null)) in table.columns.iter().zip(&declared) {
+                assert!(
+                    !*not_null || column.not_null,
+                    "{}.{name} is NOT NULL in the app, not in the list",
+                    table.name
+                );
+            }
+        }
+    }
+
     #[test]
     fn parents_come_before_their_children() {
         for (i, table) in TABLES.iter().enumerate() {
