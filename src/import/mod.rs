@@ -98,6 +98,40 @@ pub struct Run {
     absent: Vec<(&'static catalog::Table, Vec<row::Key>)>,
 }
 
+impl Run {
+    /// A run over the locked `tables`: whether their foreign keys are
+    /// checked here, and, for a sync, who wrote their rows.
+    fn new(
+        schema: QuotedIdentifier,
+        tables: &[access::CouncilTable],
+        mode: Mode,
+    ) -> Result<Run, ErrorReport> {
+        let skip_fk_triggers = trigger_skip::foreign_keys_checked_here(tables)?;
+        pgrx::debug1!(
+            "llm_council import: foreign keys checked by {}",
+            if skip_fk_triggers {
+                "the import (PostgreSQL's per-row triggers skipped)"
+            } else {
+                "PostgreSQL's per-row triggers"
+            }
+        );
+        let provenance = match mode {
+            Mode::Sync => Some(record::provenance(&schema)?),
+            _ => None,
+        };
+        Ok(Run {
+            schema,
+            relids: tables.iter().map(|t| (t.name, t.relid)).collect(),
+            mode,
+            skip_fk_triggers,
+            present: HashMap::new(),
+            rejected: HashMap::new(),
+            provenance,
+            absent: Vec::new(),
+        })
+    }
+}
+
 /// Strict mode refuses a file with columns the council schema lacks: their
 /// values would be lost.
 fn refuse_extra_columns(layout: &[source::TableLayout]) -> Result<(), ErrorReport> {
@@ -142,29 +176,7 @@ pub fn run_import(
     // Read what the tables hold as of now, after the locks: writers that
     // committed while we waited for them are seen.
     let snapshot = ActiveSnapshot::take();
-    let skip_fk_triggers = trigger_skip::foreign_keys_checked_here(&tables)?;
-    pgrx::debug1!(
-        "llm_council import: foreign keys checked by {}",
-        if skip_fk_triggers {
-            "the import (PostgreSQL's per-row triggers skipped)"
-        } else {
-            "PostgreSQL's per-row triggers"
-        }
-    );
-    let provenance = match mode {
-        Mode::Sync => Some(record::provenance(&schema)?),
-        _ => None,
-    };
-    let mut run = Run {
-        schema,
-        relids: tables.iter().map(|t| (t.name, t.relid)).collect(),
-        mode,
-        skip_fk_triggers,
-        present: HashMap::new(),
-        rejected: HashMap::new(),
-        provenance,
-        absent: Vec::new(),
-    };
+    let mut run = Run::new(schema, &tables, mode)?;
     // The searched tables this import fills from empty get their search
     // documents in bulk, after their rows (see `search`).
     let indexed_in_bulk = search_documents::empty_tables(&tables)?;

@@ -188,6 +188,21 @@ fn child_matches(node: &Node<'_>, children: &Children<'_>, index: usize) -> Opti
 /// NumericShort or NumericLong, digits in base 10,000). None for the special
 /// values, which jsonb never holds, and for bytes that are not a numeric.
 fn numeric_text(varlena: &[u8]) -> Option<String> {
+    numeric_var(varlena).map(|var| var.text())
+}
+
+/// A numeric as numeric.c's NumericVar holds it: sign, display scale,
+/// weight of the first base-10000 digit, and the digits.
+struct NumericVar {
+    negative: bool,
+    dscale: u16,
+    weight: i32,
+    digits: Vec<i32>,
+}
+
+/// The numeric stored in `varlena` (short or long header); None for NaN
+/// and the infinities, and on machines other than little-endian ones.
+fn numeric_var(varlena: &[u8]) -> Option<NumericVar> {
     const NUMERIC_SIGN_MASK: u16 = 0xC000;
     const NUMERIC_NEG: u16 = 0x4000;
     const NUMERIC_SHORT: u16 = 0x8000;
@@ -238,50 +253,62 @@ fn numeric_text(varlena: &[u8]) -> Option<String> {
             4,
         ),
     };
-    let digits: Vec<i32> = body
+    let digits = body
         .get(digits_at..)?
         .chunks_exact(2)
         .filter_map(|pair| <[u8; 2]>::try_from(pair).ok())
         .map(|pair| i32::from(i16::from_ne_bytes(pair)))
         .collect();
-    let digit = |d: i32| -> i32 {
+    Some(NumericVar {
+        negative,
+        dscale,
+        weight,
+        digits,
+    })
+}
+
+impl NumericVar {
+    fn digit(&self, d: i32) -> i32 {
         usize::try_from(d)
             .ok()
-            .and_then(|d| digits.get(d).copied())
+            .and_then(|d| self.digits.get(d).copied())
             .unwrap_or(0)
-    };
-    // numeric.c's get_str_from_var.
-    let mut text = String::new();
-    if negative {
-        text.push('-');
     }
-    let mut d;
-    if weight < 0 {
-        d = weight + 1;
-        text.push('0');
-    } else {
-        d = 0;
-        while d <= weight {
-            let group = digit(d);
-            if d == 0 {
-                text.push_str(&group.to_string());
-            } else {
-                text.push_str(&format!("{group:04}"));
+
+    /// numeric.c's get_str_from_var.
+    fn text(&self) -> String {
+        let mut text = String::new();
+        if self.negative {
+            text.push('-');
+        }
+        let mut d;
+        if self.weight < 0 {
+            d = self.weight + 1;
+            text.push('0');
+        } else {
+            d = 0;
+            while d <= self.weight {
+                let group = self.digit(d);
+                if d == 0 {
+                    text.push_str(&group.to_string());
+                } else {
+                    text.push_str(&format!("{group:04}"));
+                }
+                d += 1;
             }
-            d += 1;
         }
-    }
-    if dscale > 0 {
-        text.push('.');
-        let mut fraction = String::new();
-        while fraction.len() < usize::from(dscale) {
-            fraction.push_str(&format!("{:04}", digit(d)));
-            d += 1;
+        if self.dscale > 0 {
+            text.push('.');
+            let mut fraction = String::new();
+            while fraction.len() < usize::from(self.dscale) {
+                fraction.push_str(&format!("{:04}", self.digit(d)));
+                d += 1;
+            }
+            fraction.truncate(usize::from(self.dscale));
+            text.push_str(&fraction);
         }
-        fraction.truncate(usize::from(dscale));
-        text.push_str(&fraction);
+        text
     }
-    Some(text)
 }
 
 struct Parser<'a> {

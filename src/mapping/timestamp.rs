@@ -345,7 +345,40 @@ fn parse_iso(text: &str) -> Result<Timestamp, TimestampError> {
         bytes: text.as_bytes(),
         pos: 0,
     };
+    let (year, month, day) = parse_date(&mut cursor)?;
+    let time = if cursor.at_end() {
+        TimeOfDay::default()
+    } else {
+        parse_time(&mut cursor)?
+    };
 
+    // Fields are checked only once the whole shape is known to be right, so
+    // a malformed value gets a format error rather than a range error.
+    if year == 0 {
+        return Err(TimestampError::OutOfRange);
+    }
+    check_field("month", month, 1, 12)?;
+    check_field("day", day, 1, 31)?;
+    let year = i32::try_from(year).map_err(|_| TimestampError::OutOfRange)?;
+    let date = NaiveDate::from_ymd_opt(year, month, day).ok_or(TimestampError::NoSuchDay {
+        year,
+        month,
+        day,
+    })?;
+    check_field("hour", time.hour, 0, 23)?;
+    check_field("minute", time.minute, 0, 59)?;
+    check_field("second", time.second, 0, 59)?;
+    let offset_seconds = time.offset.seconds()?;
+
+    let days = i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE;
+    let local_seconds =
+        days * SECONDS_PER_DAY + i64::from(time.hour * 3600 + time.minute * 60 + time.second);
+    let utc_seconds = local_seconds - offset_seconds;
+    Timestamp::from_unix_micros(utc_seconds * MICROS_PER_SECOND + fraction_micros(time.fraction))
+}
+
+/// `YYYY-MM-DD`, its fields unchecked.
+fn parse_date(cursor: &mut Cursor<'_>) -> Result<(u32, u32, u32), TimestampError> {
     let year_digits = cursor.digit_run();
     match year_digits.len() {
         0 => return Err(syntax(NOT_A_TIMESTAMP)),
@@ -371,79 +404,66 @@ fn parse_iso(text: &str) -> Result<Timestamp, TimestampError> {
     let day = cursor
         .two_digits()
         .ok_or_else(|| syntax("expected a two-digit day"))?;
+    Ok((year, month, day))
+}
 
-    let mut hour = 0;
-    let mut minute = 0;
-    let mut second = 0;
-    let mut fraction: &[u8] = &[];
-    let mut offset = Offset::default();
-    if !cursor.at_end() {
-        if !matches!(cursor.peek(), Some(b'T' | b't' | b' ')) {
+/// The time after a date, its fields unchecked: midnight UTC when the
+/// date stands alone.
+#[derive(Default)]
+struct TimeOfDay<'a> {
+    hour: u32,
+    minute: u32,
+    second: u32,
+    fraction: &'a [u8],
+    offset: Offset,
+}
+
+/// `THH:MM[:SS[.ffffff]][Z|±HH[:MM]]` (or a space for the `T`), to the end.
+fn parse_time<'a>(cursor: &mut Cursor<'a>) -> Result<TimeOfDay<'a>, TimestampError> {
+    let mut time = TimeOfDay::default();
+    if !matches!(cursor.peek(), Some(b'T' | b't' | b' ')) {
+        return Err(syntax(
+            "expected 'T' or a space between the date and the time",
+        ));
+    }
+    cursor.pos += 1;
+    time.hour = cursor
+        .two_digits()
+        .ok_or_else(|| syntax("expected a two-digit hour"))?;
+    if !cursor.eat(b':') {
+        return Err(syntax("expected ':' after the hour"));
+    }
+    time.minute = cursor
+        .two_digits()
+        .ok_or_else(|| syntax("expected two-digit minutes"))?;
+    if cursor.eat(b':') {
+        time.second = cursor
+            .two_digits()
+            .ok_or_else(|| syntax("expected two-digit seconds"))?;
+        if cursor.eat(b'.') {
+            time.fraction = cursor.digit_run();
+            if time.fraction.is_empty() || time.fraction.len() > MAX_FRACTION_DIGITS {
+                return Err(syntax(BAD_FRACTION));
+            }
+        }
+    }
+    match cursor.peek() {
+        None => {}
+        Some(b'Z' | b'z') => cursor.pos += 1,
+        Some(sign @ (b'+' | b'-')) => {
+            cursor.pos += 1;
+            time.offset = parse_offset(cursor, sign == b'-')?;
+        }
+        Some(_) => {
             return Err(syntax(
-                "expected 'T' or a space between the date and the time",
+                "unexpected text after the time; expected a UTC offset such as +00:00 or Z",
             ));
         }
-        cursor.pos += 1;
-        hour = cursor
-            .two_digits()
-            .ok_or_else(|| syntax("expected a two-digit hour"))?;
-        if !cursor.eat(b':') {
-            return Err(syntax("expected ':' after the hour"));
-        }
-        minute = cursor
-            .two_digits()
-            .ok_or_else(|| syntax("expected two-digit minutes"))?;
-        if cursor.eat(b':') {
-            second = cursor
-                .two_digits()
-                .ok_or_else(|| syntax("expected two-digit seconds"))?;
-            if cursor.eat(b'.') {
-                fraction = cursor.digit_run();
-                if fraction.is_empty() || fraction.len() > MAX_FRACTION_DIGITS {
-                    return Err(syntax(BAD_FRACTION));
-                }
-            }
-        }
-        match cursor.peek() {
-            None => {}
-            Some(b'Z' | b'z') => cursor.pos += 1,
-            Some(sign @ (b'+' | b'-')) => {
-                cursor.pos += 1;
-                offset = parse_offset(&mut cursor, sign == b'-')?;
-            }
-            Some(_) => {
-                return Err(syntax(
-                    "unexpected text after the time; expected a UTC offset such as +00:00 or Z",
-                ));
-            }
-        }
-        if !cursor.at_end() {
-            return Err(syntax("unexpected text after the UTC offset"));
-        }
     }
-
-    // Fields are checked only once the whole shape is known to be right, so
-    // a malformed value gets a format error rather than a range error.
-    if year == 0 {
-        return Err(TimestampError::OutOfRange);
+    if !cursor.at_end() {
+        return Err(syntax("unexpected text after the UTC offset"));
     }
-    check_field("month", month, 1, 12)?;
-    check_field("day", day, 1, 31)?;
-    let year = i32::try_from(year).map_err(|_| TimestampError::OutOfRange)?;
-    let date = NaiveDate::from_ymd_opt(year, month, day).ok_or(TimestampError::NoSuchDay {
-        year,
-        month,
-        day,
-    })?;
-    check_field("hour", hour, 0, 23)?;
-    check_field("minute", minute, 0, 59)?;
-    check_field("second", second, 0, 59)?;
-    let offset_seconds = offset.seconds()?;
-
-    let days = i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE;
-    let local_seconds = days * SECONDS_PER_DAY + i64::from(hour * 3600 + minute * 60 + second);
-    let utc_seconds = local_seconds - offset_seconds;
-    Timestamp::from_unix_micros(utc_seconds * MICROS_PER_SECOND + fraction_micros(fraction))
+    Ok(time)
 }
 
 fn check_field(field: &'static str, value: u32, min: u32, max: u32) -> Result<(), TimestampError> {
@@ -690,86 +710,89 @@ mod tests {
         assert_eq!(micros("\t1760000000 "), 1_760_000_000_000_000);
     }
 
+    /// Values of a wrong shape, each with the message that says what is
+    /// wrong with it.
+    const SYNTAX_CASES: &[(&str, &str)] = &[
+        ("garbage", NOT_A_TIMESTAMP),
+        ("yesterday", NOT_A_TIMESTAMP),
+        ("now", NOT_A_TIMESTAMP),
+        ("-2026-01-17", NOT_A_TIMESTAMP),
+        ("T10:20:30", NOT_A_TIMESTAMP),
+        ("10:20:30", "expected a four-digit year"),
+        ("202-01-17", "expected a four-digit year"),
+        ("20260117T102030Z", "expected '-' after a four-digit year"),
+        ("2026/01/17", "expected '-' after the year"),
+        ("2026-1-17", "expected a two-digit month"),
+        ("2026-01-7", "expected a two-digit day"),
+        ("2026-011-17", "expected '-' after the month"),
+        ("2026-01", "expected '-' after the month"),
+        (
+            "2026-01-17X10:20:30",
+            "expected 'T' or a space between the date and the time",
+        ),
+        ("2026-01-17  10:20:30", "expected a two-digit hour"),
+        ("2026-01-17T", "expected a two-digit hour"),
+        ("2026-01-17T1:20:30", "expected a two-digit hour"),
+        ("2026-01-17T10", "expected ':' after the hour"),
+        ("2026-01-17T10:2", "expected two-digit minutes"),
+        ("2026-01-17T10:20:3", "expected two-digit seconds"),
+        ("2026-01-17T10:20:30.", BAD_FRACTION),
+        ("2026-01-17T10:20:30.1234567890", BAD_FRACTION),
+        ("2026-01-17T10:20:30.Z", BAD_FRACTION),
+        (
+            "2026-01-17T10:20:30,5",
+            "unexpected text after the time; expected a UTC offset such as +00:00 or Z",
+        ),
+        (
+            "2026-01-17T10:20:30 +00:00",
+            "unexpected text after the time; expected a UTC offset such as +00:00 or Z",
+        ),
+        (
+            "2026-01-17T10:20:30 UTC",
+            "unexpected text after the time; expected a UTC offset such as +00:00 or Z",
+        ),
+        ("2026-01-17T10:20:30+2", BAD_OFFSET),
+        ("2026-01-17T10:20:30+", BAD_OFFSET),
+        ("2026-01-17T10:20:30+02:", BAD_OFFSET),
+        ("2026-01-17T10:20:30+02:0", BAD_OFFSET),
+        ("2026-01-17T10:20:30+02:00:", BAD_OFFSET),
+        ("2026-01-17T10:20:30+02:00:0", BAD_OFFSET),
+        ("2026-01-17T10:20:30+02000", BAD_OFFSET),
+        (
+            "2026-01-17T10:20:30+0200:00",
+            "unexpected text after the UTC offset",
+        ),
+        (
+            "2026-01-17T10:20:30+02:0000",
+            "unexpected text after the UTC offset",
+        ),
+        (
+            "2026-01-17T10:20:30+02Z",
+            "unexpected text after the UTC offset",
+        ),
+        (
+            "2026-01-17T10:20:30ZZ",
+            "unexpected text after the UTC offset",
+        ),
+        (
+            "2026-01-17T10:20:30+00:00Z",
+            "unexpected text after the UTC offset",
+        ),
+        (
+            "2026-01-17T10:20:30+00:00:00.5",
+            "unexpected text after the UTC offset",
+        ),
+        (
+            "2026-01-17T10:20:30Z garbage",
+            "unexpected text after the UTC offset",
+        ),
+        ("2026-01-17 garbage", "expected a two-digit hour"),
+        ("２０２６-01-17", NOT_A_TIMESTAMP),
+    ];
+
     #[test]
     fn syntax_rejections() {
-        let cases = [
-            ("garbage", NOT_A_TIMESTAMP),
-            ("yesterday", NOT_A_TIMESTAMP),
-            ("now", NOT_A_TIMESTAMP),
-            ("-2026-01-17", NOT_A_TIMESTAMP),
-            ("T10:20:30", NOT_A_TIMESTAMP),
-            ("10:20:30", "expected a four-digit year"),
-            ("202-01-17", "expected a four-digit year"),
-            ("20260117T102030Z", "expected '-' after a four-digit year"),
-            ("2026/01/17", "expected '-' after the year"),
-            ("2026-1-17", "expected a two-digit month"),
-            ("2026-01-7", "expected a two-digit day"),
-            ("2026-011-17", "expected '-' after the month"),
-            ("2026-01", "expected '-' after the month"),
-            (
-                "2026-01-17X10:20:30",
-                "expected 'T' or a space between the date and the time",
-            ),
-            ("2026-01-17  10:20:30", "expected a two-digit hour"),
-            ("2026-01-17T", "expected a two-digit hour"),
-            ("2026-01-17T1:20:30", "expected a two-digit hour"),
-            ("2026-01-17T10", "expected ':' after the hour"),
-            ("2026-01-17T10:2", "expected two-digit minutes"),
-            ("2026-01-17T10:20:3", "expected two-digit seconds"),
-            ("2026-01-17T10:20:30.", BAD_FRACTION),
-            ("2026-01-17T10:20:30.1234567890", BAD_FRACTION),
-            ("2026-01-17T10:20:30.Z", BAD_FRACTION),
-            (
-                "2026-01-17T10:20:30,5",
-                "unexpected text after the time; expected a UTC offset such as +00:00 or Z",
-            ),
-            (
-                "2026-01-17T10:20:30 +00:00",
-                "unexpected text after the time; expected a UTC offset such as +00:00 or Z",
-            ),
-            (
-                "2026-01-17T10:20:30 UTC",
-                "unexpected text after the time; expected a UTC offset such as +00:00 or Z",
-            ),
-            ("2026-01-17T10:20:30+2", BAD_OFFSET),
-            ("2026-01-17T10:20:30+", BAD_OFFSET),
-            ("2026-01-17T10:20:30+02:", BAD_OFFSET),
-            ("2026-01-17T10:20:30+02:0", BAD_OFFSET),
-            ("2026-01-17T10:20:30+02:00:", BAD_OFFSET),
-            ("2026-01-17T10:20:30+02:00:0", BAD_OFFSET),
-            ("2026-01-17T10:20:30+02000", BAD_OFFSET),
-            (
-                "2026-01-17T10:20:30+0200:00",
-                "unexpected text after the UTC offset",
-            ),
-            (
-                "2026-01-17T10:20:30+02:0000",
-                "unexpected text after the UTC offset",
-            ),
-            (
-                "2026-01-17T10:20:30+02Z",
-                "unexpected text after the UTC offset",
-            ),
-            (
-                "2026-01-17T10:20:30ZZ",
-                "unexpected text after the UTC offset",
-            ),
-            (
-                "2026-01-17T10:20:30+00:00Z",
-                "unexpected text after the UTC offset",
-            ),
-            (
-                "2026-01-17T10:20:30+00:00:00.5",
-                "unexpected text after the UTC offset",
-            ),
-            (
-                "2026-01-17T10:20:30Z garbage",
-                "unexpected text after the UTC offset",
-            ),
-            ("2026-01-17 garbage", "expected a two-digit hour"),
-            ("２０２６-01-17", NOT_A_TIMESTAMP),
-        ];
-        for (text, problem) in cases {
+        for &(text, problem) in SYNTAX_CASES {
             let e = error(text);
             assert_eq!(e, TimestampError::Syntax { problem }, "{text}");
             assert_eq!(e.sqlstate(), "22007");
