@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing llm_council needs on Debian 12, and only
 # what is missing: clang for bindgen, OpenSSL's headers for council-loader's
-# TLS, lintian and fakeroot for the packages, each PostgreSQL major with its
-# server headers (scripts/postgres.sh says where each comes from), cargo-pgrx
-# in the version Cargo.toml pins, and pgrx's record of every major here.
+# TLS, lintian and fakeroot for the packages, sqlite3 for the tests, each
+# PostgreSQL major with its server headers (scripts/postgres.sh says where
+# each comes from), cargo-pgrx in the version Cargo.toml pins, and pgrx's
+# record of every major here.
 #
 #   scripts/setup.sh            every supported major (15 to 18)
 #   scripts/setup.sh --pg 16    PostgreSQL 16 alone (repeat --pg for more)
@@ -16,7 +17,7 @@ as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
 
 missing=()
-for package in libclang-dev clang sudo pkg-config libssl-dev curl lintian fakeroot; do
+for package in libclang-dev clang sudo pkg-config libssl-dev curl lintian fakeroot sqlite3; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1007,3 +1007,67 @@ fn quarantine_never_attaches_a_row_to_the_wrong_parent() {
         .get(0);
     assert!(reason.contains("conversations row"), "{reason}");
 }
+
+/// After an import, psql prints every id, parent and text of the file as
+/// sqlite3 prints them: the two databases' own clients judge the round
+/// trip, with none of the import's code (its reader, its mapping) between
+/// them.
+#[test]
+fn psql_prints_every_id_and_text_as_sqlite3_prints_it() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "clients");
+    let (path, _) = sample_file(
+        &cluster,
+        "clients",
+        &SampleOptions {
+            conversations: 25,
+            ..SampleOptions::default()
+        },
+    );
+    import(&mut client, &path, "strict").expect("import");
+    // Each query means the same in SQLite and in PostgreSQL.
+    let queries = [
+        "SELECT id || '|' || role || '|' || coalesce(content, '') FROM messages ORDER BY id",
+        "SELECT id || '|' || message_id || '|' || model || '|' || coalesce(response, '') \
+         FROM stage1_responses ORDER BY id",
+        "SELECT id || '|' || message_id || '|' || evaluator_model || '|' || coalesce(raw_ranking, '') \
+         FROM stage2_rankings ORDER BY id",
+        "SELECT id || '|' || message_id || '|' || chairman_model || '|' || coalesce(response, '') \
+         FROM stage3_synthesis ORDER BY id",
+        "SELECT id || '|' || key_hash || '|' || key_prefix || '|' || coalesce(name, '') \
+         FROM api_keys ORDER BY id",
+        "SELECT id || '|' || api_key_id || '|' || action || '|' || coalesce(endpoint, '') \
+         FROM api_key_audit_log ORDER BY id",
+        "SELECT coalesce(title, '') FROM conversations ORDER BY 1",
+    ];
+    for query in queries {
+        let sqlite3 = std::process::Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(&path)
+            .arg(query)
+            .output()
+            .expect("running sqlite3");
+        assert!(
+            sqlite3.status.success(),
+            "sqlite3: {}",
+            String::from_utf8_lossy(&sqlite3.stderr)
+        );
+        let psql = std::process::Command::new(cluster.bin("psql"))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query])
+            .arg(cluster.url_with_passfile("clients"))
+            .output()
+            .expect("running psql");
+        assert!(
+            psql.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&psql.stderr)
+        );
+        let printed = |output: &std::process::Output| {
+            String::from_utf8_lossy(&output.stdout)
+                .trim_end()
+                .to_owned()
+        };
+        assert!(!printed(&sqlite3).is_empty(), "no rows: {query}");
+        assert_eq!(printed(&psql), printed(&sqlite3), "{query}");
+    }
+}
