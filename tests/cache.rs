@@ -57,7 +57,9 @@ fn tick(client: &mut Client) {
 fn expired(client: &mut Client, key: &str) {
     wait_until(
         client,
-        &format!("SELECT clock_timestamp() > expires_at FROM response_cache WHERE cache_key = '{key}'"),
+        &format!(
+            "SELECT clock_timestamp() > expires_at FROM response_cache WHERE cache_key = '{key}'"
+        ),
     );
 }
 

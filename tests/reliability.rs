@@ -180,7 +180,10 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
             .expect("progress")
             .is_none()
         {
-            assert!(Instant::now() < deadline, "the import never started copying");
+            assert!(
+                Instant::now() < deadline,
+                "the import never started copying"
+            );
         }
         let sent = Instant::now();
         let cancelled: bool = other

@@ -457,11 +457,17 @@ fn install_picks_the_build_for_the_servers_major() {
     let url = database(&cluster, "council");
     let mut client = cluster.connect("council").expect("connect");
     let major: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int / 10000", &[])
+        .query_one(
+            "SELECT current_setting('server_version_num')::int / 10000",
+            &[],
+        )
         .expect("version")
         .get(0);
     let library: String = client
-        .query_one("SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'", &[])
+        .query_one(
+            "SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'",
+            &[],
+        )
         .expect("pkglibdir")
         .get(0);
     let share: String = client
@@ -473,7 +479,11 @@ fn install_picks_the_build_for_the_servers_major() {
     let other = if major == 18 { 17 } else { major + 1 };
     let other_build = builds.path().join(format!("llm_council-pg{other}"));
     std::fs::create_dir(&other_build).expect("dir");
-    for name in ["llm_council.control", "llm_council.so", "llm_council--0.2.0.sql"] {
+    for name in [
+        "llm_council.control",
+        "llm_council.so",
+        "llm_council--0.2.0.sql",
+    ] {
         std::fs::write(other_build.join(name), "not this major's").expect("file");
     }
     for dir in [builds.path(), other_build.as_path()] {
@@ -499,11 +509,18 @@ fn install_picks_the_build_for_the_servers_major() {
     // build), that one is taken.
     let own_build = builds.path().join(format!("llm_council-pg{major}"));
     std::fs::create_dir(&own_build).expect("dir");
-    std::fs::copy(Path::new(&library).join("llm_council.so"), own_build.join("llm_council.so"))
-        .expect("copy library");
+    std::fs::copy(
+        Path::new(&library).join("llm_council.so"),
+        own_build.join("llm_council.so"),
+    )
+    .expect("copy library");
     for entry in std::fs::read_dir(Path::new(&share).join("extension")).expect("extension dir") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         if name.starts_with("llm_council") {
             std::fs::copy(&path, own_build.join(&name)).expect("copy");
         }
