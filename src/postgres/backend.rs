@@ -123,14 +123,17 @@ pub fn reload_configuration() {
 
 /// This backend's current top-level transaction, as a number that is new
 /// for each transaction.
+#[cfg(any(feature = "pg15", feature = "pg16"))]
 pub fn local_transaction() -> pg_sys::LocalTransactionId {
     // SAFETY: MyProc is this backend's PGPROC, set up before any SQL runs.
-    #[cfg(any(feature = "pg15", feature = "pg16"))]
-    let lxid = unsafe { (*pg_sys::MyProc).lxid };
-    // SAFETY: as above; 17 moved the id into the PGPROC's virtual one.
-    #[cfg(not(any(feature = "pg15", feature = "pg16")))]
-    let lxid = unsafe { (*pg_sys::MyProc).vxid.lxid };
-    lxid
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+/// See above; 17 moved the number into the PGPROC's virtual transaction id.
+#[cfg(not(any(feature = "pg15", feature = "pg16")))]
+pub fn local_transaction() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is this backend's PGPROC, set up before any SQL runs.
+    unsafe { (*pg_sys::MyProc).vxid.lxid }
 }
 
 /// The transaction's isolation level is READ COMMITTED.

@@ -83,19 +83,25 @@ enum Walk {
     Abandoned,
 }
 
-/// The table's primary key index (a deferrable one does not count: 18
-/// asks, earlier majors never took one).
+/// The table's primary key index.
 ///
 /// # Safety
 /// `heap` is an open relation.
+#[cfg(not(feature = "pg18"))]
 unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
     // SAFETY: the caller's promise.
-    #[cfg(not(feature = "pg18"))]
-    let index = unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap) };
+    unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap) }
+}
+
+/// See above; 18 asks whether a deferrable key counts (it does not here,
+/// as it never did before).
+///
+/// # Safety
+/// `heap` is an open relation.
+#[cfg(feature = "pg18")]
+unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
     // SAFETY: the caller's promise.
-    #[cfg(feature = "pg18")]
-    let index = unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap, false) };
-    index
+    unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap, false) }
 }
 
 /// An index scan with `nkeys` keys and no ordering, not instrumented.
@@ -103,6 +109,7 @@ unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
 /// # Safety
 /// `index` is an open index of the open `heap`; `snapshot` is registered
 /// or active for as long as the scan runs.
+#[cfg(not(feature = "pg18"))]
 unsafe fn begin_index_scan(
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
@@ -110,14 +117,24 @@ unsafe fn begin_index_scan(
     nkeys: std::ffi::c_int,
 ) -> pg_sys::IndexScanDesc {
     // SAFETY: the caller's promise.
-    #[cfg(not(feature = "pg18"))]
-    let scan = unsafe { pg_sys::index_beginscan(heap, index, snapshot, nkeys, 0) };
-    // SAFETY: the caller's promise; 18 takes the scan's instrumentation,
-    // which only EXPLAIN ANALYZE asks for.
-    #[cfg(feature = "pg18")]
-    let scan =
-        unsafe { pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), nkeys, 0) };
-    scan
+    unsafe { pg_sys::index_beginscan(heap, index, snapshot, nkeys, 0) }
+}
+
+/// See above; 18 takes the scan's instrumentation, which only EXPLAIN
+/// ANALYZE asks for.
+///
+/// # Safety
+/// As above.
+#[cfg(feature = "pg18")]
+unsafe fn begin_index_scan(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    nkeys: std::ffi::c_int,
+) -> pg_sys::IndexScanDesc {
+    let uninstrumented = std::ptr::null_mut();
+    // SAFETY: the caller's promise.
+    unsafe { pg_sys::index_beginscan(heap, index, snapshot, uninstrumented, nkeys, 0) }
 }
 
 impl PrimaryKeyLookup {
