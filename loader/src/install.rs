@@ -350,9 +350,11 @@ pub fn server_major(client: &mut postgres::Client) -> Result<u32, InstallError> 
 }
 
 /// Creates the extension, or updates it to the version the server's files
-/// provide.
-pub fn ensure_extension(client: &mut postgres::Client) -> Result<Outcome, InstallError> {
-    let major = server_major(client)?;
+/// provide; `major` is the server's (see [`server_major`]).
+pub fn ensure_extension(
+    client: &mut postgres::Client,
+    major: u32,
+) -> Result<Outcome, InstallError> {
     let available: Option<String> = client
         .query_opt(
             "SELECT default_version FROM pg_available_extensions WHERE name = 'llm_council'",

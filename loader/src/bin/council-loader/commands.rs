@@ -61,14 +61,16 @@ fn install_into(
     from: Option<PathBuf>,
     quiet: bool,
 ) -> Result<(), Failure> {
-    let major = install::server_major(&mut client(server, None)?)?;
-    install_package(server, embedded, from, major)?;
+    // This backend has loaded no library yet: installing the files under
+    // it changes nothing it holds.
     let mut client = client(server, None)?;
+    let major = install::server_major(&mut client)?;
+    install_package(server, embedded, from, major)?;
     if embedded && embedded::preload_library(&mut client)? {
         // The private cluster restarted to preload the library.
         client = self::client(server, None)?;
     }
-    let outcome = install::ensure_extension(&mut client)?;
+    let outcome = install::ensure_extension(&mut client, major)?;
     if !quiet {
         println!("{}", installed(&outcome, &server.describe()));
     }
