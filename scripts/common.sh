@@ -1,5 +1,6 @@
-# Sourced by the scripts beside it: the PostgreSQL majors llm_council
-# supports, and `--pg N` (repeatable) to choose among them.
+# Sourced by the scripts (and bench/run): the PostgreSQL majors llm_council
+# supports, `--pg N` (repeatable) to choose among them, and Debian packages
+# installed only when missing.
 supported_majors=(15 16 17 18)
 
 # Sets `majors` from the arguments: every supported major unless `--pg N`
@@ -30,4 +31,20 @@ pg_config_of() {
     else
         echo "${LLM_COUNCIL_PG_CACHE:-/var/cache/llm_council/postgresql}/$1/bin/pg_config"
     fi
+}
+
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
+
+# Installs those of the Debian packages named that are missing (progress on
+# standard error, so a caller's standard output stays its own).
+apt_install() {
+    local missing=() package
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    echo "setup: installing ${missing[*]}" >&2
+    "${as_root[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >&2
 }

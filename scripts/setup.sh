@@ -13,18 +13,7 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 parse_majors "$@"
 
-as_root=()
-[ "$(id -u)" -eq 0 ] || as_root=(sudo)
-
-missing=()
-for package in libclang-dev clang sudo pkg-config libssl-dev curl lintian fakeroot sqlite3; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup: installing ${missing[*]}"
-    "${as_root[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}"
-fi
+apt_install libclang-dev clang sudo pkg-config libssl-dev curl lintian fakeroot sqlite3
 
 for major in "${majors[@]}"; do
     ./scripts/postgres.sh "$major" >/dev/null
