@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::{give_tree, sample_file};
-use council_app::ddl::{DDL_V1, DDL_V2_EXTRA};
+use council_app::ddl::SCHEMA;
 use council_loader::cluster::Cluster;
 use council_loader::sample::{Journal, SampleOptions, SchemaVersion};
 use postgres::Client;
@@ -80,7 +80,7 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-/// `sqlite_schema` as the app leaves it: what its DDL creates.
+/// `sqlite_schema` as the app leaves it: what its `schema.sql` creates.
 fn schema_of(conn: &rusqlite::Connection) -> Vec<(String, String, String, Option<String>)> {
     let mut statement = conn
         .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid")
@@ -94,9 +94,31 @@ fn schema_of(conn: &rusqlite::Connection) -> Vec<(String, String, String, Option
 
 fn apps_schema() -> Vec<(String, String, String, Option<String>)> {
     let conn = rusqlite::Connection::open_in_memory().expect("memory");
-    conn.execute_batch(DDL_V1).expect("v1");
-    conn.execute_batch(DDL_V2_EXTRA).expect("v2");
+    conn.execute_batch(SCHEMA).expect("the app's schema.sql");
     schema_of(&conn)
+}
+
+/// The app's layout: its columns in order, foreign keys and indexes.
+fn apps_layout() -> Vec<String> {
+    let conn = rusqlite::Connection::open_in_memory().expect("memory");
+    conn.execute_batch(SCHEMA).expect("the app's schema.sql");
+    council_file::layout::describe(&conn).expect("layout")
+}
+
+/// Runs the app's start-up script on a copy of the file, as the app's next
+/// start runs it: it must find everything there and add nothing.
+fn assert_the_apps_start_adds_nothing(path: &Path) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("council.db");
+    std::fs::copy(path, &copy).expect("copy the export");
+    let conn = rusqlite::Connection::open(&copy).expect("open the copy");
+    let before = schema_of(&conn);
+    conn.execute_batch(SCHEMA).expect("the app's start");
+    assert_eq!(
+        schema_of(&conn),
+        before,
+        "the app's start-up script adds nothing"
+    );
 }
 
 /// The export opened as immutable, which leaves nothing beside it.
@@ -127,6 +149,12 @@ fn assert_the_app_runs_on(path: &Path) {
         apps_schema(),
         "the app's schema, text for text"
     );
+    assert_eq!(
+        council_file::layout::describe(&conn).expect("layout"),
+        apps_layout(),
+        "pragma table_info, foreign_key_list, index_list and index_xinfo"
+    );
+    assert_the_apps_start_adds_nothing(path);
     assert_eq!(
         council_file::journal(path).expect("header"),
         council_file::Journal::Wal,

@@ -3,7 +3,7 @@
 //! and no SQLite: `cargo test -p council-app` covers it in milliseconds.
 //!
 //! - [`tables`]: the app's tables in dependency order, and the extension's;
-//! - [`ddl`]: the app's CREATE statements, text for text;
+//! - [`ddl`]: the app's start-up script, `schema.sql`, text for text;
 //! - [`python_json`]: JSON text byte for byte as the app's Python writes it;
 //! - [`identifier`]: SQL identifiers, quoted by construction;
 //! - [`catalog`]: how a client finds the extension in a database.

@@ -23,6 +23,8 @@
 //!   locks, which give one consistent snapshot: the live app keeps those
 //!   files anyway, and nothing is created.
 
+pub mod layout;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! Writes realistic LLM Council `council.db` files: the fixture behind
 //! `council-loader sample`, the test suite and the benchmarks.
 //!
-//! The file has the app's exact DDL and content shaped like the app's own
+//! The file is laid out by the app's own `schema.sql` (its tables, column
+//! order and indexes) and holds content shaped like the app's own
 //! writes (see `docs/sqlite-source.md`): every timestamp form the app
 //! produces, JSON as Python's `json.dumps` prints it, non-UUID and
 //! upper-case conversation ids, a drifting `message_count`, and optionally
@@ -26,7 +27,7 @@ use rusqlite::Connection;
 
 use generate::Generator;
 
-use council_app::ddl::{DDL_V1, DDL_V2_EXTRA};
+use council_app::ddl;
 use council_app::tables::{COUNCIL, COUNCIL_V1};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -256,10 +257,11 @@ fn write_new(path: &Path, options: &SampleOptions) -> Result<SampleSummary, Samp
     // durability against power loss, and fsyncs would dominate run time.
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = OFF;")
         .map_err(sql)?;
-    conn.execute_batch(DDL_V1).map_err(sql)?;
-    if options.schema == SchemaVersion::V2 {
-        conn.execute_batch(DDL_V2_EXTRA).map_err(sql)?;
+    match options.schema {
+        SchemaVersion::V1 => conn.execute_batch(&ddl::schema_v1()),
+        SchemaVersion::V2 => conn.execute_batch(ddl::SCHEMA),
     }
+    .map_err(sql)?;
 
     let n = options.conversations;
     let split = match options.journal {

@@ -1,6 +1,8 @@
-//! The council.db an export writes: the app's own DDL, the rows, then the
-//! journal mode the app keeps (WAL, recorded in the header), all in a file
-//! of a temporary name that becomes the final one only when complete.
+//! The council.db an export writes: the app's own `schema.sql` (so the
+//! app's next start finds every table and index and adds nothing), the
+//! rows, then the journal mode the app keeps (WAL, recorded in the header),
+//! all in a file of a temporary name that becomes the final one only when
+//! complete.
 //!
 //! The rows go in with SQLite's journal off and no syncs: the file is not
 //! the user's until it is renamed, and a failed export leaves nothing to
@@ -10,7 +12,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use council_app::ddl::{DDL_V1, DDL_V2_EXTRA};
 use rusqlite::Connection;
 
 use super::ExportError;
@@ -48,8 +49,7 @@ impl ExportFile {
             ))
             .map_err(|err| file.error("setting up", err))?;
         file.conn
-            .execute_batch(DDL_V1)
-            .and_then(|()| file.conn.execute_batch(DDL_V2_EXTRA))
+            .execute_batch(council_app::ddl::SCHEMA)
             .map_err(|err| file.error("creating the app's tables in", err))?;
         file.conn
             .execute_batch("BEGIN")

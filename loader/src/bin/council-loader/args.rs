@@ -121,7 +121,7 @@ pub enum Command {
     Sample {
         /// The file to create; an existing file is never overwritten.
         out: PathBuf,
-        /// How many conversations (about 36 rows and 55 KB each).
+        /// How many conversations (about 36 rows and 57 KB each).
         #[arg(long, default_value_t = 100)]
         conversations: u64,
         /// The app's schema version: v1 (no API-key tables) or v2.
