@@ -120,6 +120,57 @@ fn a_v1_file_imports_with_empty_api_key_tables() {
     assert_eq!(total as u64, summary.rows());
 }
 
+/// A copy of the council.db at `from` in another layout: every table's
+/// columns in reverse order, no index but the key's, no foreign keys.
+fn with_columns_reversed(from: &Path, to: &Path) {
+    let conn = rusqlite::Connection::open(from).expect("open the sample");
+    conn.execute("ATTACH DATABASE ?1 AS other", [to.to_string_lossy()])
+        .expect("attach");
+    for table in council_app::tables::COUNCIL {
+        let mut statement = conn
+            .prepare("SELECT name, type FROM pragma_table_info(?1) ORDER BY cid DESC")
+            .expect("table_info");
+        let columns: Vec<(String, String)> = statement
+            .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("columns")
+            .collect::<Result<_, _>>()
+            .expect("columns");
+        // Names come from the app's table list and the file's own catalog.
+        let declared: Vec<String> = columns
+            .iter()
+            .map(|(name, ty)| match name.as_str() {
+                "id" => format!("{name} {ty} PRIMARY KEY"),
+                _ => format!("{name} {ty}"),
+            })
+            .collect();
+        let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+        conn.execute_batch(&format!(
+            "CREATE TABLE other.{table} ({}); INSERT INTO other.{table} SELECT {} FROM main.{table};",
+            declared.join(", "),
+            names.join(", ")
+        ))
+        .expect("copy the table");
+    }
+}
+
+#[test]
+fn the_column_order_and_the_indexes_of_a_file_do_not_matter() {
+    let cluster = common::cluster();
+    let (path, _) = sample_file(&cluster, "apps-layout", &SampleOptions::default());
+    let other = path.with_file_name("reversed.db");
+    with_columns_reversed(&path, &other);
+    give_tree(&cluster, path.parent().expect("dir"));
+    let mut apps = common::database_with_extension(&cluster, "apps_layout");
+    let mut reversed = common::database_with_extension(&cluster, "reversed_layout");
+    let first = import(&mut apps, &path, "strict").expect("the app's layout");
+    let second = import(&mut reversed, &other, "strict").expect("reversed columns");
+    assert_eq!(first, second);
+    assert_eq!(
+        common::rows_fingerprint(&mut apps),
+        common::rows_fingerprint(&mut reversed)
+    );
+}
+
 #[test]
 fn rows_only_in_the_wal_file_arrive() {
     let cluster = common::cluster();
