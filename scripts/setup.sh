@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 parse_majors "$@"
 
-apt_install libclang-dev clang sudo pkg-config libssl-dev curl lintian fakeroot sqlite3
+apt_install libclang-dev clang sudo pkg-config libssl-dev curl lintian fakeroot sqlite3 python3-psycopg2
 
 for major in "${majors[@]}"; do
     ./scripts/postgres.sh "$major" >/dev/null
