@@ -21,6 +21,11 @@
 -- the import then calls council_search_fill, whose one statement parallel
 -- workers share.
 --
+-- llm_council.search = off (for a database, a role or a session) keeps no
+-- documents: the triggers return at once, an import indexes nothing,
+-- council_search refuses, and council_search_reindex() removes them all;
+-- back on, council_search_reindex() catches up with what was written.
+--
 -- Every function pins search_path, so a caller's search_path cannot
 -- redirect a name; the trigger functions run as the extension's owner, so
 -- a role that may write the tables needs no right on the documents.
@@ -88,6 +93,9 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
         DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'title';
         RETURN NULL;
@@ -122,6 +130,9 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
         DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'user_message';
         RETURN NULL;
@@ -166,6 +177,9 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
         DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage1';
         RETURN NULL;
@@ -205,6 +219,9 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
         DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage3';
         RETURN NULL;
@@ -278,6 +295,9 @@ DECLARE
     cfg regconfig := @extschema@.council_search_config();
     written bigint;
 BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN 0;
+    END IF;
     CREATE TEMP TABLE council_search_fill ON COMMIT DROP AS
     SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
            c.id AS conversation_id, NULL::text AS model, c.created_at, cfg AS config,
@@ -323,9 +343,11 @@ END
 $$;
 
 -- Rebuilds every document from the tables, parsed with the configuration
--- in force: after llm_council.search_config changes, or after a restore
--- with --disable-triggers. Returns the documents written. It takes the
--- tables' SHARE lock: the app's writes wait until it commits.
+-- in force: after llm_council.search_config changes, after a restore with
+-- --disable-triggers, or after llm_council.search was off (with it off,
+-- it removes every document: none are kept). Returns the documents
+-- written. It takes the tables' SHARE lock: the app's writes wait until it
+-- commits.
 CREATE FUNCTION @extschema@.council_search_reindex() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -334,6 +356,9 @@ BEGIN
     LOCK TABLE @extschema@.conversations, @extschema@.messages,
                @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
     TRUNCATE @extschema@.council_search_documents;
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN 0;
+    END IF;
     RETURN @extschema@.council_search_fill(ARRAY['@extschema@.conversations', '@extschema@.messages',
         '@extschema@.stage1_responses', '@extschema@.stage3_synthesis']::regclass[]);
 END
@@ -377,6 +402,12 @@ DECLARE
     tsq tsquery;
     filters text := '';
 BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RAISE EXCEPTION 'council_search: search is off in this session'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'SET llm_council.search = on (or ALTER DATABASE … SET, ALTER ROLE … SET); '
+                         'after a time off, SELECT council_search_reindex() indexes what was written meanwhile';
+    END IF;
     IF query IS NULL THEN
         RAISE EXCEPTION 'council_search: query must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';

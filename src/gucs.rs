@@ -15,6 +15,7 @@ pub static CACHE_MAX_ENTRIES: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static EXPIRE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static EXPIRE_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static EXPIRE_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static SEARCH: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static SEARCH_CONFIG: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"english"));
 
@@ -34,6 +35,14 @@ pub fn register() {
         &CACHE_MAX_ENTRIES,
         0,
         i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"llm_council.search",
+        c"Whether full-text search documents are kept: council_search, its triggers and the import's indexing.",
+        c"Off: no documents are written, the triggers return at once, and council_search raises an error. Set it for the database, a role or a session; after turning it back on, council_search_reindex() catches up.",
+        &SEARCH,
         GucContext::Userset,
         GucFlags::default(),
     );

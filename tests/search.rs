@@ -518,3 +518,130 @@ fn a_failed_import_leaves_the_triggers_indexing() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM messages"), 0);
     assert_search_documents_match_the_tables(&mut client);
 }
+
+/// `llm_council.search = off` keeps no documents: an import writes none
+/// (and imports every row all the same), the app's writes through the
+/// triggers write none, council_search refuses with 55000 and a HINT that
+/// names the setting, and a reindex with it off removes what was there.
+/// Back on, council_search_reindex() catches up, and search finds it all.
+#[test]
+fn search_off_keeps_no_documents_and_a_reindex_catches_up() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .batch_execute("ALTER DATABASE council SET llm_council.search = off")
+        .expect("the setting, for the database");
+    let mut off = cluster.connect("council").expect("reconnect");
+    let shown: String = off
+        .query_one("SHOW llm_council.search", &[])
+        .expect("show")
+        .get(0);
+    assert_eq!(shown, "off");
+
+    let (path, summary) = sample_file(&cluster, "off", &SampleOptions::default());
+    let imported: i64 = off
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("import with search off")
+        .get(0);
+    assert_eq!(imported as u64, summary.rows(), "every row imported");
+    off.batch_execute(
+        "INSERT INTO conversations (id, title) VALUES
+             ('00000000-0000-4000-8000-0000000000f1', 'Tuning the zyzzogeton');
+         INSERT INTO messages (conversation_id, role, content)
+             VALUES ('00000000-0000-4000-8000-0000000000f1', 'user', 'the zyzzogeton never finishes');",
+    )
+    .expect("the app's writes with search off");
+    assert_eq!(
+        count(&mut off, "SELECT count(*) FROM council_search_documents"),
+        0,
+        "no document written, by the import or by the triggers"
+    );
+
+    let err = off
+        .query("SELECT * FROM council_search('zyzzogeton')", &[])
+        .expect_err("council_search with search off");
+    assert_eq!(sqlstate(&err), "55000");
+    let db = err.as_db_error().expect("a server error");
+    assert!(
+        db.hint().is_some_and(|h| h.contains("llm_council.search")),
+        "{db:?}"
+    );
+
+    // On for this session: reindex catches up with everything written.
+    off.batch_execute("SET llm_council.search = on")
+        .expect("on again");
+    let written: i64 = off
+        .query_one("SELECT council_search_reindex()", &[])
+        .expect("reindex")
+        .get(0);
+    assert!(written > 100, "{written} documents");
+    assert_search_documents_match_the_tables(&mut off);
+    let found = search(&mut off, "zyzzogeton", "");
+    let mut found = kinds(&found);
+    found.sort_unstable();
+    assert_eq!(found, ["title", "user_message"]);
+
+    // Off again: a reindex keeps none.
+    off.batch_execute("SET llm_council.search = off")
+        .expect("off again");
+    let kept: i64 = off
+        .query_one("SELECT council_search_reindex()", &[])
+        .expect("reindex with search off")
+        .get(0);
+    assert_eq!(kept, 0);
+    assert_eq!(
+        count(&mut off, "SELECT count(*) FROM council_search_documents"),
+        0
+    );
+}
+
+/// The setting is a boolean PostgreSQL parses: settable per role, and a
+/// value that is not a boolean is refused when it is set.
+#[test]
+fn search_is_a_boolean_setting_per_role() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .batch_execute(
+            "CREATE ROLE importer LOGIN PASSWORD 'importer';
+             GRANT INSERT, SELECT ON ALL TABLES IN SCHEMA public TO importer;
+             ALTER ROLE importer SET llm_council.search = off;",
+        )
+        .expect("a role with search off");
+    let mut importer = cluster
+        .connect_as("council", "importer", "importer")
+        .expect("connect as importer");
+    importer
+        .batch_execute(
+            "INSERT INTO conversations (id, title) VALUES
+                 ('00000000-0000-4000-8000-0000000000f2', 'Written with search off')",
+        )
+        .expect("insert");
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM council_search_documents"),
+        0,
+        "the role's setting holds in its triggers"
+    );
+    client
+        .batch_execute(
+            "INSERT INTO conversations (id, title) VALUES
+                 ('00000000-0000-4000-8000-0000000000f3', 'Written with search on')",
+        )
+        .expect("insert");
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM council_search_documents"),
+        1,
+        "on by default"
+    );
+    // Loading the library makes the setting PostgreSQL's own boolean.
+    client
+        .batch_execute("SELECT council_search_enabled()")
+        .expect("load");
+    let err = client
+        .batch_execute("SET llm_council.search = 'sometimes'")
+        .expect_err("not a boolean");
+    assert_eq!(sqlstate(&err), "22023");
+}

@@ -59,6 +59,11 @@ pub fn is_deferred(table: pg_sys::Oid) -> bool {
     })
 }
 
+/// Whether search documents are kept (`llm_council.search`).
+pub fn enabled() -> bool {
+    crate::gucs::SEARCH.get()
+}
+
 /// The tables the search documents come from.
 pub const SEARCHED_TABLES: [&str; 4] = [
     "conversations",

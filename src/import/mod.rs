@@ -178,8 +178,13 @@ pub fn run_import(
     let snapshot = ActiveSnapshot::take();
     let mut run = Run::new(schema, &tables, mode)?;
     // The searched tables this import fills from empty get their search
-    // documents in bulk, after their rows (see `search`).
-    let indexed_in_bulk = search_documents::empty_tables(&tables)?;
+    // documents in bulk, after their rows (see `search`); with search off,
+    // none get any.
+    let indexed_in_bulk = if search_documents::enabled() {
+        search_documents::empty_tables(&tables)?
+    } else {
+        Vec::new()
+    };
     let import_all = |run: &mut Run| -> Result<Vec<TableReport>, ErrorReport> {
         let deferred = search_documents::defer(indexed_in_bulk.clone());
         let mut reports = layout
