@@ -290,3 +290,119 @@ fn every_released_version_upgrades_to_this_one_keeping_rows_and_catalog() {
         common::assert_search_documents_match_the_tables(&mut client);
     }
 }
+
+/// The upgrade script `sql/llm_council--FROM--TO.sql` as its template
+/// `sql/upgrade/FROM--TO.sql` makes it: each line `-- @create FILE NAME` or
+/// `-- @replace FILE NAME` becomes function NAME's definition as FILE in
+/// sql/ has it (a fragment the build includes, or the install script the
+/// build generates), with `CREATE OR REPLACE` for `@replace`. An upgrade
+/// so carries the very text a fresh install runs, never a copy by hand.
+fn generated_upgrade_script(template: &str) -> String {
+    let mut script = String::new();
+    for line in template.lines() {
+        let directive = line
+            .strip_prefix("-- @create ")
+            .map(|rest| (rest, false))
+            .or_else(|| line.strip_prefix("-- @replace ").map(|rest| (rest, true)));
+        let Some((rest, replace)) = directive else {
+            script.push_str(line);
+            script.push('\n');
+            continue;
+        };
+        let (file, name) = rest
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("`{line}`: expected FILE NAME"));
+        let source = std::fs::read_to_string(repository().join("sql").join(file))
+            .unwrap_or_else(|err| panic!("{file}: {err}"));
+        let definition = function_definition(&source, name)
+            .unwrap_or_else(|| panic!("{file} defines no function {name}"));
+        if replace {
+            script.push_str(&definition.replacen(
+                "CREATE FUNCTION",
+                "CREATE OR REPLACE FUNCTION",
+                1,
+            ));
+        } else {
+            script.push_str(&definition);
+        }
+    }
+    script
+}
+
+/// The text of `CREATE FUNCTION … name(…)` in `source`, through the end of
+/// its statement: the `$$;` closing a body, or the `';` closing a C
+/// function's `AS 'MODULE_PATHNAME', '…'`.
+fn function_definition(source: &str, name: &str) -> Option<String> {
+    let openings = [
+        format!("CREATE FUNCTION @extschema@.{name}("),
+        format!("CREATE  FUNCTION \"{name}\"("),
+        format!("CREATE FUNCTION \"{name}\"("),
+    ];
+    let mut lines = source.lines().skip_while(|line| {
+        !openings
+            .iter()
+            .any(|opening| line.starts_with(opening.as_str()))
+    });
+    let mut definition = String::new();
+    let mut in_body = false;
+    for line in lines.by_ref() {
+        definition.push_str(line);
+        definition.push('\n');
+        let ends = if in_body {
+            line == "$$;"
+        } else {
+            line.ends_with("_wrapper';")
+        };
+        if ends {
+            return Some(definition);
+        }
+        in_body |= line.ends_with("AS $$");
+    }
+    None
+}
+
+#[test]
+fn every_upgrade_script_is_generated_from_its_template() {
+    let templates = repository().join("sql/upgrade");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&templates).expect("reading sql/upgrade/") {
+        let template = entry.expect("entry").path();
+        let name = template
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a file name")
+            .to_owned();
+        let script = repository().join(format!("sql/llm_council--{name}"));
+        let generated = format!(
+            "-- Generated from sql/upgrade/{name} by tests/schema.rs; edit the template, then\n\
+             -- LLM_COUNCIL_WRITE_UPGRADES=1 cargo test --features cluster-tests --test schema every_upgrade_script\n{}",
+            generated_upgrade_script(&std::fs::read_to_string(&template).expect("the template"))
+        );
+        if std::env::var_os("LLM_COUNCIL_WRITE_UPGRADES").is_some() {
+            std::fs::write(&script, &generated).expect("writing the upgrade script");
+        }
+        let committed = std::fs::read_to_string(&script).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{} is not what sql/upgrade/{name} generates: edit the template and regenerate",
+            script.display()
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no template in sql/upgrade/");
+}
+
+#[test]
+fn a_function_definition_ends_with_its_statement() {
+    let fragment = "CREATE FUNCTION @extschema@.f(a int) RETURNS int\nLANGUAGE plpgsql\nAS $$\nBEGIN\n    RETURN a;\nEND\n$$;\n\nCREATE FUNCTION @extschema@.g() RETURNS int\nLANGUAGE sql\nAS $$ SELECT 1 $$;\n";
+    assert_eq!(
+        function_definition(fragment, "f").as_deref(),
+        Some("CREATE FUNCTION @extschema@.f(a int) RETURNS int\nLANGUAGE plpgsql\nAS $$\nBEGIN\n    RETURN a;\nEND\n$$;\n")
+    );
+    let generated = "-- x\nCREATE  FUNCTION \"h\"() RETURNS bool /* bool */\nSTRICT\nLANGUAGE c /* Rust */\nAS 'MODULE_PATHNAME', 'h_wrapper';\n/* </end connected objects> */\n";
+    assert_eq!(
+        function_definition(generated, "h").as_deref(),
+        Some("CREATE  FUNCTION \"h\"() RETURNS bool /* bool */\nSTRICT\nLANGUAGE c /* Rust */\nAS 'MODULE_PATHNAME', 'h_wrapper';\n")
+    );
+    assert_eq!(function_definition(fragment, "missing"), None);
+}

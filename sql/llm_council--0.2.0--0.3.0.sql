@@ -1,0 +1,345 @@
+-- Generated from sql/upgrade/0.2.0--0.3.0.sql by tests/schema.rs; edit the template, then
+-- LLM_COUNCIL_WRITE_UPGRADES=1 cargo test --features cluster-tests --test schema every_upgrade_script
+-- llm_council 0.2.0 -> 0.3.0
+\echo Use "ALTER EXTENSION llm_council UPDATE TO '0.3.0'" to load this file. \quit
+
+-- llm_council.search: whether search documents are kept. The triggers,
+-- the bulk fill, the reindex and council_search ask it first.
+CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
+
+CREATE OR REPLACE FUNCTION @extschema@.council_search_index_conversations() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig;
+BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'title';
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.title IS NOT DISTINCT FROM OLD.title
+       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        DELETE FROM @extschema@.council_search_documents
+        WHERE kind OPERATOR(pg_catalog.=) 'title' AND conversation_id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' AND NEW.title IS NOT NULL THEN
+        cfg := @extschema@.council_search_config();
+        INSERT INTO @extschema@.council_search_documents
+            (kind, conversation_id, created_at, config, document)
+        VALUES ('title', NEW.id, NEW.created_at, cfg, to_tsvector(cfg, NEW.title));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.council_search_index_messages() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig;
+BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'user_message';
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.conversation_id IS DISTINCT FROM OLD.conversation_id THEN
+        -- a message moved to another conversation takes its stages along
+        UPDATE @extschema@.council_search_documents SET conversation_id = NEW.conversation_id
+        WHERE kind OPERATOR(pg_catalog.=) ANY ('{stage1,stage3}') AND message_id OPERATOR(pg_catalog.=) NEW.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.role IS NOT DISTINCT FROM OLD.role
+       AND NEW.content IS NOT DISTINCT FROM OLD.content
+       AND NEW.conversation_id IS NOT DISTINCT FROM OLD.conversation_id
+       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        DELETE FROM @extschema@.council_search_documents
+        WHERE kind OPERATOR(pg_catalog.=) 'user_message' AND row_id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE'
+       AND NEW.role OPERATOR(pg_catalog.=) 'user' AND NEW.content IS NOT NULL THEN
+        cfg := @extschema@.council_search_config();
+        INSERT INTO @extschema@.council_search_documents
+            (kind, row_id, message_id, conversation_id, created_at, config, document)
+        VALUES ('user_message', NEW.id, NEW.id, NEW.conversation_id, NEW.created_at, cfg,
+                to_tsvector(cfg, NEW.content));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.council_search_index_stage1() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig;
+BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage1';
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.message_id IS NOT DISTINCT FROM OLD.message_id
+       AND NEW.model IS NOT DISTINCT FROM OLD.model
+       AND NEW.response IS NOT DISTINCT FROM OLD.response
+       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        DELETE FROM @extschema@.council_search_documents
+        WHERE kind OPERATOR(pg_catalog.=) 'stage1' AND row_id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        cfg := @extschema@.council_search_config();
+        INSERT INTO @extschema@.council_search_documents
+            (kind, row_id, message_id, conversation_id, model, created_at, config, document)
+        VALUES ('stage1', NEW.id, NEW.message_id,
+                (SELECT m.conversation_id FROM @extschema@.messages m
+                 WHERE m.id OPERATOR(pg_catalog.=) NEW.message_id),
+                NEW.model, NEW.created_at, cfg, to_tsvector(cfg, NEW.response));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.council_search_index_stage3() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig;
+BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage3';
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
+       AND NEW.message_id IS NOT DISTINCT FROM OLD.message_id
+       AND NEW.chairman_model IS NOT DISTINCT FROM OLD.chairman_model
+       AND NEW.response IS NOT DISTINCT FROM OLD.response
+       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        DELETE FROM @extschema@.council_search_documents
+        WHERE kind OPERATOR(pg_catalog.=) 'stage3' AND row_id OPERATOR(pg_catalog.=) OLD.id;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+        cfg := @extschema@.council_search_config();
+        INSERT INTO @extschema@.council_search_documents
+            (kind, row_id, message_id, conversation_id, model, created_at, config, document)
+        VALUES ('stage3', NEW.id, NEW.message_id,
+                (SELECT m.conversation_id FROM @extschema@.messages m
+                 WHERE m.id OPERATOR(pg_catalog.=) NEW.message_id),
+                NEW.chairman_model, NEW.created_at, cfg, to_tsvector(cfg, NEW.response));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.council_search_fill(tables regclass[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig := @extschema@.council_search_config();
+    written bigint;
+BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN 0;
+    END IF;
+    CREATE TEMP TABLE council_search_fill ON COMMIT DROP AS
+    SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
+           c.id AS conversation_id, NULL::text AS model, c.created_at, cfg AS config,
+           to_tsvector(cfg, c.title) AS document
+    FROM @extschema@.conversations c
+    WHERE '@extschema@.conversations'::regclass OPERATOR(pg_catalog.=) ANY (tables)
+      AND c.title IS NOT NULL
+      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
+                      WHERE d.kind OPERATOR(pg_catalog.=) 'title'
+                        AND d.conversation_id OPERATOR(pg_catalog.=) c.id)
+    UNION ALL
+    SELECT 'user_message', m.id, m.id, m.conversation_id, NULL, m.created_at, cfg,
+           to_tsvector(cfg, m.content)
+    FROM @extschema@.messages m
+    WHERE '@extschema@.messages'::regclass OPERATOR(pg_catalog.=) ANY (tables)
+      AND m.role OPERATOR(pg_catalog.=) 'user' AND m.content IS NOT NULL
+      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
+                      WHERE d.kind OPERATOR(pg_catalog.=) 'user_message'
+                        AND d.row_id OPERATOR(pg_catalog.=) m.id)
+    UNION ALL
+    SELECT 'stage1', s.id, s.message_id, m.conversation_id, s.model, s.created_at, cfg,
+           to_tsvector(cfg, s.response)
+    FROM @extschema@.stage1_responses s
+    LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
+    WHERE '@extschema@.stage1_responses'::regclass OPERATOR(pg_catalog.=) ANY (tables)
+      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
+                      WHERE d.kind OPERATOR(pg_catalog.=) 'stage1'
+                        AND d.row_id OPERATOR(pg_catalog.=) s.id)
+    UNION ALL
+    SELECT 'stage3', s.id, s.message_id, m.conversation_id, s.chairman_model, s.created_at, cfg,
+           to_tsvector(cfg, s.response)
+    FROM @extschema@.stage3_synthesis s
+    LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
+    WHERE '@extschema@.stage3_synthesis'::regclass OPERATOR(pg_catalog.=) ANY (tables)
+      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
+                      WHERE d.kind OPERATOR(pg_catalog.=) 'stage3'
+                        AND d.row_id OPERATOR(pg_catalog.=) s.id);
+    INSERT INTO @extschema@.council_search_documents SELECT * FROM council_search_fill;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    DROP TABLE council_search_fill;
+    RETURN written;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.council_search_reindex() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE @extschema@.conversations, @extschema@.messages,
+               @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
+    TRUNCATE @extschema@.council_search_documents;
+    IF NOT @extschema@.council_search_enabled() THEN
+        RETURN 0;
+    END IF;
+    RETURN @extschema@.council_search_fill(ARRAY['@extschema@.conversations', '@extschema@.messages',
+        '@extschema@.stage1_responses', '@extschema@.stage3_synthesis']::regclass[]);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.council_search(
+    query text,
+    conversation uuid DEFAULT NULL,
+    by_model text DEFAULT NULL,
+    since timestamptz DEFAULT NULL,
+    until timestamptz DEFAULT NULL,
+    kinds text[] DEFAULT NULL,
+    "limit" integer DEFAULT 20,
+    "offset" integer DEFAULT 0,
+    snippet_options text DEFAULT 'MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=" … "'
+) RETURNS TABLE (
+    kind text,
+    conversation_id uuid,
+    message_id bigint,
+    row_id bigint,
+    model text,
+    created_at timestamptz,
+    title text,
+    rank real,
+    snippet text
+)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg regconfig := @extschema@.council_search_config();
+    tsq tsquery;
+    filters text := '';
+BEGIN
+    IF NOT @extschema@.council_search_enabled() THEN
+        RAISE EXCEPTION 'council_search: search is off in this session'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'SET llm_council.search = on (or ALTER DATABASE … SET, ALTER ROLE … SET); '
+                         'after a time off, SELECT council_search_reindex() indexes what was written meanwhile';
+    END IF;
+    IF query IS NULL THEN
+        RAISE EXCEPTION 'council_search: query must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF "limit" IS NULL OR "limit" < 0 OR "offset" IS NULL OR "offset" < 0 THEN
+        RAISE EXCEPTION 'council_search: limit and offset must be 0 or more'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF kinds IS NOT NULL AND NOT kinds <@ '{title,user_message,stage1,stage3}'::text[] THEN
+        RAISE EXCEPTION 'council_search: kinds must be among title, user_message, stage1, stage3'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    tsq := websearch_to_tsquery(cfg, query);
+    -- only stop words, or nothing: nothing matches (and @@ would NOTICE)
+    IF numnode(tsq) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN;
+    END IF;
+    -- Only the filters given enter the query, so that each call is planned
+    -- for what it asks; values are parameters, never text in the query.
+    IF conversation IS NOT NULL THEN
+        filters := filters || ' AND d.conversation_id OPERATOR(pg_catalog.=) $2';
+    END IF;
+    IF by_model IS NOT NULL THEN
+        filters := filters || ' AND d.model OPERATOR(pg_catalog.=) $3';
+    END IF;
+    IF since IS NOT NULL THEN
+        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.>=) $4';
+    END IF;
+    IF until IS NOT NULL THEN
+        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.<) $5';
+    END IF;
+    IF kinds IS NOT NULL THEN
+        filters := filters || ' AND d.kind OPERATOR(pg_catalog.=) ANY ($6)';
+    END IF;
+    RETURN QUERY EXECUTE
+        'WITH top AS (
+             SELECT d.kind, d.row_id, d.message_id, d.conversation_id, d.model, d.created_at,
+                    ts_rank(d.document, $1) AS rank
+             FROM @extschema@.council_search_documents d
+             WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters || '
+             ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
+             LIMIT $7 OFFSET $8)
+         SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, c.title, t.rank,
+                ts_headline($9, CASE t.kind
+                    WHEN ''title'' THEN c.title
+                    WHEN ''user_message'' THEN (SELECT m.content FROM @extschema@.messages m
+                                               WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
+                    WHEN ''stage1'' THEN (SELECT s.response FROM @extschema@.stage1_responses s
+                                         WHERE s.id OPERATOR(pg_catalog.=) t.row_id)
+                    ELSE (SELECT s.response FROM @extschema@.stage3_synthesis s
+                          WHERE s.id OPERATOR(pg_catalog.=) t.row_id)
+                END, $1, $10)
+         FROM top t
+         LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
+         ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
+    USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options;
+END
+$$;
