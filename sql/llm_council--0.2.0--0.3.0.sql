@@ -11,6 +11,52 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 
+-- BM25 ranking: the term statistics, their refresh, and the score.
+CREATE TABLE @extschema@.council_search_terms (
+    lexeme      text COLLATE "C" PRIMARY KEY,
+    documents   bigint NOT NULL,
+    occurrences bigint NOT NULL
+);
+CREATE TABLE @extschema@.council_search_statistics (
+    documents      bigint NOT NULL,
+    average_length double precision NOT NULL,
+    analyzed_at    timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX council_search_statistics_one
+    ON @extschema@.council_search_statistics ((true));
+CREATE FUNCTION @extschema@.council_search_analyze() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lexemes bigint;
+BEGIN
+    DELETE FROM @extschema@.council_search_terms;
+    INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
+    SELECT word, ndoc, nentry
+    FROM ts_stat('SELECT document FROM @extschema@.council_search_documents');
+    GET DIAGNOSTICS lexemes = ROW_COUNT;
+    DELETE FROM @extschema@.council_search_statistics;
+    INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
+    SELECT n, coalesce(t.occurrences::double precision OPERATOR(pg_catalog./) nullif(n, 0), 0), now()
+    FROM (SELECT count(*) AS n FROM @extschema@.council_search_documents) d,
+         (SELECT sum(occurrences) AS occurrences FROM @extschema@.council_search_terms) t;
+    RETURN lexemes;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
+CREATE  FUNCTION "council_search_score"(
+	"document" anyelement, /* AnyElement */
+	"lexemes" TEXT[], /* Array < '_, & str > */
+	"document_frequencies" bigint[], /* Array < '_, i64 > */
+	"documents" bigint, /* i64 */
+	"average_length" double precision /* f64 */
+) RETURNS real /* Result < f32, ErrorReport > */
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
+
 CREATE OR REPLACE FUNCTION @extschema@.council_search_index_conversations() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -230,6 +276,9 @@ BEGIN
     INSERT INTO @extschema@.council_search_documents SELECT * FROM council_search_fill;
     GET DIAGNOSTICS written = ROW_COUNT;
     DROP TABLE council_search_fill;
+    IF written OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM @extschema@.council_search_analyze();
+    END IF;
     RETURN written;
 END
 $$;
@@ -243,6 +292,8 @@ BEGIN
                @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
     TRUNCATE @extschema@.council_search_documents;
     IF NOT @extschema@.council_search_enabled() THEN
+        DELETE FROM @extschema@.council_search_terms;
+        DELETE FROM @extschema@.council_search_statistics;
         RETURN 0;
     END IF;
     RETURN @extschema@.council_search_fill(ARRAY['@extschema@.conversations', '@extschema@.messages',
@@ -278,6 +329,10 @@ DECLARE
     cfg regconfig := @extschema@.council_search_config();
     tsq tsquery;
     filters text := '';
+    lexemes text[];
+    frequencies bigint[];
+    corpus bigint;
+    average double precision;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -302,6 +357,16 @@ BEGIN
     IF numnode(tsq) OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
     END IF;
+    -- BM25's inputs: the query's lexemes (as the documents hold them) and
+    -- the corpus's statistics; none yet ranks by frequency and length alone.
+    lexemes := tsvector_to_array(to_tsvector(cfg, query));
+    SELECT s.documents, s.average_length INTO corpus, average
+    FROM @extschema@.council_search_statistics s;
+    frequencies := ARRAY(SELECT coalesce(t.documents, 0)
+                         FROM unnest(lexemes) WITH ORDINALITY AS l(lexeme, i)
+                         LEFT JOIN @extschema@.council_search_terms t
+                                ON t.lexeme OPERATOR(pg_catalog.=) l.lexeme COLLATE "C"
+                         ORDER BY l.i);
     -- Only the filters given enter the query, so that each call is planned
     -- for what it asks; values are parameters, never text in the query.
     IF conversation IS NOT NULL THEN
@@ -322,7 +387,7 @@ BEGIN
     RETURN QUERY EXECUTE
         'WITH top AS (
              SELECT d.kind, d.row_id, d.message_id, d.conversation_id, d.model, d.created_at,
-                    ts_rank(d.document, $1) AS rank
+                    @extschema@.council_search_score(d.document, $11, $12, $13, $14) AS rank
              FROM @extschema@.council_search_documents d
              WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters || '
              ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
@@ -340,6 +405,30 @@ BEGIN
          FROM top t
          LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
          ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
-    USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options;
+    USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
+          lexemes, frequencies, coalesce(corpus, 0), coalesce(average, 0);
 END
 $$;
+
+-- Whoever could search before can now: the statistics council_search
+-- reads are granted as the documents were.
+DO $$
+DECLARE
+    reader text;
+BEGIN
+    FOR reader IN
+        SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid OPERATOR(pg_catalog.=) '@extschema@.council_search_documents'::pg_catalog.regclass
+          AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
+          AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+    LOOP
+        EXECUTE 'GRANT SELECT ON @extschema@.council_search_terms, '
+                '@extschema@.council_search_statistics TO ' OPERATOR(pg_catalog.||) reader;
+    END LOOP;
+END
+$$;
+
+-- The rows already there are ranked from now on.
+SELECT @extschema@.council_search_analyze();

@@ -64,6 +64,29 @@ CREATE INDEX council_search_documents_row
 CREATE INDEX council_search_documents_conversation
     ON @extschema@.council_search_documents (conversation_id);
 
+-- Term statistics for ranking (BM25, see council_search_score): each
+-- lexeme's document frequency and occurrences, and the corpus's size and
+-- average length, as of the last council_search_analyze(). Derived data,
+-- not dumped, like the documents. An import that indexes in bulk and
+-- council_search_reindex() refresh them; the app's writes do not (a day's
+-- new documents barely move an IDF): run council_search_analyze() after
+-- many writes, for example nightly with pg_cron. Readable by whom the
+-- owner grants, as the documents are: the frequencies tell which words the
+-- council's text holds.
+CREATE TABLE @extschema@.council_search_terms (
+    lexeme      text COLLATE "C" PRIMARY KEY,
+    documents   bigint NOT NULL,
+    occurrences bigint NOT NULL
+);
+CREATE TABLE @extschema@.council_search_statistics (
+    documents      bigint NOT NULL,
+    average_length double precision NOT NULL,
+    analyzed_at    timestamptz NOT NULL
+);
+-- one row
+CREATE UNIQUE INDEX council_search_statistics_one
+    ON @extschema@.council_search_statistics ((true));
+
 -- The text-search configuration documents are parsed with and queries
 -- read in: llm_council.search_config, 'english' when unset. A name that
 -- is no configuration falls back to 'english' with a WARNING, so that a
@@ -282,6 +305,33 @@ FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage3();
 ALTER TABLE @extschema@.stage3_synthesis
     ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
 
+-- Counts every lexeme of the documents, and the documents and their
+-- average length, into council_search_terms and
+-- council_search_statistics, for ranking. Returns the lexemes counted.
+-- The searches running meanwhile read the statistics before it.
+CREATE FUNCTION @extschema@.council_search_analyze() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lexemes bigint;
+BEGIN
+    DELETE FROM @extschema@.council_search_terms;
+    INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
+    SELECT word, ndoc, nentry
+    FROM ts_stat('SELECT document FROM @extschema@.council_search_documents');
+    GET DIAGNOSTICS lexemes = ROW_COUNT;
+    DELETE FROM @extschema@.council_search_statistics;
+    INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
+    SELECT n, coalesce(t.occurrences::double precision OPERATOR(pg_catalog./) nullif(n, 0), 0), now()
+    FROM (SELECT count(*) AS n FROM @extschema@.council_search_documents) d,
+         (SELECT sum(occurrences) AS occurrences FROM @extschema@.council_search_terms) t;
+    RETURN lexemes;
+END
+$$;
+-- it reads every document; the import and the reindex run it as the owner
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
+
 -- Gives every row of the tables named that has no document its document.
 -- The documents are computed by CREATE TABLE AS, which (unlike INSERT …
 -- SELECT) may run in parallel workers, then inserted in one statement.
@@ -338,6 +388,9 @@ BEGIN
     INSERT INTO @extschema@.council_search_documents SELECT * FROM council_search_fill;
     GET DIAGNOSTICS written = ROW_COUNT;
     DROP TABLE council_search_fill;
+    IF written OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM @extschema@.council_search_analyze();
+    END IF;
     RETURN written;
 END
 $$;
@@ -357,6 +410,8 @@ BEGIN
                @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
     TRUNCATE @extschema@.council_search_documents;
     IF NOT @extschema@.council_search_enabled() THEN
+        DELETE FROM @extschema@.council_search_terms;
+        DELETE FROM @extschema@.council_search_statistics;
         RETURN 0;
     END IF;
     RETURN @extschema@.council_search_fill(ARRAY['@extschema@.conversations', '@extschema@.messages',
@@ -366,7 +421,7 @@ $$;
 -- a rebuild takes the app's tables' locks for as long as it runs
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_reindex() FROM PUBLIC;
 
--- Ranked search: query is web-search syntax (websearch_to_tsquery: words,
+-- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
 -- "a phrase", or, -word), read in llm_council.search_config. Filters are
 -- optional: one conversation, one model (by_model: a stage 1 model or a
 -- stage 3 chairman), the time range [since, until) of the row, and the
@@ -401,6 +456,10 @@ DECLARE
     cfg regconfig := @extschema@.council_search_config();
     tsq tsquery;
     filters text := '';
+    lexemes text[];
+    frequencies bigint[];
+    corpus bigint;
+    average double precision;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -425,6 +484,16 @@ BEGIN
     IF numnode(tsq) OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
     END IF;
+    -- BM25's inputs: the query's lexemes (as the documents hold them) and
+    -- the corpus's statistics; none yet ranks by frequency and length alone.
+    lexemes := tsvector_to_array(to_tsvector(cfg, query));
+    SELECT s.documents, s.average_length INTO corpus, average
+    FROM @extschema@.council_search_statistics s;
+    frequencies := ARRAY(SELECT coalesce(t.documents, 0)
+                         FROM unnest(lexemes) WITH ORDINALITY AS l(lexeme, i)
+                         LEFT JOIN @extschema@.council_search_terms t
+                                ON t.lexeme OPERATOR(pg_catalog.=) l.lexeme COLLATE "C"
+                         ORDER BY l.i);
     -- Only the filters given enter the query, so that each call is planned
     -- for what it asks; values are parameters, never text in the query.
     IF conversation IS NOT NULL THEN
@@ -445,7 +514,7 @@ BEGIN
     RETURN QUERY EXECUTE
         'WITH top AS (
              SELECT d.kind, d.row_id, d.message_id, d.conversation_id, d.model, d.created_at,
-                    ts_rank(d.document, $1) AS rank
+                    @extschema@.council_search_score(d.document, $11, $12, $13, $14) AS rank
              FROM @extschema@.council_search_documents d
              WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters || '
              ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
@@ -463,6 +532,7 @@ BEGIN
          FROM top t
          LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
          ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
-    USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options;
+    USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
+          lexemes, frequencies, coalesce(corpus, 0), coalesce(average, 0);
 END
 $$;

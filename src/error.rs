@@ -90,6 +90,12 @@ pub enum Error {
     UploadColumn(String),
     #[error("llm_council: canceling statement due to user request")]
     Canceled,
+    #[error("council_search_score: the document must be a tsvector")]
+    NotTsVector,
+    #[error("council_search_score: the document is not a well-formed tsvector: {0}")]
+    MalformedTsVector(&'static str),
+    #[error("council_search_score: {lexemes} lexemes but {frequencies} document frequencies")]
+    ScoreArguments { lexemes: usize, frequencies: usize },
     /// A query of the extension's own failed: nothing the caller did.
     #[error("llm_council: internal query failed: {0}")]
     InternalQuery(String),
@@ -136,7 +142,9 @@ impl Error {
             Error::ExtraColumns { .. } => sqlstate::INVALID_COLUMN_REFERENCE,
             Error::UploadSpaceFull { .. } => sqlstate::DISK_FULL,
             Error::NotUploadTrigger => sqlstate::TRIGGER_PROTOCOL_VIOLATED,
-            Error::UploadColumn(_) => sqlstate::DATATYPE_MISMATCH,
+            Error::UploadColumn(_) | Error::NotTsVector => sqlstate::DATATYPE_MISMATCH,
+            Error::MalformedTsVector(_) => sqlstate::DATA_CORRUPTED,
+            Error::ScoreArguments { .. } => sqlstate::INVALID_PARAMETER_VALUE,
             Error::Canceled => sqlstate::QUERY_CANCELED,
             Error::SyncWouldErase { .. } | Error::SyncOtherDeployment { .. } => {
                 sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE

@@ -292,11 +292,12 @@ fn every_released_version_upgrades_to_this_one_keeping_rows_and_catalog() {
 }
 
 /// The upgrade script `sql/llm_council--FROM--TO.sql` as its template
-/// `sql/upgrade/FROM--TO.sql` makes it: each line `-- @create FILE NAME` or
-/// `-- @replace FILE NAME` becomes function NAME's definition as FILE in
-/// sql/ has it (a fragment the build includes, or the install script the
-/// build generates), with `CREATE OR REPLACE` for `@replace`. An upgrade
-/// so carries the very text a fresh install runs, never a copy by hand.
+/// `sql/upgrade/FROM--TO.sql` makes it: each line `-- @create FILE NAME`
+/// becomes the statement that creates NAME (a function, table or index) as
+/// FILE in sql/ has it (a fragment the build includes, or the install
+/// script the build generates); `-- @replace FILE NAME` the same for a
+/// function, as `CREATE OR REPLACE`. An upgrade so carries the very text a
+/// fresh install runs, never a copy by hand.
 fn generated_upgrade_script(template: &str) -> String {
     let mut script = String::new();
     for line in template.lines() {
@@ -314,47 +315,56 @@ fn generated_upgrade_script(template: &str) -> String {
             .unwrap_or_else(|| panic!("`{line}`: expected FILE NAME"));
         let source = std::fs::read_to_string(repository().join("sql").join(file))
             .unwrap_or_else(|err| panic!("{file}: {err}"));
-        let definition = function_definition(&source, name)
-            .unwrap_or_else(|| panic!("{file} defines no function {name}"));
+        let statement = creating_statement(&source, name)
+            .unwrap_or_else(|| panic!("{file} creates nothing named {name}"));
         if replace {
-            script.push_str(&definition.replacen(
+            script.push_str(&statement.replacen(
                 "CREATE FUNCTION",
                 "CREATE OR REPLACE FUNCTION",
                 1,
             ));
         } else {
-            script.push_str(&definition);
+            script.push_str(&statement);
         }
     }
     script
 }
 
-/// The text of `CREATE FUNCTION … name(…)` in `source`, through the end of
-/// its statement: the `$$;` closing a body, or the `';` closing a C
-/// function's `AS 'MODULE_PATHNAME', '…'`.
-fn function_definition(source: &str, name: &str) -> Option<String> {
+/// The text of the statement in `source` that creates `name`, through its
+/// end: the `$$;` closing a function body, or else the first `;` at the
+/// end of a line.
+fn creating_statement(source: &str, name: &str) -> Option<String> {
     let openings = [
         format!("CREATE FUNCTION @extschema@.{name}("),
         format!("CREATE  FUNCTION \"{name}\"("),
         format!("CREATE FUNCTION \"{name}\"("),
+        format!("CREATE TABLE @extschema@.{name} ("),
+        format!("CREATE INDEX {name}\n"),
+        format!("CREATE UNIQUE INDEX {name}\n"),
+        format!("CREATE INDEX {name} "),
+        format!("CREATE UNIQUE INDEX {name} "),
     ];
-    let mut lines = source.lines().skip_while(|line| {
-        !openings
+    // An index's name ends the line or is followed by a space, so that
+    // `council_search` does not open `council_search_documents_document`.
+    let opens = |line: &str| {
+        let line = format!("{line}\n");
+        openings
             .iter()
             .any(|opening| line.starts_with(opening.as_str()))
-    });
-    let mut definition = String::new();
+    };
+    let mut lines = source.lines().skip_while(|line| !opens(line));
+    let mut statement = String::new();
     let mut in_body = false;
     for line in lines.by_ref() {
-        definition.push_str(line);
-        definition.push('\n');
+        statement.push_str(line);
+        statement.push('\n');
         let ends = if in_body {
             line == "$$;"
         } else {
-            line.ends_with("_wrapper';")
+            line.ends_with(';')
         };
         if ends {
-            return Some(definition);
+            return Some(statement);
         }
         in_body |= line.ends_with("AS $$");
     }
@@ -393,16 +403,67 @@ fn every_upgrade_script_is_generated_from_its_template() {
 }
 
 #[test]
-fn a_function_definition_ends_with_its_statement() {
-    let fragment = "CREATE FUNCTION @extschema@.f(a int) RETURNS int\nLANGUAGE plpgsql\nAS $$\nBEGIN\n    RETURN a;\nEND\n$$;\n\nCREATE FUNCTION @extschema@.g() RETURNS int\nLANGUAGE sql\nAS $$ SELECT 1 $$;\n";
+fn a_created_object_ends_with_its_statement() {
+    let fragment = "CREATE FUNCTION @extschema@.f(a int) RETURNS int\nLANGUAGE plpgsql\nAS $$\nBEGIN\n    RETURN a;\nEND\n$$;\n\nCREATE TABLE @extschema@.t (\n    a int\n);\nCREATE UNIQUE INDEX t_one\n    ON @extschema@.t ((true));\n";
     assert_eq!(
-        function_definition(fragment, "f").as_deref(),
+        creating_statement(fragment, "f").as_deref(),
         Some("CREATE FUNCTION @extschema@.f(a int) RETURNS int\nLANGUAGE plpgsql\nAS $$\nBEGIN\n    RETURN a;\nEND\n$$;\n")
+    );
+    assert_eq!(
+        creating_statement(fragment, "t").as_deref(),
+        Some("CREATE TABLE @extschema@.t (\n    a int\n);\n")
+    );
+    assert_eq!(
+        creating_statement(fragment, "t_one").as_deref(),
+        Some("CREATE UNIQUE INDEX t_one\n    ON @extschema@.t ((true));\n")
     );
     let generated = "-- x\nCREATE  FUNCTION \"h\"() RETURNS bool /* bool */\nSTRICT\nLANGUAGE c /* Rust */\nAS 'MODULE_PATHNAME', 'h_wrapper';\n/* </end connected objects> */\n";
     assert_eq!(
-        function_definition(generated, "h").as_deref(),
+        creating_statement(generated, "h").as_deref(),
         Some("CREATE  FUNCTION \"h\"() RETURNS bool /* bool */\nSTRICT\nLANGUAGE c /* Rust */\nAS 'MODULE_PATHNAME', 'h_wrapper';\n")
     );
-    assert_eq!(function_definition(fragment, "missing"), None);
+    assert_eq!(creating_statement(fragment, "missing"), None);
+    assert_eq!(
+        creating_statement(fragment, "t_on"),
+        None,
+        "a name is never a prefix"
+    );
+}
+
+/// A role that searched before the update to 0.3.0 searches after it: the
+/// term statistics council_search now reads are granted as the documents
+/// were, and the rows already there are ranked by them.
+#[test]
+fn whoever_searched_before_the_update_to_0_3_0_searches_after_it() {
+    provide_old_version("0.2.0");
+    let cluster = cluster();
+    let mut client = cluster.create_database("council").expect("create database");
+    client
+        .batch_execute(
+            "CREATE EXTENSION llm_council VERSION '0.2.0';
+             CREATE ROLE reader LOGIN PASSWORD 'reader';
+             GRANT SELECT ON conversations, messages, stage1_responses, stage3_synthesis,
+                   council_search_documents TO reader;
+             INSERT INTO conversations (id, title) VALUES
+                 ('00000000-0000-4000-8000-0000000000c1', 'Granted before the update'),
+                 ('00000000-0000-4000-8000-0000000000c2', 'Another granted title, granted twice');
+             ALTER EXTENSION llm_council UPDATE;",
+        )
+        .expect("0.2.0, a reader, rows, then the update");
+    let statistics: i64 = client
+        .query_one("SELECT documents FROM council_search_statistics", &[])
+        .expect("the update analyzed the documents")
+        .get(0);
+    assert_eq!(statistics, 2);
+    let mut reader = cluster
+        .connect_as("council", "reader", "reader")
+        .expect("connect as reader");
+    let found: Vec<(String, f32)> = reader
+        .query("SELECT title, rank FROM council_search('granted')", &[])
+        .expect("the reader searches after the update")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|(_, rank)| *rank > 0.0), "{found:?}");
 }

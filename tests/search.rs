@@ -199,7 +199,8 @@ fn the_apps_writes_are_searchable_at_once() {
              GRANT SELECT, INSERT, UPDATE, DELETE ON conversations, messages,
                    stage1_responses, stage3_synthesis TO app;
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app;
-             GRANT SELECT ON council_search_documents TO app;",
+             GRANT SELECT ON council_search_documents, council_search_terms,
+                   council_search_statistics TO app;",
         )
         .expect("the app's role");
     let mut app = cluster
@@ -644,4 +645,53 @@ fn search_is_a_boolean_setting_per_role() {
         .batch_execute("SET llm_council.search = 'sometimes'")
         .expect_err("not a boolean");
     assert_eq!(sqlstate(&err), "22023");
+}
+
+/// Ranked by BM25 with the corpus's term statistics: one mention of a word
+/// few documents hold outranks a word most documents hold, however often
+/// said (ts_rank, which knows no document frequency, ranked them the other
+/// way round); and the statistics follow council_search_analyze().
+#[test]
+fn a_rare_word_outranks_a_common_word_said_often() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .batch_execute(
+            "INSERT INTO conversations (id, title)
+             SELECT ('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid,
+                    'alpha report number ' || g
+             FROM generate_series(1, 30) g;
+             INSERT INTO conversations (id, title) VALUES
+                 ('00000000-0000-4000-8000-0000000000a1', 'alpha alpha alpha alpha alpha alpha beta'),
+                 ('00000000-0000-4000-8000-0000000000a2', 'zeta gamma delta epsilon theta iota');",
+        )
+        .expect("titles");
+    let analyzed: i64 = client
+        .query_one("SELECT council_search_analyze()", &[])
+        .expect("council_search_analyze")
+        .get(0);
+    assert!(analyzed > 30, "{analyzed} lexemes counted");
+    let (documents, average): (i64, f64) = client
+        .query_one(
+            "SELECT documents, average_length FROM council_search_statistics",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .expect("statistics");
+    assert_eq!(documents, 32);
+    assert!(average > 3.0 && average < 7.0, "{average}");
+
+    let hits = search(&mut client, "alpha or zeta", "");
+    assert_eq!(hits.len(), 20, "the top 20 of 32");
+    assert_eq!(
+        hits[0].1.as_deref(),
+        Some("00000000-0000-4000-8000-0000000000a2"),
+        "the rare word first: {hits:?}"
+    );
+    assert_eq!(
+        hits[1].1.as_deref(),
+        Some("00000000-0000-4000-8000-0000000000a1"),
+        "then the common word said most often"
+    );
+    assert!(hits[0].4 > hits[1].4 && hits[1].4 > hits[2].4);
 }

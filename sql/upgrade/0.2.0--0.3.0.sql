@@ -5,6 +5,14 @@
 -- the bulk fill, the reindex and council_search ask it first.
 -- @create llm_council--0.3.0.sql council_search_enabled
 
+-- BM25 ranking: the term statistics, their refresh, and the score.
+-- @create search.sql council_search_terms
+-- @create search.sql council_search_statistics
+-- @create search.sql council_search_statistics_one
+-- @create search.sql council_search_analyze
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
+-- @create llm_council--0.3.0.sql council_search_score
+
 -- @replace search.sql council_search_index_conversations
 
 -- @replace search.sql council_search_index_messages
@@ -18,3 +26,26 @@
 -- @replace search.sql council_search_reindex
 
 -- @replace search.sql council_search
+
+-- Whoever could search before can now: the statistics council_search
+-- reads are granted as the documents were.
+DO $$
+DECLARE
+    reader text;
+BEGIN
+    FOR reader IN
+        SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid OPERATOR(pg_catalog.=) '@extschema@.council_search_documents'::pg_catalog.regclass
+          AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
+          AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+    LOOP
+        EXECUTE 'GRANT SELECT ON @extschema@.council_search_terms, '
+                '@extschema@.council_search_statistics TO ' OPERATOR(pg_catalog.||) reader;
+    END LOOP;
+END
+$$;
+
+-- The rows already there are ranked from now on.
+SELECT @extschema@.council_search_analyze();

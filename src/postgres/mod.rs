@@ -17,3 +17,4 @@ pub mod spi;
 pub mod stored_row;
 pub mod subtransaction;
 pub mod temp_space;
+pub mod tsvector;

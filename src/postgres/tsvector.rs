@@ -1,0 +1,27 @@
+//! A tsvector value's bytes, for the search's scoring to read in safe Rust
+//! (`search::score`): detoasted whole, as PostgreSQL's own tsvector code
+//! reads it.
+
+use pgrx::pg_sys;
+use pgrx::AnyElement;
+
+use crate::error::Error;
+
+/// The bytes after the varlena header of `value`, which must be a
+/// tsvector; they live in the current memory context, as long as the call.
+pub fn bytes(value: &AnyElement) -> Result<&[u8], Error> {
+    if value.oid() != pg_sys::TSVECTOROID {
+        return Err(Error::NotTsVector);
+    }
+    let datum = value.datum();
+    // SAFETY: a tsvector datum is a varlena, possibly toasted, compressed
+    // or short; pg_detoast_datum returns it whole with a 4-byte header,
+    // allocated in the current memory context, which outlives the caller's
+    // use of the slice (the function's arguments and result live there).
+    unsafe {
+        let whole = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
+        let len = pgrx::varlena::varsize_any_exhdr(whole);
+        let data = pgrx::varlena::vardata_any(whole).cast::<u8>();
+        Ok(std::slice::from_raw_parts(data, len))
+    }
+}
