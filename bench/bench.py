@@ -20,6 +20,7 @@ import argparse
 import datetime
 import os
 import platform
+import random
 import sqlite3
 import statistics
 import subprocess
@@ -29,6 +30,8 @@ import time
 import urllib.parse
 
 import psycopg2
+
+import prose
 
 TABLES = [
     "conversations", "messages", "stage1_responses", "stage2_rankings",
@@ -71,11 +74,15 @@ def connect(url, database):
     return conn
 
 
-def fresh_database(url, name):
+def fresh_database(url, name, search=True):
+    """A new database with the extension; `search=False` sets
+    llm_council.search off for it, before the first session."""
     admin = connect(url, "postgres")
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         cur.execute(f'CREATE DATABASE "{name}"')
+        if not search:
+            cur.execute(f'ALTER DATABASE "{name}" SET llm_council.search = off')
     admin.close()
     conn = connect(url, name)
     with conn.cursor() as cur:
@@ -161,8 +168,8 @@ def set_sequences_sql():
     )
 
 
-def run_council_import(args, url, fixture, n):
-    conn = fresh_database(url, f"bench_import_{n}")
+def run_council_import(args, url, fixture, n, search=True):
+    conn = fresh_database(url, f"bench_import_{n}", search)
     checkpoint(conn)
     with conn.cursor() as cur:
         started = time.perf_counter()
@@ -172,8 +179,8 @@ def run_council_import(args, url, fixture, n):
     return elapsed, rows, conn
 
 
-def run_copy(args, url, fixture, n, columns):
-    conn = fresh_database(url, f"bench_copy_{n}")
+def run_copy(args, url, fixture, n, columns, search=True):
+    conn = fresh_database(url, f"bench_copy_{n}", search)
     checkpoint(conn)
     statements = ["BEGIN"]
     for table in TABLES:
@@ -189,8 +196,8 @@ def run_copy(args, url, fixture, n, columns):
     return elapsed, rows, conn
 
 
-def run_floor(args, url, fixture, n, columns):
-    conn = fresh_database(url, f"bench_floor_{n}")
+def run_floor(args, url, fixture, n, columns, search=True):
+    conn = fresh_database(url, f"bench_floor_{n}", search)
     with conn.cursor() as cur:
         cur.execute("CREATE SCHEMA typed")
         for table in TABLES:
@@ -583,12 +590,13 @@ def upload_benchmark(args, url, sizes, fixture_of):
     return results
 
 
-def pgbench(args, url, script, seconds, settings=""):
-    """8 clients running `script` against bench_cache; `settings` go into
-    each session (PGOPTIONS)."""
+def pgbench(args, url, script, seconds, settings="", database="bench_cache", variables=()):
+    """8 clients running `script` against `database`; `settings` go into
+    each session (PGOPTIONS), `variables` are pgbench's -D NAME=VALUE."""
+    defines = [f"-D{name}={value}" for name, value in variables]
     result = subprocess.run(
-        ["pgbench", "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds), "-f", script,
-         db_url(url, "bench_cache")],
+        ["pgbench", "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds), *defines, "-f", script,
+         db_url(url, database)],
         capture_output=True, text=True, check=True, env={**os.environ, "PGOPTIONS": settings},
     )
     transactions = tps = None
@@ -685,22 +693,40 @@ def cache_put_benchmark(args, url):
 
 # The search queries of the benchmark: the kinds the issue names, with terms
 # the sample's prose holds (websearch syntax, which FTS5 reads alike here).
-SEARCH_QUERIES = [
-    ("one word", "vegetarian"),
-    ("several words", "borrow checker lifetimes"),
-    ("a phrase", '"connection pooling"'),
-    ("a rare term", "tokyo"),
-    ("a common term", "matter"),
+# What a team that stays on SQLite would search with: one FTS5 table over
+# the same text, English stemming like PostgreSQL's 'english'; each row
+# keeps the key council_search reports, to compare rankings.
+FTS5_SOURCES = [
+    "SELECT title, 'title', id FROM src.conversations WHERE title IS NOT NULL",
+    "SELECT content, 'user_message', id FROM src.messages WHERE role = 'user' AND content IS NOT NULL",
+    "SELECT response, 'stage1', id FROM src.stage1_responses",
+    "SELECT response, 'stage3', id FROM src.stage3_synthesis",
 ]
 
-# What a team that stays on SQLite would search with: one FTS5 table over
-# the same text, English stemming like PostgreSQL's 'english'.
-FTS5_SOURCES = [
-    "SELECT title FROM src.conversations WHERE title IS NOT NULL",
-    "SELECT content FROM src.messages WHERE role = 'user' AND content IS NOT NULL",
-    "SELECT response FROM src.stage1_responses",
-    "SELECT response FROM src.stage3_synthesis",
-]
+QUERY_CLASSES = ["one word", "several words", "phrase", "rare term", "common term", "-word", "non-Latin"]
+
+# The app's add-assistant-message transaction: the message, three stage 1
+# responses, three rankings, the synthesis and the metadata, and the
+# conversation's count; its text is the file's own prose.
+APP_WRITE = r"""\set c random(1, :conversations)
+\set r random(1, :responses - 3)
+BEGIN;
+INSERT INTO messages (conversation_id, role, content, created_at)
+    SELECT id, 'assistant', NULL, now() FROM bench_conversations WHERE n = :c RETURNING id AS message_id \gset
+INSERT INTO stage1_responses (message_id, model, response, confidence, created_at)
+    SELECT :message_id, 'model ' || n, response, 0.8, now() FROM bench_responses WHERE n BETWEEN :r AND :r + 2;
+INSERT INTO stage2_rankings (message_id, evaluator_model, raw_ranking, parsed_ranking, rubric_scores, created_at)
+    SELECT :message_id, 'model ' || g, 'FINAL RANKING:\n1. Response B\n2. Response A\n3. Response C',
+           '["Response B", "Response A", "Response C"]', '{"accuracy": 8, "clarity": 7}', now()
+    FROM generate_series(1, 3) g;
+INSERT INTO stage3_synthesis (message_id, chairman_model, response, created_at)
+    SELECT :message_id, 'chairman', response, now() FROM bench_responses WHERE n = :r + 3;
+INSERT INTO deliberation_metadata (message_id, label_to_model, aggregate_rankings, voting_method, created_at)
+    VALUES (:message_id, '{"Response A": "a", "Response B": "b", "Response C": "c"}', '[]', 'borda', now());
+UPDATE conversations SET message_count = message_count + 1, updated_at = now()
+    WHERE id = (SELECT id FROM bench_conversations WHERE n = :c);
+COMMIT;
+"""
 
 
 def percentile(values, fraction):
@@ -708,76 +734,187 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def search_benchmark(args, url, conversations, fixture_of):
-    """council_search against SQLite FTS5 over the same text: p50 and p95
-    of each query, top 20 with snippets, after a warm-up run of each."""
-    path = fixture_of(conversations)
-    name = "bench_search"
-    conn = fresh_database(url, name)
-    checkpoint(conn)
-    with conn.cursor() as cur:
-        imported, _ = timed(conn, "SELECT sum(imported) FROM council_import(%s)", (path,))
-        cur.execute("VACUUM (ANALYZE)")
-        cur.execute("SELECT count(*), pg_table_size('council_search_documents'), "
-                    "pg_relation_size('council_search_documents_document'), "
-                    "pg_indexes_size('council_search_documents') FROM council_search_documents")
-        documents, table_bytes, gin_bytes, index_bytes = cur.fetchone()
-        checkpoint(conn)
-        rebuilt, _ = timed(conn, "SELECT council_search_reindex()", ())
-        cur.execute("VACUUM (ANALYZE) council_search_documents")
-    print(f"  search: {documents:,} documents, import {imported:.1f} s, rebuild {rebuilt:.1f} s", file=sys.stderr)
+def prose_fixture(args, conversations, fixture_of):
+    paragraphs = prose.corpus(args.corpus_cache)
+    path = os.path.join(args.work, f"prose-{conversations}.db")
+    return prose.fixture(fixture_of(conversations), paragraphs, path), len(paragraphs)
 
+
+def import_timed(url, name, path, search):
+    conn = fresh_database(url, name, search)
+    checkpoint(conn)
+    seconds, _ = timed(conn, "SELECT sum(imported) FROM council_import(%s)", (path,))
+    return conn, seconds
+
+
+def fts5_index(args, path, conversations):
     fts_path = os.path.join(args.work, f"fts5-{conversations}.db")
     if os.path.exists(fts_path):
         os.remove(fts_path)
     fts = sqlite3.connect(fts_path)
     fts.execute(f"ATTACH 'file:{path}?immutable=1' AS src")
     started = time.perf_counter()
-    fts.execute("CREATE VIRTUAL TABLE docs USING fts5(body, tokenize = 'porter unicode61')")
+    fts.execute("CREATE VIRTUAL TABLE docs USING fts5(body, kind UNINDEXED, key UNINDEXED, "
+                "tokenize = 'porter unicode61')")
     for source in FTS5_SOURCES:
-        fts.execute(f"INSERT INTO docs (body) {source}")
+        fts.execute(f"INSERT INTO docs (body, kind, key) {source}")
     fts.commit()
-    fts_built = time.perf_counter() - started
+    built = time.perf_counter() - started
+    documents = [((kind, str(key)), body) for body, kind, key in fts.execute("SELECT body, kind, key FROM docs")]
     fts.execute("DETACH src")
-    fts_bytes = os.path.getsize(fts_path)
+    return fts, built, os.path.getsize(fts_path), documents
+
+
+def app_writes(args, url, name, seconds):
+    """tps of the app's add-assistant-message transaction, 8 clients, with
+    search on and off, alternating, best of each."""
+    conn = connect(url, name)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE bench_conversations AS "
+                    "SELECT row_number() OVER (ORDER BY id) AS n, id FROM conversations")
+        cur.execute("CREATE TABLE bench_responses AS "
+                    "SELECT row_number() OVER (ORDER BY id) AS n, response FROM stage1_responses")
+        cur.execute("CREATE INDEX ON bench_conversations (n); CREATE INDEX ON bench_responses (n)")
+        cur.execute("SELECT (SELECT count(*) FROM bench_conversations), (SELECT count(*) FROM bench_responses)")
+        conversations, responses = cur.fetchone()
+        cur.execute("VACUUM ANALYZE")
+    script = os.path.join(args.work, "app-write.sql")
+    with open(script, "w") as f:
+        f.write(APP_WRITE)
+    variables = [("conversations", conversations), ("responses", responses)]
+    on, off = [], []
+    for _ in range(2):
+        on.append(pgbench(args, url, script, seconds, "", name, variables)[0])
+        off.append(pgbench(args, url, script, seconds, "-c llm_council.search=off", name, variables)[0])
+    with conn.cursor() as cur:
+        cur.execute("SELECT council_search_reindex()")
+    conn.close()
+    return max(on), max(off)
+
+
+def search_benchmark(args, url, conversations, fixture_of):
+    """council_search against SQLite FTS5 over the same real prose: p50 and
+    p95 per query class, top 20 with snippets, after a warm-up run of each;
+    known-item MRR; the import with search on and off; the app's writes."""
+    path, paragraphs = prose_fixture(args, conversations, fixture_of)
+    off_conn, imported_off = import_timed(url, "bench_search_off", path, search=False)
+    off_conn.close()
+    drop_database(url, "bench_search_off")
+    name = "bench_search"
+    conn, imported = import_timed(url, name, path, search=True)
+    with conn.cursor() as cur:
+        cur.execute("VACUUM (ANALYZE)")
+        cur.execute("SELECT count(*), pg_table_size('council_search_documents'), "
+                    "pg_relation_size('council_search_documents_document'), "
+                    "pg_indexes_size('council_search_documents') FROM council_search_documents")
+        documents, table_bytes, gin_bytes, index_bytes = cur.fetchone()
+    print(f"  search: {documents:,} documents, import {imported:.1f} s (off: {imported_off:.1f} s)",
+          file=sys.stderr)
+    fts, fts_built, fts_bytes, texts = fts5_index(args, path, conversations)
     print(f"  search: FTS5 built in {fts_built:.1f} s, {fts_bytes / 1e6:.0f} MB", file=sys.stderr)
 
+    rng = random.Random(7)
+    asked = prose.queries(texts, rng, per_class=args.search_queries)
     rounds = args.search_rounds
-    rows = []
-    every_pg, every_fts = [], []
+    timings = {label: ([], []) for label in QUERY_CLASSES}
+    hits = {label: [0, 0] for label in QUERY_CLASSES}
+    examples = {}
     with conn.cursor() as cur:
-        for label, query in SEARCH_QUERIES:
-            pg, lite, hits = [], [], (0, 0)
+        for label, web, fts_query, _ in asked:
+            examples.setdefault(label, web)
             for round_ in range(rounds + 1):
                 started = time.perf_counter()
-                cur.execute("SELECT kind, rank, snippet FROM council_search(%s)", (query,))
+                cur.execute("SELECT kind, rank, snippet FROM council_search(%s)", (web,))
                 found = cur.fetchall()
                 pg_seconds = time.perf_counter() - started
                 started = time.perf_counter()
                 matched = fts.execute(
                     "SELECT rowid, snippet(docs, 0, '<b>', '</b>', ' … ', 20) FROM docs "
-                    "WHERE docs MATCH ? ORDER BY rank LIMIT 20", (query,)).fetchall()
+                    "WHERE docs MATCH ? ORDER BY rank LIMIT 20", (fts_query,)).fetchall()
                 fts_seconds = time.perf_counter() - started
                 if round_ > 0:  # the first is the warm-up
-                    pg.append(pg_seconds)
-                    lite.append(fts_seconds)
-                hits = (len(found), len(matched))
-            every_pg += pg
-            every_fts += lite
-            rows.append((label, query, hits, percentile(pg, 0.5), percentile(pg, 0.95),
-                         percentile(lite, 0.5), percentile(lite, 0.95)))
-            print(f"  search {label}: p95 {percentile(pg, 0.95) * 1000:.1f} ms, "
-                  f"FTS5 {percentile(lite, 0.95) * 1000:.1f} ms", file=sys.stderr)
+                    timings[label][0].append(pg_seconds)
+                    timings[label][1].append(fts_seconds)
+            hits[label][0] += len(found)
+            hits[label][1] += len(matched)
+        items = prose.known_items(texts, rng, count=args.search_known_items)
+        reciprocal_pg, reciprocal_fts = [], []
+        for web, fts_query, key in items:
+            cur.execute("SELECT kind, coalesce(row_id::text, conversation_id::text) FROM council_search(%s)", (web,))
+            ranked = [tuple(r) for r in cur.fetchall()]
+            reciprocal_pg.append(1 / (ranked.index(key) + 1) if key in ranked else 0)
+            ranked = [(k, str(v)) for k, v in fts.execute(
+                "SELECT kind, key FROM docs WHERE docs MATCH ? ORDER BY rank LIMIT 20", (fts_query,))]
+            reciprocal_fts.append(1 / (ranked.index(key) + 1) if key in ranked else 0)
     fts.close()
     conn.close()
+    writes_on, writes_off = app_writes(args, url, name, args.search_write_seconds)
     drop_database(url, name)
+
+    rows = []
+    every_pg, every_fts = [], []
+    for label in QUERY_CLASSES:
+        pg, lite = timings[label]
+        if not pg:
+            continue
+        every_pg += pg
+        every_fts += lite
+        rows.append((label, examples[label], tuple(hits[label]), percentile(pg, 0.5), percentile(pg, 0.95),
+                     percentile(lite, 0.5), percentile(lite, 0.95)))
+        print(f"  search {label}: p95 {percentile(pg, 0.95) * 1000:.1f} ms, "
+              f"FTS5 {percentile(lite, 0.95) * 1000:.1f} ms", file=sys.stderr)
+    mrr = statistics.mean(reciprocal_pg) if reciprocal_pg else 0.0
+    fts_mrr = statistics.mean(reciprocal_fts) if reciprocal_fts else 0.0
+    print(f"  search MRR {mrr:.2f}, FTS5 {fts_mrr:.2f}; app writes {writes_on:,.0f} tps on, "
+          f"{writes_off:,.0f} tps off", file=sys.stderr)
     return {
-        "conversations": conversations, "documents": documents, "table_bytes": table_bytes,
-        "gin_bytes": gin_bytes, "index_bytes": index_bytes, "imported": imported, "rebuilt": rebuilt,
-        "fts_built": fts_built, "fts_bytes": fts_bytes, "rows": rows, "rounds": rounds,
+        "conversations": conversations, "paragraphs": paragraphs, "documents": documents,
+        "table_bytes": table_bytes, "gin_bytes": gin_bytes, "index_bytes": index_bytes,
+        "imported": imported, "imported_off": imported_off, "fts_built": fts_built, "fts_bytes": fts_bytes,
+        "rows": rows, "rounds": rounds, "queries": len(asked), "known_items": len(items),
+        "mrr": mrr, "fts_mrr": fts_mrr, "writes_on": writes_on, "writes_off": writes_off,
         "p95": percentile(every_pg, 0.95), "fts_p95": percentile(every_fts, 0.95),
         "p50": percentile(every_pg, 0.5), "fts_p50": percentile(every_fts, 0.5),
     }
+
+
+def search_report(out, args, search):
+    out(f"Search on real prose, {search['conversations']:,} conversations: the sample's layout and rows with "
+        f"every title, user message and stage 1 and 3 response replaced by paragraphs of the documentation "
+        f"this machine carries (manual pages in every installed language, rendered by man(1), and the text "
+        f"under /usr/share/doc: {search['paragraphs']:,} distinct paragraphs; `bench/prose.py`). "
+        f"`council_search(query)` (top 20, ranked, with snippets and titles) against SQLite FTS5 over the same "
+        f"text (`porter unicode61`, `ORDER BY rank LIMIT 20` with `snippet()`). {search['queries']} queries "
+        f"drawn from the text, {search['rounds']} timed runs of each after a warm-up; PostgreSQL's times "
+        f"include the round trip to the server:")
+    out("")
+    out("| class | e.g. | hits (PG, FTS5) | p50 | p95 | FTS5 p50 | FTS5 p95 | p95 × FTS5 |")
+    out("|---|---|---|---|---|---|---|---|")
+    for label, query, found, p50, p95, fts50, fts95 in search["rows"]:
+        out(f"| {label} | `{query}` | {found[0]}, {found[1]} | {p50 * 1000:.1f} ms | {p95 * 1000:.1f} ms | "
+            f"{fts50 * 1000:.1f} ms | {fts95 * 1000:.1f} ms | {p95 / fts95:.2f} |")
+    out(f"| all | | | {search['p50'] * 1000:.1f} ms | {search['p95'] * 1000:.1f} ms | "
+        f"{search['fts_p50'] * 1000:.1f} ms | {search['fts_p95'] * 1000:.1f} ms | "
+        f"**{search['p95'] / search['fts_p95']:.2f}** |")
+    out("")
+    out(f"Ranking, known items: for {search['known_items']} stage 1 responses, the query is its three rarest "
+        f"words; the score is where that response ranks in the top 20. Mean reciprocal rank: council_search "
+        f"**{search['mrr']:.2f}**, FTS5 bm25 **{search['fts_mrr']:.2f}**.")
+    out("")
+    increment = search['imported'] - search['imported_off']
+    out(f"Building the documents: the import with search on {search['imported']:.1f} s, with "
+        f"`llm_council.search = off` {search['imported_off']:.1f} s: on − off = {increment:.1f} s, "
+        f"{increment / search['fts_built']:.2f}× FTS5's build of its index over the same text "
+        f"({search['fts_built']:.1f} s, {search['fts_bytes'] / 1e6:,.0f} MB); on ÷ off = "
+        f"{search['imported'] / search['imported_off']:.2f}. The index: {search['documents']:,} documents, "
+        f"{search['table_bytes'] / 1e6:,.0f} MB of tsvectors, GIN index {search['gin_bytes'] / 1e6:,.0f} MB "
+        f"(all its indexes {search['index_bytes'] / 1e6:,.0f} MB).")
+    out("")
+    out(f"The app's writes: its add-assistant-message transaction (the message, three stage 1 responses of "
+        f"the file's prose, three rankings, the synthesis, the metadata, the conversation's count), "
+        f"`pgbench -M prepared -c 8 -j 2 -T {args.search_write_seconds}`, best of two runs each: search on "
+        f"{search['writes_on']:,.0f} tps, off {search['writes_off']:,.0f} tps: with search on a transaction "
+        f"costs **{search['writes_off'] / search['writes_on']:.2f}×** what it costs with search off.")
 
 
 def main():
@@ -793,7 +930,12 @@ def main():
     parser.add_argument("--memory", default="3000,18000")
     parser.add_argument("--catch-up", default="3000,30000")
     parser.add_argument("--search", type=int, default=30000, help="conversations of the search benchmark")
-    parser.add_argument("--search-rounds", type=int, default=20)
+    parser.add_argument("--search-rounds", type=int, default=5)
+    parser.add_argument("--search-queries", type=int, default=10, help="queries per class")
+    parser.add_argument("--search-known-items", type=int, default=100)
+    parser.add_argument("--corpus-cache", default=os.environ.get("LLM_COUNCIL_CACHE", "/var/cache/llm_council"),
+                        help="where the prose corpus is built once per machine")
+    parser.add_argument("--search-write-seconds", type=int, default=20)
     parser.add_argument("--cache-seconds", type=int, default=20)
     parser.add_argument("--cache-rounds", type=int, default=2)
     parser.add_argument("--cache-entries", type=int, default=100_000)
@@ -833,6 +975,16 @@ def main():
                 lambda n: run_seed(args, args.url, cleaned, n)),
     ]
     by = {r["contender"]: r for r in results}
+    # The data move alone: the same three with llm_council.search = off.
+    unsearched = [
+        measure("council_import", args.runs, fixture, total,
+                lambda n: run_council_import(args, args.url, fixture, n, search=False)),
+        measure("copy", args.runs, fixture, total,
+                lambda n: run_copy(args, args.url, fixture, n, columns, search=False)),
+        measure("floor", args.runs, fixture, total,
+                lambda n: run_floor(args, args.url, fixture, n, columns, search=False)),
+    ]
+    off = {r["contender"]: r for r in unsearched}
 
     scale = []
     for conversations in [int(c) for c in args.scale.split(",") if c]:
@@ -912,6 +1064,16 @@ def main():
             f"{r['seconds'] / by['council_import']['seconds']:.2f} | {'yes' if r['equal'] else 'no'} |"
         )
     out("")
+    out("The data move alone: the same file into databases with `llm_council.search = off` "
+        "(no search documents), median of the same runs:")
+    out("")
+    out("| contender | seconds | × COPY | × floor | search on ÷ off | rows equal the source |")
+    out("|---|---|---|---|---|---|")
+    for r in unsearched:
+        out(f"| {r['contender']} | {r['seconds']:.2f} | {r['seconds'] / off['copy']['seconds']:.2f} | "
+            f"{r['seconds'] / off['floor']['seconds']:.2f} | {by[r['contender']]['seconds'] / r['seconds']:.2f} | "
+            f"{'yes' if r['equal'] else 'no'} |")
+    out("")
     out(f"Cost against size (council_import, median of {args.runs}):")
     out("")
     out("| conversations | rows | seconds | rows/s | × time of the smallest | × rows of the smallest |")
@@ -981,26 +1143,7 @@ def main():
     for conversations, file_size, private in export_memory:
         out(f"| {conversations:,} | {file_size / 1e6:,.0f} MB | {private:.0f} MB |")
     out("")
-    out(f"Search, on the {search['conversations']:,}-conversation file: `council_search(query)` (top 20, ranked, "
-        "with snippets and titles) against SQLite FTS5 over the same text (titles, user messages, stage 1 and "
-        "stage 3 responses; `porter unicode61`, `ORDER BY rank LIMIT 20` with `snippet()`), what a team that "
-        f"stays on SQLite would add. {search['rounds']} timed runs of each query after a warm-up, alternating "
-        "the two; PostgreSQL's times include the round trip to the server:")
-    out("")
-    out("| query | | hits (PG, FTS5) | p50 | p95 | FTS5 p50 | FTS5 p95 | p95 × FTS5 |")
-    out("|---|---|---|---|---|---|---|---|")
-    for label, query, found, p50, p95, fts50, fts95 in search["rows"]:
-        out(f"| {label} | `{query}` | {found[0]}, {found[1]} | {p50 * 1000:.1f} ms | {p95 * 1000:.1f} ms | "
-            f"{fts50 * 1000:.1f} ms | {fts95 * 1000:.1f} ms | {p95 / fts95:.2f} |")
-    out(f"| all | | | {search['p50'] * 1000:.1f} ms | {search['p95'] * 1000:.1f} ms | "
-        f"{search['fts_p50'] * 1000:.1f} ms | {search['fts_p95'] * 1000:.1f} ms | "
-        f"**{search['p95'] / search['fts_p95']:.2f}** |")
-    out("")
-    out(f"The index: {search['documents']:,} documents, {search['table_bytes'] / 1e6:,.0f} MB of tsvectors, "
-        f"GIN index {search['gin_bytes'] / 1e6:,.0f} MB (all its indexes {search['index_bytes'] / 1e6:,.0f} MB). "
-        f"Its cost at import: `council_search_reindex()`, the same bulk parse an import into empty tables does, "
-        f"takes {search['rebuilt']:.1f} s of that file's {search['imported']:.1f} s import. FTS5 builds its index "
-        f"of the same text in {search['fts_built']:.1f} s, {search['fts_bytes'] / 1e6:,.0f} MB.")
+    search_report(out, args, search)
     out("")
     out(f"Cache, `pgbench -M prepared -c 8 -j 2 -T {args.cache_seconds}` on 100 hot keys: "
         f"`council_cache_get` {get_tps:,.0f} tps, the hand-written `UPDATE … RETURNING` {update_tps:,.0f} tps: "
