@@ -917,6 +917,32 @@ def search_report(out, args, search):
         f"costs **{search['writes_off'] / search['writes_on']:.2f}×** what it costs with search off.")
 
 
+def data_move(args, fixture, total, columns, search):
+    """council_import, COPY and the floor into databases with search on or off."""
+    return [
+        measure("council_import", args.runs, fixture, total,
+                lambda n: run_council_import(args, args.url, fixture, n, search=search)),
+        measure("copy", args.runs, fixture, total,
+                lambda n: run_copy(args, args.url, fixture, n, columns, search=search)),
+        measure("floor", args.runs, fixture, total,
+                lambda n: run_floor(args, args.url, fixture, n, columns, search=search)),
+    ]
+
+
+def data_move_report(out, on, off):
+    out("The data move alone: the same file into databases with `llm_council.search = off` "
+        "(no search documents), median of the same runs:")
+    out("")
+    out("| contender | seconds | × COPY | × floor | search on ÷ off | rows equal the source |")
+    out("|---|---|---|---|---|---|")
+    by_off = {r["contender"]: r for r in off}
+    by_on = {r["contender"]: r for r in on}
+    for r in off:
+        out(f"| {r['contender']} | {r['seconds']:.2f} | {r['seconds'] / by_off['copy']['seconds']:.2f} | "
+            f"{r['seconds'] / by_off['floor']['seconds']:.2f} | "
+            f"{by_on[r['contender']]['seconds'] / r['seconds']:.2f} | {'yes' if r['equal'] else 'no'} |")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -940,6 +966,10 @@ def main():
     parser.add_argument("--cache-rounds", type=int, default=2)
     parser.add_argument("--cache-entries", type=int, default=100_000)
     parser.add_argument("--output", help="write the markdown report here")
+    parser.add_argument("--only-search", action="store_true",
+                        help="run the search benchmark alone and print its report")
+    parser.add_argument("--only-data-move", action="store_true",
+                        help="council_import, COPY and the floor with search on and off, and print their report")
     args = parser.parse_args()
 
     def fixture_of(conversations):
@@ -958,6 +988,12 @@ def main():
         cur.execute("SELECT pg_reload_conf()")
     admin.close()
 
+    if args.only_search:
+        lines = []
+        search_report(lines.append, args, search_benchmark(args, args.url, args.search, fixture_of))
+        print("\n".join(lines))
+        return
+
     fixture = fixture_of(args.conversations)
     rows_by_table = source_rows(fixture)
     total = sum(rows_by_table.values())
@@ -965,6 +1001,12 @@ def main():
     print(f"fixture: {args.conversations} conversations, {total} rows, {size / 1e6:.0f} MB", file=sys.stderr)
 
     columns = prepare_copy_files(args, args.url, fixture)
+    if args.only_data_move:
+        lines = []
+        data_move_report(lines.append, data_move(args, fixture, total, columns, search=True),
+                         data_move(args, fixture, total, columns, search=False))
+        print("\n".join(lines))
+        return
     cleaned = cleaned_copy(args, fixture)
     results = [
         measure("council_import", args.runs, fixture, total, lambda n: run_council_import(args, args.url, fixture, n)),
@@ -976,14 +1018,7 @@ def main():
     ]
     by = {r["contender"]: r for r in results}
     # The data move alone: the same three with llm_council.search = off.
-    unsearched = [
-        measure("council_import", args.runs, fixture, total,
-                lambda n: run_council_import(args, args.url, fixture, n, search=False)),
-        measure("copy", args.runs, fixture, total,
-                lambda n: run_copy(args, args.url, fixture, n, columns, search=False)),
-        measure("floor", args.runs, fixture, total,
-                lambda n: run_floor(args, args.url, fixture, n, columns, search=False)),
-    ]
+    unsearched = data_move(args, fixture, total, columns, search=False)
     off = {r["contender"]: r for r in unsearched}
 
     scale = []
@@ -1064,15 +1099,7 @@ def main():
             f"{r['seconds'] / by['council_import']['seconds']:.2f} | {'yes' if r['equal'] else 'no'} |"
         )
     out("")
-    out("The data move alone: the same file into databases with `llm_council.search = off` "
-        "(no search documents), median of the same runs:")
-    out("")
-    out("| contender | seconds | × COPY | × floor | search on ÷ off | rows equal the source |")
-    out("|---|---|---|---|---|---|")
-    for r in unsearched:
-        out(f"| {r['contender']} | {r['seconds']:.2f} | {r['seconds'] / off['copy']['seconds']:.2f} | "
-            f"{r['seconds'] / off['floor']['seconds']:.2f} | {by[r['contender']]['seconds'] / r['seconds']:.2f} | "
-            f"{'yes' if r['equal'] else 'no'} |")
+    data_move_report(out, results, unsearched)
     out("")
     out(f"Cost against size (council_import, median of {args.runs}):")
     out("")
