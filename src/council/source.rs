@@ -437,14 +437,28 @@ mod tests {
         (dir, path)
     }
 
-    /// A file as an app at schema version 1 leaves it.
-    fn v1() -> String {
-        council_app::ddl::schema_v1()
-    }
+    const V1: &str = "
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT, created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL, is_pinned INTEGER DEFAULT 0, is_hidden INTEGER DEFAULT 0,
+            message_count INTEGER DEFAULT 0);
+        CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,
+            role TEXT NOT NULL, content TEXT, created_at TEXT NOT NULL);
+        CREATE TABLE stage1_responses (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL,
+            model TEXT NOT NULL, response TEXT NOT NULL, confidence REAL, base_model TEXT,
+            sample_id INTEGER, created_at TEXT NOT NULL);
+        CREATE TABLE stage2_rankings (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL,
+            evaluator_model TEXT NOT NULL, raw_ranking TEXT NOT NULL, parsed_ranking TEXT,
+            debate_round INTEGER DEFAULT 1, rubric_scores TEXT, created_at TEXT NOT NULL);
+        CREATE TABLE stage3_synthesis (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL,
+            chairman_model TEXT NOT NULL, response TEXT NOT NULL, meta_evaluation TEXT,
+            created_at TEXT NOT NULL);
+        CREATE TABLE deliberation_metadata (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL UNIQUE,
+            label_to_model TEXT NOT NULL, aggregate_rankings TEXT, consensus TEXT, features TEXT,
+            stage1_consensus TEXT, debate_history TEXT, voting_method TEXT, created_at TEXT NOT NULL);";
 
     #[test]
     fn a_v1_file_has_no_api_key_tables_and_that_is_fine() {
-        let (_dir, path) = file(&v1());
+        let (_dir, path) = file(V1);
         let source = Source::open(&path, None, &tempfile::tempdir).expect("open");
         let layout = source.layout().expect("layout");
         assert_eq!(layout.len(), 8);
@@ -456,14 +470,13 @@ mod tests {
     #[test]
     fn extra_columns_are_listed_and_missing_ones_refused() {
         let (_dir, path) = file(&format!(
-            "{} ALTER TABLE messages ADD COLUMN tokens INTEGER;",
-            v1()
+            "{V1} ALTER TABLE messages ADD COLUMN tokens INTEGER;"
         ));
         let source = Source::open(&path, None, &tempfile::tempdir).expect("open");
         let layout = source.layout().expect("layout");
         assert_eq!(layout[1].extra_columns, vec!["tokens".to_owned()]);
 
-        let (_dir, path) = file(&v1().replace("meta_evaluation TEXT,", ""));
+        let (_dir, path) = file(&V1.replace("meta_evaluation TEXT,", ""));
         let err =
             Source::open(&path, None, &tempfile::tempdir).and_then(|s| s.layout().map(|_| ()));
         assert!(
@@ -480,8 +493,8 @@ mod tests {
 
     #[test]
     fn a_view_named_like_a_council_table_is_refused() {
-        let v1_with_view = v1().replace(
-            "CREATE TABLE IF NOT EXISTS stage3_synthesis (",
+        let v1_with_view = V1.replace(
+            "CREATE TABLE stage3_synthesis (",
             "CREATE VIEW stage3_synthesis AS SELECT 1 AS id; CREATE TABLE unused (",
         );
         let (_dir, path) = file(&v1_with_view);
@@ -511,7 +524,7 @@ mod tests {
                 "{module} is compiled in"
             );
         }
-        let (_dir, path) = file(&v1());
+        let (_dir, path) = file(V1);
         let conn = Connection::open(&path).expect("open");
         conn.execute_batch(
             "PRAGMA writable_schema = ON;
@@ -579,9 +592,8 @@ mod tests {
     #[test]
     fn rows_stream_with_extra_columns_last() {
         let (_dir, path) = file(&format!(
-            "{} ALTER TABLE messages ADD COLUMN tokens INTEGER;
-             INSERT INTO messages VALUES (1, 'c', 'user', 'hi', '', 42);",
-            v1()
+            "{V1} ALTER TABLE messages ADD COLUMN tokens INTEGER;
+             INSERT INTO messages VALUES (1, 'c', 'user', 'hi', '', 42);"
         ));
         let source = Source::open(&path, None, &tempfile::tempdir).expect("open");
         let layout = source.layout().expect("layout");
@@ -601,10 +613,9 @@ mod tests {
     #[test]
     fn the_interrupt_callback_stops_sqlite_inside_a_long_statement() {
         let (_dir, path) = file(&format!(
-            "{} INSERT INTO stage1_responses (id, message_id, model, response, created_at)
+            "{V1} INSERT INTO stage1_responses (id, message_id, model, response, created_at)
                  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
-                 SELECT i, i, 'm', 'r', '' FROM n;",
-            v1()
+                 SELECT i, i, 'm', 'r', '' FROM n;"
         ));
         let calm = Source::open(&path, Some(|| false), &tempfile::tempdir).expect("open");
         let layout = calm.layout().expect("layout");
