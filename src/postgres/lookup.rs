@@ -88,8 +88,11 @@ enum Walk {
 /// # Safety
 /// `heap` is an open relation.
 #[cfg(not(feature = "pg18"))]
+// SAFETY: unsafe to call because `heap` is a raw relation pointer; sound
+// when it is open, which keeps its relcache entry valid for the call.
 unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
-    // SAFETY: the caller's promise.
+    // SAFETY: `heap` is open (the caller's promise), so its relcache entry
+    // and index list are valid; the call only reads them.
     unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap) }
 }
 
@@ -99,8 +102,10 @@ unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
 /// # Safety
 /// `heap` is an open relation.
 #[cfg(feature = "pg18")]
+// SAFETY: as the variant above: sound when `heap` is open.
 unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
-    // SAFETY: the caller's promise.
+    // SAFETY: `heap` is open (the caller's promise), so its relcache entry
+    // and index list are valid; the call only reads them.
     unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap, false) }
 }
 
@@ -110,13 +115,17 @@ unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
 /// `index` is an open index of the open `heap`; `snapshot` is registered
 /// or active for as long as the scan runs.
 #[cfg(not(feature = "pg18"))]
+// SAFETY: unsafe to call because of the raw relation and snapshot pointers;
+// sound when both relations are open and the snapshot outlives the scan.
 unsafe fn begin_index_scan(
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
     snapshot: pg_sys::Snapshot,
     nkeys: std::ffi::c_int,
 ) -> pg_sys::IndexScanDesc {
-    // SAFETY: the caller's promise.
+    // SAFETY: `index` is an open index of the open `heap` and `snapshot`
+    // stays registered while the scan runs (the caller's promise); the scan
+    // is allocated in the current memory context.
     unsafe { pg_sys::index_beginscan(heap, index, snapshot, nkeys, 0) }
 }
 
@@ -126,6 +135,8 @@ unsafe fn begin_index_scan(
 /// # Safety
 /// As above.
 #[cfg(feature = "pg18")]
+// SAFETY: as the variant above: sound when both relations are open and the
+// snapshot outlives the scan.
 unsafe fn begin_index_scan(
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
@@ -133,7 +144,8 @@ unsafe fn begin_index_scan(
     nkeys: std::ffi::c_int,
 ) -> pg_sys::IndexScanDesc {
     let uninstrumented = std::ptr::null_mut();
-    // SAFETY: the caller's promise.
+    // SAFETY: as above; a null instrumentation pointer means none, as for
+    // every scan outside EXPLAIN ANALYZE.
     unsafe { pg_sys::index_beginscan(heap, index, snapshot, uninstrumented, nkeys, 0) }
 }
 
