@@ -820,7 +820,7 @@ def search_benchmark(args, url, conversations, fixture_of):
     hits = {label: [0, 0] for label in QUERY_CLASSES}
     examples = {}
     with conn.cursor() as cur:
-        for label, web, fts_query, _ in asked:
+        for label, web, fts_query in asked:
             examples.setdefault(label, web)
             for round_ in range(rounds + 1):
                 started = time.perf_counter()

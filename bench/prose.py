@@ -140,15 +140,19 @@ def fixture(sample_path, paragraphs_, out_path, seed=1):
     conn = sqlite3.connect(tmp)
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.execute("PRAGMA synchronous = OFF")
-    ids = lambda sql: [r[0] for r in conn.execute(sql).fetchall()]
-    for cid in ids("SELECT id FROM conversations WHERE title IS NOT NULL ORDER BY rowid"):
-        conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title(), cid))
-    for mid in ids("SELECT id FROM messages WHERE role = 'user' AND content IS NOT NULL ORDER BY id"):
-        conn.execute("UPDATE messages SET content = ? WHERE id = ?", (pick(), mid))
-    for sid in ids("SELECT id FROM stage1_responses ORDER BY id"):
-        conn.execute("UPDATE stage1_responses SET response = ? WHERE id = ?", (body(2, 6), sid))
-    for sid in ids("SELECT id FROM stage3_synthesis ORDER BY id"):
-        conn.execute("UPDATE stage3_synthesis SET response = ? WHERE id = ?", (body(2, 5), sid))
+    replacements = [
+        ("SELECT id FROM conversations WHERE title IS NOT NULL ORDER BY rowid",
+         "UPDATE conversations SET title = ? WHERE id = ?", title),
+        ("SELECT id FROM messages WHERE role = 'user' AND content IS NOT NULL ORDER BY id",
+         "UPDATE messages SET content = ? WHERE id = ?", pick),
+        ("SELECT id FROM stage1_responses ORDER BY id",
+         "UPDATE stage1_responses SET response = ? WHERE id = ?", lambda: body(2, 6)),
+        ("SELECT id FROM stage3_synthesis ORDER BY id",
+         "UPDATE stage3_synthesis SET response = ? WHERE id = ?", lambda: body(2, 5)),
+    ]
+    for select, update, text in replacements:
+        ids = [r[0] for r in conn.execute(select).fetchall()]
+        conn.executemany(update, [(text(), i) for i in ids])
     conn.commit()
     conn.execute("VACUUM")
     conn.execute("PRAGMA journal_mode = WAL")
@@ -178,9 +182,8 @@ def usable(word):
     return len(word) >= 4 and word not in STOP and "_" not in word
 
 
-def queries(documents, rng, per_class=10):
-    """(class, websearch query for council_search, FTS5 query, target) for
-    each query class; the known-item class targets one document's key."""
+def tokenized(documents):
+    """Each document's words, and each word's document frequency."""
     df = {}
     tokens = []
     for key, text in documents:
@@ -188,6 +191,13 @@ def queries(documents, rng, per_class=10):
         tokens.append((key, words))
         for w in set(words):
             df[w] = df.get(w, 0) + 1
+    return tokens, df
+
+
+def queries(documents, rng, per_class=10):
+    """(class, websearch query for council_search, FTS5 query) for each
+    query class, drawn from the documents' own words."""
+    tokens, df = tokenized(documents)
     n = len(documents)
     latin = [w for w in df if usable(w) and w.isascii() and w.isalpha()]
     by_df = sorted(latin, key=lambda w: (-df[w], w))
@@ -197,8 +207,8 @@ def queries(documents, rng, per_class=10):
     non_latin = sorted(w for w in df if not w.isascii() and w.isalpha() and len(w) >= 3 and df[w] >= 2)
     out = []
 
-    def add(label, web, fts, target=None):
-        out.append((label, web, fts, target))
+    def add(label, web, fts):
+        out.append((label, web, fts))
 
     quote = lambda w: '"' + w.replace('"', '""') + '"'
     for w in rng.sample(sorted(middle), min(per_class, len(middle))):
@@ -230,14 +240,11 @@ def queries(documents, rng, per_class=10):
 def known_items(documents, rng, count=100):
     """Known-item queries: three of a stage 1 response's rarer words, and
     that response's key."""
-    df = {}
-    for _, text in documents:
-        for w in set(words_of(text)):
-            df[w] = df.get(w, 0) + 1
-    stage1 = [(key, text) for key, text in documents if key[0] == "stage1"]
+    tokens, df = tokenized(documents)
+    stage1 = [(key, words) for key, words in tokens if key[0] == "stage1"]
     out = []
-    for key, text in rng.sample(stage1, min(count, len(stage1))):
-        words = sorted({w for w in words_of(text) if usable(w) and w.isalpha() and df[w] >= 2},
+    for key, words in rng.sample(stage1, min(count, len(stage1))):
+        words = sorted({w for w in words if usable(w) and w.isalpha() and df[w] >= 2},
                        key=lambda w: (df[w], w))
         if len(words) >= 3:
             chosen = words[:3]

@@ -81,18 +81,11 @@ fn listing(dir: &Path) -> Vec<String> {
 }
 
 /// `sqlite_schema` as the app leaves it: what its `schema.sql` creates.
-fn schema_of(conn: &rusqlite::Connection) -> Vec<(String, String, String, Option<String>)> {
-    let mut statement = conn
-        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid")
-        .expect("sqlite_schema");
-    statement
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .expect("rows")
-        .map(|r| r.expect("row"))
-        .collect()
+fn schema_of(conn: &rusqlite::Connection) -> Vec<council_file::layout::SchemaRow> {
+    council_file::layout::schema(conn).expect("sqlite_schema")
 }
 
-fn apps_schema() -> Vec<(String, String, String, Option<String>)> {
+fn apps_schema() -> Vec<council_file::layout::SchemaRow> {
     let conn = rusqlite::Connection::open_in_memory().expect("memory");
     conn.execute_batch(SCHEMA).expect("the app's schema.sql");
     schema_of(&conn)

@@ -55,6 +55,18 @@ pub fn describe(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(lines)
 }
 
+/// `sqlite_schema` in creation order: each object's type, name, table and
+/// the text of its CREATE statement (None for automatic indexes). The
+/// app's start-up adds an object exactly when this list grows.
+pub type SchemaRow = (String, String, String, Option<String>);
+
+pub fn schema(conn: &Connection) -> rusqlite::Result<Vec<SchemaRow>> {
+    let mut statement =
+        conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid")?;
+    let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    rows.collect()
+}
+
 fn query(conn: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<Vec<String>> {
     let mut statement = conn.prepare(sql)?;
     let rows = statement.query_map(params, |row: &Row<'_>| row.get::<_, String>(0))?;

@@ -565,17 +565,6 @@ fn ids_never_collide_across_sizes_and_seeds() {
     }
 }
 
-/// `sqlite_schema` in creation order: the text of every table and index.
-fn schema_text(conn: &Connection) -> Vec<(String, Option<String>)> {
-    let mut st = conn
-        .prepare("SELECT name, sql FROM sqlite_schema ORDER BY rowid")
-        .expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
-}
-
 #[test]
 fn the_sample_is_laid_out_as_the_apps_schema_sql_lays_it_out() {
     for (schema, script) in [
@@ -594,8 +583,12 @@ fn the_sample_is_laid_out_as_the_apps_schema_sql_lays_it_out() {
             "{schema:?}: pragma table_info, foreign_key_list, index_list and index_xinfo"
         );
         // The app's next start runs its script again; it must add nothing.
-        let before = schema_text(&sample);
+        let before = council_file::layout::schema(&sample).expect("sqlite_schema");
         sample.execute_batch(&script).expect("the app's start");
-        assert_eq!(schema_text(&sample), before, "{schema:?}");
+        assert_eq!(
+            council_file::layout::schema(&sample).expect("sqlite_schema"),
+            before,
+            "{schema:?}"
+        );
     }
 }
