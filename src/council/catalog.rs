@@ -29,6 +29,20 @@ impl Kind {
         allowed: None,
     };
 
+    const fn one_of(allowed: &'static [&'static str]) -> Kind {
+        Kind::Text {
+            max_chars: None,
+            allowed: Some(allowed),
+        }
+    }
+
+    const fn up_to(max_chars: usize) -> Kind {
+        Kind::Text {
+            max_chars: Some(max_chars),
+            allowed: None,
+        }
+    }
+
     /// The PostgreSQL type, for casts in comparison queries.
     pub fn sql_type(self) -> &'static str {
         match self {
@@ -90,7 +104,40 @@ pub struct Table {
     pub v2_only: bool,
 }
 
+/// A table no other row hangs off, in both schema versions, with no unique
+/// column besides its key; the methods below say where it differs.
+const fn table(name: &'static str, columns: &'static [Column]) -> Table {
+    Table {
+        name,
+        columns,
+        parent: None,
+        unique: None,
+        v2_only: false,
+    }
+}
+
 impl Table {
+    const fn child_of(self, column: &'static str, table: &'static str) -> Table {
+        Table {
+            parent: Some(Parent { column, table }),
+            ..self
+        }
+    }
+
+    const fn unique(self, column: &'static str) -> Table {
+        Table {
+            unique: Some(column),
+            ..self
+        }
+    }
+
+    const fn v2_only(self) -> Table {
+        Table {
+            v2_only: true,
+            ..self
+        }
+    }
+
     pub fn key(&self) -> &Column {
         &self.columns[0]
     }
@@ -117,9 +164,9 @@ const ROLES: &[&str] = &["user", "assistant"];
 
 /// The council tables in dependency order: parents before children.
 pub static TABLES: [Table; 8] = [
-    Table {
-        name: "conversations",
-        columns: &[
+    table(
+        "conversations",
+        &[
             required("id", Kind::ConversationId),
             col("title", Kind::TEXT),
             col("created_at", Kind::Timestamp),
@@ -128,35 +175,21 @@ pub static TABLES: [Table; 8] = [
             col("is_hidden", Kind::Boolean),
             col("message_count", Kind::Integer),
         ],
-        parent: None,
-        unique: None,
-        v2_only: false,
-    },
-    Table {
-        name: "messages",
-        columns: &[
+    ),
+    table(
+        "messages",
+        &[
             required("id", Kind::BigInt),
             required("conversation_id", Kind::ConversationRef),
-            required(
-                "role",
-                Kind::Text {
-                    max_chars: None,
-                    allowed: Some(ROLES),
-                },
-            ),
+            required("role", Kind::one_of(ROLES)),
             col("content", Kind::TEXT),
             col("created_at", Kind::Timestamp),
         ],
-        parent: Some(Parent {
-            column: "conversation_id",
-            table: "conversations",
-        }),
-        unique: None,
-        v2_only: false,
-    },
-    Table {
-        name: "stage1_responses",
-        columns: &[
+    )
+    .child_of("conversation_id", "conversations"),
+    table(
+        "stage1_responses",
+        &[
             required("id", Kind::BigInt),
             required("message_id", Kind::BigInt),
             required("model", Kind::TEXT),
@@ -166,16 +199,11 @@ pub static TABLES: [Table; 8] = [
             col("sample_id", Kind::Integer),
             col("created_at", Kind::Timestamp),
         ],
-        parent: Some(Parent {
-            column: "message_id",
-            table: "messages",
-        }),
-        unique: None,
-        v2_only: false,
-    },
-    Table {
-        name: "stage2_rankings",
-        columns: &[
+    )
+    .child_of("message_id", "messages"),
+    table(
+        "stage2_rankings",
+        &[
             required("id", Kind::BigInt),
             required("message_id", Kind::BigInt),
             required("evaluator_model", Kind::TEXT),
@@ -185,16 +213,11 @@ pub static TABLES: [Table; 8] = [
             col("rubric_scores", Kind::Json),
             col("created_at", Kind::Timestamp),
         ],
-        parent: Some(Parent {
-            column: "message_id",
-            table: "messages",
-        }),
-        unique: None,
-        v2_only: false,
-    },
-    Table {
-        name: "stage3_synthesis",
-        columns: &[
+    )
+    .child_of("message_id", "messages"),
+    table(
+        "stage3_synthesis",
+        &[
             required("id", Kind::BigInt),
             required("message_id", Kind::BigInt),
             required("chairman_model", Kind::TEXT),
@@ -202,16 +225,11 @@ pub static TABLES: [Table; 8] = [
             col("meta_evaluation", Kind::TEXT),
             col("created_at", Kind::Timestamp),
         ],
-        parent: Some(Parent {
-            column: "message_id",
-            table: "messages",
-        }),
-        unique: None,
-        v2_only: false,
-    },
-    Table {
-        name: "deliberation_metadata",
-        columns: &[
+    )
+    .child_of("message_id", "messages"),
+    table(
+        "deliberation_metadata",
+        &[
             required("id", Kind::BigInt),
             required("message_id", Kind::BigInt),
             required("label_to_model", Kind::Json),
@@ -223,25 +241,15 @@ pub static TABLES: [Table; 8] = [
             col("voting_method", Kind::TEXT),
             col("created_at", Kind::Timestamp),
         ],
-        parent: Some(Parent {
-            column: "message_id",
-            table: "messages",
-        }),
-        unique: Some("message_id"),
-        v2_only: false,
-    },
-    Table {
-        name: "api_keys",
-        columns: &[
+    )
+    .child_of("message_id", "messages")
+    .unique("message_id"),
+    table(
+        "api_keys",
+        &[
             required("id", Kind::BigInt),
             required("key_hash", Kind::TEXT),
-            required(
-                "key_prefix",
-                Kind::Text {
-                    max_chars: Some(12),
-                    allowed: None,
-                },
-            ),
+            required("key_prefix", Kind::up_to(12)),
             required("name", Kind::TEXT),
             col("created_at", Kind::Timestamp),
             col("last_used_at", Kind::Timestamp),
@@ -251,13 +259,12 @@ pub static TABLES: [Table; 8] = [
             col("permissions", Kind::Json),
             col("metadata", Kind::Json),
         ],
-        parent: None,
-        unique: Some("key_hash"),
-        v2_only: true,
-    },
-    Table {
-        name: "api_key_audit_log",
-        columns: &[
+    )
+    .unique("key_hash")
+    .v2_only(),
+    table(
+        "api_key_audit_log",
+        &[
             required("id", Kind::BigInt),
             required("api_key_id", Kind::BigInt),
             required("action", Kind::TEXT),
@@ -267,13 +274,9 @@ pub static TABLES: [Table; 8] = [
             col("request_id", Kind::TEXT),
             col("created_at", Kind::Timestamp),
         ],
-        parent: Some(Parent {
-            column: "api_key_id",
-            table: "api_keys",
-        }),
-        unique: None,
-        v2_only: true,
-    },
+    )
+    .child_of("api_key_id", "api_keys")
+    .v2_only(),
 ];
 
 #[cfg(test)]
