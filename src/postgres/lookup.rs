@@ -43,7 +43,6 @@ pub struct PrimaryKeyLookup {
     /// what the comparisons allocate, reset every ROWS_PER_RESET rows
     memory: PgMemoryContexts,
     rows: u32,
-    open: bool,
 }
 
 /// Runs `f` with `context` as the current memory context.
@@ -87,26 +86,21 @@ enum Walk {
 ///
 /// # Safety
 /// `heap` is an open relation.
-#[cfg(not(feature = "pg18"))]
 // SAFETY: unsafe to call because `heap` is a raw relation pointer; sound
 // when it is open, which keeps its relcache entry valid for the call.
 unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
     // SAFETY: `heap` is open (the caller's promise), so its relcache entry
     // and index list are valid; the call only reads them.
-    unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap) }
-}
-
-/// See above; 18 asks whether a deferrable key counts (it does not here,
-/// as it never did before).
-///
-/// # Safety
-/// `heap` is an open relation.
-#[cfg(feature = "pg18")]
-// SAFETY: as the variant above: sound when `heap` is open.
-unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
-    // SAFETY: `heap` is open (the caller's promise), so its relcache entry
-    // and index list are valid; the call only reads them.
-    unsafe { pg_sys::RelationGetPrimaryKeyIndex(heap, false) }
+    #[cfg(not(feature = "pg18"))]
+    unsafe {
+        pg_sys::RelationGetPrimaryKeyIndex(heap)
+    }
+    // SAFETY: as above. 18 asks whether a deferrable key counts: it does
+    // not here, as it never did before.
+    #[cfg(feature = "pg18")]
+    unsafe {
+        pg_sys::RelationGetPrimaryKeyIndex(heap, false)
+    }
 }
 
 /// An index scan with `nkeys` keys and no ordering, not instrumented.
@@ -114,7 +108,6 @@ unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
 /// # Safety
 /// `index` is an open index of the open `heap`; `snapshot` is registered
 /// or active for as long as the scan runs.
-#[cfg(not(feature = "pg18"))]
 // SAFETY: unsafe to call because of the raw relation and snapshot pointers;
 // sound when both relations are open and the snapshot outlives the scan.
 unsafe fn begin_index_scan(
@@ -126,27 +119,16 @@ unsafe fn begin_index_scan(
     // SAFETY: `index` is an open index of the open `heap` and `snapshot`
     // stays registered while the scan runs (the caller's promise); the scan
     // is allocated in the current memory context.
-    unsafe { pg_sys::index_beginscan(heap, index, snapshot, nkeys, 0) }
-}
-
-/// See above; 18 takes the scan's instrumentation, which only EXPLAIN
-/// ANALYZE asks for.
-///
-/// # Safety
-/// As above.
-#[cfg(feature = "pg18")]
-// SAFETY: as the variant above: sound when both relations are open and the
-// snapshot outlives the scan.
-unsafe fn begin_index_scan(
-    heap: pg_sys::Relation,
-    index: pg_sys::Relation,
-    snapshot: pg_sys::Snapshot,
-    nkeys: std::ffi::c_int,
-) -> pg_sys::IndexScanDesc {
-    let uninstrumented = std::ptr::null_mut();
-    // SAFETY: as above; a null instrumentation pointer means none, as for
-    // every scan outside EXPLAIN ANALYZE.
-    unsafe { pg_sys::index_beginscan(heap, index, snapshot, uninstrumented, nkeys, 0) }
+    #[cfg(not(feature = "pg18"))]
+    unsafe {
+        pg_sys::index_beginscan(heap, index, snapshot, nkeys, 0)
+    }
+    // SAFETY: as above. 18 takes the scan's instrumentation, which only
+    // EXPLAIN ANALYZE asks for: a null pointer means none.
+    #[cfg(feature = "pg18")]
+    unsafe {
+        pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), nkeys, 0)
+    }
 }
 
 impl PrimaryKeyLookup {
@@ -209,7 +191,6 @@ impl PrimaryKeyLookup {
             scan_memory,
             memory: PgMemoryContexts::new("llm_council row comparison"),
             rows: 0,
-            open: true,
         })
     }
 
@@ -310,16 +291,20 @@ impl PrimaryKeyLookup {
 
     /// Ends the scan and closes the relations (their locks stay until the
     /// transaction ends).
-    pub fn close(mut self) {
-        self.release();
+    pub fn close(self) {
+        drop(self);
     }
+}
 
-    fn release(&mut self) {
-        if !self.open {
+impl Drop for PrimaryKeyLookup {
+    fn drop(&mut self) {
+        // While a PostgreSQL error unwinds, the transaction's abort releases
+        // the scan, the slot's buffer pin and the relations; calling into
+        // PostgreSQL then is not safe.
+        if std::thread::panicking() {
             return;
         }
-        self.open = false;
-        // SAFETY: each was opened in `open` and is released once, in the
+        // SAFETY: each was opened in `open` and is released here, once, in the
         // context it was made in.
         in_context(self.scan_memory.value(), || unsafe {
             pg_sys::ExecDropSingleTupleTableSlot(self.ordered.slot);
@@ -329,17 +314,6 @@ impl PrimaryKeyLookup {
             pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);
             pg_sys::table_close(self.heap, pg_sys::NoLock as pg_sys::LOCKMODE);
         });
-    }
-}
-
-impl Drop for PrimaryKeyLookup {
-    fn drop(&mut self) {
-        // While a PostgreSQL error unwinds, the transaction's abort releases
-        // the scan, the slot's buffer pin and the relations; calling into
-        // PostgreSQL then is not safe.
-        if !std::thread::panicking() {
-            self.release();
-        }
     }
 }
 

@@ -26,7 +26,6 @@ pub struct TableScan {
     /// what reading a row allocates, reset every ROWS_PER_RESET rows
     memory: PgMemoryContexts,
     rows: u32,
-    open: bool,
 }
 
 impl TableScan {
@@ -61,7 +60,6 @@ impl TableScan {
             scan_memory,
             memory: PgMemoryContexts::new("llm_council scanned rows"),
             rows: 0,
-            open: true,
         })
     }
 
@@ -96,23 +94,8 @@ impl TableScan {
 
     /// Ends the scan and closes the table (its lock stays until the
     /// transaction ends).
-    pub fn close(mut self) {
-        self.release();
-    }
-
-    fn release(&mut self) {
-        if !self.open {
-            return;
-        }
-        self.open = false;
-        // SAFETY: each was opened in `open` and is released once.
-        unsafe {
-            let previous = pg_sys::MemoryContextSwitchTo(self.scan_memory.value());
-            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
-            pg_sys::table_endscan(self.scan);
-            pg_sys::table_close(self.heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-            pg_sys::MemoryContextSwitchTo(previous);
-        }
+    pub fn close(self) {
+        drop(self);
     }
 }
 
@@ -121,8 +104,16 @@ impl Drop for TableScan {
         // While a PostgreSQL error unwinds, the transaction's abort releases
         // the scan, the slot's buffer pin and the table; calling into
         // PostgreSQL then is not safe.
-        if !std::thread::panicking() {
-            self.release();
+        if std::thread::panicking() {
+            return;
+        }
+        // SAFETY: each was opened in `open` and is released here, once.
+        unsafe {
+            let previous = pg_sys::MemoryContextSwitchTo(self.scan_memory.value());
+            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+            pg_sys::table_endscan(self.scan);
+            pg_sys::table_close(self.heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+            pg_sys::MemoryContextSwitchTo(previous);
         }
     }
 }
