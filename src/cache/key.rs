@@ -122,30 +122,6 @@ impl From<python_json::Error> for CacheKeyError {
     }
 }
 
-/// The cache key: the first 32 hex digits of the SHA-256 of [`key_json`].
-pub fn cache_key(
-    query: &str,
-    models: &[&str],
-    voting_method: &str,
-    options: Option<&Value>,
-) -> Result<String, CacheKeyError> {
-    let json = key_json(query, models, voting_method, options)?;
-    Ok(hash_key_json(&json))
-}
-
-/// [`cache_key`] with the options given as JSON text (e.g. jsonb's text
-/// output); `None` stands for SQL NULL and means `{}`.
-#[cfg(test)]
-pub fn cache_key_from_json_text(
-    query: &str,
-    models: &[&str],
-    voting_method: &str,
-    options_json_text: Option<&str>,
-) -> Result<String, CacheKeyError> {
-    let json = key_json_from_json_text(query, models, voting_method, options_json_text)?;
-    Ok(hash_key_json(&json))
-}
-
 /// The exact string the application passes to sha256: `json.dumps(key_data,
 /// sort_keys=True)`.
 pub fn key_json(
@@ -177,18 +153,6 @@ pub fn key_json(
     Ok(out)
 }
 
-/// [`key_json`] with the options given as JSON text; `None` means `{}`.
-#[cfg(test)]
-pub fn key_json_from_json_text(
-    query: &str,
-    models: &[&str],
-    voting_method: &str,
-    options_json_text: Option<&str>,
-) -> Result<String, CacheKeyError> {
-    let options = parse_options(options_json_text)?;
-    key_json(query, models, voting_method, options.as_ref())
-}
-
 /// Python's `query.strip().lower()`.
 pub fn normalize_query(query: &str) -> String {
     py_lower(query.trim_matches(is_py_space))
@@ -215,8 +179,9 @@ pub fn is_py_space(c: char) -> bool {
     )
 }
 
-fn hash_key_json(json: &str) -> String {
-    let digest = Sha256::digest(json.as_bytes());
+/// The cache key: the first 32 hex digits of the SHA-256 of [`key_json`].
+pub fn cache_key(key_json: &str) -> String {
+    let digest = Sha256::digest(key_json.as_bytes());
     let mut key = String::with_capacity(CACHE_KEY_LEN);
     for byte in digest.iter().take(CACHE_KEY_LEN / 2) {
         // Lower-case, as Python's hexdigest() prints.
@@ -330,18 +295,22 @@ const CAPITAL_SIGMA: char = '\u{3a3}';
 const SMALL_SIGMA: char = '\u{3c3}';
 const FINAL_SIGMA: char = '\u{3c2}';
 
+/// Where the range `lo..=hi` lies against `cp`, for a binary search of
+/// sorted ranges that do not overlap.
+fn range_against(lo: u32, hi: u32, cp: u32) -> std::cmp::Ordering {
+    if hi < cp {
+        std::cmp::Ordering::Less
+    } else if lo > cp {
+        std::cmp::Ordering::Greater
+    } else {
+        std::cmp::Ordering::Equal
+    }
+}
+
 fn in_ranges(c: char, ranges: &[(u32, u32)]) -> bool {
     let cp = u32::from(c);
     ranges
-        .binary_search_by(|&(lo, hi)| {
-            if hi < cp {
-                std::cmp::Ordering::Less
-            } else if lo > cp {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        })
+        .binary_search_by(|&(lo, hi)| range_against(lo, hi, cp))
         .is_ok()
 }
 
@@ -399,15 +368,7 @@ fn is_final_sigma(chars: &[char], i: usize) -> bool {
 /// The final-sigma class of `c` under Python 3.11.
 fn case_class(c: char) -> CaseClass {
     let cp = u32::from(c);
-    if let Ok(i) = PY311_CASE_CLASS.binary_search_by(|&(lo, hi, _)| {
-        if hi < cp {
-            std::cmp::Ordering::Less
-        } else if lo > cp {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    }) {
+    if let Ok(i) = PY311_CASE_CLASS.binary_search_by(|&(lo, hi, _)| range_against(lo, hi, cp)) {
         if let Some(&(_, _, class)) = PY311_CASE_CLASS.get(i) {
             return class;
         }
@@ -474,6 +435,25 @@ fn py_truthy(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`key_json`] with the options given as JSON text; `None` means `{}`.
+    fn key_json_from_json_text(
+        query: &str,
+        models: &[&str],
+        voting_method: &str,
+        options_json_text: Option<&str>,
+    ) -> Result<String, CacheKeyError> {
+        let options = parse_options(options_json_text)?;
+        key_json(query, models, voting_method, options.as_ref())
+    }
+
+    /// What [`cache_key`] makes of that key JSON: with
+    /// [`key_json_from_json_text`], the cache key of options given as JSON
+    /// text (e.g. jsonb's text output).
+    fn hashed(json: Result<String, CacheKeyError>) -> Result<String, CacheKeyError> {
+        json.map(|json| cache_key(&json))
+    }
+
     use council_app::python_json::PY_INT_MAX_STR_DIGITS;
     use serde_json::json;
 
@@ -522,14 +502,16 @@ mod tests {
                 ));
                 continue;
             }
-            let got_key = cache_key_from_json_text(query, &models, voting, options)
+            let got_key = hashed(key_json_from_json_text(query, &models, voting, options))
                 .unwrap_or_else(|e| panic!("{name}: {e}")); // ok: test assertion
             if got_key != want_key {
                 failures.push(format!("{name}: key {got_key} != {want_key}"));
             }
             // The Value entry point gives the same key.
             let parsed: Option<Value> = options.map(|t| serde_json::from_str(t).expect("json"));
-            let via_value = cache_key(query, &models, voting, parsed.as_ref()).expect("cache_key");
+            let via_value = key_json(query, &models, voting, parsed.as_ref())
+                .map(|json| cache_key(&json))
+                .expect("cache_key");
             assert_eq!(via_value, want_key, "{name} via cache_key");
             assert_eq!(via_value.len(), CACHE_KEY_LEN);
         }
@@ -551,7 +533,7 @@ mod tests {
             let name = e["name"].as_str().expect("name");
             let text = e["options"].as_str().expect("options");
             let state = e["sqlstate"].as_str().expect("sqlstate");
-            match cache_key_from_json_text("q", &["m"], "borda", Some(text)) {
+            match hashed(key_json_from_json_text("q", &["m"], "borda", Some(text))) {
                 Ok(k) => panic!("{name}: expected error {state}, got key {k}"), // ok: test assertion
                 Err(err) => assert_eq!(err.sqlstate(), state, "{name}: {err}"),
             }
@@ -693,10 +675,11 @@ mod tests {
 
     #[test]
     fn errors_and_sqlstates() {
-        let bad = cache_key_from_json_text("q", &[], "b", Some("{")).expect_err("invalid");
+        let bad = hashed(key_json_from_json_text("q", &[], "b", Some("{"))).expect_err("invalid");
         assert_eq!(bad.sqlstate(), "22P02");
         let long = format!("[{}]", "9".repeat(PY_INT_MAX_STR_DIGITS + 1));
-        let err = cache_key_from_json_text("q", &[], "b", Some(&long)).expect_err("too long");
+        let err =
+            hashed(key_json_from_json_text("q", &[], "b", Some(&long))).expect_err("too long");
         assert_eq!(
             err,
             CacheKeyError::IntegerTooLong {
@@ -706,11 +689,11 @@ mod tests {
         );
         assert_eq!(err.sqlstate(), "22003");
         let ok = format!("[{}]", "9".repeat(PY_INT_MAX_STR_DIGITS));
-        assert!(cache_key_from_json_text("q", &[], "b", Some(&ok)).is_ok());
+        assert!(hashed(key_json_from_json_text("q", &[], "b", Some(&ok))).is_ok());
 
         // serde_json's parser refuses more than 128 levels.
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        let err = cache_key_from_json_text("q", &[], "b", Some(&deep)).expect_err("deep");
+        let err = hashed(key_json_from_json_text("q", &[], "b", Some(&deep))).expect_err("deep");
         assert_eq!(err.sqlstate(), "22P02");
 
         // Values built in code are limited by MAX_OPTIONS_DEPTH.
@@ -718,12 +701,12 @@ mod tests {
         for _ in 0..MAX_OPTIONS_DEPTH {
             v = Value::Array(vec![v]);
         }
-        let err = cache_key("q", &[], "b", Some(&v)).expect_err("too deep");
+        let err = key_json("q", &[], "b", Some(&v)).expect_err("too deep");
         assert_eq!(err, CacheKeyError::NestingTooDeep(MAX_OPTIONS_DEPTH));
         assert_eq!(err.sqlstate(), "54001");
         if let Value::Array(mut inner) = v {
             let v = inner.pop().expect("one level less");
-            assert!(cache_key("q", &[], "b", Some(&v)).is_ok());
+            assert!(key_json("q", &[], "b", Some(&v)).is_ok());
         }
     }
 

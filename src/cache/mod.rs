@@ -39,12 +39,9 @@ fn council_cache_key(
         .map(|model| model.as_deref())
         .collect::<Option<Vec<&str>>>()
         .ok_or(crate::error::Error::NullModel)?;
-    Ok(key::cache_key(
-        query,
-        &models,
-        voting_method,
-        options.as_ref().map(|options| &options.0),
-    )?)
+    let options = options.as_ref().map(|options| &options.0);
+    let key_json = key::key_json(query, &models, voting_method, options)?;
+    Ok(key::cache_key(&key_json))
 }
 
 #[cfg(any(test, feature = "pg_test"))]
