@@ -392,33 +392,30 @@ mod tests {
         }
     }
 
+    /// What the decider makes of message `id` of conversation `parent`.
+    fn decide(d: &mut Decider, id: i64, parent: u128) -> String {
+        outcome(d.decide(Ok(message(id, parent)), None, None))
+    }
+
+    /// How the decider settles message `id`, found in the target as `existing`.
+    fn resolve(d: &mut Decider, id: i64, existing: Existing) -> String {
+        resolution(d.resolve(Key::Int(id), Some(existing)))
+    }
+
     #[test]
     fn a_new_row_with_its_parent_is_imported_once() {
         let mut d = decider(&[], &[7], &[]);
-        assert_eq!(outcome(d.decide(Ok(message(1, 7)), None, None)), "import 1");
-        assert!(outcome(d.decide(Ok(message(1, 7)), None, None))
-            .starts_with("reject 23505 id: is the id of another row"));
+        assert_eq!(decide(&mut d, 1, 7), "import 1");
+        assert!(decide(&mut d, 1, 7).starts_with("reject 23505 id: is the id of another row"));
     }
 
     #[test]
     fn an_existing_row_is_skipped_when_identical_and_rejected_when_not() {
         let mut d = decider(&[1, 2], &[7], &[]);
-        assert_eq!(
-            outcome(d.decide(Ok(message(1, 7)), None, None)),
-            "compare 1"
-        );
-        assert_eq!(
-            outcome(d.decide(Ok(message(2, 7)), None, None)),
-            "compare 2"
-        );
-        assert_eq!(
-            resolution(d.resolve(Key::Int(1), Some(Existing::Identical))),
-            "skip"
-        );
-        assert!(
-            resolution(d.resolve(Key::Int(2), Some(Existing::Different)))
-                .contains("different content")
-        );
+        assert_eq!(decide(&mut d, 1, 7), "compare 1");
+        assert_eq!(decide(&mut d, 2, 7), "compare 2");
+        assert_eq!(resolve(&mut d, 1, Existing::Identical), "skip");
+        assert!(resolve(&mut d, 2, Existing::Different).contains("different content"));
         let keys = d.finish();
         assert!(keys.present.contains(&Key::Int(1)));
         assert!(
@@ -431,13 +428,11 @@ mod tests {
     #[test]
     fn a_child_of_a_missing_or_rejected_parent_is_rejected_with_the_reason() {
         let mut d = decider(&[], &[7], &[8]);
-        assert!(
-            outcome(d.decide(Ok(message(1, 9)), None, None)).starts_with(&format!(
-                "reject 23503 conversation_id: refers to conversations row {}, which neither",
-                conversation(9)
-            ))
-        );
-        assert!(outcome(d.decide(Ok(message(2, 8)), None, None)).ends_with("which was rejected"));
+        assert!(decide(&mut d, 1, 9).starts_with(&format!(
+            "reject 23503 conversation_id: refers to conversations row {}, which neither",
+            conversation(9)
+        )));
+        assert!(decide(&mut d, 2, 8).ends_with("which was rejected"));
     }
 
     #[test]
@@ -478,23 +473,11 @@ mod tests {
     #[test]
     fn a_sync_updates_a_changed_row_and_deletes_what_the_file_lacks() {
         let mut d = decider_for(&[1, 2, 3], &[7], &[], true);
-        assert_eq!(
-            outcome(d.decide(Ok(message(1, 7)), None, None)),
-            "compare 1"
-        );
-        assert_eq!(
-            outcome(d.decide(Ok(message(2, 7)), None, None)),
-            "compare 2"
-        );
-        assert_eq!(outcome(d.decide(Ok(message(4, 7)), None, None)), "import 4");
-        assert_eq!(
-            resolution(d.resolve(Key::Int(1), Some(Existing::Identical))),
-            "skip"
-        );
-        assert_eq!(
-            resolution(d.resolve(Key::Int(2), Some(Existing::Different))),
-            "update"
-        );
+        assert_eq!(decide(&mut d, 1, 7), "compare 1");
+        assert_eq!(decide(&mut d, 2, 7), "compare 2");
+        assert_eq!(decide(&mut d, 4, 7), "import 4");
+        assert_eq!(resolve(&mut d, 1, Existing::Identical), "skip");
+        assert_eq!(resolve(&mut d, 2, Existing::Different), "update");
         let keys = d.finish();
         assert_eq!(keys.absent, vec![Key::Int(3)]);
         let mut present: Vec<_> = keys.present.into_iter().collect();
@@ -505,16 +488,12 @@ mod tests {
     #[test]
     fn a_sync_refuses_a_repeated_id_and_an_updated_row_without_its_parent() {
         let mut d = decider_for(&[1], &[7], &[], true);
-        assert_eq!(
-            outcome(d.decide(Ok(message(1, 7)), None, None)),
-            "compare 1"
-        );
-        assert!(outcome(d.decide(Ok(message(1, 7)), None, None))
-            .starts_with("reject 23505 id: is the id of another row"));
-        assert!(outcome(d.decide(Ok(message(2, 9)), None, None)).starts_with("reject 23503"));
+        assert_eq!(decide(&mut d, 1, 7), "compare 1");
+        assert!(decide(&mut d, 1, 7).starts_with("reject 23505 id: is the id of another row"));
+        assert!(decide(&mut d, 2, 9).starts_with("reject 23503"));
         let mut d = decider_for(&[1], &[7], &[], true);
         assert!(
-            outcome(d.decide(Ok(message(1, 8)), None, None)).starts_with("reject 23503"),
+            decide(&mut d, 1, 8).starts_with("reject 23503"),
             "in a sync, an existing row's parent must be in the file too"
         );
     }

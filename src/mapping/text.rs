@@ -164,33 +164,25 @@ mod tests {
             bytes: bytes.to_vec(),
             truncated,
         };
-        assert_eq!(
-            check(b"abc\xffdef").unwrap_err(),
-            invalid(3, b"\xff", false)
-        );
-        assert_eq!(check(b"\xc3\x28").unwrap_err(), invalid(0, b"\xc3", false));
-        // Overlong encoding, UTF-16 surrogate, beyond U+10FFFF: PostgreSQL
-        // rejects all three as well.
-        assert_eq!(
-            check(b"a\xc0\xafb").unwrap_err(),
-            invalid(1, b"\xc0", false)
-        );
-        assert_eq!(
-            check(b"\xed\xa0\x80").unwrap_err(),
-            invalid(0, b"\xed", false)
-        );
-        assert_eq!(
-            check(b"\xf4\x90\x80\x80").unwrap_err(),
-            invalid(0, b"\xf4", false)
-        );
-        assert_eq!(
-            check(b"ok\xe2\x82").unwrap_err(),
-            invalid(2, b"\xe2\x82", true)
-        );
-        assert_eq!(
-            check("é".as_bytes().get(..1).expect("test value")).unwrap_err(),
-            invalid(0, b"\xc3", true)
-        );
+        // (input, offset, the bytes named, cut off at the end). Overlong
+        // encoding, UTF-16 surrogate, beyond U+10FFFF: PostgreSQL rejects
+        // those three as well.
+        let cases: [(&[u8], usize, &[u8], bool); 7] = [
+            (b"abc\xffdef", 3, b"\xff", false),
+            (b"\xc3\x28", 0, b"\xc3", false),
+            (b"a\xc0\xafb", 1, b"\xc0", false),
+            (b"\xed\xa0\x80", 0, b"\xed", false),
+            (b"\xf4\x90\x80\x80", 0, b"\xf4", false),
+            (b"ok\xe2\x82", 2, b"\xe2\x82", true),
+            (b"\xc3", 0, b"\xc3", true),
+        ];
+        for (input, offset, bytes, truncated) in cases {
+            assert_eq!(
+                check(input).unwrap_err(),
+                invalid(offset, bytes, truncated),
+                "{input:?}"
+            );
+        }
 
         let e = check(b"abc\xe2\x82").unwrap_err();
         assert_eq!(e.sqlstate(), "22021");
