@@ -113,6 +113,7 @@ fn rows(
     }))
 }
 
+/// SQL's `council_verify(text)`: a file on the server, by path.
 #[pg_extern(name = "council_verify", volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn council_verify_path(
@@ -134,6 +135,9 @@ fn council_verify_path(
     Ok(rows(run_verify(Path::new(path))?))
 }
 
+/// SQL's `council_verify(bytea)`: a file sent whole as the argument. Its
+/// Rust name, and the next function's, are the C symbols the released
+/// scripts bind (see `council_import_upload` in the import).
 #[pg_extern(name = "council_verify", volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn council_verify_upload(
@@ -157,7 +161,8 @@ fn council_verify_upload(
     Ok(rows(results))
 }
 
-/// The file this transaction uploaded with `council_upload`, verified.
+/// SQL's `council_verify_upload()`: the file this transaction uploaded with
+/// `council_upload`, verified.
 #[pg_extern(name = "council_verify_upload", volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn council_verify_streamed() -> Result<

@@ -243,6 +243,7 @@ fn rows(reports: Vec<TableReport>) -> TableIterator<'static, ReportRow> {
     }))
 }
 
+/// SQL's `council_import(text, …)`: a file on the server, by path.
 #[pg_extern(name = "council_import", volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn council_import_path(
@@ -271,6 +272,12 @@ fn council_import_path(
     Ok(rows(run_import(Path::new(path), path, mode, dry_run)?))
 }
 
+/// SQL's `council_import(bytea, …)`: a file sent whole as the argument.
+///
+/// The Rust names of this function and the next are not their SQL names:
+/// pgrx names the C symbol after the Rust function, and the released 0.1.0
+/// and 0.2.0 scripts bind SQL's functions to these symbols. Renaming would
+/// break every database created by those scripts until it is updated.
 #[pg_extern(name = "council_import", volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn council_import_upload(
@@ -299,7 +306,8 @@ fn council_import_upload(
     Ok(rows(reports))
 }
 
-/// The file this transaction uploaded with `council_upload`, imported.
+/// SQL's `council_import_upload(…)`: the file this transaction uploaded with
+/// `council_upload`, imported. (Its Rust name: see above.)
 #[pg_extern(name = "council_import_upload", volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn council_import_streamed(
