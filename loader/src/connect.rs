@@ -116,6 +116,17 @@ impl From<Config> for Server {
     }
 }
 
+/// The libpq environment variables that name a server: with any of them
+/// set, the loader connects where libpq would rather than start its own.
+pub const SERVER_ENVIRONMENT: &[&str] = &[
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGSERVICE",
+];
+
 /// The settings named anywhere, or None when nothing names a server.
 pub fn configured(url: Option<&str>) -> Result<Option<(Server, Origin)>, ConnectError> {
     if let Some(url) = url {
@@ -124,16 +135,9 @@ pub fn configured(url: Option<&str>) -> Result<Option<(Server, Origin)>, Connect
     if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty()) {
         return parse(&url).map(|c| Some((c, Origin::DatabaseUrl)));
     }
-    let names_a_server = [
-        "PGHOST",
-        "PGHOSTADDR",
-        "PGPORT",
-        "PGDATABASE",
-        "PGUSER",
-        "PGSERVICE",
-    ]
-    .iter()
-    .any(|name| std::env::var_os(name).is_some());
+    let names_a_server = SERVER_ENVIRONMENT
+        .iter()
+        .any(|name| std::env::var_os(name).is_some());
     if names_a_server {
         return from_environment().map(|c| Some((c, Origin::LibpqEnvironment)));
     }

@@ -7,19 +7,16 @@ use std::process::{Command, Output};
 use council_loader::cluster::{Cluster, ClusterOptions};
 use council_loader::sample::{self, Journal, SampleOptions};
 
+#[path = "../../tests/common/listing.rs"]
+mod listing;
+
+use listing::listing;
+
 fn loader() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_council-loader"));
     // Nothing from the environment names a server unless a test says so.
-    for var in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGHOSTADDR",
-        "PGPORT",
-        "PGDATABASE",
-        "PGUSER",
-        "PGSERVICE",
-        "PGPASSWORD",
-    ] {
+    let server_environment = council_loader::connect::SERVER_ENVIRONMENT.iter();
+    for var in server_environment.chain(&["DATABASE_URL", "PGPASSWORD"]) {
         command.env_remove(var);
     }
     command
@@ -45,6 +42,14 @@ fn cluster() -> Cluster {
 fn database(cluster: &Cluster, name: &str) -> String {
     cluster.create_database(name).expect("create database");
     cluster.url(name)
+}
+
+/// The URL of a database "council" where `install` created the extension.
+fn installed(cluster: &Cluster) -> String {
+    let url = database(cluster, "council");
+    let output = run(loader().args(["install", "--database-url", &url]));
+    assert!(output.status.success(), "{}", text(&output));
+    url
 }
 
 /// A sample the server can read: in the cluster's own directory.
@@ -112,10 +117,7 @@ fn install_creates_the_extension_and_a_second_run_changes_nothing() {
 #[test]
 fn import_by_server_path_reports_per_table_with_progress_lines() {
     let cluster = cluster();
-    let url = database(&cluster, "council");
-    assert!(run(loader().args(["install", "--database-url", &url]))
-        .status
-        .success());
+    let url = installed(&cluster);
     let path = sample_for_server(
         &cluster,
         "by-path",
@@ -155,10 +157,7 @@ fn import_by_server_path_reports_per_table_with_progress_lines() {
 #[test]
 fn a_file_the_server_cannot_read_is_uploaded_with_its_wal_rows() {
     let cluster = cluster();
-    let url = database(&cluster, "council");
-    assert!(run(loader().args(["install", "--database-url", &url]))
-        .status
-        .success());
+    let url = installed(&cluster);
     let options = SampleOptions {
         conversations: 20,
         journal: Journal::WalUncheckpointed,
@@ -182,10 +181,7 @@ fn a_file_the_server_cannot_read_is_uploaded_with_its_wal_rows() {
 #[test]
 fn a_sync_by_upload_shows_its_plan_then_catches_up() {
     let cluster = cluster();
-    let url = database(&cluster, "council");
-    assert!(run(loader().args(["install", "--database-url", &url]))
-        .status
-        .success());
+    let url = installed(&cluster);
     let options = SampleOptions {
         conversations: 10,
         ..SampleOptions::default()
@@ -241,10 +237,7 @@ fn a_sync_by_upload_shows_its_plan_then_catches_up() {
 #[test]
 fn export_writes_the_servers_file_here_and_never_replaces_one() {
     let cluster = cluster();
-    let url = database(&cluster, "council");
-    assert!(run(loader().args(["install", "--database-url", &url]))
-        .status
-        .success());
+    let url = installed(&cluster);
     let options = SampleOptions {
         conversations: 12,
         ..SampleOptions::default()
@@ -293,10 +286,7 @@ fn export_writes_the_servers_file_here_and_never_replaces_one() {
 #[test]
 fn exit_codes_tell_what_went_wrong() {
     let cluster = cluster();
-    let url = database(&cluster, "council");
-    assert!(run(loader().args(["install", "--database-url", &url]))
-        .status
-        .success());
+    let url = installed(&cluster);
     let dir = tempfile::tempdir().expect("tempdir");
 
     // Bad files fail here, before any server is asked: even an unreachable one.
@@ -715,24 +705,6 @@ fn tls_follows_libpq_sslmode() {
     );
 }
 
-/// Names, sizes and modification times of what lies in `dir`.
-fn listing(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("read_dir")
-        .map(|entry| {
-            let entry = entry.expect("entry");
-            let metadata = entry.metadata().expect("metadata");
-            (
-                entry.file_name().to_string_lossy().into_owned(),
-                metadata.len(),
-                metadata.modified().expect("mtime"),
-            )
-        })
-        .collect();
-    entries.sort();
-    entries
-}
-
 /// The app's WAL-mode files, in a directory their reader may write: the
 /// loader, run as root and as an unprivileged user, by server path and by
 /// upload, imports every row and leaves the directory as it found it.
@@ -865,10 +837,7 @@ fn a_database_without_the_extension_is_named_with_what_to_run() {
 #[test]
 fn a_connection_lost_during_commit_is_an_unknown_outcome() {
     let cluster = cluster();
-    let url = database(&cluster, "council");
-    assert!(run(loader().args(["install", "--database-url", &url]))
-        .status
-        .success());
+    let url = installed(&cluster);
     let mut client = cluster.connect("council").expect("connect");
     client
         .batch_execute(
