@@ -166,10 +166,7 @@ fn get_put_invalidate_clear_and_expire() {
         None,
         "an expired entry is a miss"
     );
-    let expired: i64 = client
-        .query_one("SELECT council_cache_expire()", &[])
-        .expect("expire")
-        .get(0);
+    let expired = common::number(&mut client, "SELECT council_cache_expire()");
     assert_eq!(expired, 1);
     assert_eq!(keys(&mut client), vec!["a", "forever"]);
 
@@ -215,10 +212,7 @@ fn get_put_invalidate_clear_and_expire() {
         .expect("q")
         .get(0);
     assert_eq!((invalidated, again), (true, false));
-    let cleared: i64 = client
-        .query_one("SELECT council_cache_clear()", &[])
-        .expect("q")
-        .get(0);
+    let cleared = common::number(&mut client, "SELECT council_cache_clear()");
     assert_eq!(cleared, 3);
     assert!(keys(&mut client).is_empty());
 }
@@ -414,13 +408,10 @@ fn concurrent_gets_count_every_hit_and_expiry_never_blocks_them() {
     stop.store(true, Ordering::Relaxed);
     let churned = churn.join().expect("the churn failed");
     assert!(churned > 0);
-    let hits: i64 = client
-        .query_one(
-            "SELECT hit_count FROM response_cache WHERE cache_key = 'hot'",
-            &[],
-        )
-        .expect("q")
-        .get(0);
+    let hits = common::number(
+        &mut client,
+        "SELECT hit_count FROM response_cache WHERE cache_key = 'hot'",
+    );
     assert_eq!(hits, CLIENTS as i64 * GETS);
 }
 

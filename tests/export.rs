@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{give_tree, sample_file};
+use common::{give_tree, sample_file, sample_of};
 use council_app::ddl::SCHEMA;
 use council_loader::cluster::Cluster;
 use council_loader::sample::{Journal, SampleOptions, SchemaVersion};
@@ -43,15 +43,11 @@ fn import(client: &mut Client, path: &Path) -> i64 {
 /// (table, source rows, not identical) for each table council_verify
 /// reports on `path`.
 fn verify(client: &mut Client, path: &Path) -> Vec<(String, i64, i64)> {
-    client
-        .query(
-            "SELECT table_name, source_rows, source_rows - identical FROM council_verify($1)",
-            &[&path.to_string_lossy().as_ref()],
-        )
-        .expect("council_verify")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
+    common::triples(
+        client,
+        "SELECT table_name, source_rows, source_rows - identical FROM council_verify($1)",
+        &[&path.to_string_lossy().as_ref()],
+    )
 }
 
 fn assert_identical(client: &mut Client, path: &Path, what: &str) {
@@ -237,14 +233,7 @@ fn generated_files_of_either_schema_and_journal_survive_the_round_trip() {
 fn rows_the_app_writes_in_postgres_go_out_and_come_back() {
     let cluster = common::cluster();
     // 50 conversations or more have ids the app was given, not UUIDs.
-    let (original, _) = sample_file(
-        &cluster,
-        "app",
-        &SampleOptions {
-            conversations: 60,
-            ..SampleOptions::default()
-        },
-    );
+    let (original, _) = sample_of(&cluster, "app", 60);
     let mut one = common::database_with_extension(&cluster, "app_first");
     import(&mut one, &original);
     // After the cutover: the app's PostgreSQL code writes new conversations
@@ -360,12 +349,7 @@ fn an_export_never_replaces_a_file_and_leaves_nothing_when_it_fails() {
         .batch_execute("UPDATE conversations SET created_at = 'infinity' WHERE legacy_id IS NULL")
         .expect("an infinite time");
     let err = export(&mut client, &dir.join("infinite.db")).expect_err("infinity");
-    assert_eq!(common::sqlstate(&err), "22008", "{}", common::message(&err));
-    assert!(
-        common::message(&err).contains("conversations row"),
-        "{}",
-        common::message(&err)
-    );
+    common::assert_error(&err, "22008", "conversations row");
     assert_eq!(listing(&dir), vec!["council.db".to_owned()]);
 }
 
@@ -401,13 +385,10 @@ fn the_file_appears_when_the_export_commits_and_never_after_a_rollback() {
     transaction.commit().expect("commit");
     assert_eq!(listing(&dir), vec!["council.db".to_owned()]);
     assert_the_app_runs_on(&path);
-    let recorded: i64 = client
-        .query_one(
-            "SELECT count(*) FROM council_imports WHERE mode = 'export'",
-            &[],
-        )
-        .expect("council_imports")
-        .get(0);
+    let recorded = common::number(
+        &mut client,
+        "SELECT count(*) FROM council_imports WHERE mode = 'export'",
+    );
     assert_eq!(recorded, 1, "only the committed export is recorded");
 }
 
@@ -446,12 +427,7 @@ fn exporting_takes_what_copy_to_takes_and_streaming_takes_select() {
     let err = client
         .query("SELECT council_export_stream()", &[])
         .expect_err("no SELECT");
-    assert_eq!(common::sqlstate(&err), "42501", "{}", common::message(&err));
-    assert!(
-        common::message(&err).contains("conversations"),
-        "{}",
-        common::message(&err)
-    );
+    common::assert_error(&err, "42501", "conversations");
 
     // With EXECUTE granted, the path form still wants pg_write_server_files.
     client
@@ -473,15 +449,11 @@ fn exporting_takes_what_copy_to_takes_and_streaming_takes_select() {
     let streamed: Vec<u8> = streamed.concat();
     assert_eq!(std::fs::read(&path).expect("read"), streamed);
     client.batch_execute("RESET ROLE").expect("reset");
-    let recorded: Vec<(String, String, String)> = client
-        .query(
-            "SELECT role::text, source, mode FROM council_imports WHERE mode = 'export' ORDER BY id",
-            &[],
-        )
-        .expect("council_imports")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let recorded: Vec<(String, String, String)> = common::triples(
+        &mut client,
+        "SELECT role::text, source, mode FROM council_imports WHERE mode = 'export' ORDER BY id",
+        &[],
+    );
     assert_eq!(
         recorded,
         vec![
@@ -503,14 +475,7 @@ fn exporting_takes_what_copy_to_takes_and_streaming_takes_select() {
 fn an_export_is_one_snapshot_while_the_app_writes() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (original, _) = sample_file(
-        &cluster,
-        "busy",
-        &SampleOptions {
-            conversations: 200,
-            ..SampleOptions::default()
-        },
-    );
+    let (original, _) = sample_of(&cluster, "busy", 200);
     import(&mut client, &original);
     // The app, meanwhile: each conversation with its message, one
     // transaction each.
@@ -563,14 +528,7 @@ fn an_export_is_one_snapshot_while_the_app_writes() {
 fn a_cancelled_export_leaves_nothing() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (original, _) = sample_file(
-        &cluster,
-        "cancel",
-        &SampleOptions {
-            conversations: 600,
-            ..SampleOptions::default()
-        },
-    );
+    let (original, _) = sample_of(&cluster, "cancel", 600);
     import(&mut client, &original);
     let dir = server_dir(&cluster, "cancel-export");
     let pid: i32 = client
@@ -578,24 +536,16 @@ fn a_cancelled_export_leaves_nothing() {
         .expect("pid")
         .get(0);
     let url = cluster.url("council");
+    let watched = dir.clone();
     let canceller = std::thread::spawn(move || {
         let mut other = Client::connect(&url, postgres::NoTls).expect("connect");
-        // Cancel once the export is under way: its first table's notice.
-        loop {
-            let running: bool = other
-                .query_one(
-                    "SELECT count(*) > 0 FROM pg_stat_activity
-                     WHERE pid = $1 AND query LIKE '%council_export%' AND state = 'active'",
-                    &[&pid],
-                )
-                .expect("pg_stat_activity")
-                .get(0);
-            if running {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        // Cancel once the export is under way: its file of a temporary name
+        // is in the directory.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while listing(&watched).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the export never began");
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
         other
             .query_one("SELECT pg_cancel_backend($1)", &[&pid])
             .expect("cancel")

@@ -7,10 +7,12 @@
 
 mod common;
 
+use common::listing::listing;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use council_loader::cluster::Cluster;
 use council_loader::sample::{self, Journal, SampleOptions, SampleSummary};
@@ -59,6 +61,11 @@ fn open_root() -> tempfile::TempDir {
         .expect("tempdir");
     std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     root
+}
+
+/// [`placed`] in a directory root owns, as a DBA's copy lies.
+fn root_owned(cluster: &Cluster, root: &Path, name: &str, form: Form) -> (PathBuf, SampleSummary) {
+    placed(cluster, root, name, form, Place::RootOwned)
 }
 
 /// Writes a 12-conversation sample of `form` into `root/name/council.db` and
@@ -111,24 +118,6 @@ fn placed(
         }
     }
     (path, summary)
-}
-
-/// Names, sizes and modification times of what lies in `dir`.
-fn listing(dir: &Path) -> Vec<(String, u64, SystemTime)> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("read_dir")
-        .map(|entry| {
-            let entry = entry.expect("entry");
-            let metadata = entry.metadata().expect("metadata");
-            (
-                entry.file_name().to_string_lossy().into_owned(),
-                metadata.len(),
-                metadata.modified().expect("mtime"),
-            )
-        })
-        .collect();
-    entries.sort();
-    entries
 }
 
 /// What the server keeps in its temporary space.
@@ -216,13 +205,7 @@ fn every_journal_form_imports_from_every_kind_of_directory_and_leaves_no_trace()
 fn an_unreadable_wal_file_is_named_and_nothing_is_imported() {
     let cluster = common::cluster();
     let root = open_root();
-    let (path, _) = placed(
-        &cluster,
-        root.path(),
-        "locked-wal",
-        Form::WalLive,
-        Place::RootOwned,
-    );
+    let (path, _) = root_owned(&cluster, root.path(), "locked-wal", Form::WalLive);
     let wal = path.with_file_name("council.db-wal");
     std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let mut client = common::database_with_extension(&cluster, "council");
@@ -237,13 +220,7 @@ fn an_unreadable_wal_file_is_named_and_nothing_is_imported() {
     assert_eq!(common::total_rows(&mut client), 0);
 
     // and a WAL-mode file without any -wal never blames one
-    let (clean, _) = placed(
-        &cluster,
-        root.path(),
-        "clean",
-        Form::WalCheckpointed,
-        Place::RootOwned,
-    );
+    let (clean, _) = root_owned(&cluster, root.path(), "clean", Form::WalCheckpointed);
     std::fs::set_permissions(&clean, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let err = imported(&mut client, &clean).expect_err("an unreadable file");
     let db = err.as_db_error().expect("a server error");
@@ -279,13 +256,7 @@ fn upload(transaction: &mut postgres::Transaction<'_>, path: &Path, chunk: usize
 fn a_streamed_upload_imports_and_verifies_and_goes_with_its_transaction() {
     let cluster = common::cluster();
     let root = open_root();
-    let (path, summary) = placed(
-        &cluster,
-        root.path(),
-        "upload",
-        Form::WalCheckpointed,
-        Place::RootOwned,
-    );
+    let (path, summary) = root_owned(&cluster, root.path(), "upload", Form::WalCheckpointed);
     common::database_with_extension(&cluster, "council");
     let notices = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut config: postgres::Config = cluster.url("council").parse().expect("url");
@@ -309,21 +280,15 @@ fn a_streamed_upload_imports_and_verifies_and_goes_with_its_transaction() {
         1,
         "the upload is one temporary file"
     );
-    let n: i64 = transaction
-        .query_one(
-            "SELECT sum(imported)::bigint FROM council_import_upload()",
-            &[],
-        )
-        .expect("import the upload")
-        .get(0);
+    let n = common::number(
+        &mut transaction,
+        "SELECT sum(imported)::bigint FROM council_import_upload()",
+    );
     assert_eq!(n as u64, summary.rows());
-    let identical: i64 = transaction
-        .query_one(
-            "SELECT sum(identical)::bigint FROM council_verify_upload()",
-            &[],
-        )
-        .expect("verify the same upload")
-        .get(0);
+    let identical = common::number(
+        &mut transaction,
+        "SELECT sum(identical)::bigint FROM council_verify_upload()",
+    );
     assert_eq!(identical as u64, summary.rows());
     transaction.commit().expect("commit");
     assert_eq!(temp_space(&cluster), Vec::<String>::new(), "after commit");
@@ -422,15 +387,19 @@ fn an_upload_of_a_client_that_disconnects_or_is_killed_is_gone() {
     let cluster = common::cluster();
     common::database_with_extension(&cluster, "council");
     let chunk = vec![1u8; 1 << 20];
+    let uploading = |cluster: &Cluster, chunk: &[u8]| {
+        let mut client = cluster.connect("council").expect("connect");
+        let pid = backend_pid(&mut client);
+        client.batch_execute("BEGIN").expect("begin");
+        client
+            .execute("SELECT council_upload($1)", &[&chunk])
+            .expect("council_upload");
+        assert_eq!(temp_space(cluster).len(), 1, "the upload's file");
+        (client, pid)
+    };
 
     // The client goes away mid-upload.
-    let mut client = cluster.connect("council").expect("connect");
-    let pid = backend_pid(&mut client);
-    client.batch_execute("BEGIN").expect("begin");
-    client
-        .execute("SELECT council_upload($1)", &[&chunk])
-        .expect("council_upload");
-    assert_eq!(temp_space(&cluster).len(), 1);
+    let (client, pid) = uploading(&cluster, &chunk);
     drop(client);
     wait_until_gone(&cluster, pid);
     assert_eq!(
@@ -440,13 +409,7 @@ fn an_upload_of_a_client_that_disconnects_or_is_killed_is_gone() {
     );
 
     // kill -9 mid-upload: crash recovery sweeps it.
-    let mut client = cluster.connect("council").expect("connect");
-    let pid = backend_pid(&mut client);
-    client.batch_execute("BEGIN").expect("begin");
-    client
-        .execute("SELECT council_upload($1)", &[&chunk])
-        .expect("council_upload");
-    assert_eq!(temp_space(&cluster).len(), 1);
+    let (mut client, pid) = uploading(&cluster, &chunk);
     let crashes = reinitializations(&cluster);
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -468,13 +431,7 @@ fn a_private_copy_is_gone_after_kill_9_and_after_termination() {
     let cluster = common::cluster();
     common::database_with_extension(&cluster, "council");
     let root = open_root();
-    let (path, _) = placed(
-        &cluster,
-        root.path(),
-        "live",
-        Form::WalLive,
-        Place::RootOwned,
-    );
+    let (path, _) = root_owned(&cluster, root.path(), "live", Form::WalLive);
     for terminate in [false, true] {
         let mut holder = cluster.connect("council").expect("connect");
         holder
@@ -578,23 +535,17 @@ fn a_copy_into_the_upload_stream_is_an_upload() {
     let bytes = std::fs::read(&whole).expect("read");
     let mut transaction = client.transaction().expect("begin");
     copy_upload(&mut transaction, &bytes).expect("COPY");
-    let imported: i64 = transaction
-        .query_one(
-            "SELECT sum(imported)::bigint FROM council_import_upload()",
-            &[],
-        )
-        .expect("import the upload")
-        .get(0);
+    let imported = common::number(
+        &mut transaction,
+        "SELECT sum(imported)::bigint FROM council_import_upload()",
+    );
     assert_eq!(imported as u64, summary.rows());
     transaction.commit().expect("commit");
     assert_eq!(common::total_rows(&mut client) as u64, summary.rows());
     assert_eq!(temp_space(&cluster), Vec::<String>::new(), "after commit");
 
     // The view holds nothing and takes nothing but inserts.
-    let held: i64 = client
-        .query_one("SELECT count(*) FROM council_upload_stream", &[])
-        .expect("select")
-        .get(0);
+    let held = common::number(&mut client, "SELECT count(*) FROM council_upload_stream");
     assert_eq!(held, 0);
     let err = client
         .execute("DELETE FROM council_upload_stream", &[])
@@ -679,13 +630,7 @@ fn errors_carry_no_backtrace_whatever_the_environment_that_started_the_server() 
 fn a_large_object_is_an_upload_too() {
     let cluster = common::cluster();
     let root = open_root();
-    let (path, summary) = placed(
-        &cluster,
-        root.path(),
-        "lo",
-        Form::WalCheckpointed,
-        Place::RootOwned,
-    );
+    let (path, summary) = root_owned(&cluster, root.path(), "lo", Form::WalCheckpointed);
     let mut client = common::database_with_extension(&cluster, "council");
     let bytes = std::fs::read(&path).expect("read");
     let mut transaction = client.transaction().expect("begin");
@@ -701,19 +646,13 @@ fn a_large_object_is_an_upload_too() {
     transaction
         .execute("SELECT lo_unlink($1)", &[&oid])
         .expect("lo_unlink");
-    let n: i64 = transaction
-        .query_one(
-            "SELECT sum(imported)::bigint FROM council_import_upload()",
-            &[],
-        )
-        .expect("import the upload")
-        .get(0);
+    let n = common::number(
+        &mut transaction,
+        "SELECT sum(imported)::bigint FROM council_import_upload()",
+    );
     assert_eq!(n as u64, summary.rows());
     transaction.commit().expect("commit");
-    let objects: i64 = client
-        .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
-        .expect("count")
-        .get(0);
+    let objects = common::number(&mut client, "SELECT count(*) FROM pg_largeobject_metadata");
     assert_eq!(objects, 0);
     assert_eq!(temp_space(&cluster), Vec::<String>::new());
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{give_tree, message, sample_file, spoil, sqlstate};
+use common::{give_tree, message, sample_file, sample_of, spoil, sqlstate};
 
 use std::path::Path;
 
@@ -63,21 +63,15 @@ fn every_row_of_a_v2_file_arrives_and_a_second_import_skips_them_all() {
         assert_eq!(n, *rows as i64, "rows in {table}");
     }
     // Legacy ids are kept, and '' became NULL rather than a made-up time.
-    let legacy: i64 = client
-        .query_one(
-            "SELECT count(*) FROM conversations WHERE legacy_id IS NOT NULL",
-            &[],
-        )
-        .expect("q")
-        .get(0);
+    let legacy = common::number(
+        &mut client,
+        "SELECT count(*) FROM conversations WHERE legacy_id IS NOT NULL",
+    );
     assert!(legacy >= 1, "the sample has caller-supplied ids");
-    let undated: i64 = client
-        .query_one(
-            "SELECT count(*) FROM conversations WHERE created_at IS NULL",
-            &[],
-        )
-        .expect("q")
-        .get(0);
+    let undated = common::number(
+        &mut client,
+        "SELECT count(*) FROM conversations WHERE created_at IS NULL",
+    );
     assert!(undated >= 1, "the sample has '' timestamps");
 
     let again = import(&mut client, &path, "strict").expect("second import");
@@ -196,14 +190,7 @@ fn rows_only_in_the_wal_file_arrive() {
 fn a_dry_run_reports_and_leaves_nothing() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "dry",
-        &SampleOptions {
-            conversations: 10,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "dry", 10);
     let imported: i64 = client
         .query_one(
             "SELECT sum(imported)::bigint FROM council_import($1, dry_run => true)",
@@ -225,14 +212,7 @@ fn a_dry_run_reports_and_leaves_nothing() {
 fn the_upload_form_needs_only_table_privileges_and_the_path_form_needs_file_access() {
     let cluster = common::cluster();
     let mut admin = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "upload",
-        &SampleOptions {
-            conversations: 10,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "upload", 10);
     admin
         .batch_execute(
             "CREATE ROLE app LOGIN PASSWORD 'app-secret';
@@ -283,14 +263,7 @@ fn the_upload_form_needs_only_table_privileges_and_the_path_form_needs_file_acce
 fn a_bad_value_in_strict_mode_names_its_row_and_changes_nothing() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "bad",
-        &SampleOptions {
-            conversations: 10,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "bad", 10);
     let conn = spoil(&path);
     let id: i64 = conn
         .query_row(
@@ -325,14 +298,7 @@ fn a_bad_value_in_strict_mode_names_its_row_and_changes_nothing() {
 fn quarantine_rejects_exactly_the_bad_rows_and_imports_the_rest() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "quarantine",
-        &SampleOptions {
-            conversations: 20,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "quarantine", 20);
     let conn = spoil(&path);
     let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
     // a message whose conversation is rejected takes its stage rows along
@@ -391,24 +357,15 @@ fn quarantine_rejects_exactly_the_bad_rows_and_imports_the_rest() {
         1 + dependents + 2 + 2 + 1 + audit_of_first_key + 1,
         "{report:?}"
     );
-    let kept: i64 = client
-        .query_one("SELECT count(*) FROM council_import_rejects", &[])
-        .expect("q")
-        .get(0);
+    let kept = common::number(&mut client, "SELECT count(*) FROM council_import_rejects");
     assert_eq!(kept, rejected);
     let total: i64 = report.iter().map(|r| r.1).sum();
     assert_eq!(total as u64, summary.rows() + 2);
     // the big id arrived and the sequence moved past it
-    let next: i64 = client
-        .query_one("INSERT INTO messages (conversation_id, role) SELECT id, 'user' FROM conversations LIMIT 1 RETURNING id", &[])
-        .expect("insert")
-        .get(0);
+    let next = common::number(&mut client, "INSERT INTO messages (conversation_id, role) SELECT id, 'user' FROM conversations LIMIT 1 RETURNING id");
     assert!(next > 3_000_000_000);
     // verbatim rows: text jsonb cannot hold is kept byte for byte
-    let hex: i64 = client
-        .query_one("SELECT count(*) FROM council_import_rejects WHERE row->'response' ? 'hex' OR row->'model' ? 'hex'", &[])
-        .expect("q")
-        .get(0);
+    let hex = common::number(&mut client, "SELECT count(*) FROM council_import_rejects WHERE row->'response' ? 'hex' OR row->'model' ? 'hex'");
     assert_eq!(hex, 2);
 }
 
@@ -418,14 +375,7 @@ fn broken_files_fail_with_a_clear_error_and_change_nothing() {
     let mut client = common::database_with_extension(&cluster, "council");
     let dir = cluster.scratch_dir().join("broken");
     std::fs::create_dir_all(&dir).expect("dir");
-    let (good, _) = sample_file(
-        &cluster,
-        "good",
-        &SampleOptions {
-            conversations: 5,
-            ..SampleOptions::default()
-        },
-    );
+    let (good, _) = sample_of(&cluster, "good", 5);
     let bytes = std::fs::read(&good).expect("read");
 
     std::fs::write(dir.join("empty.db"), b"").expect("write");
@@ -468,14 +418,7 @@ fn broken_files_fail_with_a_clear_error_and_change_nothing() {
 fn a_row_changed_in_the_target_is_a_conflict_never_overwritten() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "conflict",
-        &SampleOptions {
-            conversations: 5,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "conflict", 5);
     import(&mut client, &path, "strict").expect("first import");
     client.batch_execute("UPDATE messages SET content = 'edited in PostgreSQL' WHERE id = (SELECT min(id) FROM messages WHERE role = 'user')").expect("edit");
 
@@ -506,14 +449,7 @@ fn verify(client: &mut Client, path: &Path) -> Report {
 fn verify_compares_content_not_counts() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "verify",
-        &SampleOptions {
-            conversations: 8,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "verify", 8);
     let before = verify(&mut client, &path);
     assert!(before
         .iter()
@@ -556,14 +492,7 @@ fn verify_compares_content_not_counts() {
 fn every_timestamp_form_and_unusual_id_imports_in_strict_mode() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "forms",
-        &SampleOptions {
-            conversations: 6,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "forms", 6);
     let conn = spoil(&path);
     let first = "(SELECT min(id) FROM messages)";
     conn.execute_batch(&format!(
@@ -623,14 +552,7 @@ fn every_timestamp_form_and_unusual_id_imports_in_strict_mode() {
 fn extra_columns_stop_a_strict_import_and_extra_tables_and_triggers_are_ignored() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "extra",
-        &SampleOptions {
-            conversations: 5,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "extra", 5);
     let conn = spoil(&path);
     conn.execute_batch(
         "CREATE TABLE user_settings (id INTEGER PRIMARY KEY, theme TEXT);
@@ -681,13 +603,10 @@ fn extra_columns_stop_a_strict_import_and_extra_tables_and_triggers_are_ignored(
             .all(|(reason, tokens)| reason.contains("tokens") && *tokens == 42),
         "{kept:?}"
     );
-    let dependents: i64 = client
-        .query_one(
-            "SELECT count(*) FROM council_import_rejects WHERE source_table <> 'messages'",
-            &[],
-        )
-        .expect("dependents")
-        .get(0);
+    let dependents = common::number(
+        &mut client,
+        "SELECT count(*) FROM council_import_rejects WHERE source_table <> 'messages'",
+    );
     assert_eq!(
         dependents,
         report.iter().skip(2).map(|r| r.4).sum::<i64>(),
@@ -708,14 +627,7 @@ fn an_unreadable_file_is_a_privilege_error() {
     use std::os::unix::fs::PermissionsExt as _;
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "locked",
-        &SampleOptions {
-            conversations: 2,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "locked", 2);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
     let err = import(&mut client, &path, "strict").expect_err("unreadable");
     assert_eq!(sqlstate(&err), "42501", "{}", message(&err));
@@ -726,14 +638,7 @@ fn an_unreadable_file_is_a_privilege_error() {
 fn statement_timeout_stops_an_import_and_nothing_stays() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "slow",
-        &SampleOptions {
-            conversations: 400,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "slow", 400);
     client
         .batch_execute("SET statement_timeout = '100ms'")
         .expect("timeout");
@@ -820,14 +725,7 @@ fn every_bad_value_is_refused_in_strict_mode_and_quarantined_alone() {
 #[test]
 fn foreign_keys_hold_and_the_dbas_own_triggers_still_fire() {
     let cluster = common::cluster();
-    let (path, summary) = sample_file(
-        &cluster,
-        "fk",
-        &SampleOptions {
-            conversations: 15,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "fk", 15);
     let references = [
         ("messages", "conversation_id", "conversations"),
         ("stage1_responses", "message_id", "messages"),
@@ -866,10 +764,7 @@ fn foreign_keys_hold_and_the_dbas_own_triggers_still_fire() {
         )
         .expect("the DBA's trigger");
     import(&mut audited, &path, "strict").expect("import");
-    let seen: i64 = audited
-        .query_one("SELECT count(*) FROM seen", &[])
-        .expect("q")
-        .get(0);
+    let seen = common::number(&mut audited, "SELECT count(*) FROM seen");
     let messages = summary
         .tables
         .iter()
@@ -903,26 +798,12 @@ fn foreign_keys_hold_and_the_dbas_own_triggers_still_fire() {
 fn parents_already_in_the_database_count_when_the_file_lacks_their_table() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "full",
-        &SampleOptions {
-            conversations: 10,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "full", 10);
     import(&mut client, &path, "strict").expect("the whole file");
     client
         .batch_execute("DELETE FROM api_key_audit_log")
         .expect("delete");
-    let (partial, _) = sample_file(
-        &cluster,
-        "partial",
-        &SampleOptions {
-            conversations: 10,
-            ..SampleOptions::default()
-        },
-    );
+    let (partial, _) = sample_of(&cluster, "partial", 10);
     let conn = spoil(&partial);
     conn.execute_batch("DROP TABLE api_keys").expect("drop");
     drop(conn);
@@ -948,14 +829,7 @@ fn parents_already_in_the_database_count_when_the_file_lacks_their_table() {
 fn quarantine_never_attaches_a_row_to_the_wrong_parent() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (a, _) = sample_file(
-        &cluster,
-        "parent-a",
-        &SampleOptions {
-            conversations: 8,
-            ..SampleOptions::default()
-        },
-    );
+    let (a, _) = sample_of(&cluster, "parent-a", 8);
     import(&mut client, &a, "strict").expect("import a");
 
     let dir = a.parent().expect("dir").with_file_name("parent-b");
@@ -993,13 +867,10 @@ fn quarantine_never_attaches_a_row_to_the_wrong_parent() {
             "{table}: {report:?}"
         );
     }
-    let attached: i64 = client
-        .query_one(
-            "SELECT count(*) FROM stage1_responses WHERE id = 999999",
-            &[],
-        )
-        .expect("count")
-        .get(0);
+    let attached = common::number(
+        &mut client,
+        "SELECT count(*) FROM stage1_responses WHERE id = 999999",
+    );
     assert_eq!(attached, 0, "attached to the database's other message");
     let reason: String = client
         .query_one(
@@ -1067,14 +938,7 @@ fn quarantine_never_attaches_a_row_to_the_wrong_parent() {
 fn psql_prints_every_id_and_text_as_sqlite3_prints_it() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "clients");
-    let (path, _) = sample_file(
-        &cluster,
-        "clients",
-        &SampleOptions {
-            conversations: 25,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "clients", 25);
     import(&mut client, &path, "strict").expect("import");
     // Each query means the same in SQLite and in PostgreSQL.
     let queries = [

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::sample_file;
+use common::{sample_file, sample_of};
 
 use council_loader::sample::SampleOptions;
 use postgres::Client;
@@ -21,29 +21,18 @@ fn sha256_of(path: &Path) -> String {
 }
 
 fn recorded(client: &mut Client) -> Vec<(String, String, Option<String>)> {
-    client
-        .query(
-            "SELECT mode, source, sha256 FROM council_imports ORDER BY id",
-            &[],
-        )
-        .expect("council_imports")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
+    common::triples(
+        client,
+        "SELECT mode, source, sha256 FROM council_imports ORDER BY id",
+        &[],
+    )
 }
 
 #[test]
 fn every_import_and_export_records_its_files_sha256() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (first, _) = sample_file(
-        &cluster,
-        "first",
-        &SampleOptions {
-            conversations: 8,
-            ..SampleOptions::default()
-        },
-    );
+    let (first, _) = sample_of(&cluster, "first", 8);
     let (second, _) = sample_file(
         &cluster,
         "second",
@@ -96,14 +85,7 @@ fn every_import_and_export_records_its_files_sha256() {
 fn the_overview_shows_the_system_to_any_role() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "overview",
-        &SampleOptions {
-            conversations: 12,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "overview", 12);
     let name = path.to_string_lossy().into_owned();
     client
         .query("SELECT * FROM council_import($1)", &[&name])
@@ -151,15 +133,9 @@ fn the_overview_shows_the_system_to_any_role() {
     let (total, indexes): (i64, i64) = (row.get(4), row.get(5));
     assert!(total > indexes && indexes > 0);
     let documents: i64 = row.get(6);
-    let expected_documents: i64 = client
-        .query_one(
-            "SELECT (SELECT count(*) FROM conversations WHERE title IS NOT NULL)
+    let expected_documents = common::number(&mut client, "SELECT (SELECT count(*) FROM conversations WHERE title IS NOT NULL)
                   + (SELECT count(*) FROM messages WHERE role = 'user' AND content IS NOT NULL)
-                  + (SELECT count(*) FROM stage1_responses) + (SELECT count(*) FROM stage3_synthesis)",
-            &[],
-        )
-        .expect("count")
-        .get(0);
+                  + (SELECT count(*) FROM stage1_responses) + (SELECT count(*) FROM stage3_synthesis)");
     assert_eq!(documents, expected_documents);
     assert_eq!(row.get::<_, i64>(7), 0);
     assert!(row.get::<_, i64>(8) > 0 && row.get::<_, i64>(9) > 0);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{give_tree, sample_file};
+use common::{give_tree, sample_file, sample_of};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +37,32 @@ fn assert_no_crash(cluster: &Cluster, expected_kills: usize) {
     );
 }
 
+/// A connection whose backend is killed with SIGKILL when the first NOTICE
+/// that starts with `point` arrives, and whether that has happened. The
+/// callback runs before the statement that raised the notice returns.
+fn killed_at(cluster: &Cluster, point: &str) -> (Client, Arc<AtomicBool>) {
+    let pid = Arc::new(Mutex::new(0i32));
+    let fired = Arc::new(AtomicBool::new(false));
+    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
+    {
+        let (pid, fired, point) = (pid.clone(), fired.clone(), point.to_owned());
+        config.notice_callback(move |notice| {
+            if notice.message().starts_with(&point) && !fired.swap(true, Ordering::SeqCst) {
+                let pid = *pid.lock().expect("lock");
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        });
+    }
+    let mut client = config.connect(postgres::NoTls).expect("connect");
+    *pid.lock().expect("lock") = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    (client, fired)
+}
+
 /// Kills the importing backend with SIGKILL when a NOTICE matching `at`
 /// arrives: early, in the middle of a table, and after the last table
 /// (while the sequences move). The import runs in an explicit transaction
@@ -49,39 +75,14 @@ fn assert_no_crash(cluster: &Cluster, expected_kills: usize) {
 fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
     let cluster = common::cluster();
     common::database_with_extension(&cluster, "council");
-    let (path, summary) = sample_file(
-        &cluster,
-        "kill",
-        &SampleOptions {
-            conversations: 1000,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, summary) = sample_of(&cluster, "kill", 1000);
     let points = [
         "llm_council import: conversations 0/",
         "llm_council import: stage1_responses 10000/",
         "llm_council import: api_key_audit_log done",
     ];
     for (kills, point) in points.iter().enumerate() {
-        let pid = Arc::new(Mutex::new(0i32));
-        let fired = Arc::new(AtomicBool::new(false));
-        let mut config: postgres::Config = cluster.url("council").parse().expect("url");
-        {
-            let (pid, fired, point) = (pid.clone(), fired.clone(), point.to_string());
-            config.notice_callback(move |notice| {
-                if notice.message().starts_with(&point) && !fired.swap(true, Ordering::SeqCst) {
-                    let pid = *pid.lock().expect("lock");
-                    let _ = std::process::Command::new("kill")
-                        .args(["-9", &pid.to_string()])
-                        .status();
-                }
-            });
-        }
-        let mut client = config.connect(postgres::NoTls).expect("connect");
-        *pid.lock().expect("lock") = client
-            .query_one("SELECT pg_backend_pid()", &[])
-            .expect("pid")
-            .get(0);
+        let (mut client, fired) = killed_at(&cluster, point);
         // The notice callback runs, and kills, before the SELECT returns;
         // COMMIT can only follow it.
         let result = client.batch_execute("BEGIN").and_then(|()| {
@@ -109,24 +110,7 @@ fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
     }
 
     // Autocommit: the kill at the last notice races the commit itself.
-    let pid = Arc::new(Mutex::new(0i32));
-    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
-    {
-        let pid = pid.clone();
-        config.notice_callback(move |notice| {
-            if notice.message().starts_with(points[2]) {
-                let pid = *pid.lock().expect("lock");
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        });
-    }
-    let mut client = config.connect(postgres::NoTls).expect("connect");
-    *pid.lock().expect("lock") = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0);
+    let (mut client, _) = killed_at(&cluster, points[2]);
     let _ = import(&mut client, &path, "strict");
     cluster
         .wait_until_ready(Duration::from_secs(60))
@@ -155,14 +139,7 @@ fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
 fn pg_cancel_backend_stops_an_import_within_a_second() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "cancel",
-        &SampleOptions {
-            conversations: 800,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "cancel", 800);
     let pid: i32 = client
         .query_one("SELECT pg_backend_pid()", &[])
         .expect("pid")
@@ -214,14 +191,7 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
 fn an_interrupt_that_ends_nothing_leaves_the_import_running() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "interrupted",
-        &SampleOptions {
-            conversations: 300,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "interrupted", 300);
     let pid: i32 = client
         .query_one("SELECT pg_backend_pid()", &[])
         .expect("pid")
@@ -257,14 +227,7 @@ fn an_interrupt_that_ends_nothing_leaves_the_import_running() {
 #[test]
 fn hostile_files_give_clear_errors_and_never_crash_the_backend() {
     let cluster = common::cluster();
-    let (good, _) = sample_file(
-        &cluster,
-        "good",
-        &SampleOptions {
-            conversations: 3,
-            ..SampleOptions::default()
-        },
-    );
+    let (good, _) = sample_of(&cluster, "good", 3);
     let bytes = std::fs::read(&good).expect("read");
     let dir = cluster.scratch_dir().join("hostile");
     std::fs::create_dir_all(&dir).expect("dir");
@@ -305,14 +268,7 @@ fn hostile_files_give_clear_errors_and_never_crash_the_backend() {
     assert_eq!(common::total_rows(&mut client), 0);
 
     // deeply nested JSON and a very long text in an otherwise good file
-    let (deep, summary) = sample_file(
-        &cluster,
-        "deep",
-        &SampleOptions {
-            conversations: 3,
-            ..SampleOptions::default()
-        },
-    );
+    let (deep, summary) = sample_of(&cluster, "deep", 3);
     let conn = rusqlite::Connection::open(&deep).expect("open");
     let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     conn.execute("UPDATE stage2_rankings SET rubric_scores = ?1 WHERE id = (SELECT min(id) FROM stage2_rankings)", [&nested])
@@ -382,15 +338,11 @@ fn a_file_that_grows_while_it_is_read_imports_one_consistent_snapshot() {
             n
         })
     };
-    let report: Vec<(String, i64, i64)> = client
-        .query(
-            "SELECT table_name, source_rows, imported FROM council_import($1)",
-            &[&path.to_string_lossy().as_ref()],
-        )
-        .expect("import while the file grows")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let report: Vec<(String, i64, i64)> = common::triples(
+        &mut client,
+        "SELECT table_name, source_rows, imported FROM council_import($1)",
+        &[&path.to_string_lossy().as_ref()],
+    );
     stop.store(true, Ordering::Relaxed);
     let written = writer.join().expect("writer");
     assert!(written > 0);
@@ -398,22 +350,13 @@ fn a_file_that_grows_while_it_is_read_imports_one_consistent_snapshot() {
         assert_eq!(source, imported, "{table}");
     }
     // Every imported message has its conversation: one snapshot, both tables.
-    let orphans: i64 = client
-        .query_one("SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = m.conversation_id)", &[])
-        .expect("q")
-        .get(0);
+    let orphans = common::number(&mut client, "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = m.conversation_id)");
     assert_eq!(orphans, 0);
-    let grown: i64 = client
-        .query_one(
-            "SELECT count(*) FROM conversations WHERE legacy_id LIKE 'grow-%'",
-            &[],
-        )
-        .expect("q")
-        .get(0);
-    let grown_messages: i64 = client
-        .query_one("SELECT count(*) FROM messages WHERE content = 'hi' AND conversation_id IN (SELECT id FROM conversations WHERE legacy_id LIKE 'grow-%')", &[])
-        .expect("q")
-        .get(0);
+    let grown = common::number(
+        &mut client,
+        "SELECT count(*) FROM conversations WHERE legacy_id LIKE 'grow-%'",
+    );
+    let grown_messages = common::number(&mut client, "SELECT count(*) FROM messages WHERE content = 'hi' AND conversation_id IN (SELECT id FROM conversations WHERE legacy_id LIKE 'grow-%')");
     assert_eq!(
         grown, grown_messages,
         "the app's pairs arrive whole or not at all"
@@ -425,14 +368,7 @@ fn a_file_that_grows_while_it_is_read_imports_one_consistent_snapshot() {
 fn a_dump_of_imported_data_rejects_and_cache_restores_whole() {
     let cluster = common::cluster();
     let mut source = common::database_with_extension(&cluster, "source");
-    let (path, _) = sample_file(
-        &cluster,
-        "dump",
-        &SampleOptions {
-            conversations: 40,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "dump", 40);
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch("PRAGMA ignore_check_constraints = ON; UPDATE messages SET role = 'system' WHERE id = (SELECT max(id) FROM messages WHERE role = 'user');")
         .expect("spoil");
@@ -472,14 +408,7 @@ fn a_dump_of_imported_data_rejects_and_cache_restores_whole() {
 fn no_server_file_is_readable_without_the_privilege() {
     let cluster = common::cluster();
     let mut admin = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "private",
-        &SampleOptions {
-            conversations: 2,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "private", 2);
     let link = cluster.scratch_dir().join("link.db");
     std::os::unix::fs::symlink(&path, &link).expect("symlink");
     admin
@@ -534,15 +463,12 @@ fn no_server_file_is_readable_without_the_privilege() {
             ("council_verify(text)".into(), false),
         ]
     );
-    let definers: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+    let definers = common::number(
+        &mut admin,
+        "SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
              JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'llm_council'
              WHERE p.prosecdef AND NOT coalesce(p.proconfig::text LIKE '%search_path%', false)",
-            &[],
-        )
-        .expect("q")
-        .get(0);
+    );
     assert_eq!(
         definers, 0,
         "a SECURITY DEFINER function without a pinned search_path"
@@ -619,13 +545,10 @@ fn cache_traffic_and_imports_run_side_by_side() {
         .map(|t| t.join().expect("cache client"))
         .sum();
     assert!(imported.iter().all(|n| *n > 0), "{imported:?}");
-    let hits: i64 = main
-        .query_one(
-            "SELECT hit_count FROM response_cache WHERE cache_key = 'hot'",
-            &[],
-        )
-        .expect("q")
-        .get(0);
+    let hits = common::number(
+        &mut main,
+        "SELECT hit_count FROM response_cache WHERE cache_key = 'hot'",
+    );
     assert_eq!(hits, gets, "every get counted once");
     assert_no_crash(&cluster, 0);
 }

@@ -43,13 +43,7 @@ fn create_extension_in_the_current_schema_and_in_a_named_one() {
         .expect("query")
         .get(0);
     assert_eq!(schema, "public");
-    let configured: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'llm_council'",
-            &[],
-        )
-        .expect("query")
-        .get(0);
+    let configured = common::number(&mut client, "SELECT count(*) FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'llm_council'");
     assert_eq!(
         configured, 21,
         "eleven tables and ten sequences registered for pg_dump"
@@ -450,10 +444,10 @@ fn whoever_searched_before_the_update_to_0_3_0_searches_after_it() {
              ALTER EXTENSION llm_council UPDATE;",
         )
         .expect("0.2.0, a reader, rows, then the update");
-    let statistics: i64 = client
-        .query_one("SELECT documents FROM council_search_statistics", &[])
-        .expect("the update analyzed the documents")
-        .get(0);
+    let statistics = common::number(
+        &mut client,
+        "SELECT documents FROM council_search_statistics",
+    );
     assert_eq!(statistics, 2);
     let mut reader = cluster
         .connect_as("council", "reader", "reader")

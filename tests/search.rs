@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{assert_search_documents_match_the_tables, sample_file, sqlstate};
+use common::{assert_search_documents_match_the_tables, sample_file, sample_of, sqlstate};
 
 use council_loader::sample::SampleOptions;
 use postgres::Client;
@@ -62,14 +62,7 @@ fn count(client: &mut Client, query: &str) -> i64 {
 #[test]
 fn every_imported_row_is_searchable() {
     let cluster = common::cluster();
-    let (first, _) = sample_file(
-        &cluster,
-        "first",
-        &SampleOptions {
-            conversations: 40,
-            ..SampleOptions::default()
-        },
-    );
+    let (first, _) = sample_of(&cluster, "first", 40);
     let (second, _) = sample_file(
         &cluster,
         "second",
@@ -234,10 +227,7 @@ fn the_apps_writes_are_searchable_at_once() {
          UPDATE stage1_responses SET response = 'Giraffes browse acacia.' WHERE id = 10;"
     ))
     .expect("the app's updates");
-    let inside: i64 = tx
-        .query_one("SELECT count(*) FROM council_search('giraffe')", &[])
-        .expect("search inside the transaction")
-        .get(0);
+    let inside = common::number(&mut tx, "SELECT count(*) FROM council_search('giraffe')");
     assert_eq!(inside, 2, "seen inside the writing transaction");
     tx.commit().expect("commit");
     assert_eq!(kinds(&search(&mut app, "zebra", "")), ["user_message"]);
@@ -415,10 +405,7 @@ fn the_configuration_is_a_setting() {
         ),
         1
     );
-    let rebuilt: i64 = client
-        .query_one("SELECT council_search_reindex()", &[])
-        .expect("reindex")
-        .get(0);
+    let rebuilt = common::number(&mut client, "SELECT council_search_reindex()");
     assert_eq!(rebuilt, 1);
     assert_eq!(
         count(
@@ -471,14 +458,7 @@ fn the_configuration_is_a_setting() {
 #[test]
 fn a_failed_import_leaves_the_triggers_indexing() {
     let cluster = common::cluster();
-    let (path, _) = sample_file(
-        &cluster,
-        "broken",
-        &SampleOptions {
-            conversations: 10,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "broken", 10);
     {
         let conn = common::spoil(&path);
         conn.execute_batch(
@@ -574,10 +554,7 @@ fn search_off_keeps_no_documents_and_a_reindex_catches_up() {
     // On for this session: reindex catches up with everything written.
     off.batch_execute("SET llm_council.search = on")
         .expect("on again");
-    let written: i64 = off
-        .query_one("SELECT council_search_reindex()", &[])
-        .expect("reindex")
-        .get(0);
+    let written = common::number(&mut off, "SELECT council_search_reindex()");
     assert!(written > 100, "{written} documents");
     assert_search_documents_match_the_tables(&mut off);
     let found = search(&mut off, "zyzzogeton", "");
@@ -588,10 +565,7 @@ fn search_off_keeps_no_documents_and_a_reindex_catches_up() {
     // Off again: a reindex keeps none.
     off.batch_execute("SET llm_council.search = off")
         .expect("off again");
-    let kept: i64 = off
-        .query_one("SELECT council_search_reindex()", &[])
-        .expect("reindex with search off")
-        .get(0);
+    let kept = common::number(&mut off, "SELECT council_search_reindex()");
     assert_eq!(kept, 0);
     assert_eq!(
         count(&mut off, "SELECT count(*) FROM council_search_documents"),
@@ -666,10 +640,7 @@ fn a_rare_word_outranks_a_common_word_said_often() {
                  ('00000000-0000-4000-8000-0000000000a2', 'zeta gamma delta epsilon theta iota');",
         )
         .expect("titles");
-    let analyzed: i64 = client
-        .query_one("SELECT council_search_analyze()", &[])
-        .expect("council_search_analyze")
-        .get(0);
+    let analyzed = common::number(&mut client, "SELECT council_search_analyze()");
     assert!(analyzed > 30, "{analyzed} lexemes counted");
     let (documents, average): (i64, f64) = client
         .query_one(

@@ -8,10 +8,9 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{sample_file, spoil, sqlstate};
+use common::{sample_of, spoil, sqlstate};
 
 use council_loader::cluster::Cluster;
-use council_loader::sample::SampleOptions;
 use postgres::Client;
 
 fn detail(err: &postgres::Error) -> String {
@@ -48,14 +47,7 @@ fn importer_grants(name: &str) -> String {
 fn a_callers_search_path_runs_none_of_its_code_and_lends_no_replica_mode() {
     let cluster = common::cluster();
     let mut admin = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "half",
-        &SampleOptions {
-            conversations: 12,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "half", 12);
     // Half of the file is already there.
     let half = path.with_file_name("half.db");
     std::fs::copy(&path, &half).expect("copy");
@@ -105,10 +97,7 @@ fn a_callers_search_path_runs_none_of_its_code_and_lends_no_replica_mode() {
         .expect("eve imports the whole file")
         .get(0);
     assert!(imported > 0);
-    let calls: i64 = eve
-        .query_one("SELECT count(*) FROM pg_temp.calls", &[])
-        .expect("calls")
-        .get(0);
+    let calls = common::number(&mut eve, "SELECT count(*) FROM pg_temp.calls");
     assert_eq!(calls, 0, "eve's function ran inside the import");
 
     // Whether the triggers were skipped is said at DEBUG1: for eve, never.
@@ -146,14 +135,7 @@ fn a_callers_search_path_runs_none_of_its_code_and_lends_no_replica_mode() {
 #[test]
 fn the_dbas_own_constraints_keep_their_triggers() {
     let cluster = common::cluster();
-    let (path, _) = sample_file(
-        &cluster,
-        "constraints",
-        &SampleOptions {
-            conversations: 10,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "constraints", 10);
     let cases = [
         (
             "dba_fk",
@@ -191,14 +173,7 @@ fn the_dbas_own_constraints_keep_their_triggers() {
 fn read_only_transactions_and_row_level_security_are_refused_as_copy_refuses_them() {
     let cluster = common::cluster();
     let mut admin = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "ro",
-        &SampleOptions {
-            conversations: 3,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "ro", 3);
     let bytes = std::fs::read(&path).expect("read");
     let mut transaction = admin
         .build_transaction()
@@ -239,14 +214,7 @@ fn read_only_transactions_and_row_level_security_are_refused_as_copy_refuses_the
 fn every_privilege_is_checked_up_front_and_the_missing_one_named() {
     let cluster = common::cluster();
     let mut admin = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "privileges",
-        &SampleOptions {
-            conversations: 3,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "privileges", 3);
     let bytes = std::fs::read(&path).expect("read");
     let cases = [
         (
@@ -277,14 +245,11 @@ fn every_privilege_is_checked_up_front_and_the_missing_one_named() {
         assert_eq!(sqlstate(&err), "42501", "{name}: {}", detail(&err));
         assert!(detail(&err).contains(names), "{name}: {}", detail(&err));
     }
-    let locks: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE relation = 'conversations'::regclass
+    let locks = common::number(
+        &mut admin,
+        "SELECT count(*) FROM pg_locks WHERE relation = 'conversations'::regclass
              AND mode = 'ShareRowExclusiveLock'",
-            &[],
-        )
-        .expect("locks")
-        .get(0);
+    );
     assert_eq!(locks, 0);
 }
 
@@ -296,14 +261,7 @@ fn every_privilege_is_checked_up_front_and_the_missing_one_named() {
 fn a_failed_dry_run_inside_an_exception_block_leaves_the_callers_transaction_whole() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "dry-fail",
-        &SampleOptions {
-            conversations: 5,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "dry-fail", 5);
     let conn = spoil(&path);
     conn.execute_batch(
         "UPDATE messages SET role = 'system' WHERE id = (SELECT max(id) FROM messages)",
@@ -327,14 +285,11 @@ fn a_failed_dry_run_inside_an_exception_block_leaves_the_callers_transaction_who
             path.to_string_lossy().replace('\'', "''")
         ))
         .expect("the block catches the import's error");
-    let locks: i64 = transaction
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()
+    let locks = common::number(
+        &mut transaction,
+        "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()
              AND relation = 'conversations'::regclass",
-            &[],
-        )
-        .expect("locks")
-        .get(0);
+    );
     assert_eq!(
         locks, 0,
         "the import's lock went with the block's subtransaction"
@@ -351,10 +306,7 @@ fn a_failed_dry_run_inside_an_exception_block_leaves_the_callers_transaction_who
         "the caller's work before and in the handler stays"
     );
     transaction.commit().expect("commit");
-    let kept: i64 = client
-        .query_one("SELECT count(*) FROM before_the_block", &[])
-        .expect("after commit")
-        .get(0);
+    let kept = common::number(&mut client, "SELECT count(*) FROM before_the_block");
     assert_eq!(kept, 2);
 }
 
@@ -406,13 +358,10 @@ fn preloaded(settings: &[(&str, &str)]) -> Cluster {
 fn wait_for_expiry(cluster: &Cluster, client: &mut Client) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
     loop {
-        let left: i64 = client
-            .query_one(
-                "SELECT count(*) FROM response_cache WHERE cache_key = 'goes'",
-                &[],
-            )
-            .expect("count")
-            .get(0);
+        let left = common::number(
+            client,
+            "SELECT count(*) FROM response_cache WHERE cache_key = 'goes'",
+        );
         if left == 0 {
             return;
         }
@@ -461,10 +410,7 @@ fn the_expiry_worker_ignores_a_database_owners_search_path() {
         )
         .expect("an entry that expires");
     wait_for_expiry(&cluster, &mut superuser);
-    let calls: i64 = superuser
-        .query_one("SELECT count(*) FROM evil.calls", &[])
-        .expect("calls")
-        .get(0);
+    let calls = common::number(&mut superuser, "SELECT count(*) FROM evil.calls");
     assert_eq!(calls, 0, "the worker ran the owner's operator");
 }
 
@@ -600,19 +546,13 @@ fn the_cache_count_trigger_runs_no_callers_code() {
     mallory
         .execute("SELECT council_cache_invalidate('a')", &[])
         .expect("invalidate");
-    let calls: i64 = admin
-        .query_one("SELECT count(*) FROM evil.calls", &[])
-        .expect("calls")
-        .get(0);
+    let calls = common::number(&mut admin, "SELECT count(*) FROM evil.calls");
     assert_eq!(calls, 0, "mallory's operators never ran");
-    let counted: i64 = admin
-        .query_one(
-            "SELECT pg_sequence_last_value('response_cache_inserted')
+    let counted = common::number(
+        &mut admin,
+        "SELECT pg_sequence_last_value('response_cache_inserted')
                     - pg_sequence_last_value('response_cache_removed')",
-            &[],
-        )
-        .expect("count")
-        .get(0);
+    );
     assert_eq!(counted, 2);
     let err = mallory
         .query_one("SELECT setval('response_cache_removed', 1000000)", &[])

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{give_tree, message, sample_file, sqlstate};
+use common::{give_tree, message, sample_file, sample_of};
 
 use std::path::Path;
 
@@ -248,16 +248,12 @@ fn a_sync_carries_every_change_the_app_makes_and_only_those() {
     client.batch_execute("RESET ROLE").expect("reset role");
     // every change reached the search documents
     common::assert_search_documents_match_the_tables(&mut client);
-    let recorded: Vec<(String, String, i64)> = client
-        .query(
-            "SELECT mode, role::text, (rows -> 'conversations' ->> 'deleted')::bigint
+    let recorded: Vec<(String, String, i64)> = common::triples(
+        &mut client,
+        "SELECT mode, role::text, (rows -> 'conversations' ->> 'deleted')::bigint
              FROM council_imports ORDER BY id",
-            &[],
-        )
-        .expect("council_imports")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+        &[],
+    );
     assert_eq!(
         recorded,
         vec![
@@ -267,13 +263,10 @@ fn a_sync_carries_every_change_the_app_makes_and_only_those() {
         ],
         "each committed import and sync is recorded, dry runs are not"
     );
-    let next_message: i64 = client
-        .query_one(
-            "SELECT nextval('messages_id_seq') - (SELECT max(id) FROM messages)",
-            &[],
-        )
-        .expect("sequence")
-        .get(0);
+    let next_message = common::number(
+        &mut client,
+        "SELECT nextval('messages_id_seq') - (SELECT max(id) FROM messages)",
+    );
     assert!(next_message > 0, "the sequence is past the synced ids");
 }
 
@@ -281,36 +274,21 @@ fn a_sync_carries_every_change_the_app_makes_and_only_those() {
 fn the_guard_refuses_to_erase_what_the_app_wrote_in_postgres() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "guard",
-        &SampleOptions {
-            conversations: 5,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "guard", 5);
     run(&mut client, &path, "strict", false).expect("the first import");
     let recorded = imports_recorded(&mut client);
 
     // The app, pointed at PostgreSQL, adds a message: the file lacks it.
-    let id: i64 = client
-        .query_one(
-            "INSERT INTO messages (conversation_id, role, content)
+    let id = common::number(
+        &mut client,
+        "INSERT INTO messages (conversation_id, role, content)
              SELECT id, 'user', 'asked after the cutover' FROM conversations ORDER BY id LIMIT 1
              RETURNING id",
-            &[],
-        )
-        .expect("the app's insert")
-        .get(0);
+    );
     let rows = common::rows_fingerprint(&mut client);
     for dry_run in [true, false] {
         let err = sync(&mut client, &path, dry_run).expect_err("a sync would delete it");
-        assert_eq!(sqlstate(&err), "55000", "{}", message(&err));
-        assert!(
-            message(&err).contains(&format!("would delete messages row {id}")),
-            "{}",
-            message(&err)
-        );
+        common::assert_error(&err, "55000", &format!("would delete messages row {id}"));
     }
     assert_eq!(
         common::rows_fingerprint(&mut client),
@@ -329,12 +307,7 @@ fn the_guard_refuses_to_erase_what_the_app_wrote_in_postgres() {
         )
         .expect("the app's update");
     let err = sync(&mut client, &path, false).expect_err("a sync would overwrite it");
-    assert_eq!(sqlstate(&err), "55000", "{}", message(&err));
-    assert!(
-        message(&err).contains("would overwrite conversations row"),
-        "{}",
-        message(&err)
-    );
+    common::assert_error(&err, "55000", "would overwrite conversations row");
     let title: String = client
         .query_one("SELECT title FROM conversations ORDER BY id LIMIT 1", &[])
         .expect("title")
@@ -366,12 +339,7 @@ fn a_file_of_another_deployment_is_refused() {
     let rows = common::rows_fingerprint(&mut client);
 
     let err = sync(&mut client, &other, false).expect_err("another deployment's file");
-    assert_eq!(sqlstate(&err), "55000", "{}", message(&err));
-    assert!(
-        message(&err).contains("none of the database's 5 conversations"),
-        "{}",
-        message(&err)
-    );
+    common::assert_error(&err, "55000", "none of the database's 5 conversations");
     assert_eq!(
         common::rows_fingerprint(&mut client),
         rows,
@@ -383,14 +351,7 @@ fn a_file_of_another_deployment_is_refused() {
 fn a_sync_that_fails_partway_leaves_everything_as_it_was() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "partway",
-        &SampleOptions {
-            conversations: 12,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "partway", 12);
     run(&mut client, &path, "strict", false).expect("the first import");
     change_like_the_app(&path);
     // The last table read holds a time that is no time: every table before
@@ -408,12 +369,7 @@ fn a_sync_that_fails_partway_leaves_everything_as_it_was() {
     let recorded = imports_recorded(&mut client);
 
     let err = sync(&mut client, &path, false).expect_err("a bad row");
-    assert_eq!(sqlstate(&err), "22007", "{}", message(&err));
-    assert!(
-        message(&err).contains("api_key_audit_log"),
-        "{}",
-        message(&err)
-    );
+    common::assert_error(&err, "22007", "api_key_audit_log");
     assert!(
         message(&err).contains("every row or none"),
         "{}",
@@ -428,14 +384,7 @@ fn a_sync_that_fails_partway_leaves_everything_as_it_was() {
 fn rows_in_any_order_compare_alike() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let (path, _) = sample_file(
-        &cluster,
-        "order",
-        &SampleOptions {
-            conversations: 8,
-            ..SampleOptions::default()
-        },
-    );
+    let (path, _) = sample_of(&cluster, "order", 8);
     run(&mut client, &path, "strict", false).expect("the first import");
     // A table without INTEGER PRIMARY KEY is read in the order its rows
     // were written: here, ids descending. A sync finds the rows such a

@@ -12,6 +12,8 @@ use council_loader::sample::{self, SampleOptions, SampleSummary};
 use postgres::Client;
 
 /// The tables the extension creates, parents before children.
+pub mod listing;
+
 pub use council_app::tables::EXTENSION as TABLES;
 
 pub fn cluster() -> Cluster {
@@ -185,6 +187,16 @@ pub fn sample_file(
     (path, summary)
 }
 
+/// The default sample with this many conversations, where the server can
+/// read it.
+pub fn sample_of(cluster: &Cluster, name: &str, conversations: u64) -> (PathBuf, SampleSummary) {
+    let options = SampleOptions {
+        conversations,
+        ..SampleOptions::default()
+    };
+    sample_file(cluster, name, &options)
+}
+
 /// Gives a directory and the files in it to the server's OS user.
 pub fn give_tree(cluster: &Cluster, dir: &Path) {
     cluster.give_to_server(dir).expect("chown");
@@ -229,9 +241,43 @@ pub fn dump_and_restore(cluster: &Cluster, from: &str, to: &str) {
     assert!(restored.success(), "pg_restore failed");
 }
 
+/// The one bigint a query returns, such as a count.
+pub fn number(client: &mut impl postgres::GenericClient, query: &str) -> i64 {
+    client
+        .query_one(query, &[])
+        .unwrap_or_else(|err| panic!("{query}: {}", message(&err)))
+        .get(0)
+}
+
+/// The rows of a query of three columns, as tuples.
+pub fn triples<A, B, C>(
+    client: &mut impl postgres::GenericClient,
+    query: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Vec<(A, B, C)>
+where
+    A: for<'a> postgres::types::FromSql<'a>,
+    B: for<'a> postgres::types::FromSql<'a>,
+    C: for<'a> postgres::types::FromSql<'a>,
+{
+    client
+        .query(query, params)
+        .unwrap_or_else(|err| panic!("{query}: {}", message(&err)))
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
 /// The SQLSTATE of a failed statement, or "" for an error that has none.
 pub fn sqlstate(err: &postgres::Error) -> String {
     err.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+/// Asserts that `err` came from the server with this SQLSTATE and a message,
+/// detail or hint that says `words`.
+pub fn assert_error(err: &postgres::Error, state: &str, words: &str) {
+    assert_eq!(sqlstate(err), state, "{}", message(err));
+    assert!(message(err).contains(words), "{}", message(err));
 }
 
 /// A server error's message, detail and hint, for assertions and their
