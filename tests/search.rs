@@ -666,3 +666,150 @@ fn a_rare_word_outranks_a_common_word_said_often() {
     );
     assert!(hits[0].4 > hits[1].4 && hits[1].4 > hits[2].4);
 }
+
+/// Whoever writes a document, the same parser makes it: on real prose with
+/// code, URLs, e-mail addresses, numbers, hyphenated words, and Cyrillic,
+/// Greek and CJK text, the documents the import writes equal those the
+/// app's own writes make through the triggers, and those a reindex makes;
+/// and a query finds each kind of word the way the documents hold it.
+#[test]
+fn the_import_the_triggers_and_a_reindex_write_the_same_documents_of_real_prose() {
+    let cluster = common::cluster();
+    let (path, _) = sample_of(&cluster, "prose", 30);
+    let mut written_text = Vec::new();
+    {
+        let file = rusqlite::Connection::open(&path).expect("open the sample");
+        let mut next = common::debian_text::paragraphs().into_iter().cycle();
+        for (table, column) in [
+            ("conversations", "title"),
+            ("messages", "content"),
+            ("stage1_responses", "response"),
+            ("stage3_synthesis", "response"),
+        ] {
+            let rowids: Vec<i64> = file
+                .prepare(&format!("SELECT rowid FROM {table} ORDER BY rowid"))
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .expect("rowids");
+            for rowid in rowids {
+                let text = next.next().expect("a paragraph");
+                file.execute(
+                    &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
+                    rusqlite::params![text, rowid],
+                )
+                .expect("real prose into the sample");
+                written_text.push(text);
+            }
+        }
+    }
+
+    // What the file holds has each kind of text this test is about.
+    let words: Vec<&str> = written_text
+        .iter()
+        .flat_map(|p| p.split_whitespace())
+        .collect();
+    let has = |what: &str, test: &dyn Fn(&str) -> bool| {
+        let word = words.iter().copied().find(|w| test(w));
+        assert!(word.is_some(), "the file's text has no {what}");
+        word.map(str::to_owned).unwrap_or_default()
+    };
+    let in_script = |range: std::ops::RangeInclusive<char>| {
+        move |w: &str| w.chars().count() >= 4 && w.chars().all(|c| range.contains(&c))
+    };
+    has("URL", &|w| {
+        w.starts_with("https://") || w.starts_with("http://")
+    });
+    has("e-mail address", &|w| {
+        w.split_once('@')
+            .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+    });
+    has("number", &|w| {
+        w.len() >= 2 && w.bytes().all(|b| b.is_ascii_digit())
+    });
+    has("hyphenated word", &|w| {
+        w.split('-').count() == 2
+            && w.split('-')
+                .all(|part| part.len() >= 2 && part.chars().all(char::is_alphabetic))
+    });
+    has("code", &|w| {
+        w.contains("()") || w.contains("::") || w.starts_with("--")
+    });
+    let searched = [
+        has("Cyrillic word", &in_script('а'..='я')),
+        has("Greek word", &in_script('α'..='ω')),
+        has("CJK word", &|w| {
+            w.chars().count() >= 2 && w.chars().all(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+        }),
+    ];
+
+    let mut imported = common::database_with_extension(&cluster, "council");
+    imported
+        .query(
+            "SELECT * FROM council_import($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("council_import");
+    let by_import = common::search_documents(&mut imported);
+    assert!(by_import.len() > 300, "{} documents", by_import.len());
+
+    // The app's writes: a row at a time, in its own statements.
+    let mut written = common::database_with_extension(&cluster, "written");
+    for table in [
+        "conversations",
+        "messages",
+        "stage1_responses",
+        "stage3_synthesis",
+    ] {
+        let rows = imported
+            .query(
+                &format!("SELECT row_to_json(t)::text FROM {table} t ORDER BY id"),
+                &[],
+            )
+            .expect("the imported rows");
+        for row in rows {
+            let json: String = row.get(0);
+            written
+                .execute(
+                    &format!("INSERT INTO {table} SELECT * FROM json_populate_record(NULL::{table}, $1::text::json)"),
+                    &[&json],
+                )
+                .expect("the app's insert");
+        }
+    }
+    let by_triggers = common::search_documents(&mut written);
+
+    imported
+        .execute("SELECT council_search_reindex()", &[])
+        .expect("council_search_reindex");
+    let by_reindex = common::search_documents(&mut imported);
+
+    let first_difference = |a: &[String], b: &[String]| {
+        a.iter()
+            .zip(b)
+            .find(|(x, y)| x != y)
+            .map(|(x, y)| format!("{x}\n{y}"))
+    };
+    assert_eq!(
+        by_triggers.len(),
+        by_import.len(),
+        "the triggers' documents"
+    );
+    assert_eq!(
+        first_difference(&by_import, &by_triggers),
+        None,
+        "import, triggers"
+    );
+    assert_eq!(by_reindex.len(), by_import.len(), "a reindex's documents");
+    assert_eq!(
+        first_difference(&by_import, &by_reindex),
+        None,
+        "import, reindex"
+    );
+
+    for word in searched {
+        let hits: i64 = imported
+            .query_one("SELECT count(*) FROM council_search($1)", &[&word])
+            .expect("council_search")
+            .get(0);
+        assert!(hits > 0, "no hit for {word}");
+    }
+}

@@ -12,6 +12,7 @@ use council_loader::sample::{self, SampleOptions, SampleSummary};
 use postgres::Client;
 
 /// The tables the extension creates, parents before children.
+pub mod debian_text;
 pub mod listing;
 
 pub use council_app::tables::EXTENSION as TABLES;
