@@ -143,6 +143,22 @@ fn run(mut command: Command) -> Result<Output, ClusterError> {
     }
 }
 
+/// The file PostgreSQL loads for a `shared_preload_libraries` entry: a bare
+/// name or `$libdir/NAME` in the package library directory, any other path
+/// as it is; `.so` added where the name has no extension.
+fn library_file(library_dir: &Path, name: &str) -> PathBuf {
+    let path = match name.strip_prefix("$libdir/") {
+        Some(rest) => library_dir.join(rest),
+        None if name.contains('/') => PathBuf::from(name),
+        None => library_dir.join(name),
+    };
+    if path.extension().is_some() {
+        path
+    } else {
+        path.with_extension("so")
+    }
+}
+
 /// A new random password: 48 hex digits from the kernel's generator.
 fn random_password() -> Result<String, ClusterError> {
     use std::io::Read as _;
@@ -426,12 +442,16 @@ impl Cluster {
             if !self.fixed_port {
                 self.port = free_port()?;
             }
+            let mut options = format!("-p {}", self.port);
+            if let Some(libraries) = self.installed_preload_libraries() {
+                options.push_str(&format!(" -c shared_preload_libraries={libraries}"));
+            }
             let mut pg_ctl = self.pg_ctl("start");
             pg_ctl
                 .arg("--log")
                 .arg(self.log_path())
                 .args(["--wait", "--timeout=60", "--silent"])
-                .arg(format!("--options=-p {}", self.port));
+                .arg(format!("--options={options}"));
             match run(pg_ctl) {
                 Ok(_) => {
                     self.running = true;
@@ -445,6 +465,49 @@ impl Cluster {
             Some(ClusterError::Command { .. }) | None => Err(ClusterError::Start(log)),
             Some(other) => Err(other),
         }
+    }
+
+    /// When the server is told to preload a library that is not installed,
+    /// the libraries it is told to preload that are; None when every one is
+    /// there, or when that cannot be told. A server told to preload a
+    /// library it lacks refuses to start: a package removed (or a library
+    /// not built for this major) would otherwise lock the loader out of its
+    /// own cluster, and `install --from` with it.
+    fn installed_preload_libraries(&self) -> Option<String> {
+        let mut postgres = self.user.command(&self.bin.join("postgres"));
+        postgres
+            .args(["-C", "shared_preload_libraries", "-D"])
+            .arg(&self.data);
+        let configured = run(postgres).ok()?;
+        let configured = String::from_utf8_lossy(&configured.stdout).into_owned();
+        let pg_config = Command::new(self.bin.join("pg_config"))
+            .arg("--pkglibdir")
+            .output()
+            .ok()?;
+        let library_dir = PathBuf::from(String::from_utf8_lossy(&pg_config.stdout).trim());
+        if !library_dir.is_dir() {
+            return None;
+        }
+        let libraries: Vec<&str> = configured
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .collect();
+        // The list goes on pg_ctl's command line, which a shell reads: a
+        // name with any other character is left to the configuration.
+        let plain = |name: &&str| {
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-./$".contains(&b))
+        };
+        if !libraries.iter().all(plain) {
+            return None;
+        }
+        let installed: Vec<&str> = libraries
+            .iter()
+            .copied()
+            .filter(|name| library_file(&library_dir, name).is_file())
+            .collect();
+        (installed.len() < libraries.len()).then(|| installed.join(","))
     }
 
     /// Starts a hot standby of this cluster (pg_basebackup -R) in a new
@@ -613,6 +676,30 @@ impl Drop for Cluster {
         }
         if self.temporary {
             let _removed = fs::remove_dir_all(&self.base);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preloaded_library_is_looked_for_where_postgres_loads_it_from() {
+        let dir = Path::new("/usr/lib/postgresql/15/lib");
+        for (name, file) in [
+            ("llm_council", "/usr/lib/postgresql/15/lib/llm_council.so"),
+            (
+                "$libdir/llm_council",
+                "/usr/lib/postgresql/15/lib/llm_council.so",
+            ),
+            (
+                "auto_explain.so",
+                "/usr/lib/postgresql/15/lib/auto_explain.so",
+            ),
+            ("/opt/lib/timescaledb", "/opt/lib/timescaledb.so"),
+        ] {
+            assert_eq!(library_file(dir, name), PathBuf::from(file), "{name}");
         }
     }
 }

@@ -89,9 +89,11 @@ pub fn preload_library(client: &mut postgres::Client) -> Result<bool, ClusterErr
         &[],
     )?;
     let preloaded: String = row.get(0);
+    // current_setting() joins the list with ", ", each element in double
+    // quotes where it needs them.
     let libraries: Vec<&str> = preloaded
         .split(',')
-        .map(str::trim)
+        .map(|l| l.trim().trim_matches('"'))
         .filter(|l| !l.is_empty())
         .collect();
     if libraries.contains(&"llm_council") {
@@ -101,15 +103,14 @@ pub fn preload_library(client: &mut postgres::Client) -> Result<bool, ClusterErr
     if !library_dir.is_some_and(|dir| Path::new(&dir).join("llm_council.so").is_file()) {
         return Ok(false);
     }
-    let wanted = libraries
-        .into_iter()
-        .chain(["llm_council"])
-        .collect::<Vec<_>>()
-        .join(", ");
-    // ALTER SYSTEM takes no parameters; format() quotes the value.
+    let wanted: Vec<&str> = libraries.into_iter().chain(["llm_council"]).collect();
+    // ALTER SYSTEM takes no parameters; format() quotes each library as an
+    // element of the list (one quoted string would be one library's name).
     let statement: String = client
         .query_one(
-            "SELECT format('ALTER SYSTEM SET shared_preload_libraries = %L', $1::text)",
+            "SELECT 'ALTER SYSTEM SET shared_preload_libraries = '
+                    || string_agg(format('%L', library), ', ' ORDER BY n)
+             FROM unnest($1::text[]) WITH ORDINALITY AS l(library, n)",
             &[&wanted],
         )?
         .get(0);

@@ -869,3 +869,70 @@ fn a_connection_lost_during_commit_is_an_unknown_outcome() {
         .wait_until_ready(std::time::Duration::from_secs(60))
         .expect("recovery");
 }
+
+/// A private cluster told to preload a library that is not installed (a
+/// package removed, a library not built for this major) still starts,
+/// with the libraries that are: the loader can then install what is
+/// missing, where PostgreSQL alone would refuse to start at all. And the
+/// library joins what else the cluster preloads.
+#[test]
+fn the_private_cluster_starts_without_a_preloaded_library_that_is_gone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = tempfile::Builder::new()
+        .prefix("llm_council-home-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let loader_here = |args: &[&str]| {
+        let mut command = loader();
+        command
+            .env("LLM_COUNCIL_HOME", home.path())
+            .env("HOME", home.path())
+            .args(args);
+        run(&mut command)
+    };
+    let installed = loader_here(&["install"]);
+    assert!(installed.status.success(), "{}", text(&installed));
+
+    let cluster =
+        Cluster::open_existing(&home.path().join("cluster")).expect("the private cluster");
+    cluster
+        .connect("postgres")
+        .expect("connect")
+        .batch_execute(
+            "ALTER SYSTEM SET shared_preload_libraries = llm_council, council_not_installed",
+        )
+        .expect("ALTER SYSTEM");
+    cluster.detach();
+    let stopped = loader_here(&["server", "stop"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+
+    let status = loader_here(&["status"]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("library preloaded  yes"),
+        "{}",
+        text(&status)
+    );
+
+    // Another library preloaded, and not this one: install adds it to the
+    // list, each a library of its own.
+    let cluster =
+        Cluster::open_existing(&home.path().join("cluster")).expect("the private cluster");
+    cluster
+        .connect("postgres")
+        .expect("connect")
+        .batch_execute("ALTER SYSTEM SET shared_preload_libraries = plpgsql")
+        .expect("ALTER SYSTEM");
+    cluster.detach();
+    assert!(loader_here(&["server", "stop"]).status.success());
+    let installed = loader_here(&["install"]);
+    let status = loader_here(&["status"]);
+    let _ = loader_here(&["server", "stop"]);
+    assert!(installed.status.success(), "{}", text(&installed));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("library preloaded  yes"),
+        "{}",
+        text(&status)
+    );
+}
