@@ -30,6 +30,7 @@ import time
 import urllib.parse
 
 import psycopg2
+from psycopg2 import sql
 
 import prose
 
@@ -74,6 +75,11 @@ def connect(url, database):
     return conn
 
 
+# The text search configuration of every database the benchmark makes
+# (llm_council.search_config); None leaves the extension's default.
+SEARCH_CONFIG = None
+
+
 def fresh_database(url, name, search=True):
     """A new database with the extension; `search=False` sets
     llm_council.search off for it, before the first session."""
@@ -83,6 +89,9 @@ def fresh_database(url, name, search=True):
         cur.execute(f'CREATE DATABASE "{name}"')
         if not search:
             cur.execute(f'ALTER DATABASE "{name}" SET llm_council.search = off')
+        if SEARCH_CONFIG:
+            cur.execute(sql.SQL("ALTER DATABASE {} SET llm_council.search_config = {}").format(
+                sql.Identifier(name), sql.Literal(SEARCH_CONFIG)))
     admin.close()
     conn = connect(url, name)
     with conn.cursor() as cur:
@@ -878,7 +887,9 @@ def search_benchmark(args, url, conversations, fixture_of):
 
 
 def search_report(out, args, search):
-    out(f"Search on real prose, {search['conversations']:,} conversations: the sample's layout and rows with "
+    config = args.search_config or "english"
+    out(f"Search on real prose, {search['conversations']:,} conversations, `llm_council.search_config = "
+        f"'{config}'`: the sample's layout and rows with "
         f"every title, user message and stage 1 and 3 response replaced by paragraphs of the documentation "
         f"this machine carries (manual pages in every installed language, rendered by man(1), and the text "
         f"under /usr/share/doc: {search['paragraphs']:,} distinct paragraphs; `bench/prose.py`). "
@@ -957,6 +968,7 @@ def main():
     parser.add_argument("--search", type=int, default=30000, help="conversations of the search benchmark")
     parser.add_argument("--search-rounds", type=int, default=5)
     parser.add_argument("--search-queries", type=int, default=10, help="queries per class")
+    parser.add_argument("--search-config", help="llm_council.search_config of the benchmark's databases")
     parser.add_argument("--search-known-items", type=int, default=100)
     parser.add_argument("--corpus-cache", default=os.environ.get("LLM_COUNCIL_CACHE", "/var/cache/llm_council"),
                         help="where the prose corpus is built once per machine")
@@ -970,6 +982,8 @@ def main():
     parser.add_argument("--only-data-move", action="store_true",
                         help="council_import, COPY and the floor with search on and off, and print their report")
     args = parser.parse_args()
+    global SEARCH_CONFIG
+    SEARCH_CONFIG = args.search_config
 
     def fixture_of(conversations):
         path = os.path.join(args.work, f"council-{conversations}.db")

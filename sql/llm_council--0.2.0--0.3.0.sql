@@ -57,6 +57,81 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 
+-- council_english: a text search configuration whose parser splits as
+-- SQLite FTS5's unicode61 does.
+CREATE  FUNCTION "council_parser_start"(
+	"text" internal, /* Internal */
+	"length" INT /* i32 */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_parser_start_wrapper';
+CREATE  FUNCTION "council_parser_gettoken"(
+	"state" internal, /* Internal */
+	"token" internal, /* Internal */
+	"length" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_parser_gettoken_wrapper';
+CREATE  FUNCTION "council_parser_end"(
+	"_state" internal /* Internal */
+) RETURNS void
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_parser_end_wrapper';
+CREATE  FUNCTION "council_parser_lextype"(
+	"_unused" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_parser_lextype_wrapper';
+-- council_english: English as SQLite FTS5's unicode61 tokenizer splits it.
+-- Its parser, council_parser, makes a token of every run of letters and
+-- digits, so that the words inside code (tls.createSecureContext), paths,
+-- host names, URLs and e-mail addresses are found, which the default
+-- parser keeps whole. Words are stemmed as the built-in english does, with
+-- its stop words; numbers are kept as they are. Headlines come from
+-- PostgreSQL's own prsd_headline, reading the same tokens.
+--
+-- Opt in with llm_council.search_config = 'council_english' and
+-- SELECT council_search_reindex().
+
+CREATE TEXT SEARCH PARSER @extschema@.council_parser (
+    START = @extschema@.council_parser_start,
+    GETTOKEN = @extschema@.council_parser_gettoken,
+    END = @extschema@.council_parser_end,
+    LEXTYPES = @extschema@.council_parser_lextype,
+    HEADLINE = pg_catalog.prsd_headline
+);
+
+CREATE TEXT SEARCH CONFIGURATION @extschema@.council_english (
+    PARSER = @extschema@.council_parser
+);
+
+ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
+    ADD MAPPING FOR asciiword, word WITH pg_catalog.english_stem;
+
+ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
+    ADD MAPPING FOR numword, uint WITH pg_catalog.simple;
+CREATE OR REPLACE FUNCTION @extschema@.council_search_config() RETURNS regconfig
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'english');
+BEGIN
+    IF setting OPERATOR(pg_catalog.=) 'council_english' THEN
+        RETURN '@extschema@.council_english'::regconfig;
+    END IF;
+    RETURN setting::regconfig;
+EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
+    RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
+        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''english'' is used instead';
+    RETURN 'pg_catalog.english'::regconfig;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION @extschema@.council_search_index_conversations() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

@@ -600,7 +600,7 @@ AS 'MODULE_PATHNAME', 'council_export_stream_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:246
+-- src/import/mod.rs:247
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"path" TEXT, /* & str */
@@ -622,7 +622,7 @@ AS 'MODULE_PATHNAME', 'council_import_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:328
+-- src/import/mod.rs:336
 -- requires:
 --   council_import_path
 
@@ -630,7 +630,7 @@ REVOKE ALL ON FUNCTION council_import(text, text, boolean) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:274
+-- src/import/mod.rs:281
 -- llm_council::import::council_import
 CREATE  FUNCTION "council_import"(
 	"data" bytea, /* & [u8] */
@@ -652,7 +652,7 @@ AS 'MODULE_PATHNAME', 'council_import_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/import/mod.rs:303
+-- src/import/mod.rs:311
 -- llm_council::import::council_import_upload
 CREATE  FUNCTION "council_import_upload"(
 	"mode" TEXT DEFAULT 'strict', /* & str */
@@ -683,7 +683,92 @@ AS 'MODULE_PATHNAME', 'council_library_preloaded_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:41
+-- src/postgres/text_search_parser.rs:87
+-- llm_council::postgres::text_search_parser::council_parser_end
+CREATE  FUNCTION "council_parser_end"(
+	"_state" internal /* Internal */
+) RETURNS void
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_parser_end_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/postgres/text_search_parser.rs:49
+-- llm_council::postgres::text_search_parser::council_parser_gettoken
+CREATE  FUNCTION "council_parser_gettoken"(
+	"state" internal, /* Internal */
+	"token" internal, /* Internal */
+	"length" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_parser_gettoken_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/postgres/text_search_parser.rs:92
+-- llm_council::postgres::text_search_parser::council_parser_lextype
+CREATE  FUNCTION "council_parser_lextype"(
+	"_unused" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_parser_lextype_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/postgres/text_search_parser.rs:25
+-- llm_council::postgres::text_search_parser::council_parser_start
+CREATE  FUNCTION "council_parser_start"(
+	"text" internal, /* Internal */
+	"length" INT /* i32 */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_parser_start_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/postgres/text_search_parser.rs:115
+-- requires:
+--   council_parser_start
+--   council_parser_gettoken
+--   council_parser_end
+--   council_parser_lextype
+
+-- council_english: English as SQLite FTS5's unicode61 tokenizer splits it.
+-- Its parser, council_parser, makes a token of every run of letters and
+-- digits, so that the words inside code (tls.createSecureContext), paths,
+-- host names, URLs and e-mail addresses are found, which the default
+-- parser keeps whole. Words are stemmed as the built-in english does, with
+-- its stop words; numbers are kept as they are. Headlines come from
+-- PostgreSQL's own prsd_headline, reading the same tokens.
+--
+-- Opt in with llm_council.search_config = 'council_english' and
+-- SELECT council_search_reindex().
+
+CREATE TEXT SEARCH PARSER @extschema@.council_parser (
+    START = @extschema@.council_parser_start,
+    GETTOKEN = @extschema@.council_parser_gettoken,
+    END = @extschema@.council_parser_end,
+    LEXTYPES = @extschema@.council_parser_lextype,
+    HEADLINE = pg_catalog.prsd_headline
+);
+
+CREATE TEXT SEARCH CONFIGURATION @extschema@.council_english (
+    PARSER = @extschema@.council_parser
+);
+
+ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
+    ADD MAPPING FOR asciiword, word WITH pg_catalog.english_stem;
+
+ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
+    ADD MAPPING FOR numword, uint WITH pg_catalog.simple;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:42
 -- llm_council::search::council_search_deferred
 CREATE  FUNCTION "council_search_deferred"(
 	"table" oid /* pg_sys :: Oid */
@@ -695,7 +780,7 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:32
+-- src/search/mod.rs:33
 -- llm_council::search::council_search_enabled
 CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -705,7 +790,7 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:52
+-- src/search/mod.rs:53
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -721,7 +806,7 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:19
+-- src/search/mod.rs:20
 -- requires:
 --   schema
 --   council_search_deferred
@@ -818,9 +903,11 @@ CREATE UNIQUE INDEX council_search_statistics_one
     ON @extschema@.council_search_statistics ((true));
 
 -- The text-search configuration documents are parsed with and queries
--- read in: llm_council.search_config, 'english' when unset. A name that
--- is no configuration falls back to 'english' with a WARNING, so that a
--- mistyped setting never fails the app's writes.
+-- read in: llm_council.search_config, 'english' when unset. A built-in
+-- name is read in pg_catalog alone, and 'council_english' is the
+-- extension's own (sql/text_search.sql); any other is schema-qualified. A
+-- name that is no configuration falls back to 'english' with a WARNING,
+-- so that a mistyped setting never fails the app's writes.
 CREATE FUNCTION @extschema@.council_search_config() RETURNS regconfig
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -828,6 +915,9 @@ AS $$
 DECLARE
     setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'english');
 BEGIN
+    IF setting OPERATOR(pg_catalog.=) 'council_english' THEN
+        RETURN '@extschema@.council_english'::regconfig;
+    END IF;
     RETURN setting::regconfig;
 EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
     RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
@@ -1411,7 +1501,7 @@ AS 'MODULE_PATHNAME', 'council_upload_large_object_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:116
+-- src/verify.rs:117
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"path" TEXT /* & str */
@@ -1429,7 +1519,7 @@ AS 'MODULE_PATHNAME', 'council_verify_path_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:180
+-- src/verify.rs:185
 -- requires:
 --   council_verify_path
 
@@ -1437,7 +1527,7 @@ REVOKE ALL ON FUNCTION council_verify(text) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:137
+-- src/verify.rs:141
 -- llm_council::verify::council_verify
 CREATE  FUNCTION "council_verify"(
 	"data" bytea /* & [u8] */
@@ -1455,7 +1545,7 @@ AS 'MODULE_PATHNAME', 'council_verify_upload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/verify.rs:161
+-- src/verify.rs:166
 -- llm_council::verify::council_verify_upload
 CREATE  FUNCTION "council_verify_upload"() RETURNS TABLE (
 	"table_name" TEXT,  /* String */

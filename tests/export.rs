@@ -543,7 +543,10 @@ fn a_cancelled_export_leaves_nothing() {
         // is in the directory.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while listing(&watched).is_empty() {
-            assert!(std::time::Instant::now() < deadline, "the export never began");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the export never began"
+            );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         other

@@ -290,8 +290,9 @@ fn every_released_version_upgrades_to_this_one_keeping_rows_and_catalog() {
 /// becomes the statement that creates NAME (a function, table or index) as
 /// FILE in sql/ has it (a fragment the build includes, or the install
 /// script the build generates); `-- @replace FILE NAME` the same for a
-/// function, as `CREATE OR REPLACE`. An upgrade so carries the very text a
-/// fresh install runs, never a copy by hand.
+/// function, as `CREATE OR REPLACE`; `-- @include FILE` becomes the whole
+/// of FILE. An upgrade so carries the very text a fresh install runs, never
+/// a copy by hand.
 fn generated_upgrade_script(template: &str) -> String {
     let mut script = String::new();
     for line in template.lines() {
@@ -299,6 +300,10 @@ fn generated_upgrade_script(template: &str) -> String {
             .strip_prefix("-- @create ")
             .map(|rest| (rest, false))
             .or_else(|| line.strip_prefix("-- @replace ").map(|rest| (rest, true)));
+        if let Some(file) = line.strip_prefix("-- @include ") {
+            script.push_str(&fragment(file));
+            continue;
+        }
         let Some((rest, replace)) = directive else {
             script.push_str(line);
             script.push('\n');
@@ -307,9 +312,7 @@ fn generated_upgrade_script(template: &str) -> String {
         let (file, name) = rest
             .split_once(' ')
             .unwrap_or_else(|| panic!("`{line}`: expected FILE NAME"));
-        let source = std::fs::read_to_string(repository().join("sql").join(file))
-            .unwrap_or_else(|err| panic!("{file}: {err}"));
-        let statement = creating_statement(&source, name)
+        let statement = creating_statement(&fragment(file), name)
             .unwrap_or_else(|| panic!("{file} creates nothing named {name}"));
         if replace {
             script.push_str(&statement.replacen(
@@ -322,6 +325,12 @@ fn generated_upgrade_script(template: &str) -> String {
         }
     }
     script
+}
+
+/// The text of `sql/FILE`.
+fn fragment(file: &str) -> String {
+    std::fs::read_to_string(repository().join("sql").join(file))
+        .unwrap_or_else(|err| panic!("{file}: {err}"))
 }
 
 /// The text of the statement in `source` that creates `name`, through its

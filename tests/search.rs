@@ -741,7 +741,31 @@ fn the_import_the_triggers_and_a_reindex_write_the_same_documents_of_real_prose(
         }),
     ];
 
-    let mut imported = common::database_with_extension(&cluster, "council");
+    for config in ["english", "council_english"] {
+        assert_one_parser_everywhere(&cluster, &path, config, &searched);
+    }
+}
+
+/// The documents of `path` imported, written through the triggers, and
+/// reindexed, all under the search configuration `config`, are the same;
+/// and each of `searched` is found.
+fn assert_one_parser_everywhere(
+    cluster: &council_loader::cluster::Cluster,
+    path: &std::path::Path,
+    config: &str,
+    searched: &[String],
+) {
+    let configured = |name: &str| {
+        let mut client = common::database_with_extension(cluster, &format!("{name}_{config}"));
+        client
+            .execute(
+                "SELECT set_config('llm_council.search_config', $1, false)",
+                &[&config],
+            )
+            .expect("llm_council.search_config");
+        client
+    };
+    let mut imported = configured("imported");
     imported
         .query(
             "SELECT * FROM council_import($1)",
@@ -750,9 +774,14 @@ fn the_import_the_triggers_and_a_reindex_write_the_same_documents_of_real_prose(
         .expect("council_import");
     let by_import = common::search_documents(&mut imported);
     assert!(by_import.len() > 300, "{} documents", by_import.len());
+    assert!(
+        by_import.iter().all(|d| d.contains(&format!("|{config}|"))),
+        "parsed with {config}: {:?}",
+        by_import.first()
+    );
 
     // The app's writes: a row at a time, in its own statements.
-    let mut written = common::database_with_extension(&cluster, "written");
+    let mut written = configured("written");
     for table in [
         "conversations",
         "messages",
@@ -791,18 +820,22 @@ fn the_import_the_triggers_and_a_reindex_write_the_same_documents_of_real_prose(
     assert_eq!(
         by_triggers.len(),
         by_import.len(),
-        "the triggers' documents"
+        "the triggers' documents in {config}"
     );
     assert_eq!(
         first_difference(&by_import, &by_triggers),
         None,
-        "import, triggers"
+        "import, triggers in {config}"
     );
-    assert_eq!(by_reindex.len(), by_import.len(), "a reindex's documents");
+    assert_eq!(
+        by_reindex.len(),
+        by_import.len(),
+        "a reindex's documents in {config}"
+    );
     assert_eq!(
         first_difference(&by_import, &by_reindex),
         None,
-        "import, reindex"
+        "import, reindex in {config}"
     );
 
     for word in searched {
@@ -810,6 +843,6 @@ fn the_import_the_triggers_and_a_reindex_write_the_same_documents_of_real_prose(
             .query_one("SELECT count(*) FROM council_search($1)", &[&word])
             .expect("council_search")
             .get(0);
-        assert!(hits > 0, "no hit for {word}");
+        assert!(hits > 0, "no hit for {word} in {config}");
     }
 }

@@ -13,6 +13,15 @@
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
 -- @create llm_council--0.3.0.sql council_search_score
 
+-- council_english: a text search configuration whose parser splits as
+-- SQLite FTS5's unicode61 does.
+-- @create llm_council--0.3.0.sql council_parser_start
+-- @create llm_council--0.3.0.sql council_parser_gettoken
+-- @create llm_council--0.3.0.sql council_parser_end
+-- @create llm_council--0.3.0.sql council_parser_lextype
+-- @include text_search.sql
+-- @replace search.sql council_search_config
+
 -- @replace search.sql council_search_index_conversations
 
 -- @replace search.sql council_search_index_messages

@@ -17,4 +17,5 @@ pub mod spi;
 pub mod stored_row;
 pub mod subtransaction;
 pub mod temp_space;
+pub mod text_search_parser;
 pub mod tsvector;

@@ -7,6 +7,7 @@
 //! (`council::search_documents` keeps that).
 
 mod score;
+pub mod tokens;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
