@@ -92,10 +92,8 @@ AS 'MODULE_PATHNAME', 'council_parser_lextype_wrapper';
 -- host names, URLs and e-mail addresses are found, which the default
 -- parser keeps whole. Words are stemmed as the built-in english does, with
 -- its stop words; numbers are kept as they are. Headlines come from
--- PostgreSQL's own prsd_headline, reading the same tokens.
---
--- Opt in with llm_council.search_config = 'council_english' and
--- SELECT council_search_reindex().
+-- PostgreSQL's own prsd_headline, reading the same tokens. It is the
+-- search's configuration unless llm_council.search_config names another.
 
 CREATE TEXT SEARCH PARSER @extschema@.council_parser (
     START = @extschema@.council_parser_start,
@@ -119,7 +117,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'english');
+    setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'council_english');
 BEGIN
     IF setting OPERATOR(pg_catalog.=) 'council_english' THEN
         RETURN '@extschema@.council_english'::regconfig;
@@ -127,8 +125,8 @@ BEGIN
     RETURN setting::regconfig;
 EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
     RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
-        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''english'' is used instead';
-    RETURN 'pg_catalog.english'::regconfig;
+        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''council_english'' is used instead';
+    RETURN '@extschema@.council_english'::regconfig;
 END
 $$;
 
@@ -505,5 +503,22 @@ BEGIN
 END
 $$;
 
--- The rows already there are ranked from now on.
-SELECT @extschema@.council_search_analyze();
+-- The rows already there are ranked from now on. Where the configuration
+-- in force changed (council_english is the default from 0.3.0 on, where
+-- none is set), the documents are parsed again, which also refreshes the
+-- statistics: no search mixes documents of two parsers.
+DO $$
+DECLARE
+    stale bigint;
+BEGIN
+    SELECT count(*) INTO stale FROM @extschema@.council_search_documents d
+    WHERE d.config OPERATOR(pg_catalog.<>) @extschema@.council_search_config();
+    IF stale OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM @extschema@.council_search_analyze();
+        RETURN;
+    END IF;
+    RAISE NOTICE 'llm_council: parsing % search documents again with %',
+        stale, @extschema@.council_search_config();
+    PERFORM @extschema@.council_search_reindex();
+END
+$$;

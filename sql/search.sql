@@ -88,17 +88,17 @@ CREATE UNIQUE INDEX council_search_statistics_one
     ON @extschema@.council_search_statistics ((true));
 
 -- The text-search configuration documents are parsed with and queries
--- read in: llm_council.search_config, 'english' when unset. A built-in
--- name is read in pg_catalog alone, and 'council_english' is the
--- extension's own (sql/text_search.sql); any other is schema-qualified. A
--- name that is no configuration falls back to 'english' with a WARNING,
--- so that a mistyped setting never fails the app's writes.
+-- read in: llm_council.search_config, the extension's own council_english
+-- (sql/text_search.sql) when unset. A built-in name is read in pg_catalog
+-- alone; any other is schema-qualified. A name that is no configuration
+-- falls back to council_english with a WARNING, so that a mistyped setting
+-- never fails the app's writes.
 CREATE FUNCTION @extschema@.council_search_config() RETURNS regconfig
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'english');
+    setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'council_english');
 BEGIN
     IF setting OPERATOR(pg_catalog.=) 'council_english' THEN
         RETURN '@extschema@.council_english'::regconfig;
@@ -106,8 +106,8 @@ BEGIN
     RETURN setting::regconfig;
 EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
     RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
-        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''english'' is used instead';
-    RETURN 'pg_catalog.english'::regconfig;
+        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''council_english'' is used instead';
+    RETURN '@extschema@.council_english'::regconfig;
 END
 $$;
 

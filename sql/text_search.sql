@@ -4,10 +4,8 @@
 -- host names, URLs and e-mail addresses are found, which the default
 -- parser keeps whole. Words are stemmed as the built-in english does, with
 -- its stop words; numbers are kept as they are. Headlines come from
--- PostgreSQL's own prsd_headline, reading the same tokens.
---
--- Opt in with llm_council.search_config = 'council_english' and
--- SELECT council_search_reindex().
+-- PostgreSQL's own prsd_headline, reading the same tokens. It is the
+-- search's configuration unless llm_council.search_config names another.
 
 CREATE TEXT SEARCH PARSER @extschema@.council_parser (
     START = @extschema@.council_parser_start,

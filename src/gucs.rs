@@ -16,8 +16,10 @@ pub static EXPIRE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static EXPIRE_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static EXPIRE_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static SEARCH: GucSetting<bool> = GucSetting::<bool>::new(true);
-pub static SEARCH_CONFIG: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"english"));
+// Unset by default: the SQL that reads it picks the configuration of its own
+// version (0.3.0's council_english), so a library newer than a database's
+// extension never names a configuration that database lacks.
+pub static SEARCH_CONFIG: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -49,7 +51,7 @@ pub fn register() {
     GucRegistry::define_string_guc(
         c"llm_council.search_config",
         c"Text search configuration of council_search and of the documents it searches.",
-        c"A configuration name (SELECT cfgname FROM pg_ts_config), schema-qualified unless in pg_catalog. Set it for the database; after a change, council_search_reindex() parses the stored documents again.",
+        c"Empty: council_english, the extension's own (FTS5's unicode61 splitting, English stemming). Else a configuration name (SELECT cfgname FROM pg_ts_config), schema-qualified unless in pg_catalog. Set it for the database; after a change, council_search_reindex() parses the stored documents again.",
         &SEARCH_CONFIG,
         GucContext::Userset,
         GucFlags::default(),

@@ -114,7 +114,7 @@ fn the_overview_shows_the_system_to_any_role() {
         .expect("setting")
         .get(0);
     assert_eq!(preloaded, configured.contains("llm_council"));
-    assert_eq!(row.get::<_, String>(2), "english");
+    assert_eq!(row.get::<_, String>(2), "council_english");
     let tables: serde_json::Value =
         serde_json::from_str(row.get::<_, &str>(3)).expect("tables is JSON");
     for (table, rows) in &summary.tables {

@@ -391,7 +391,7 @@ fn the_configuration_is_a_setting() {
                  ('00000000-0000-4000-8000-00000000000a', 'Running databases')",
         )
         .expect("a row");
-    // english stems: 'run' finds 'Running'
+    // council_english stems: 'run' finds 'Running'
     assert_eq!(search(&mut client, "run", "").len(), 1);
 
     client
@@ -444,7 +444,7 @@ fn the_configuration_is_a_setting() {
     assert_eq!(
         count(
             &mut client,
-            "SELECT count(*) FROM council_search_documents WHERE config = 'english'::regconfig"
+            "SELECT count(*) FROM council_search_documents WHERE config = 'council_english'::regconfig"
         ),
         1,
         "parsed with the default instead"

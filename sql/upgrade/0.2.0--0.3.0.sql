@@ -56,5 +56,22 @@ BEGIN
 END
 $$;
 
--- The rows already there are ranked from now on.
-SELECT @extschema@.council_search_analyze();
+-- The rows already there are ranked from now on. Where the configuration
+-- in force changed (council_english is the default from 0.3.0 on, where
+-- none is set), the documents are parsed again, which also refreshes the
+-- statistics: no search mixes documents of two parsers.
+DO $$
+DECLARE
+    stale bigint;
+BEGIN
+    SELECT count(*) INTO stale FROM @extschema@.council_search_documents d
+    WHERE d.config OPERATOR(pg_catalog.<>) @extschema@.council_search_config();
+    IF stale OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM @extschema@.council_search_analyze();
+        RETURN;
+    END IF;
+    RAISE NOTICE 'llm_council: parsing % search documents again with %',
+        stale, @extschema@.council_search_config();
+    PERFORM @extschema@.council_search_reindex();
+END
+$$;
