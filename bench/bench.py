@@ -887,7 +887,7 @@ def search_benchmark(args, url, conversations, fixture_of):
 
 
 def search_report(out, args, search):
-    config = args.search_config or "english"
+    config = args.search_config or "council_english"
     out(f"Search on real prose, {search['conversations']:,} conversations, `llm_council.search_config = "
         f"'{config}'`: the sample's layout and rows with "
         f"every title, user message and stage 1 and 3 response replaced by paragraphs of the documentation "

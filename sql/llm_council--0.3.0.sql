@@ -1162,6 +1162,7 @@ AS $$
 DECLARE
     cfg regconfig := @extschema@.council_search_config();
     written bigint;
+    work_mem_before text;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RETURN 0;
@@ -1203,8 +1204,17 @@ BEGIN
       AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
                       WHERE d.kind OPERATOR(pg_catalog.=) 'stage3'
                         AND d.row_id OPERATOR(pg_catalog.=) s.id);
+    -- The GIN index takes the documents into its pending list and merges
+    -- it in batches of work_mem, each a pass over the index: a bulk fill
+    -- is maintenance, and merges with maintenance_work_mem, as VACUUM does.
+    work_mem_before := current_setting('work_mem');
+    IF pg_size_bytes(current_setting('maintenance_work_mem'))
+       OPERATOR(pg_catalog.>) pg_size_bytes(work_mem_before) THEN
+        PERFORM set_config('work_mem', current_setting('maintenance_work_mem'), true);
+    END IF;
     INSERT INTO @extschema@.council_search_documents SELECT * FROM council_search_fill;
     GET DIAGNOSTICS written = ROW_COUNT;
+    PERFORM set_config('work_mem', work_mem_before, true);
     DROP TABLE council_search_fill;
     IF written OPERATOR(pg_catalog.>) 0 THEN
         PERFORM @extschema@.council_search_analyze();

@@ -846,3 +846,37 @@ fn assert_one_parser_everywhere(
         assert!(hits > 0, "no hit for {word} in {config}");
     }
 }
+
+/// The bulk fill merges the GIN index's pending list with
+/// maintenance_work_mem, and gives the caller's transaction back its own
+/// work_mem.
+#[test]
+fn an_import_that_indexes_in_bulk_leaves_the_callers_work_mem() {
+    let cluster = common::cluster();
+    let (path, _) = sample_of(&cluster, "work-mem", 10);
+    let mut client = common::database_with_extension(&cluster, "council");
+    let mut transaction = client.transaction().expect("begin");
+    transaction
+        .batch_execute("SET LOCAL work_mem = '1MB'")
+        .expect("work_mem");
+    let tables: i64 = transaction
+        .query_one(
+            "SELECT count(*) FROM council_import($1) WHERE imported > 0",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("council_import")
+        .get(0);
+    assert!(tables > 0);
+    let work_mem: String = transaction
+        .query_one("SELECT current_setting('work_mem')", &[])
+        .expect("work_mem")
+        .get(0);
+    assert_eq!(work_mem, "1MB");
+    assert!(
+        common::number(
+            &mut transaction,
+            "SELECT count(*) FROM council_search_documents"
+        ) > 0
+    );
+    transaction.commit().expect("commit");
+}
