@@ -683,7 +683,7 @@ AS 'MODULE_PATHNAME', 'council_library_preloaded_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/postgres/text_search_parser.rs:87
+-- src/postgres/text_search_parser.rs:85
 -- llm_council::postgres::text_search_parser::council_parser_end
 CREATE  FUNCTION "council_parser_end"(
 	"_state" internal /* Internal */
@@ -707,7 +707,7 @@ AS 'MODULE_PATHNAME', 'council_parser_gettoken_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/postgres/text_search_parser.rs:92
+-- src/postgres/text_search_parser.rs:90
 -- llm_council::postgres::text_search_parser::council_parser_lextype
 CREATE  FUNCTION "council_parser_lextype"(
 	"_unused" internal /* Internal */
@@ -730,7 +730,7 @@ AS 'MODULE_PATHNAME', 'council_parser_start_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/postgres/text_search_parser.rs:115
+-- src/postgres/text_search_parser.rs:113
 -- requires:
 --   council_parser_start
 --   council_parser_gettoken

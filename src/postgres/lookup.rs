@@ -89,15 +89,15 @@ enum Walk {
 // SAFETY: unsafe to call because `heap` is a raw relation pointer; sound
 // when it is open, which keeps its relcache entry valid for the call.
 unsafe fn primary_key_index(heap: pg_sys::Relation) -> pg_sys::Oid {
+    #[cfg(not(feature = "pg18"))]
     // SAFETY: `heap` is open (the caller's promise), so its relcache entry
     // and index list are valid; the call only reads them.
-    #[cfg(not(feature = "pg18"))]
     unsafe {
         pg_sys::RelationGetPrimaryKeyIndex(heap)
     }
+    #[cfg(feature = "pg18")]
     // SAFETY: as above. 18 asks whether a deferrable key counts: it does
     // not here, as it never did before.
-    #[cfg(feature = "pg18")]
     unsafe {
         pg_sys::RelationGetPrimaryKeyIndex(heap, false)
     }
@@ -116,16 +116,16 @@ unsafe fn begin_index_scan(
     snapshot: pg_sys::Snapshot,
     nkeys: std::ffi::c_int,
 ) -> pg_sys::IndexScanDesc {
+    #[cfg(not(feature = "pg18"))]
     // SAFETY: `index` is an open index of the open `heap` and `snapshot`
     // stays registered while the scan runs (the caller's promise); the scan
     // is allocated in the current memory context.
-    #[cfg(not(feature = "pg18"))]
     unsafe {
         pg_sys::index_beginscan(heap, index, snapshot, nkeys, 0)
     }
+    #[cfg(feature = "pg18")]
     // SAFETY: as above. 18 takes the scan's instrumentation, which only
     // EXPLAIN ANALYZE asks for: a null pointer means none.
-    #[cfg(feature = "pg18")]
     unsafe {
         pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), nkeys, 0)
     }

@@ -24,9 +24,9 @@ struct State {
 /// parse, which stay in place until the end function is called.
 #[pg_extern(immutable, parallel_safe)]
 fn council_parser_start(text: Internal, length: i32) -> Internal {
-    let text = text
-        .unwrap()
-        .map_or(std::ptr::null(), |d| d.cast_mut_ptr::<u8>().cast_const());
+    // SAFETY: PostgreSQL passes a pointer to the text's first byte (not a
+    // varlena), valid until the end function; only its address is kept.
+    let text = unsafe { text.get::<u8>() }.map_or(std::ptr::null(), std::ptr::from_ref);
     let len = if text.is_null() {
         0
     } else {
@@ -47,39 +47,37 @@ fn council_parser_start(text: Internal, length: i32) -> Internal {
 /// The get-token function: writes where the next token starts and its
 /// length in bytes, and returns its type; 0 at the end of the text.
 #[pg_extern(immutable, parallel_safe)]
-fn council_parser_gettoken(state: Internal, token: Internal, length: Internal) -> Internal {
-    let (Some(state), Some(token), Some(length)) =
-        (state.unwrap(), token.unwrap(), length.unwrap())
-    else {
-        return Internal::from(Some(pg_sys::Datum::from(0)));
+fn council_parser_gettoken(
+    mut state: Internal,
+    mut token: Internal,
+    mut length: Internal,
+) -> Internal {
+    let end = || Internal::from(Some(pg_sys::Datum::from(0)));
+    // SAFETY: `state` is the State council_parser_start made, which
+    // PostgreSQL hands back until the end function.
+    let state = unsafe { state.get_mut::<State>() };
+    // SAFETY: PostgreSQL passes a `char *` of its own to write the token's
+    // place into (ts_parse.c, wparser.c).
+    let token = unsafe { token.get_mut::<*const c_char>() };
+    // SAFETY: and an `int` of its own for the token's length.
+    let length = unsafe { length.get_mut::<c_int>() };
+    let (Some(state), Some(token), Some(length)) = (state, token, length) else {
+        return end();
     };
-    let state = state.cast_mut_ptr::<State>();
-    // SAFETY: `state` is the one council_parser_start made, which
-    // PostgreSQL hands back until the end function; its text pointer and
-    // length were PostgreSQL's own, valid for the parse.
-    let next = unsafe {
-        let state = &mut *state;
-        let text = if state.text.is_null() {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(state.text, state.len)
-        };
-        tokens::token_at(text, state.at).map(|t| {
-            state.at = t.start + t.len;
-            (state.text.add(t.start), t)
-        })
+    let text = if state.text.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the text pointer and length were PostgreSQL's own, valid
+        // for the whole parse.
+        unsafe { std::slice::from_raw_parts(state.text, state.len) }
     };
-    let Some((start, found)) = next else {
-        return Internal::from(Some(pg_sys::Datum::from(0)));
+    let Some(found) = tokens::token_at(text, state.at) else {
+        return end();
     };
+    state.at = found.start + found.len;
+    *token = text.as_ptr().wrapping_add(found.start).cast();
     // Texts are at most 1 GB, so a token's length fits a C int.
-    let found_len = c_int::try_from(found.len).unwrap_or(c_int::MAX);
-    // SAFETY: PostgreSQL passes a `char **` and an `int *` of its own to
-    // write the token's place and length into (ts_parse.c, wparser.c).
-    unsafe {
-        token.cast_mut_ptr::<*const c_char>().write(start.cast());
-        length.cast_mut_ptr::<c_int>().write(found_len);
-    }
+    *length = c_int::try_from(found.len).unwrap_or(c_int::MAX);
     Internal::from(Some(pg_sys::Datum::from(found.kind as i32)))
 }
 
