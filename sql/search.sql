@@ -436,11 +436,23 @@ $$;
 -- a rebuild takes the app's tables' locks for as long as it runs
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_reindex() FROM PUBLIC;
 
+-- council_search's snippet of a text parsed with council_english, from
+-- its stored document (search::snippet): ts_headline's own, without
+-- stemming every word again. Rust (council_search_snippet_wrapper); its
+-- SQL is here because it takes a tsvector and a tsquery at once.
+CREATE FUNCTION @extschema@.council_search_snippet(text text, document tsvector, query tsquery, options text)
+RETURNS text
+LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'council_search_snippet_wrapper';
+
 -- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
 -- "a phrase", or, -word), read in llm_council.search_config. Filters are
 -- optional: one conversation, one model (by_model: a stage 1 model or a
 -- stage 3 chairman), the time range [since, until) of the row, and the
--- kinds of text. The snippet is ts_headline's, with snippet_options passed through.
+-- kinds of text. The snippet is ts_headline's, with snippet_options passed
+-- through; for a document parsed with council_english it is made from the
+-- document's positions (council_search_snippet), the same snippet without
+-- parsing the text again.
 -- Runs with the caller's rights: it needs SELECT on
 -- council_search_documents, and on the tables whose text it shows.
 CREATE FUNCTION @extschema@.council_search(
@@ -475,6 +487,7 @@ DECLARE
     frequencies bigint[];
     corpus bigint;
     average double precision;
+    prepared bytea;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -509,6 +522,8 @@ BEGIN
                          LEFT JOIN @extschema@.council_search_terms t
                                 ON t.lexeme OPERATOR(pg_catalog.=) l.lexeme COLLATE "C"
                          ORDER BY l.i);
+    prepared := @extschema@.council_search_query(lexemes, frequencies, coalesce(corpus, 0),
+                                                 coalesce(average, 0));
     -- Only the filters given enter the query, so that each call is planned
     -- for what it asks; values are parameters, never text in the query.
     IF conversation IS NOT NULL THEN
@@ -526,28 +541,39 @@ BEGIN
     IF kinds IS NOT NULL THEN
         filters := filters || ' AND d.kind OPERATOR(pg_catalog.=) ANY ($6)';
     END IF;
+    -- The snippet's text and document are read for the page's rows alone,
+    -- by their ctid: the ranking sorts every match, and carrying the
+    -- documents through it would copy each.
     RETURN QUERY EXECUTE
         'WITH top AS (
-             SELECT d.kind, d.row_id, d.message_id, d.conversation_id, d.model, d.created_at,
-                    @extschema@.council_search_score(d.document, $11, $12, $13, $14) AS rank
+             SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                    d.created_at, d.config,
+                    @extschema@.council_search_score(d.document, $11) AS rank
              FROM @extschema@.council_search_documents d
              WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters || '
              ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
              LIMIT $7 OFFSET $8)
          SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, c.title, t.rank,
-                ts_headline($9, CASE t.kind
+                CASE WHEN t.config OPERATOR(pg_catalog.=) $12
+                     THEN @extschema@.council_search_snippet(s.body, s.document, $1, $10)
+                     ELSE ts_headline($9, s.body, $1, $10)
+                END
+         FROM top t
+         LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
+         CROSS JOIN LATERAL (
+             SELECT d.document, CASE t.kind
                     WHEN ''title'' THEN c.title
                     WHEN ''user_message'' THEN (SELECT m.content FROM @extschema@.messages m
                                                WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
-                    WHEN ''stage1'' THEN (SELECT s.response FROM @extschema@.stage1_responses s
-                                         WHERE s.id OPERATOR(pg_catalog.=) t.row_id)
-                    ELSE (SELECT s.response FROM @extschema@.stage3_synthesis s
-                          WHERE s.id OPERATOR(pg_catalog.=) t.row_id)
-                END, $1, $10)
-         FROM top t
-         LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
+                    WHEN ''stage1'' THEN (SELECT r.response FROM @extschema@.stage1_responses r
+                                         WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
+                    ELSE (SELECT r.response FROM @extschema@.stage3_synthesis r
+                          WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
+                    END AS body
+             FROM @extschema@.council_search_documents d
+             WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
          ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
     USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
-          lexemes, frequencies, coalesce(corpus, 0), coalesce(average, 0);
+          prepared, '@extschema@.council_english'::regconfig;
 END
 $$;

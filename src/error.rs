@@ -94,8 +94,15 @@ pub enum Error {
     NotTsVector,
     #[error("council_search_score: the document is not a well-formed tsvector: {0}")]
     MalformedTsVector(&'static str),
-    #[error("council_search_score: {lexemes} lexemes but {frequencies} document frequencies")]
+    #[error("council_search_query: {lexemes} lexemes but {frequencies} document frequencies")]
     ScoreArguments { lexemes: usize, frequencies: usize },
+    /// council_search_score's query is not what council_search_query made.
+    #[error("council_search_score: the query is not one council_search_query made")]
+    MalformedSearchQuery,
+    #[error("council_search_snippet: the query is not a well-formed tsquery")]
+    MalformedTsQuery,
+    #[error("council_search_snippet: the query must be a tsquery")]
+    NotTsQuery,
     /// A query of the extension's own failed: nothing the caller did.
     #[error("llm_council: internal query failed: {0}")]
     InternalQuery(String),
@@ -142,9 +149,13 @@ impl Error {
             Error::ExtraColumns { .. } => sqlstate::INVALID_COLUMN_REFERENCE,
             Error::UploadSpaceFull { .. } => sqlstate::DISK_FULL,
             Error::NotUploadTrigger => sqlstate::TRIGGER_PROTOCOL_VIOLATED,
-            Error::UploadColumn(_) | Error::NotTsVector => sqlstate::DATATYPE_MISMATCH,
-            Error::MalformedTsVector(_) => sqlstate::DATA_CORRUPTED,
-            Error::ScoreArguments { .. } => sqlstate::INVALID_PARAMETER_VALUE,
+            Error::UploadColumn(_) | Error::NotTsVector | Error::NotTsQuery => {
+                sqlstate::DATATYPE_MISMATCH
+            }
+            Error::MalformedTsVector(_) | Error::MalformedTsQuery => sqlstate::DATA_CORRUPTED,
+            Error::ScoreArguments { .. } | Error::MalformedSearchQuery => {
+                sqlstate::INVALID_PARAMETER_VALUE
+            }
             Error::Canceled => sqlstate::QUERY_CANCELED,
             Error::SyncWouldErase { .. } | Error::SyncOtherDeployment { .. } => {
                 sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE

@@ -880,3 +880,157 @@ fn an_import_that_indexes_in_bulk_leaves_the_callers_work_mem() {
     );
     transaction.commit().expect("commit");
 }
+
+/// council_search's snippets of council_english documents come from the
+/// stored document's positions, not from parsing the text again: on real
+/// prose they are ts_headline's own, option for option, for words, phrases
+/// (with a stop word inside), prefixes, `or` and `-word`; a word too long
+/// to index is left out as ts_headline leaves it out; and a bad option is
+/// ts_headline's error.
+#[test]
+fn snippets_are_ts_headlines_made_from_the_stored_positions() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .batch_execute("CREATE TABLE prose (id serial PRIMARY KEY, body text NOT NULL)")
+        .expect("prose");
+    let mut paragraphs = common::debian_text::paragraphs();
+    paragraphs.truncate(400);
+    paragraphs.push(format!(
+        "Before a word too long to index, {} and after it the file system.",
+        "x".repeat(3000)
+    ));
+    for body in &paragraphs {
+        client
+            .execute("INSERT INTO prose (body) VALUES ($1)", &[body])
+            .expect("a paragraph");
+    }
+    client
+        .batch_execute(
+            "ALTER TABLE prose ADD COLUMN document tsvector;
+             UPDATE prose SET document = to_tsvector('council_english', body);",
+        )
+        .expect("documents");
+
+    // Queries made of the text's own words: the first word of each of 60
+    // paragraphs, its first two words as a phrase, and as a prefix, `or`
+    // and `-word` pairs with the next paragraph's word.
+    let words: Vec<String> = client
+        .query(
+            "SELECT (SELECT w FROM regexp_split_to_table(body, '[^[:alpha:]]+') w
+                     WHERE length(w) >= 4 LIMIT 1)
+             FROM prose ORDER BY id LIMIT 60",
+            &[],
+        )
+        .expect("words")
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(0))
+        .collect();
+    assert!(words.len() >= 40, "{words:?}");
+    let mut queries = vec![
+        "websearch_to_tsquery('council_english', '\"the file system\"')".to_owned(),
+        "websearch_to_tsquery('council_english', 'file system')".to_owned(),
+    ];
+    for pair in words.windows(2) {
+        let (a, b) = (pair[0].replace('\'', ""), pair[1].replace('\'', ""));
+        let prefix: String = a.chars().take(3).collect();
+        queries.push(format!("websearch_to_tsquery('council_english', '{a}')"));
+        queries.push(format!(
+            "websearch_to_tsquery('council_english', '{a} or {b}')"
+        ));
+        queries.push(format!(
+            "websearch_to_tsquery('council_english', '{a} -{b}')"
+        ));
+        queries.push(format!(
+            "to_tsquery('council_english', '{}:*')",
+            prefix.to_lowercase()
+        ));
+    }
+    let phrases: Vec<String> = client
+        .query(
+            "SELECT (regexp_match(body, '([[:alpha:]]{4,} [[:alpha:]]{4,})'))[1]
+             FROM prose ORDER BY id LIMIT 60",
+            &[],
+        )
+        .expect("phrases")
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(0))
+        .collect();
+    for phrase in phrases {
+        queries.push(format!(
+            "phraseto_tsquery('council_english', '{}')",
+            phrase.replace('\'', "")
+        ));
+    }
+
+    let options = [
+        "MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=\" … \"",
+        "",
+        "StartSel=[, StopSel=], MaxWords=10, MinWords=3, ShortWord=2",
+        "HighlightAll=true",
+        "MaxFragments=3, MaxWords=7, MinWords=2",
+    ];
+    let mut compared = 0i64;
+    for query in &queries {
+        for option in options {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT count(*),
+                                count(*) FILTER (WHERE council_search_snippet(body, document, q, $1)
+                                                 IS DISTINCT FROM ts_headline('council_english', body, q, $1)),
+                                min(id) FILTER (WHERE council_search_snippet(body, document, q, $1)
+                                                IS DISTINCT FROM ts_headline('council_english', body, q, $1))
+                         FROM prose, {query} q WHERE document @@ q"
+                    ),
+                    &[&option],
+                )
+                .unwrap_or_else(|e| panic!("{query} {option}: {e}"));
+            let (matched, differ, first): (i64, i64, Option<i32>) =
+                (row.get(0), row.get(1), row.get(2));
+            assert_eq!(differ, 0, "{query} with {option:?}: {differ} of {matched} differ, the first paragraph {first:?}");
+            compared += matched;
+        }
+    }
+    assert!(compared > 5000, "{compared} snippets compared");
+
+    // The long word: left out, the words around it there.
+    let long: String = client
+        .query_one(
+            "SELECT council_search_snippet(body, document, to_tsquery('council_english', 'file'), 'HighlightAll=true')
+             FROM prose WHERE body LIKE 'Before a word too long%'",
+            &[],
+        )
+        .expect("the long word's paragraph")
+        .get(0);
+    assert_eq!(
+        long,
+        "Before a word too long to index,  and after it the <b>file</b> system."
+    );
+
+    // Through council_search, with a bad option: ts_headline's error.
+    client
+        .batch_execute(
+            "INSERT INTO conversations (id, title, created_at)
+                 VALUES ('00000000-0000-4000-8000-00000000000a', 'The file system and its journal', now())",
+        )
+        .expect("a conversation");
+    let found = search(&mut client, "journal", "");
+    assert_eq!(found.len(), 1, "{found:?}");
+    // a fragment begins at no short word: "The" is left out, as ts_headline leaves it
+    assert_eq!(found[0].5, "file system and its <b>journal</b>");
+    let err = client
+        .query(
+            "SELECT * FROM council_search('journal', snippet_options => 'MaxWords=5, MinWords=9')",
+            &[],
+        )
+        .expect_err("MinWords above MaxWords");
+    common::assert_error(&err, "22023", "MinWords should be less than MaxWords");
+    let err = client
+        .query(
+            "SELECT * FROM council_search('journal', snippet_options => 'Colour=red')",
+            &[],
+        )
+        .expect_err("an unknown option");
+    common::assert_error(&err, "22023", "unrecognized headline parameter");
+}

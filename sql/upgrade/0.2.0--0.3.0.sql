@@ -4,6 +4,9 @@
 -- llm_council.search: whether search documents are kept. The triggers,
 -- the bulk fill, the reindex and council_search ask it first.
 -- @create llm_council--0.3.0.sql council_search_enabled
+-- The triggers ask it for every row: it looks no name up, and a pinned
+-- search_path cost each call a GUC save and restore.
+ALTER FUNCTION @extschema@.council_search_deferred(oid) RESET search_path;
 
 -- BM25 ranking: the term statistics, their refresh, and the score.
 -- @create search.sql council_search_terms
@@ -11,6 +14,7 @@
 -- @create search.sql council_search_statistics_one
 -- @create search.sql council_search_analyze
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
+-- @create llm_council--0.3.0.sql council_search_query
 -- @create llm_council--0.3.0.sql council_search_score
 
 -- council_english: a text search configuration whose parser splits as
@@ -20,6 +24,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
 -- @create llm_council--0.3.0.sql council_parser_end
 -- @create llm_council--0.3.0.sql council_parser_lextype
 -- @include text_search.sql
+-- @create search.sql council_search_snippet
 -- @replace search.sql council_search_config
 
 -- @replace search.sql council_search_index_conversations

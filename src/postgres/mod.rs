@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod copy;
 pub mod extension;
+pub mod headline;
 pub mod interrupts;
 pub mod lookup;
 pub mod scan;

@@ -1,6 +1,6 @@
-//! A tsvector value's bytes, for the search's scoring to read in safe Rust
-//! (`search::score`): detoasted whole, as PostgreSQL's own tsvector code
-//! reads it.
+//! A tsvector's or a tsquery's bytes, for the search's scoring and
+//! snippets to read in safe Rust (`search::score`, `search::snippet`):
+//! detoasted whole, as PostgreSQL's own text search code reads them.
 
 use pgrx::pg_sys;
 use pgrx::AnyElement;
@@ -13,8 +13,23 @@ pub fn bytes(value: &AnyElement) -> Result<&[u8], Error> {
     if value.oid() != pg_sys::TSVECTOROID {
         return Err(Error::NotTsVector);
     }
+    Ok(whole(value).1)
+}
+
+/// The detoasted tsquery `value`, and its bytes after the varlena header;
+/// both live in the current memory context, as long as the call.
+pub fn query(value: &AnyElement) -> Result<(*mut pg_sys::TSQueryData, &[u8]), Error> {
+    if value.oid() != pg_sys::TSQUERYOID {
+        return Err(Error::NotTsQuery);
+    }
+    let (whole, bytes) = whole(value);
+    Ok((whole.cast(), bytes))
+}
+
+/// `value`, a varlena, detoasted whole, and its bytes after the header.
+fn whole(value: &AnyElement) -> (*mut pg_sys::varlena, &[u8]) {
     let datum = value.datum();
-    // SAFETY: a tsvector datum is a varlena, possibly toasted, compressed
+    // SAFETY: a tsvector or tsquery datum is a varlena, possibly toasted, compressed
     // or short; pg_detoast_datum returns it whole with a 4-byte header,
     // allocated in the current memory context, which outlives the caller's
     // use of the slice (the function's arguments and result live there).
@@ -22,6 +37,6 @@ pub fn bytes(value: &AnyElement) -> Result<&[u8], Error> {
         let whole = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
         let len = pgrx::varlena::varsize_any_exhdr(whole);
         let data = pgrx::varlena::vardata_any(whole).cast::<u8>();
-        Ok(std::slice::from_raw_parts(data, len))
+        (whole, std::slice::from_raw_parts(data, len))
     }
 }

@@ -7,6 +7,7 @@
 //! (`council::search_documents` keeps that).
 
 mod score;
+pub mod snippet;
 pub mod tokens;
 
 use pgrx::pg_sys::panic::ErrorReport;
@@ -15,7 +16,7 @@ use pgrx::AnyElement;
 
 use crate::council::search_documents;
 use crate::error::Error;
-use crate::postgres::tsvector;
+use crate::postgres::{headline, tsvector};
 
 extension_sql_file!(
     "../../sql/search.sql",
@@ -24,14 +25,17 @@ extension_sql_file!(
         "schema",
         council_search_deferred,
         council_search_enabled,
-        council_search_score
+        council_search_query,
+        council_search_score,
+        council_search_snippet
     ]
 );
 
 /// Whether search documents are kept: `llm_council.search`, on unless set
-/// off for the database, the role or the session.
+/// off for the database, the role or the session. The triggers ask it for
+/// every row; like council_search_deferred it looks no name up, so pins no
+/// search_path (whose GUC save and restore would cost every call).
 #[pg_extern(stable, parallel_safe)]
-#[search_path(pg_catalog, pg_temp)]
 fn council_search_enabled() -> bool {
     search_documents::enabled()
 }
@@ -40,25 +44,22 @@ fn council_search_enabled() -> bool {
 /// the import that deferred it, which indexes the table's rows itself
 /// before it returns. Anyone may ask; no one but the import can say yes.
 #[pg_extern(volatile, parallel_safe)]
-#[search_path(pg_catalog, pg_temp)]
 fn council_search_deferred(table: pg_sys::Oid) -> bool {
     search_documents::is_deferred(table)
 }
 
-/// council_search's relevance: the BM25 score (`search::score`) of
-/// `document`, a tsvector, for the query's `lexemes`, each found in
-/// `document_frequencies` of the corpus's `documents`, whose documents
-/// average `average_length` positions (`council_search_analyze()` keeps
-/// these statistics).
+/// council_search's query made ready for BM25 (`search::score::Prepared`):
+/// the query's `lexemes`, each found in `document_frequencies` of the
+/// corpus's `documents`, whose documents average `average_length`
+/// positions (`council_search_analyze()` keeps these statistics). Made once
+/// per search, so that scoring a document parses no arrays.
 #[pg_extern(immutable, parallel_safe)]
-#[search_path(pg_catalog, pg_temp)]
-fn council_search_score(
-    document: AnyElement,
+fn council_search_query(
     lexemes: Array<'_, &str>,
     document_frequencies: Array<'_, i64>,
     documents: i64,
     average_length: f64,
-) -> Result<f32, ErrorReport> {
+) -> Result<Vec<u8>, ErrorReport> {
     if lexemes.len() != document_frequencies.len() {
         return Err(Error::ScoreArguments {
             lexemes: lexemes.len(),
@@ -66,12 +67,45 @@ fn council_search_score(
         }
         .into());
     }
-    let document = score::TsVector::parse(tsvector::bytes(&document)?)?;
-    let query = lexemes
+    let terms = lexemes
         .iter()
         .zip(document_frequencies.iter())
         .filter_map(|(lexeme, df)| {
             Some((lexeme?.as_bytes(), score::idf(documents as f64, df? as f64)))
         });
-    Ok(score::bm25(&document, query, average_length)? as f32)
+    Ok(score::prepare(terms, average_length))
+}
+
+/// council_search's relevance: the BM25 score (`search::score`) of
+/// `document`, a tsvector, for `query`, as `council_search_query` made it.
+/// Called for every matching document: it pins no search_path, since it
+/// looks no name up, and setting one costs each call a GUC save and restore.
+#[pg_extern(immutable, parallel_safe)]
+fn council_search_score(document: AnyElement, query: &[u8]) -> Result<f32, ErrorReport> {
+    let query = score::Prepared::parse(query)?;
+    let document = score::TsVector::parse(tsvector::bytes(&document)?)?;
+    Ok(score::bm25(&document, query.terms(), query.average_length())? as f32)
+}
+
+/// council_search's snippet of `text`, whose stored document (tsvector,
+/// parsed with council_english) is `document`, for `query` (the tsquery it
+/// matched), with `ts_headline`'s `options`: `ts_headline`'s own snippet,
+/// made without running the text's words through the dictionaries again
+/// (`search::snippet`). Its SQL (search.sql) names the types, which pgrx's
+/// `anyelement` cannot: a tsvector and a tsquery at once.
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn council_search_snippet(
+    text: &str,
+    document: AnyElement,
+    query: AnyElement,
+    options: &str,
+) -> Result<String, ErrorReport> {
+    let document = score::TsVector::parse(tsvector::bytes(&document)?)?;
+    let (whole_query, query) = tsvector::query(&query)?;
+    let operands = snippet::operands(query)?;
+    let marked = snippet::mark(text.as_bytes(), &document, &operands)?;
+    // SAFETY: whole_query is the detoasted tsquery whose items `operands`
+    // were read from, so every item index marked is below its count; it
+    // lives in the current memory context, through the call.
+    Ok(unsafe { headline::headline(text.as_bytes(), &marked, whole_query, options) })
 }

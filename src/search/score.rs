@@ -43,16 +43,19 @@ fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
 }
 
+// An Error made eagerly (`ok_or`) is dropped on every call that does not
+// fail; these run for every entry of every document a search scores.
+#[allow(clippy::unnecessary_lazy_evaluations)]
 impl<'a> TsVector<'a> {
     /// The tsvector whose stored bytes (after the varlena header) are `bytes`.
     pub fn parse(bytes: &'a [u8]) -> Result<TsVector<'a>, Error> {
-        let count = u32_at(bytes, 0).ok_or(Error::MalformedTsVector("no lexeme count"))?;
+        let count = u32_at(bytes, 0).ok_or_else(|| Error::MalformedTsVector("no lexeme count"))?;
         let count = usize::try_from(count).map_err(|_| Error::MalformedTsVector("lexeme count"))?;
         let strings_at = count
             .checked_mul(4)
             .and_then(|n| n.checked_add(4))
             .filter(|&end| end <= bytes.len())
-            .ok_or(Error::MalformedTsVector("more entries than bytes"))?;
+            .ok_or_else(|| Error::MalformedTsVector("more entries than bytes"))?;
         Ok(TsVector {
             entries: &bytes[4..strings_at],
             strings: &bytes[strings_at..],
@@ -61,7 +64,7 @@ impl<'a> TsVector<'a> {
     }
 
     fn entry(&self, i: usize) -> Result<Entry, Error> {
-        let word = u32_at(self.entries, i * 4).ok_or(Error::MalformedTsVector("entry"))?;
+        let word = u32_at(self.entries, i * 4).ok_or_else(|| Error::MalformedTsVector("entry"))?;
         Ok(Entry {
             has_positions: word & 1 == 1,
             len: ((word >> 1) & 0x7FF) as usize,
@@ -72,7 +75,7 @@ impl<'a> TsVector<'a> {
     fn lexeme(&self, entry: &Entry) -> Result<&'a [u8], Error> {
         self.strings
             .get(entry.pos..entry.pos + entry.len)
-            .ok_or(Error::MalformedTsVector("lexeme past the end"))
+            .ok_or_else(|| Error::MalformedTsVector("lexeme past the end"))
     }
 
     /// How many positions a lexeme has: 1 when the tsvector keeps none.
@@ -84,31 +87,107 @@ impl<'a> TsVector<'a> {
         let aligned = end + (end & 1);
         u16_at(self.strings, aligned)
             .map(u32::from)
-            .ok_or(Error::MalformedTsVector("positions past the end"))
+            .ok_or_else(|| Error::MalformedTsVector("positions past the end"))
     }
 
-    /// The number of positions of `lexeme`, 0 when the document lacks it.
-    /// The lexemes are sorted as PostgreSQL's tsCompareString sorts them:
-    /// bytewise, a prefix first, which is how Rust orders byte slices.
-    pub fn frequency(&self, lexeme: &[u8]) -> Result<u32, Error> {
+    /// The index of the first lexeme not less than `lexeme`. The lexemes
+    /// are sorted as PostgreSQL's tsCompareString sorts them: bytewise, a
+    /// prefix first, which is how Rust orders byte slices.
+    fn lower_bound(&self, lexeme: &[u8]) -> Result<usize, Error> {
         let (mut low, mut high) = (0, self.count);
         while low < high {
             let middle = low + (high - low) / 2;
-            let entry = self.entry(middle)?;
-            match self.lexeme(&entry)?.cmp(lexeme) {
-                std::cmp::Ordering::Less => low = middle + 1,
-                std::cmp::Ordering::Greater => high = middle,
-                std::cmp::Ordering::Equal => return self.positions(&entry),
+            if self.lexeme(&self.entry(middle)?)? < lexeme {
+                low = middle + 1;
+            } else {
+                high = middle;
             }
         }
-        Ok(0)
+        Ok(low)
     }
 
-    /// The document's length: the positions of all its lexemes.
+    /// The number of positions of `lexeme`, 0 when the document lacks it.
+    pub fn frequency(&self, lexeme: &[u8]) -> Result<u32, Error> {
+        let at = self.lower_bound(lexeme)?;
+        if at == self.count {
+            return Ok(0);
+        }
+        let entry = self.entry(at)?;
+        if self.lexeme(&entry)? == lexeme {
+            self.positions(&entry)
+        } else {
+            Ok(0)
+        }
+    }
+
+    /// The indexes of the lexemes equal to `lexeme`, or that start with it
+    /// when `prefix`: a range, since they sort together.
+    pub fn matching(&self, lexeme: &[u8], prefix: bool) -> Result<std::ops::Range<usize>, Error> {
+        let start = self.lower_bound(lexeme)?;
+        let mut end = start;
+        while end < self.count {
+            let found = self.lexeme(&self.entry(end)?)?;
+            let matches = if prefix {
+                found.starts_with(lexeme)
+            } else {
+                found == lexeme
+            };
+            if !matches {
+                break;
+            }
+            end += 1;
+        }
+        Ok(start..end)
+    }
+
+    /// How many lexemes the document holds.
+    pub fn lexemes(&self) -> usize {
+        self.count
+    }
+
+    /// The word positions of the `index`th lexeme, 1 to 16383 (PostgreSQL
+    /// keeps at most 256 of a lexeme, and counts every word past the
+    /// 16383rd as the 16383rd); none when the tsvector keeps no positions.
+    pub fn positions_of(&self, index: usize) -> Result<impl Iterator<Item = u16> + 'a, Error> {
+        let entry = self.entry(index)?;
+        let stored: &'a [u8] = if entry.has_positions {
+            let end = entry.pos + entry.len;
+            let aligned = end + (end & 1);
+            let count = usize::from(
+                u16_at(self.strings, aligned)
+                    .ok_or_else(|| Error::MalformedTsVector("positions past the end"))?,
+            );
+            self.strings
+                .get(aligned + 2..aligned + 2 + 2 * count)
+                .ok_or_else(|| Error::MalformedTsVector("positions past the end"))?
+        } else {
+            &[]
+        };
+        // a position's two high bits are its weight
+        Ok(stored
+            .chunks_exact(2)
+            .map(|p| u16::from_ne_bytes([p[0], p[1]]) & 0x3FFF))
+    }
+
+    /// The document's length: the positions of all its lexemes. Read for
+    /// every document a search scores, so kept to one pass over the entries.
     pub fn length(&self) -> Result<u32, Error> {
-        (0..self.count).try_fold(0u32, |total, i| {
-            Ok(total.saturating_add(self.positions(&self.entry(i)?)?))
-        })
+        let mut total: u32 = 0;
+        for word in self.entries.chunks_exact(4) {
+            let word = u32::from_ne_bytes([word[0], word[1], word[2], word[3]]);
+            let positions = if word & 1 == 0 {
+                1
+            } else {
+                let end = (word >> 12) as usize + ((word >> 1) & 0x7FF) as usize;
+                let aligned = end + (end & 1);
+                match self.strings.get(aligned..aligned + 2) {
+                    Some(count) => u32::from(u16::from_ne_bytes([count[0], count[1]])),
+                    None => return Err(Error::MalformedTsVector("positions past the end")),
+                }
+            };
+            total = total.saturating_add(positions);
+        }
+        Ok(total)
     }
 }
 
@@ -117,6 +196,78 @@ impl<'a> TsVector<'a> {
 /// little rather than against.
 pub fn idf(n: f64, df: f64) -> f64 {
     (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+}
+
+/// A query made ready for BM25: its lexemes, each with its IDF, and the
+/// corpus's average document length. `council_search_query` encodes them
+/// once per search, and `council_search_score` reads them for every
+/// matching document without parsing arrays. The bytes: the average (f64),
+/// then for each lexeme its IDF (f64), its length (u32) and its bytes, in
+/// the machine's byte order: they never leave the server that made them.
+#[derive(Clone, Copy)]
+pub struct Prepared<'a> {
+    average_length: f64,
+    terms: &'a [u8],
+}
+
+/// The prepared form of `lexemes`, each with its IDF, in a corpus whose
+/// documents average `average_length` positions.
+pub fn prepare<'q>(
+    lexemes: impl IntoIterator<Item = (&'q [u8], f64)>,
+    average_length: f64,
+) -> Vec<u8> {
+    let mut bytes = average_length.to_ne_bytes().to_vec();
+    for (lexeme, idf) in lexemes {
+        // a lexeme is at most 2 KB (MAXSTRLEN), so its length fits
+        let len = u32::try_from(lexeme.len()).unwrap_or(u32::MAX);
+        bytes.extend_from_slice(&idf.to_ne_bytes());
+        bytes.extend_from_slice(&len.to_ne_bytes());
+        bytes.extend_from_slice(lexeme);
+    }
+    bytes
+}
+
+impl<'a> Prepared<'a> {
+    /// Reads a prepared query, every term of it checked.
+    pub fn parse(bytes: &'a [u8]) -> Result<Prepared<'a>, Error> {
+        let average = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(f64::from_ne_bytes)
+            .ok_or(Error::MalformedSearchQuery)?;
+        let prepared = Prepared {
+            average_length: average,
+            terms: &bytes[8..],
+        };
+        let mut rest = prepared.terms;
+        while !rest.is_empty() {
+            let (_, _, after) = Self::term(rest).ok_or(Error::MalformedSearchQuery)?;
+            rest = after;
+        }
+        Ok(prepared)
+    }
+
+    /// The first term of `bytes`, and the bytes after it.
+    fn term(bytes: &'a [u8]) -> Option<(&'a [u8], f64, &'a [u8])> {
+        let idf = f64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?);
+        let len = usize::try_from(u32_at(bytes, 8)?).ok()?;
+        let lexeme = bytes.get(12..12 + len)?;
+        Some((lexeme, idf, &bytes[12 + len..]))
+    }
+
+    pub fn average_length(&self) -> f64 {
+        self.average_length
+    }
+
+    /// The lexemes, each with its IDF.
+    pub fn terms(&self) -> impl Iterator<Item = (&'a [u8], f64)> + 'a {
+        let mut rest = self.terms;
+        std::iter::from_fn(move || {
+            let (lexeme, idf, after) = Self::term(rest)?;
+            rest = after;
+            Some((lexeme, idf))
+        })
+    }
 }
 
 /// The BM25 score of `document` for the query's `lexemes`, each with its
@@ -144,12 +295,12 @@ pub fn bm25<'q>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A tsvector as PostgreSQL stores it, from (lexeme, positions), which
     /// must come sorted.
-    fn stored(lexemes: &[(&str, &[u16])]) -> Vec<u8> {
+    pub(crate) fn stored(lexemes: &[(&str, &[u16])]) -> Vec<u8> {
         let mut strings = Vec::new();
         let mut entries = Vec::new();
         for (lexeme, positions) in lexemes {

@@ -1,0 +1,275 @@
+//! What council_search's snippets are made of, for documents parsed with
+//! `council_english`, without parsing their text again.
+//!
+//! `ts_headline` parses a text as `to_tsvector` does, running every word
+//! through the dictionaries to find the ones the query names: on a search's
+//! twenty results that was most of its time. The stored document already
+//! says where the query's lexemes are: each lexeme's positions count the
+//! words that gave a lexeme or were stop words, in the parser's order. So
+//! the text is split here with the parser's own tokens (`search::tokens`),
+//! words are counted as `hlparsetext` counts them, and a word is marked with
+//! the query's operands whose lexemes the document holds at its position.
+//! PostgreSQL's own headline (`prsd_headline`, `generateHeadline`) then
+//! chooses and marks the fragments exactly as `ts_headline` does.
+//!
+//! What the document cannot say: PostgreSQL keeps the first 256 positions of
+//! a lexeme and counts every word past the 16,383rd as the 16,383rd, so a
+//! match beyond either is not marked (and a fragment is not chosen for it).
+//! `ts_headline` also skips a word of 2,047 bytes or more, as `to_tsvector`
+//! does; so does this.
+
+use crate::error::Error;
+use crate::search::score::TsVector;
+use crate::search::tokens::{self, Kind, Token};
+
+/// The longest word PostgreSQL's text search takes (`MAXSTRLEN` + 1 bytes
+/// and longer are skipped, with a NOTICE from `to_tsvector`).
+const MAX_WORD: usize = 2047;
+/// The last position a tsvector tells apart (`MAXENTRYPOS` − 1).
+const LAST_POSITION: u16 = (1 << 14) - 1;
+/// A tsquery's stored item: `QueryItem`, a union of 12 bytes.
+const QUERY_ITEM: usize = 12;
+/// `QI_VAL`: an item that is an operand.
+const OPERAND: u8 = 1;
+
+/// One of the query's operands: the lexeme to match, and its item's index
+/// among the query's items (which the headline's marks point at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Operand<'a> {
+    pub item: usize,
+    pub lexeme: &'a [u8],
+    pub prefix: bool,
+}
+
+/// The operands of a tsquery, from its stored bytes (after the varlena
+/// header, `tsquery.h`): an int32 count of items, the 12-byte items, then
+/// the operands' text. An operand's item: type (1 byte), weight, prefix,
+/// a byte of padding, a CRC (int32), then length:12 and distance:20 packed
+/// from the low bit of a uint32.
+pub fn operands(query: &[u8]) -> Result<Vec<Operand<'_>>, Error> {
+    let malformed = || Error::MalformedTsQuery;
+    let count = query
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_ne_bytes)
+        .ok_or_else(malformed)?;
+    let count = usize::try_from(count).map_err(|_| malformed())?;
+    let strings_at = count
+        .checked_mul(QUERY_ITEM)
+        .and_then(|n| n.checked_add(4))
+        .filter(|&end| end <= query.len())
+        .ok_or_else(malformed)?;
+    let strings = &query[strings_at..];
+    let mut found = Vec::new();
+    for item in 0..count {
+        let bytes = &query[4 + item * QUERY_ITEM..4 + (item + 1) * QUERY_ITEM];
+        if bytes[0] != OPERAND {
+            continue;
+        }
+        let packed = u32::from_ne_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        let len = (packed & 0xFFF) as usize;
+        let distance = (packed >> 12) as usize;
+        let lexeme = strings
+            .get(distance..distance + len)
+            .ok_or_else(malformed)?;
+        found.push(Operand {
+            item,
+            lexeme,
+            prefix: bytes[2] != 0,
+        });
+    }
+    Ok(found)
+}
+
+/// A token of the text as the headline sees it: its place and kind, and
+/// the position `to_tsvector` gave the lexeme it made (0: none, for a
+/// separator or a stop word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Word {
+    pub token: Token,
+    pub position: u16,
+}
+
+/// The text's words, and which operands each matches: (word, item) pairs,
+/// ordered by word, then by item, as `hlfinditem` lists them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Marked {
+    pub words: Vec<Word>,
+    pub matches: Vec<(usize, usize)>,
+}
+
+/// Splits `text` into the headline's words and marks the ones whose
+/// lexeme, as `document` (the text's stored tsvector) holds it at their
+/// position, matches one of `operands`.
+pub fn mark(
+    text: &[u8],
+    document: &TsVector<'_>,
+    operands: &[Operand<'_>],
+) -> Result<Marked, Error> {
+    // which positions hold a lexeme: the others were stop words
+    let mut held = vec![0u64; usize::from(LAST_POSITION) / 64 + 1];
+    for index in 0..document.lexemes() {
+        for p in document.positions_of(index)? {
+            held[usize::from(p) / 64] |= 1 << (p % 64);
+        }
+    }
+    let is_held = |p: u16| held[usize::from(p) / 64] & (1 << (p % 64)) != 0;
+
+    let mut at_position = Vec::new();
+    for operand in operands {
+        for index in document.matching(operand.lexeme, operand.prefix)? {
+            for p in document.positions_of(index)? {
+                // past the last position, which word it was is lost
+                if p < LAST_POSITION {
+                    at_position.push((p, operand.item));
+                }
+            }
+        }
+    }
+    at_position.sort_unstable();
+    at_position.dedup();
+
+    let mut marked = Marked::default();
+    let mut next_match = at_position.iter().peekable();
+    let mut counted: u32 = 0;
+    let mut at = 0;
+    while let Some(token) = tokens::token_at(text, at) {
+        at = token.start + token.len;
+        if token.kind == Kind::Blank {
+            marked.words.push(Word { token, position: 0 });
+            continue;
+        }
+        if token.len >= MAX_WORD {
+            continue;
+        }
+        counted += 1;
+        let position = u16::try_from(counted).map_or(LAST_POSITION, |p| p.min(LAST_POSITION));
+        let word = marked.words.len();
+        marked.words.push(Word {
+            token,
+            position: if is_held(position) { position } else { 0 },
+        });
+        while let Some(&&(p, item)) = next_match.peek() {
+            if u32::from(p) > counted {
+                break;
+            }
+            if u32::from(p) == counted {
+                marked.matches.push((word, item));
+            }
+            next_match.next();
+        }
+    }
+    Ok(marked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::score::tests::stored;
+
+    /// A tsquery as PostgreSQL stores it, of operands alone (the operators
+    /// between them do not matter here): (lexeme, prefix), and a `!`
+    /// operator item first.
+    fn query(operands: &[(&str, bool)]) -> Vec<u8> {
+        let count = operands.len() + 1;
+        let mut bytes = (count as u32).to_ne_bytes().to_vec();
+        let mut strings = Vec::new();
+        bytes.extend_from_slice(&[2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for (lexeme, prefix) in operands {
+            let packed = (lexeme.len() as u32) | ((strings.len() as u32) << 12);
+            bytes.extend_from_slice(&[1, 0, u8::from(*prefix), 0, 0, 0, 0, 0]);
+            bytes.extend_from_slice(&packed.to_ne_bytes());
+            strings.extend_from_slice(lexeme.as_bytes());
+            strings.push(0);
+        }
+        bytes.extend_from_slice(&strings);
+        bytes
+    }
+
+    #[test]
+    fn a_querys_operands_are_read_with_their_items() {
+        let bytes = query(&[("cat", false), ("do", true)]);
+        let found = operands(&bytes).expect("operands");
+        assert_eq!(
+            found,
+            vec![
+                Operand {
+                    item: 1,
+                    lexeme: b"cat",
+                    prefix: false
+                },
+                Operand {
+                    item: 2,
+                    lexeme: b"do",
+                    prefix: true
+                },
+            ]
+        );
+        assert!(operands(&bytes[..10]).is_err());
+        let mut past = bytes.clone();
+        past.truncate(past.len() - 4);
+        assert!(operands(&past).is_err(), "an operand's text past the end");
+    }
+
+    #[test]
+    fn words_are_counted_as_to_tsvector_counts_them_and_matches_marked() {
+        // "The cats, and 2 dogs! Cats." : the(1, stop) cats(2) and(3, stop)
+        // 2(4) dogs(5) cats(6)
+        let text = b"The cats, and 2 dogs! Cats.";
+        let document = stored(&[("2", &[4]), ("cat", &[2, 6]), ("dog", &[5])]);
+        let document = TsVector::parse(&document).expect("tsvector");
+        let query = query(&[("cat", false), ("do", true), ("cat", false)]);
+        let marked = mark(text, &document, &operands(&query).expect("operands")).expect("mark");
+        let words: Vec<(&str, u16)> = marked
+            .words
+            .iter()
+            .map(|w| {
+                let t = w.token;
+                (
+                    std::str::from_utf8(&text[t.start..t.start + t.len]).expect("utf8"),
+                    w.position,
+                )
+            })
+            .collect();
+        assert_eq!(
+            words,
+            vec![
+                ("The", 0),
+                (" ", 0),
+                ("cats", 2),
+                (", ", 0),
+                ("and", 0),
+                (" ", 0),
+                ("2", 4),
+                (" ", 0),
+                ("dogs", 5),
+                ("! ", 0),
+                ("Cats", 6),
+                (".", 0),
+            ]
+        );
+        // "cats" matches items 1 and 3; "dogs" the prefix "do" (item 2)
+        assert_eq!(
+            marked.matches,
+            vec![(2, 1), (2, 3), (8, 2), (10, 1), (10, 3)]
+        );
+    }
+
+    #[test]
+    fn a_word_too_long_to_index_is_skipped_and_not_counted() {
+        let long = "x".repeat(MAX_WORD);
+        let text = format!("{long} cat");
+        let document = stored(&[("cat", &[1])]);
+        let document = TsVector::parse(&document).expect("tsvector");
+        let query = query(&[("cat", false)]);
+        let marked = mark(
+            text.as_bytes(),
+            &document,
+            &operands(&query).expect("operands"),
+        )
+        .expect("mark");
+        assert_eq!(marked.words.len(), 2, "the blank and cat");
+        assert_eq!(marked.words[1].position, 1);
+        assert_eq!(marked.matches, vec![(1, 1)]);
+    }
+}
