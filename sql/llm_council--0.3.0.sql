@@ -1179,6 +1179,9 @@ DECLARE
     cfg regconfig := @extschema@.council_search_config();
     written bigint;
     work_mem_before text;
+    rebuilt text[] := '{}';
+    index regclass;
+    definition text;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RETURN 0;
@@ -1220,9 +1223,28 @@ BEGIN
       AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
                       WHERE d.kind OPERATOR(pg_catalog.=) 'stage3'
                         AND d.row_id OPERATOR(pg_catalog.=) s.id);
-    -- The GIN index takes the documents into its pending list and merges
-    -- it in batches of work_mem, each a pass over the index: a bulk fill
-    -- is maintenance, and merges with maintenance_work_mem, as VACUUM does.
+    -- Into an empty table (a first import, a reindex), each index is built
+    -- afterwards from the whole, sorted, about twice as fast as keeping it
+    -- row by row: the indexes are dropped and made again as they are
+    -- defined (a DBA's own too), apart from one that backs a constraint or
+    -- lives in another tablespace, which are kept. Searches wait meanwhile,
+    -- for documents that are not there yet.
+    IF NOT EXISTS (SELECT FROM @extschema@.council_search_documents) THEN
+        FOR index, definition IN
+            SELECT i.indexrelid::regclass, pg_get_indexdef(i.indexrelid)
+            FROM pg_index i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+            WHERE i.indrelid OPERATOR(pg_catalog.=) '@extschema@.council_search_documents'::regclass
+              AND c.reltablespace OPERATOR(pg_catalog.=) 0
+              AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid OPERATOR(pg_catalog.=) i.indexrelid)
+        LOOP
+            EXECUTE format('DROP INDEX %s', index);
+            rebuilt := rebuilt OPERATOR(pg_catalog.||) definition;
+        END LOOP;
+    END IF;
+    -- An index kept takes the documents into a GIN index's pending list,
+    -- which merges in batches of work_mem, each a pass over the index: a
+    -- bulk fill is maintenance, and merges with maintenance_work_mem, as
+    -- VACUUM does.
     work_mem_before := current_setting('work_mem');
     IF pg_size_bytes(current_setting('maintenance_work_mem'))
        OPERATOR(pg_catalog.>) pg_size_bytes(work_mem_before) THEN
@@ -1231,6 +1253,9 @@ BEGIN
     INSERT INTO @extschema@.council_search_documents SELECT * FROM council_search_fill;
     GET DIAGNOSTICS written = ROW_COUNT;
     PERFORM set_config('work_mem', work_mem_before, true);
+    FOREACH definition IN ARRAY rebuilt LOOP
+        EXECUTE definition;
+    END LOOP;
     DROP TABLE council_search_fill;
     IF written OPERATOR(pg_catalog.>) 0 THEN
         PERFORM @extschema@.council_search_analyze();
@@ -1307,6 +1332,8 @@ CREATE FUNCTION @extschema@.council_search(
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- the unfiltered search's statement is planned once per session (below)
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     cfg regconfig := @extschema@.council_search_config();
@@ -1353,8 +1380,50 @@ BEGIN
                          ORDER BY l.i);
     prepared := @extschema@.council_search_query(lexemes, frequencies, coalesce(corpus, 0),
                                                  coalesce(average, 0));
-    -- Only the filters given enter the query, so that each call is planned
-    -- for what it asks; values are parameters, never text in the query.
+    -- The page's rows are ranked among every match; their text, document
+    -- and title are read for the page alone (the document by its ctid:
+    -- carrying the documents through the ranking's sort would copy each).
+    -- The snippet of a council_english document comes from its positions
+    -- (council_search_snippet), any other's from ts_headline.
+    --
+    -- A search without filters, the common call, is a static statement,
+    -- whose generic plan PL/pgSQL keeps for the session: planning it took
+    -- half the time of a search that finds a few rows.
+    IF conversation IS NULL AND by_model IS NULL AND since IS NULL AND until IS NULL
+       AND kinds IS NULL THEN
+        RETURN QUERY
+        WITH top AS (
+            SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                   d.created_at, d.config, @extschema@.council_search_score(d.document, prepared) AS rank
+            FROM @extschema@.council_search_documents d
+            WHERE d.document OPERATOR(pg_catalog.@@) tsq
+            ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
+            LIMIT "limit" OFFSET "offset")
+        SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
+               CASE WHEN t.config OPERATOR(pg_catalog.=) '@extschema@.council_english'::regconfig
+                    THEN @extschema@.council_search_snippet(s.body, s.document, tsq, snippet_options)
+                    ELSE ts_headline(cfg, s.body, tsq, snippet_options)
+               END
+        FROM top t
+        CROSS JOIN LATERAL (
+            SELECT d.document, c.title, CASE t.kind
+                   WHEN 'title' THEN c.title
+                   WHEN 'user_message' THEN (SELECT m.content FROM @extschema@.messages m
+                                             WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
+                   WHEN 'stage1' THEN (SELECT r.response FROM @extschema@.stage1_responses r
+                                       WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
+                   ELSE (SELECT r.response FROM @extschema@.stage3_synthesis r
+                         WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
+                   END AS body
+            FROM @extschema@.council_search_documents d
+            LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
+            WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
+        ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id;
+        RETURN;
+    END IF;
+    -- With filters, only the filters given enter the statement, planned for
+    -- what it asks (an index on the conversation may serve it better than
+    -- the documents' GIN index); values are parameters, never text in it.
     IF conversation IS NOT NULL THEN
         filters := filters || ' AND d.conversation_id OPERATOR(pg_catalog.=) $2';
     END IF;
@@ -1370,27 +1439,22 @@ BEGIN
     IF kinds IS NOT NULL THEN
         filters := filters || ' AND d.kind OPERATOR(pg_catalog.=) ANY ($6)';
     END IF;
-    -- The snippet's text and document are read for the page's rows alone,
-    -- by their ctid: the ranking sorts every match, and carrying the
-    -- documents through it would copy each.
     RETURN QUERY EXECUTE
         'WITH top AS (
              SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                    d.created_at, d.config,
-                    @extschema@.council_search_score(d.document, $11) AS rank
+                    d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
              FROM @extschema@.council_search_documents d
              WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters || '
              ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
              LIMIT $7 OFFSET $8)
-         SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, c.title, t.rank,
-                CASE WHEN t.config OPERATOR(pg_catalog.=) $12
+         SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
+                CASE WHEN t.config OPERATOR(pg_catalog.=) ''@extschema@.council_english''::regconfig
                      THEN @extschema@.council_search_snippet(s.body, s.document, $1, $10)
                      ELSE ts_headline($9, s.body, $1, $10)
                 END
          FROM top t
-         LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
          CROSS JOIN LATERAL (
-             SELECT d.document, CASE t.kind
+             SELECT d.document, c.title, CASE t.kind
                     WHEN ''title'' THEN c.title
                     WHEN ''user_message'' THEN (SELECT m.content FROM @extschema@.messages m
                                                WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
@@ -1400,10 +1464,11 @@ BEGIN
                           WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
                     END AS body
              FROM @extschema@.council_search_documents d
+             LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
              WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
          ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
     USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
-          prepared, '@extschema@.council_english'::regconfig;
+          prepared;
 END
 $$;
 /* </end connected objects> */

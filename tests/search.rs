@@ -881,6 +881,73 @@ fn an_import_that_indexes_in_bulk_leaves_the_callers_work_mem() {
     transaction.commit().expect("commit");
 }
 
+/// An import into empty tables builds the documents' indexes anew once its
+/// documents are in, rather than keeping them row by row: each index is a
+/// new one afterwards, defined as before, a DBA's own index and storage
+/// option included; one that backs a constraint is kept as it is.
+#[test]
+fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
+    let cluster = common::cluster();
+    let (path, _) = sample_of(&cluster, "rebuilt", 10);
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .batch_execute(
+            "CREATE INDEX council_search_documents_created ON council_search_documents (created_at DESC);
+             ALTER INDEX council_search_documents_document SET (fastupdate = off);
+             ALTER TABLE council_search_documents
+                 ADD CONSTRAINT council_search_documents_one_title EXCLUDE (conversation_id WITH =)
+                 WHERE (kind = 'title');",
+        )
+        .expect("a DBA's index, option and constraint");
+    let indexes = |client: &mut Client| -> Vec<(String, u32)> {
+        client
+            .query(
+                "SELECT pg_get_indexdef(i.indexrelid) || coalesce(' ' || c.reloptions::text, ''),
+                        i.indexrelid::oid
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 WHERE i.indrelid = 'council_search_documents'::regclass
+                 ORDER BY 1",
+                &[],
+            )
+            .expect("the indexes")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let before = indexes(&mut client);
+    assert_eq!(before.len(), 5, "{before:?}");
+    client
+        .query(
+            "SELECT * FROM council_import($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("council_import");
+    let after = indexes(&mut client);
+    let definitions = |list: &[(String, u32)]| list.iter().map(|i| i.0.clone()).collect::<Vec<_>>();
+    assert_eq!(definitions(&after), definitions(&before));
+    for ((definition, old), (_, new)) in before.iter().zip(&after) {
+        if definition.contains("one_title") {
+            assert_eq!(old, new, "the constraint's index is kept: {definition}");
+        } else {
+            assert_ne!(old, new, "built anew: {definition}");
+        }
+    }
+    assert_search_documents_match_the_tables(&mut client);
+    let titled: String = client
+        .query_one(
+            "SELECT title FROM conversations WHERE title IS NOT NULL ORDER BY id LIMIT 1",
+            &[],
+        )
+        .expect("a title")
+        .get(0);
+    let word = titled
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.len() >= 5)
+        .expect("a word of the title")
+        .to_owned();
+    assert!(!search(&mut client, &word, "").is_empty(), "{word}");
+}
+
 /// council_search's snippets of council_english documents come from the
 /// stored document's positions, not from parsing the text again: on real
 /// prose they are ts_headline's own, option for option, for words, phrases
