@@ -123,6 +123,11 @@ CREATE FUNCTION @extschema@.council_search_snippet(text text, document tsvector,
 RETURNS text
 LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT
 AS 'MODULE_PATHNAME', 'council_search_snippet_wrapper';
+CREATE FUNCTION @extschema@.council_search_document(config regconfig, text text)
+RETURNS tsvector
+-- as to_tsvector's: worth parallel workers in a bulk fill
+LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT COST 100
+AS 'MODULE_PATHNAME', 'council_search_document_wrapper';
 CREATE OR REPLACE FUNCTION @extschema@.council_search_config() RETURNS regconfig
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -172,7 +177,7 @@ BEGIN
         cfg := @extschema@.council_search_config();
         INSERT INTO @extschema@.council_search_documents
             (kind, conversation_id, created_at, config, document)
-        VALUES ('title', NEW.id, NEW.created_at, cfg, to_tsvector(cfg, NEW.title));
+        VALUES ('title', NEW.id, NEW.created_at, cfg, @extschema@.council_search_document(cfg, NEW.title));
     END IF;
     RETURN NULL;
 END
@@ -219,7 +224,7 @@ BEGIN
         INSERT INTO @extschema@.council_search_documents
             (kind, row_id, message_id, conversation_id, created_at, config, document)
         VALUES ('user_message', NEW.id, NEW.id, NEW.conversation_id, NEW.created_at, cfg,
-                to_tsvector(cfg, NEW.content));
+                @extschema@.council_search_document(cfg, NEW.content));
     END IF;
     RETURN NULL;
 END
@@ -261,7 +266,7 @@ BEGIN
         VALUES ('stage1', NEW.id, NEW.message_id,
                 (SELECT m.conversation_id FROM @extschema@.messages m
                  WHERE m.id OPERATOR(pg_catalog.=) NEW.message_id),
-                NEW.model, NEW.created_at, cfg, to_tsvector(cfg, NEW.response));
+                NEW.model, NEW.created_at, cfg, @extschema@.council_search_document(cfg, NEW.response));
     END IF;
     RETURN NULL;
 END
@@ -303,7 +308,7 @@ BEGIN
         VALUES ('stage3', NEW.id, NEW.message_id,
                 (SELECT m.conversation_id FROM @extschema@.messages m
                  WHERE m.id OPERATOR(pg_catalog.=) NEW.message_id),
-                NEW.chairman_model, NEW.created_at, cfg, to_tsvector(cfg, NEW.response));
+                NEW.chairman_model, NEW.created_at, cfg, @extschema@.council_search_document(cfg, NEW.response));
     END IF;
     RETURN NULL;
 END
@@ -327,7 +332,7 @@ BEGIN
     CREATE TEMP TABLE council_search_fill ON COMMIT DROP AS
     SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
            c.id AS conversation_id, NULL::text AS model, c.created_at, cfg AS config,
-           to_tsvector(cfg, c.title) AS document
+           @extschema@.council_search_document(cfg, c.title) AS document
     FROM @extschema@.conversations c
     WHERE '@extschema@.conversations'::regclass OPERATOR(pg_catalog.=) ANY (tables)
       AND c.title IS NOT NULL
@@ -336,7 +341,7 @@ BEGIN
                         AND d.conversation_id OPERATOR(pg_catalog.=) c.id)
     UNION ALL
     SELECT 'user_message', m.id, m.id, m.conversation_id, NULL, m.created_at, cfg,
-           to_tsvector(cfg, m.content)
+           @extschema@.council_search_document(cfg, m.content)
     FROM @extschema@.messages m
     WHERE '@extschema@.messages'::regclass OPERATOR(pg_catalog.=) ANY (tables)
       AND m.role OPERATOR(pg_catalog.=) 'user' AND m.content IS NOT NULL
@@ -345,7 +350,7 @@ BEGIN
                         AND d.row_id OPERATOR(pg_catalog.=) m.id)
     UNION ALL
     SELECT 'stage1', s.id, s.message_id, m.conversation_id, s.model, s.created_at, cfg,
-           to_tsvector(cfg, s.response)
+           @extschema@.council_search_document(cfg, s.response)
     FROM @extschema@.stage1_responses s
     LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
     WHERE '@extschema@.stage1_responses'::regclass OPERATOR(pg_catalog.=) ANY (tables)
@@ -354,7 +359,7 @@ BEGIN
                         AND d.row_id OPERATOR(pg_catalog.=) s.id)
     UNION ALL
     SELECT 'stage3', s.id, s.message_id, m.conversation_id, s.chairman_model, s.created_at, cfg,
-           to_tsvector(cfg, s.response)
+           @extschema@.council_search_document(cfg, s.response)
     FROM @extschema@.stage3_synthesis s
     LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
     WHERE '@extschema@.stage3_synthesis'::regclass OPERATOR(pg_catalog.=) ANY (tables)

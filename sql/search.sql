@@ -111,6 +111,17 @@ EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax
 END
 $$;
 
+-- A document: to_tsvector(config, text), the same tsvector, made with
+-- each distinct word run through the dictionaries once per session where
+-- the configuration's parser is council_parser (postgres::dictionaries):
+-- to_tsvector stems every word again. Rust; its SQL is here because it
+-- returns a tsvector.
+CREATE FUNCTION @extschema@.council_search_document(config regconfig, text text)
+RETURNS tsvector
+-- as to_tsvector's: worth parallel workers in a bulk fill
+LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT COST 100
+AS 'MODULE_PATHNAME', 'council_search_document_wrapper';
+
 -- The triggers' functions, one per table. An update re-parses only when
 -- what the document holds changed: the app touches updated_at and
 -- message_count on every message, which changes no title's document.
@@ -145,7 +156,7 @@ BEGIN
         cfg := @extschema@.council_search_config();
         INSERT INTO @extschema@.council_search_documents
             (kind, conversation_id, created_at, config, document)
-        VALUES ('title', NEW.id, NEW.created_at, cfg, to_tsvector(cfg, NEW.title));
+        VALUES ('title', NEW.id, NEW.created_at, cfg, @extschema@.council_search_document(cfg, NEW.title));
     END IF;
     RETURN NULL;
 END
@@ -192,7 +203,7 @@ BEGIN
         INSERT INTO @extschema@.council_search_documents
             (kind, row_id, message_id, conversation_id, created_at, config, document)
         VALUES ('user_message', NEW.id, NEW.id, NEW.conversation_id, NEW.created_at, cfg,
-                to_tsvector(cfg, NEW.content));
+                @extschema@.council_search_document(cfg, NEW.content));
     END IF;
     RETURN NULL;
 END
@@ -234,7 +245,7 @@ BEGIN
         VALUES ('stage1', NEW.id, NEW.message_id,
                 (SELECT m.conversation_id FROM @extschema@.messages m
                  WHERE m.id OPERATOR(pg_catalog.=) NEW.message_id),
-                NEW.model, NEW.created_at, cfg, to_tsvector(cfg, NEW.response));
+                NEW.model, NEW.created_at, cfg, @extschema@.council_search_document(cfg, NEW.response));
     END IF;
     RETURN NULL;
 END
@@ -276,7 +287,7 @@ BEGIN
         VALUES ('stage3', NEW.id, NEW.message_id,
                 (SELECT m.conversation_id FROM @extschema@.messages m
                  WHERE m.id OPERATOR(pg_catalog.=) NEW.message_id),
-                NEW.chairman_model, NEW.created_at, cfg, to_tsvector(cfg, NEW.response));
+                NEW.chairman_model, NEW.created_at, cfg, @extschema@.council_search_document(cfg, NEW.response));
     END IF;
     RETURN NULL;
 END
@@ -360,7 +371,7 @@ BEGIN
     CREATE TEMP TABLE council_search_fill ON COMMIT DROP AS
     SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
            c.id AS conversation_id, NULL::text AS model, c.created_at, cfg AS config,
-           to_tsvector(cfg, c.title) AS document
+           @extschema@.council_search_document(cfg, c.title) AS document
     FROM @extschema@.conversations c
     WHERE '@extschema@.conversations'::regclass OPERATOR(pg_catalog.=) ANY (tables)
       AND c.title IS NOT NULL
@@ -369,7 +380,7 @@ BEGIN
                         AND d.conversation_id OPERATOR(pg_catalog.=) c.id)
     UNION ALL
     SELECT 'user_message', m.id, m.id, m.conversation_id, NULL, m.created_at, cfg,
-           to_tsvector(cfg, m.content)
+           @extschema@.council_search_document(cfg, m.content)
     FROM @extschema@.messages m
     WHERE '@extschema@.messages'::regclass OPERATOR(pg_catalog.=) ANY (tables)
       AND m.role OPERATOR(pg_catalog.=) 'user' AND m.content IS NOT NULL
@@ -378,7 +389,7 @@ BEGIN
                         AND d.row_id OPERATOR(pg_catalog.=) m.id)
     UNION ALL
     SELECT 'stage1', s.id, s.message_id, m.conversation_id, s.model, s.created_at, cfg,
-           to_tsvector(cfg, s.response)
+           @extschema@.council_search_document(cfg, s.response)
     FROM @extschema@.stage1_responses s
     LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
     WHERE '@extschema@.stage1_responses'::regclass OPERATOR(pg_catalog.=) ANY (tables)
@@ -387,7 +398,7 @@ BEGIN
                         AND d.row_id OPERATOR(pg_catalog.=) s.id)
     UNION ALL
     SELECT 'stage3', s.id, s.message_id, m.conversation_id, s.chairman_model, s.created_at, cfg,
-           to_tsvector(cfg, s.response)
+           @extschema@.council_search_document(cfg, s.response)
     FROM @extschema@.stage3_synthesis s
     LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
     WHERE '@extschema@.stage3_synthesis'::regclass OPERATOR(pg_catalog.=) ANY (tables)

@@ -1101,3 +1101,83 @@ fn snippets_are_ts_headlines_made_from_the_stored_positions() {
         .expect_err("an unknown option");
     common::assert_error(&err, "22023", "unrecognized headline parameter");
 }
+
+/// council_search_document, which the triggers, the bulk fill and the
+/// reindex make documents with, is to_tsvector, byte for byte, on real
+/// prose and on what stretches a tsvector (a word too long to index, a
+/// lexeme said 300 times, words past the 16,383rd, stop words alone,
+/// nothing), for council_english and for configurations of another
+/// parser; and a dictionary's change is seen at once by the session that
+/// looked its words up before.
+#[test]
+fn documents_are_to_tsvectors_made_with_each_word_looked_up_once() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .batch_execute("CREATE TABLE prose (id serial PRIMARY KEY, body text NOT NULL)")
+        .expect("prose");
+    let mut bodies = common::debian_text::paragraphs();
+    bodies.truncate(600);
+    bodies.push(format!("a word too long {} to index", "x".repeat(3000)));
+    bodies.push(format!("a blank run{}too long", " ".repeat(3000)));
+    bodies.push("Cats ".repeat(300));
+    bodies.push(
+        (0..20_000)
+            .map(|i| format!("word{} ", i % 50))
+            .collect::<String>(),
+    );
+    bodies.push("the and of to".to_owned());
+    bodies.push(String::new());
+    for body in &bodies {
+        client
+            .execute("INSERT INTO prose (body) VALUES ($1)", &[body])
+            .expect("a text");
+    }
+    for config in ["council_english", "english", "simple"] {
+        let row = client
+            .query_one(
+                "SELECT count(*),
+                        count(*) FILTER (WHERE council_search_document($1::text::regconfig, body)
+                                         IS DISTINCT FROM to_tsvector($1::text::regconfig, body)),
+                        min(id) FILTER (WHERE council_search_document($1::text::regconfig, body)
+                                        IS DISTINCT FROM to_tsvector($1::text::regconfig, body))
+                 FROM prose",
+                &[&config],
+            )
+            .expect("compared");
+        let (texts, differ, first): (i64, i64, Option<i32>) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(texts, bodies.len() as i64);
+        assert_eq!(
+            differ, 0,
+            "{config}: {differ} differ, the first text {first:?}"
+        );
+    }
+
+    // A dictionary the session has looked words up in changes its stop words.
+    client
+        .batch_execute(
+            "CREATE TEXT SEARCH DICTIONARY plain_stem (TEMPLATE = snowball, Language = english);
+             CREATE TEXT SEARCH CONFIGURATION plain (PARSER = council_parser);
+             ALTER TEXT SEARCH CONFIGURATION plain ADD MAPPING FOR asciiword WITH plain_stem;",
+        )
+        .expect("a configuration of council_parser");
+    let document = |client: &mut Client| -> (String, String) {
+        let row = client
+            .query_one(
+                "SELECT council_search_document('plain', 'The cats and the dogs')::text,
+                        to_tsvector('plain', 'The cats and the dogs')::text",
+                &[],
+            )
+            .expect("a document");
+        (row.get(0), row.get(1))
+    };
+    let (before, expected) = document(&mut client);
+    assert_eq!(before, expected);
+    assert!(before.contains("'the'"), "{before}");
+    client
+        .batch_execute("ALTER TEXT SEARCH DICTIONARY plain_stem (StopWords = english)")
+        .expect("stop words");
+    let (after, expected) = document(&mut client);
+    assert_eq!(after, expected);
+    assert_eq!(after, "'cat':2 'dog':5");
+}

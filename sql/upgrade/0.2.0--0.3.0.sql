@@ -25,6 +25,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
 -- @create llm_council--0.3.0.sql council_parser_lextype
 -- @include text_search.sql
 -- @create search.sql council_search_snippet
+-- @create search.sql council_search_document
 -- @replace search.sql council_search_config
 
 -- @replace search.sql council_search_index_conversations

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod copy;
+pub mod dictionaries;
 pub mod extension;
 pub mod headline;
 pub mod interrupts;

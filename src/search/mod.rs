@@ -6,17 +6,18 @@
 //! asking loads), and whether the import has deferred a table's documents
 //! (`council::search_documents` keeps that).
 
+pub mod document;
 mod score;
 pub mod snippet;
 pub mod tokens;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::AnyElement;
+use pgrx::{AnyElement, Internal};
 
 use crate::council::search_documents;
 use crate::error::Error;
-use crate::postgres::{headline, tsvector};
+use crate::postgres::{dictionaries, headline, tsvector};
 
 extension_sql_file!(
     "../../sql/search.sql",
@@ -24,6 +25,7 @@ extension_sql_file!(
     requires = [
         "schema",
         council_search_deferred,
+        council_search_document,
         council_search_enabled,
         council_search_query,
         council_search_score,
@@ -74,6 +76,17 @@ fn council_search_query(
             Some((lexeme?.as_bytes(), score::idf(documents as f64, df? as f64)))
         });
     Ok(score::prepare(terms, average_length))
+}
+
+/// A search document: the tsvector of `text` for `config`, equal to
+/// `to_tsvector(config, text)`, made with each distinct word looked up in
+/// the dictionaries once per backend where the configuration's parser is
+/// council_parser (`postgres::dictionaries`). The triggers, the bulk fill
+/// and the reindex make the documents with it. Its SQL (search.sql) names
+/// the types: it returns a tsvector, which pgrx has no type for.
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn council_search_document(config: pg_sys::Oid, text: &str) -> Internal {
+    Internal::from(Some(dictionaries::tsvector(config, text.as_bytes())))
 }
 
 /// council_search's relevance: the BM25 score (`search::score`) of

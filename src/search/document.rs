@@ -1,0 +1,164 @@
+//! A document's tsvector, byte for byte as `to_tsvector` makes it, from the
+//! lexemes its words gave, in the parser's order (`to_tsvector.c`'s
+//! `uniqueWORD`, then `make_tsvector`): the lexemes sorted bytewise, each
+//! with its positions ascending and unique, at most 255 of them, none past
+//! 16,383, every lexeme with positions.
+//!
+//! `council_search_document` parses with `search::tokens` and looks each
+//! distinct word up in the configuration's dictionaries once, where
+//! `to_tsvector` runs the dictionaries over every word again; what it
+//! builds here must equal what `to_tsvector` builds, so that the documents,
+//! the queries (read by `to_tsvector` and `websearch_to_tsquery`) and the
+//! snippets agree.
+
+/// The last position a tsvector tells apart (`MAXENTRYPOS` − 1): every
+/// word past it counts as it.
+pub const LAST_POSITION: u16 = (1 << 14) - 1;
+/// The positions a lexeme keeps (`MAXNUMPOS` − 1).
+const MAX_POSITIONS: usize = 255;
+/// The longest a tsvector's lexemes and positions may be (`MAXSTRPOS`).
+const MAX_STRINGS: usize = (1 << 20) - 1;
+/// The longest lexeme a tsvector's entry can say (11 bits).
+pub const MAX_LEXEME: usize = (1 << 11) - 1;
+
+/// The position of the `counted`th word (`LIMITPOS`).
+pub fn position(counted: u32) -> u16 {
+    u16::try_from(counted).map_or(LAST_POSITION, |p| p.min(LAST_POSITION))
+}
+
+/// The tsvector of `words`, each a lexeme (by a number that stands for it
+/// alone, which `lexeme` spells) and its position, as the bytes after its
+/// varlena header; None when PostgreSQL would refuse it (its lexemes and
+/// positions past 1 MB, or a lexeme longer than an entry can say), which
+/// `to_tsvector` then says.
+pub fn tsvector<'a>(words: &mut [(u32, u16)], lexeme: impl Fn(u32) -> &'a [u8]) -> Option<Vec<u8>> {
+    // Each lexeme's positions, ascending; numbers sort faster than bytes,
+    // and the lexemes, fewer, are put in PostgreSQL's order afterwards.
+    words.sort_unstable();
+    let mut positions: Vec<u16> = Vec::with_capacity(words.len());
+    let mut lexemes: Vec<(&[u8], std::ops::Range<usize>)> = Vec::new();
+    for run in words.chunk_by(|a, b| a.0 == b.0) {
+        let start = positions.len();
+        for &(_, at) in run {
+            match positions.get(start..).and_then(<[u16]>::last) {
+                Some(&previous) => {
+                    if positions.len() - start < MAX_POSITIONS
+                        && previous != LAST_POSITION
+                        && previous != at
+                    {
+                        positions.push(at);
+                    }
+                }
+                None => positions.push(at),
+            }
+        }
+        let spelled = lexeme(run[0].0);
+        if spelled.len() > MAX_LEXEME {
+            return None;
+        }
+        lexemes.push((spelled, start..positions.len()));
+    }
+    lexemes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+
+    let strings_len: usize = lexemes
+        .iter()
+        .map(|(spelled, at)| spelled.len().next_multiple_of(2) + 2 + 2 * at.len())
+        .sum();
+    if strings_len > MAX_STRINGS {
+        return None;
+    }
+    let mut bytes: Vec<u8> = Vec::with_capacity(4 + 4 * lexemes.len() + strings_len);
+    bytes.extend_from_slice(&u32::try_from(lexemes.len()).ok()?.to_ne_bytes());
+    let mut offset = 0usize;
+    for (spelled, at) in &lexemes {
+        // haspos:1, len:11, pos:20, from the low bit
+        let entry =
+            1 | (u32::try_from(spelled.len()).ok()? << 1) | (u32::try_from(offset).ok()? << 12);
+        bytes.extend_from_slice(&entry.to_ne_bytes());
+        offset += spelled.len().next_multiple_of(2) + 2 + 2 * at.len();
+    }
+    for (spelled, at) in &lexemes {
+        bytes.extend_from_slice(spelled);
+        if spelled.len() % 2 == 1 {
+            bytes.push(0);
+        }
+        bytes.extend_from_slice(&u16::try_from(at.len()).ok()?.to_ne_bytes());
+        for p in &positions[at.clone()] {
+            // weight D: the two high bits clear
+            bytes.extend_from_slice(&p.to_ne_bytes());
+        }
+    }
+    Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::score::tests::stored;
+
+    /// The tsvector of (lexeme, position) pairs, numbering the lexemes.
+    fn built(words: &[(&str, u16)]) -> Option<Vec<u8>> {
+        let mut spelled: Vec<&str> = words.iter().map(|w| w.0).collect();
+        spelled.sort_unstable();
+        spelled.dedup();
+        let mut numbered: Vec<(u32, u16)> = words
+            .iter()
+            .map(|(w, p)| (spelled.iter().position(|s| s == w).unwrap_or(0) as u32, *p))
+            .collect();
+        tsvector(&mut numbered, |n| spelled[n as usize].as_bytes())
+    }
+
+    #[test]
+    fn lexemes_sort_and_keep_their_positions_once_each() {
+        let built = built(&[
+            ("dog", 2),
+            ("cat", 1),
+            ("dog", 3),
+            ("cat", 4),
+            ("ca", 5),
+            ("cat", 4),
+        ]);
+        assert_eq!(
+            built,
+            Some(stored(&[("ca", &[5]), ("cat", &[1, 4]), ("dog", &[2, 3])]))
+        );
+    }
+
+    #[test]
+    fn lexemes_are_in_postgresqls_order_whatever_their_numbers() {
+        let mut words = vec![(0, 1), (1, 2), (2, 3)];
+        let spelled = ["zeta", "alpha", "alp"];
+        let built = tsvector(&mut words, |n| spelled[n as usize].as_bytes());
+        assert_eq!(
+            built,
+            Some(stored(&[("alp", &[3]), ("alpha", &[2]), ("zeta", &[1])]))
+        );
+    }
+
+    #[test]
+    fn an_empty_document_is_an_empty_tsvector() {
+        assert_eq!(built(&[]), Some(0u32.to_ne_bytes().to_vec()));
+    }
+
+    #[test]
+    fn a_lexeme_keeps_255_positions_and_none_past_the_last() {
+        let words: Vec<(&str, u16)> = (1..=300).map(|p| ("a", p)).collect();
+        let positions: Vec<u16> = (1..=255).collect();
+        assert_eq!(built(&words), Some(stored(&[("a", &positions)])));
+        assert_eq!(
+            built(&[("b", 16_000), ("b", LAST_POSITION), ("b", LAST_POSITION)]),
+            Some(stored(&[("b", &[16_000, LAST_POSITION])]))
+        );
+        assert_eq!(position(20_000), LAST_POSITION);
+        assert_eq!(position(7), 7);
+    }
+
+    #[test]
+    fn what_postgresql_refuses_is_none() {
+        let long = "x".repeat(MAX_LEXEME + 1);
+        assert_eq!(built(&[(&long, 1)]), None);
+        let many: Vec<String> = (0..1200u32).map(|i| format!("{i:0>1000}")).collect();
+        let words: Vec<(&str, u16)> = many.iter().map(|w| (w.as_str(), 1)).collect();
+        assert_eq!(built(&words), None, "past 1 MB of lexemes");
+    }
+}
