@@ -26,6 +26,15 @@ CREATE TABLE @extschema@.council_search_statistics (
 );
 CREATE UNIQUE INDEX council_search_statistics_one
     ON @extschema@.council_search_statistics ((true));
+CREATE  FUNCTION "council_search_term_counts"() RETURNS TABLE (
+	"lexeme" TEXT,  /* String */
+	"documents" bigint,  /* i64 */
+	"occurrences" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_search_term_counts_wrapper';
 CREATE FUNCTION @extschema@.council_search_analyze() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -34,9 +43,10 @@ DECLARE
     lexemes bigint;
 BEGIN
     DELETE FROM @extschema@.council_search_terms;
+    -- in the primary key's order, which its B-tree takes at its right edge
     INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
-    SELECT word, ndoc, nentry
-    FROM ts_stat('SELECT document FROM @extschema@.council_search_documents');
+    SELECT t.lexeme, t.documents, t.occurrences FROM @extschema@.council_search_term_counts() t
+    ORDER BY t.lexeme COLLATE "C";
     GET DIAGNOSTICS lexemes = ROW_COUNT;
     DELETE FROM @extschema@.council_search_statistics;
     INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
@@ -47,6 +57,7 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 CREATE  FUNCTION "council_search_query"(
 	"lexemes" TEXT[], /* Array < '_, & str > */
 	"document_frequencies" bigint[], /* Array < '_, i64 > */

@@ -766,7 +766,7 @@ ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:48
+-- src/search/mod.rs:52
 -- llm_council::search::council_search_deferred
 CREATE  FUNCTION "council_search_deferred"(
 	"table" oid /* pg_sys :: Oid */
@@ -777,13 +777,13 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:87
+-- src/search/mod.rs:91
 -- llm_council::search::council_search_document
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:40
+-- src/search/mod.rs:44
 -- llm_council::search::council_search_enabled
 CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -792,7 +792,7 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:58
+-- src/search/mod.rs:62
 -- llm_council::search::council_search_query
 CREATE  FUNCTION "council_search_query"(
 	"lexemes" TEXT[], /* Array < '_, & str > */
@@ -806,7 +806,7 @@ AS 'MODULE_PATHNAME', 'council_search_query_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:96
+-- src/search/mod.rs:159
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -818,13 +818,27 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:109
+-- src/search/mod.rs:172
 -- llm_council::search::council_search_snippet
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:22
+-- src/search/mod.rs:103
+-- llm_council::search::council_search_term_counts
+CREATE  FUNCTION "council_search_term_counts"() RETURNS TABLE (
+	"lexeme" TEXT,  /* String */
+	"documents" bigint,  /* i64 */
+	"occurrences" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_search_term_counts_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:25
 -- requires:
 --   schema
 --   council_search_deferred
@@ -833,6 +847,7 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 --   council_search_query
 --   council_search_score
 --   council_search_snippet
+--   council_search_term_counts
 
 -- Full-text search over what the council deliberated: conversation titles,
 -- the users' messages, and the stage 1 and stage 3 responses.
@@ -1169,9 +1184,10 @@ DECLARE
     lexemes bigint;
 BEGIN
     DELETE FROM @extschema@.council_search_terms;
+    -- in the primary key's order, which its B-tree takes at its right edge
     INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
-    SELECT word, ndoc, nentry
-    FROM ts_stat('SELECT document FROM @extschema@.council_search_documents');
+    SELECT t.lexeme, t.documents, t.occurrences FROM @extschema@.council_search_term_counts() t
+    ORDER BY t.lexeme COLLATE "C";
     GET DIAGNOSTICS lexemes = ROW_COUNT;
     DELETE FROM @extschema@.council_search_statistics;
     INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
@@ -1183,6 +1199,7 @@ END
 $$;
 -- it reads every document; the import and the reindex run it as the owner
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 
 -- Gives every row of the tables named that has no document its document.
 -- The documents are computed by CREATE TABLE AS, which (unlike INSERT …

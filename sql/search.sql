@@ -333,9 +333,10 @@ DECLARE
     lexemes bigint;
 BEGIN
     DELETE FROM @extschema@.council_search_terms;
+    -- in the primary key's order, which its B-tree takes at its right edge
     INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
-    SELECT word, ndoc, nentry
-    FROM ts_stat('SELECT document FROM @extschema@.council_search_documents');
+    SELECT t.lexeme, t.documents, t.occurrences FROM @extschema@.council_search_term_counts() t
+    ORDER BY t.lexeme COLLATE "C";
     GET DIAGNOSTICS lexemes = ROW_COUNT;
     DELETE FROM @extschema@.council_search_statistics;
     INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
@@ -347,6 +348,7 @@ END
 $$;
 -- it reads every document; the import and the reindex run it as the owner
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 
 -- Gives every row of the tables named that has no document its document.
 -- The documents are computed by CREATE TABLE AS, which (unlike INSERT …

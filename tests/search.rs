@@ -1181,3 +1181,77 @@ fn documents_are_to_tsvectors_made_with_each_word_looked_up_once() {
     assert_eq!(after, expected);
     assert_eq!(after, "'cat':2 'dog':5");
 }
+
+/// The term statistics council_search_analyze() keeps are ts_stat's counts
+/// of the documents, on real prose; the function that counts them reads
+/// every document below the executor, so only the extension's owner may
+/// call it, and one with SELECT revoked may not read through it.
+#[test]
+fn the_term_statistics_are_ts_stats_counts() {
+    let cluster = common::cluster();
+    let (path, _) = sample_of(&cluster, "terms", 20);
+    {
+        let file = rusqlite::Connection::open(&path).expect("open the sample");
+        let mut next = common::debian_text::paragraphs().into_iter().cycle();
+        let rowids: Vec<i64> = file
+            .prepare("SELECT rowid FROM stage1_responses ORDER BY rowid")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("rowids");
+        for rowid in rowids {
+            file.execute(
+                "UPDATE stage1_responses SET response = ?1 WHERE rowid = ?2",
+                rusqlite::params![next.next().expect("a paragraph"), rowid],
+            )
+            .expect("real prose");
+        }
+    }
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .query(
+            "SELECT * FROM council_import($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .expect("council_import");
+    let kept = count(&mut client, "SELECT count(*) FROM council_search_terms");
+    assert!(kept > 1000, "{kept} lexemes");
+    for (left, right) in [
+        ("SELECT lexeme, documents, occurrences FROM council_search_terms",
+         "SELECT word, ndoc, nentry FROM ts_stat('SELECT document FROM council_search_documents')"),
+        ("SELECT word, ndoc, nentry FROM ts_stat('SELECT document FROM council_search_documents')",
+         "SELECT lexeme, documents, occurrences FROM council_search_terms"),
+    ] {
+        assert_eq!(
+            count(&mut client, &format!("SELECT count(*) FROM ({left} EXCEPT {right}) d")),
+            0,
+            "{left} EXCEPT {right}"
+        );
+    }
+
+    client
+        .batch_execute(
+            "CREATE ROLE reader LOGIN PASSWORD 'reader';
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader;",
+        )
+        .expect("a reader");
+    let mut reader = cluster
+        .connect_as("council", "reader", "reader")
+        .expect("connect as reader");
+    let err = reader
+        .query("SELECT * FROM council_search_term_counts()", &[])
+        .expect_err("EXECUTE is the owner's");
+    assert_eq!(sqlstate(&err), "42501");
+    client
+        .batch_execute(
+            "GRANT EXECUTE ON FUNCTION council_search_term_counts() TO reader;
+             REVOKE SELECT ON council_search_documents FROM reader;",
+        )
+        .expect("EXECUTE without SELECT");
+    let err = reader
+        .query("SELECT * FROM council_search_term_counts()", &[])
+        .expect_err("SELECT on the documents");
+    common::assert_error(
+        &err,
+        "42501",
+        "permission denied for table council_search_documents",
+    );
+}

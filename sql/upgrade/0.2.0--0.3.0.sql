@@ -12,8 +12,10 @@ ALTER FUNCTION @extschema@.council_search_deferred(oid) RESET search_path;
 -- @create search.sql council_search_terms
 -- @create search.sql council_search_statistics
 -- @create search.sql council_search_statistics_one
+-- @create llm_council--0.3.0.sql council_search_term_counts
 -- @create search.sql council_search_analyze
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 -- @create llm_council--0.3.0.sql council_search_query
 -- @create llm_council--0.3.0.sql council_search_score
 

@@ -50,6 +50,31 @@ fn denied(object: &str, missing: &str, why: &str) -> ErrorReport {
     .into()
 }
 
+/// Checks that the current user may read all of table `relid` (`name`)
+/// for `function`, which reads it below the executor: SELECT on it, and
+/// no row-level security that would hide rows.
+pub fn check_readable(
+    relid: pg_sys::Oid,
+    name: &'static str,
+    function: &'static str,
+) -> Result<(), ErrorReport> {
+    if !has(relid, pg_sys::ACL_SELECT) {
+        return Err(denied(
+            &format!("table {name}"),
+            "SELECT",
+            &format!("{function} reads every row"),
+        ));
+    }
+    if backend::row_level_security_applies(relid) {
+        return Err(Error::RowLevelSecurity {
+            function,
+            table: name,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Checks `privilege` on every council table and names the first table
 /// that lacks it.
 pub fn check_tables(

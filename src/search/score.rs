@@ -140,6 +140,15 @@ impl<'a> TsVector<'a> {
         Ok(start..end)
     }
 
+    /// Each lexeme, with its number of positions (1 when the tsvector
+    /// keeps none), as ts_stat counts its occurrences.
+    pub fn occurrences(&self) -> impl Iterator<Item = Result<(&'a [u8], u32), Error>> + '_ {
+        (0..self.count).map(|i| {
+            let entry = self.entry(i)?;
+            Ok((self.lexeme(&entry)?, self.positions(&entry)?))
+        })
+    }
+
     /// How many lexemes the document holds.
     pub fn lexemes(&self) -> usize {
         self.count
