@@ -516,8 +516,11 @@ CREATE FUNCTION @extschema@.council_search(
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
--- the unfiltered search's statement is planned once per session (below)
+-- the unfiltered search's statement is planned once per session (below),
+-- and a search runs in one process: starting a parallel worker takes
+-- longer than a search that finds a few rows
 SET plan_cache_mode = force_generic_plan
+SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
     cfg regconfig := @extschema@.council_search_config();
