@@ -203,12 +203,13 @@ pub fn run_import(
     let reports = if dry_run {
         subtransaction::rolled_back(|| import_all(&mut run))?
     } else {
+        let digest = digest::Hashing::start(path);
         let reports = import_all(&mut run)?;
         sequences::advance(&run.schema)?;
         record::record(
             &run.schema,
             source_name,
-            &digest::of_file(path)?,
+            &digest.finish()?,
             mode.as_str(),
             record::import_rows(&reports),
             started.elapsed(),

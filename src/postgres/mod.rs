@@ -1,8 +1,8 @@
 //! The extension's edge with PostgreSQL. Everything that calls into the
 //! server below SQL lives here: SPI, the catalog, privileges, interrupts,
 //! snapshots and locks, subtransactions, temporary files, shared memory,
-//! and COPY's own machinery; so does every difference between the majors
-//! (`cfg(feature = "pgN")`). The import, verify, export, search, cache and
+//! COPY's own machinery, and the threads that must keep out of the server;
+//! so does every difference between the majors (`cfg(feature = "pgN")`). The import, verify, export, search, cache and
 //! worker are written against these safe functions, and each `unsafe`
 //! block here states the invariant that makes it sound.
 
@@ -20,4 +20,5 @@ pub mod stored_row;
 pub mod subtransaction;
 pub mod temp_space;
 pub mod text_search_parser;
+pub mod threads;
 pub mod tsvector;
