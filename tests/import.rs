@@ -25,6 +25,27 @@ fn import(client: &mut Client, path: &Path, mode: &str) -> Result<Report, postgr
         .collect())
 }
 
+/// A connection whose NOTICEs are kept, in the order they came.
+fn connect_keeping_notices(
+    cluster: &council_loader::cluster::Cluster,
+    database: &str,
+) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = notices.clone();
+    let mut config: postgres::Config = cluster.url(database).parse().expect("url");
+    config.notice_callback(move |notice| {
+        seen.lock().expect("lock").push(notice.message().to_owned())
+    });
+    (config.connect(postgres::NoTls).expect("connect"), notices)
+}
+
+fn assert_unchanged(client: &mut Client) {
+    assert!(
+        counts(client).iter().all(|(_, n)| *n == 0),
+        "the target is unchanged"
+    );
+}
+
 fn counts(client: &mut Client) -> Vec<(String, i64)> {
     common::TABLES
         .iter()
@@ -286,9 +307,99 @@ fn a_bad_value_in_strict_mode_names_its_row_and_changes_nothing() {
     );
     assert!(db.message().contains("column role"), "{}", db.message());
     assert!(db.hint().unwrap_or_default().contains("quarantine"));
+    assert_unchanged(&mut client);
+}
+
+/// An import into empty tables reads and decides each table's rows on a
+/// thread of its own while COPY writes the ones before. A bad row deep in a
+/// table, read long after COPY began, still stops a strict import whole;
+/// quarantine keeps that row alone; progress comes once per 10,000 rows,
+/// in order, from the backend.
+#[test]
+fn a_bad_row_deep_in_a_table_read_beside_copy_stops_it_whole_and_progress_comes_in_order() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let (path, _) = sample_of(&cluster, "deep", 3);
+    let conn = spoil(&path);
+    let message_id: i64 = conn
+        .query_row(
+            "SELECT min(id) FROM messages WHERE role = 'assistant'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("an assistant message");
+    // about 6 MB of COPY stream: many pieces, the bad row in one of the last
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25000)
+         INSERT INTO stage1_responses (message_id, model, response, created_at)
+         SELECT ?1, 'model ' || (i % 7), 'response ' || i || ' ' || hex(randomblob(100)),
+                '2025-01-02 03:04:05'
+         FROM n",
+        [message_id],
+    )
+    .expect("many stage 1 rows");
+    let (rows, bad): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), max(id) - 10 FROM stage1_responses",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("count");
+    conn.execute(
+        "UPDATE stage1_responses SET created_at = 'not a time' WHERE id = ?1",
+        [bad],
+    )
+    .expect("spoil");
+    drop(conn);
+
+    let err = import(&mut client, &path, "strict").expect_err("a bad timestamp");
     assert!(
-        counts(&mut client).iter().all(|(_, n)| *n == 0),
-        "the target is unchanged"
+        message(&err).contains(&format!("stage1_responses row {bad}"))
+            && message(&err).contains("created_at"),
+        "{}",
+        message(&err)
+    );
+    assert_unchanged(&mut client);
+
+    let (mut noticed, notices) = connect_keeping_notices(&cluster, "council");
+    let report = import(&mut noticed, &path, "quarantine").expect("quarantine import");
+    let stage1 = report
+        .iter()
+        .find(|r| r.0 == "stage1_responses")
+        .expect("stage1_responses reported");
+    assert_eq!(
+        (stage1.1, stage1.2, stage1.3, stage1.4),
+        (rows, rows - 1, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        common::number(
+            &mut client,
+            &format!(
+                "SELECT count(*) FROM council_import_rejects
+                 WHERE source_table = 'stage1_responses' AND source_id = '{bad}'"
+            )
+        ),
+        1
+    );
+    let progress: Vec<String> = notices
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|n| n.starts_with("llm_council import: stage1_responses "))
+        .cloned()
+        .collect();
+    assert_eq!(
+        progress,
+        vec![
+            format!("llm_council import: stage1_responses 0/{rows}"),
+            format!("llm_council import: stage1_responses 10000/{rows}"),
+            format!("llm_council import: stage1_responses 20000/{rows}"),
+            format!(
+                "llm_council import: stage1_responses done: {} imported, 0 skipped, 1 rejected",
+                rows - 1
+            ),
+        ]
     );
 }
 
@@ -567,13 +678,7 @@ fn extra_columns_stop_a_strict_import_and_extra_tables_and_triggers_are_ignored(
     assert_eq!(sqlstate(&err), "42P10", "{}", message(&err));
     assert!(message(&err).contains("tokens"));
 
-    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = notices.clone();
-    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
-    config.notice_callback(move |notice| {
-        seen.lock().expect("lock").push(notice.message().to_owned())
-    });
-    let mut noticed = config.connect(postgres::NoTls).expect("connect");
+    let (mut noticed, notices) = connect_keeping_notices(&cluster, "council");
     let report = import(&mut noticed, &path, "quarantine").expect("quarantine import");
     // Nothing is lost: the three messages whose tokens have no column in
     // PostgreSQL are quarantined whole, with the rows that hang off them.

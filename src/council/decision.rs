@@ -131,6 +131,11 @@ impl Decider {
         self.existing.is_some()
     }
 
+    /// Whether the decider knows the target's keys, and there are none.
+    pub fn target_is_empty(&self) -> bool {
+        self.existing.as_ref().is_some_and(KeySet::is_empty)
+    }
+
     /// Decides one row, as far as it can without the target's row of the
     /// same id. `mapped` is the row's mapping, or its problem with the key
     /// it has; `unplaced` a value in a column the council schema lacks;

@@ -114,6 +114,8 @@ pub struct Source {
     /// Set when the file is read as immutable, without SQLite's locks.
     unlocked: Option<council_file::Unlocked>,
     path: PathBuf,
+    /// What SQLite's progress handler asks while the backend reads.
+    interrupted: Option<fn() -> bool>,
 }
 
 /// What the file system or SQLite said, for the user to act on: which file,
@@ -193,6 +195,7 @@ impl Source {
             _snapshot: snapshot,
             unlocked,
             path: path.to_owned(),
+            interrupted,
         };
         source.harden(interrupted)?;
         Ok(source)
@@ -395,6 +398,19 @@ impl Source {
         self.conn
             .prepare(&sql)
             .map_err(|err| self.classify(&err, &format!("reading {}", layout.table.name)))
+    }
+
+    /// Stops SQLite's statements when `stop` returns true, in place of the
+    /// backend's interrupt flags: a reading thread of the import's own may
+    /// not look at those. [`Source::stop_on_interrupts`] gives them back.
+    pub fn stop_when(&self, stop: impl FnMut() -> bool + Send + 'static) {
+        self.conn.progress_handler(PROGRESS_STEPS, Some(stop));
+    }
+
+    /// Stops SQLite's statements on the backend's interrupts again, as
+    /// opened.
+    pub fn stop_on_interrupts(&self) {
+        self.conn.progress_handler(PROGRESS_STEPS, self.interrupted);
     }
 
     /// The column names `select` reads, in its order.

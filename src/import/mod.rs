@@ -160,7 +160,7 @@ pub fn run_import(
     let schema = extension::schema()?;
     let tables = access::council_relids(&schema)?;
     access::check_import(&schema, &tables, mode == Mode::Sync)?;
-    let source = source::open_on_server(path)?;
+    let mut source = source::open_on_server(path)?;
     let layout = source.layout()?;
     if mode != Mode::Quarantine {
         refuse_extra_columns(&layout)?;
@@ -185,11 +185,11 @@ pub fn run_import(
     } else {
         Vec::new()
     };
-    let import_all = |run: &mut Run| -> Result<Vec<TableReport>, ErrorReport> {
+    let mut import_all = |run: &mut Run| -> Result<Vec<TableReport>, ErrorReport> {
         let deferred = search_documents::defer(indexed_in_bulk.clone());
         let mut reports = layout
             .iter()
-            .map(|table_layout| table::import(run, &source, table_layout))
+            .map(|table_layout| table::import(run, &mut source, table_layout))
             .collect::<Result<Vec<_>, _>>()?;
         source.check_unchanged()?;
         drop(deferred);

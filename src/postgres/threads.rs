@@ -5,7 +5,7 @@
 //! backend's own thread, where the flags they set are read.
 
 use std::io;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 
 /// Runs `work` on a new thread that no signal is delivered to.
 pub fn spawn<F, T>(name: &str, work: F) -> io::Result<JoinHandle<T>>
@@ -13,8 +13,33 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // A new thread inherits the mask of the thread that creates it: block
-    // everything for the spawn, then give the backend its own mask back.
+    without_signals(|| {
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(work)
+    })
+}
+
+/// Runs `work` on a new thread of `scope` that no signal is delivered to.
+pub fn spawn_scoped<'scope, 'env, F, T>(
+    scope: &'scope Scope<'scope, 'env>,
+    name: &str,
+    work: F,
+) -> io::Result<ScopedJoinHandle<'scope, T>>
+where
+    F: FnOnce() -> T + Send + 'scope,
+    T: Send + 'scope,
+{
+    without_signals(|| {
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn_scoped(scope, work)
+    })
+}
+
+/// Calls `spawn` with every signal blocked: a new thread inherits the mask
+/// of the thread that creates it. The backend gets its own mask back.
+fn without_signals<T>(spawn: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     let mut before = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and
@@ -26,9 +51,7 @@ where
     if !blocked {
         return Err(io::Error::other("could not block signals for a new thread"));
     }
-    let spawned = std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(work);
+    let spawned = spawn();
     // SAFETY: `before` was written by the successful call above.
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, before.as_ptr(), std::ptr::null_mut());
@@ -60,17 +83,22 @@ mod tests {
             .expect("spawning")
             .join()
             .expect("joining");
-        for signal in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGUSR1,
-            libc::SIGURG,
-            libc::SIGALRM,
-        ] {
-            assert!(
-                blocks(&inside, signal),
-                "signal {signal} reaches the thread"
-            );
+        let scoped = std::thread::scope(|scope| {
+            spawn_scoped(scope, "test", mask)
+                .expect("spawning")
+                .join()
+                .expect("joining")
+        });
+        for (thread, set) in [("thread", &inside), ("scoped thread", &scoped)] {
+            for signal in [
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGUSR1,
+                libc::SIGURG,
+                libc::SIGALRM,
+            ] {
+                assert!(blocks(set, signal), "signal {signal} reaches the {thread}");
+            }
         }
         let after = mask();
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
