@@ -34,6 +34,8 @@ use crate::sqlstate;
 const PROGRESS_ROWS: i64 = 10_000;
 /// How much COPY data one call of the producer prepares.
 const COPY_CHUNK: usize = 1 << 18;
+/// A piece's room: the chunk, and the row that crosses its end.
+const PIECE_CAPACITY: usize = COPY_CHUNK + (COPY_CHUNK >> 2);
 
 const STRICT_HINT: &str =
     "run with mode => 'quarantine' to import the rest and keep this row in council_import_rejects";
@@ -63,9 +65,10 @@ pub fn import(
     // their own while the backend's COPY writes the ones before. A sync,
     // and a table with rows, ask the target row by row here.
     let on_thread = run.mode != Mode::Sync
-        && match decider.knows_target() {
-            true => decider.target_is_empty(),
-            false => holds_no_rows(&run.schema, table)?,
+        && if decider.knows_target() {
+            decider.target_is_empty()
+        } else {
+            holds_no_rows(&run.schema, table)?
         };
     let mut state = TableImport {
         rows: Rows {
@@ -185,14 +188,13 @@ fn read_rows(
     let result = (|| -> Result<(), ErrorReport> {
         let mut statement = source.select(layout)?;
         let mut reader = RowReader::on_thread(source, layout, &mut statement)?;
-        let mut buf = Vec::with_capacity(COPY_CHUNK + (COPY_CHUNK >> 2));
+        let mut buf = Vec::with_capacity(PIECE_CAPACITY);
         binary_copy::header(&mut buf);
         while let Some((number, row)) = reader.next()? {
             seen = number;
             rows.take_new(row, &mut buf)?;
             if buf.len() >= COPY_CHUNK {
-                let full =
-                    std::mem::replace(&mut buf, Vec::with_capacity(COPY_CHUNK + (COPY_CHUNK >> 2)));
+                let full = std::mem::replace(&mut buf, Vec::with_capacity(PIECE_CAPACITY));
                 if pieces.send(Ok((full, seen))).is_err() {
                     // COPY has ended: an error or a cancel, which the
                     // backend reports.

@@ -7,6 +7,8 @@
 
 use pgrx::pg_sys;
 
+use super::tsvector::TsQuery;
+use crate::error::Error;
 use crate::search::snippet::Marked;
 
 // The operands' item indexes are offsets into the query's items, whose
@@ -22,16 +24,47 @@ unsafe extern "C-unwind" {
     fn prsd_headline_fn(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
 }
 
-/// The headline of `text` for `query`, whose words `marked` lists: the
-/// query is the detoasted tsquery whose items the marks index, `options`
-/// `ts_headline`'s. Errors are PostgreSQL's, as
-/// from `ts_headline`: an unknown option, or MinWords not below MaxWords.
+/// The headline of `text` for `query`, whose words `marked` lists, with
+/// `ts_headline`'s `options`. Errors are PostgreSQL's, as from
+/// `ts_headline`: an unknown option, or MinWords not below MaxWords; marks
+/// that do not fit the text or the query are refused before PostgreSQL
+/// reads them.
+pub fn headline(
+    text: &[u8],
+    marked: &Marked,
+    query: &TsQuery<'_>,
+    options: &str,
+) -> Result<String, Error> {
+    let items = query
+        .bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_ne_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(Error::MalformedTsQuery)?;
+    let fits_query = marked.matches.iter().all(|&(_, item)| item < items);
+    let fits_text = marked.words.iter().all(|word| {
+        word.token
+            .start
+            .checked_add(word.token.len)
+            .is_some_and(|end| end <= text.len())
+    });
+    if !fits_query || !fits_text {
+        return Err(Error::MalformedTsQuery);
+    }
+    // SAFETY: `query` is a tsquery detoasted whole (only tsvector::query
+    // makes one), every item index marked is below its count, and every
+    // word lies inside `text`, as just checked.
+    Ok(unsafe { marked_headline(text, marked, query.whole, options) })
+}
+
+/// [`headline`], once its marks are checked.
 ///
 /// # Safety
 /// `query` must point at a whole (detoasted) tsquery in memory that lives
-/// as long as the call, and every item index in `marked` must be below its
-/// item count.
-pub unsafe fn headline(
+/// as long as the call, every item index in `marked` must be below its
+/// item count, and every word must lie inside `text`.
+unsafe fn marked_headline(
     text: &[u8],
     marked: &Marked,
     query: *mut pg_sys::TSQueryData,

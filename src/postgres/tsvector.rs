@@ -16,14 +16,25 @@ pub fn bytes(value: &AnyElement) -> Result<&[u8], Error> {
     Ok(whole(value).1)
 }
 
-/// The detoasted tsquery `value`, and its bytes after the varlena header;
-/// both live in the current memory context, as long as the call.
-pub fn query(value: &AnyElement) -> Result<(*mut pg_sys::TSQueryData, &[u8]), Error> {
+/// A tsquery detoasted whole, in the current memory context, as long as
+/// the call: made only by [`query`], so the headline may hand it to
+/// PostgreSQL's own code.
+pub struct TsQuery<'a> {
+    pub(super) whole: *mut pg_sys::TSQueryData,
+    /// its bytes after the varlena header
+    pub bytes: &'a [u8],
+}
+
+/// The tsquery `value`, detoasted whole.
+pub fn query(value: &AnyElement) -> Result<TsQuery<'_>, Error> {
     if value.oid() != pg_sys::TSQUERYOID {
         return Err(Error::NotTsQuery);
     }
     let (whole, bytes) = whole(value);
-    Ok((whole.cast(), bytes))
+    Ok(TsQuery {
+        whole: whole.cast(),
+        bytes,
+    })
 }
 
 /// `value`, a varlena, detoasted whole, and its bytes after the header.

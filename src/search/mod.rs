@@ -177,11 +177,13 @@ fn council_search_snippet(
     options: &str,
 ) -> Result<String, ErrorReport> {
     let document = score::TsVector::parse(tsvector::bytes(&document)?)?;
-    let (whole_query, query) = tsvector::query(&query)?;
-    let operands = snippet::operands(query)?;
+    let query = tsvector::query(&query)?;
+    let operands = snippet::operands(query.bytes)?;
     let marked = snippet::mark(text.as_bytes(), &document, &operands)?;
-    // SAFETY: whole_query is the detoasted tsquery whose items `operands`
-    // were read from, so every item index marked is below its count; it
-    // lives in the current memory context, through the call.
-    Ok(unsafe { headline::headline(text.as_bytes(), &marked, whole_query, options) })
+    Ok(headline::headline(
+        text.as_bytes(),
+        &marked,
+        &query,
+        options,
+    )?)
 }
