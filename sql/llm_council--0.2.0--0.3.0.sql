@@ -35,6 +35,30 @@ STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_search_term_counts_wrapper';
+
+-- The search's own inverted index: the documents get an id, and whether
+-- the postings hold them; the GIN index keeps the rest.
+ALTER TABLE @extschema@.council_search_documents
+    ADD COLUMN doc bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ADD COLUMN indexed boolean NOT NULL DEFAULT false;
+DROP INDEX @extschema@.council_search_documents_document;
+CREATE INDEX council_search_documents_document
+    ON @extschema@.council_search_documents USING gin (document) WHERE NOT indexed;
+CREATE TABLE @extschema@.council_search_postings (
+    lexeme   text COLLATE "C" PRIMARY KEY,
+    postings bytea NOT NULL
+);
+ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
+CREATE  FUNCTION "council_search_postings_build"() RETURNS bigint /* Result < i64, ErrorReport > */
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
+CREATE FUNCTION @extschema@.council_search_matches(query tsquery, prepared bytea, wanted integer,
+                                                  postings regclass)
+RETURNS TABLE (doc bigint, rank real, matches bigint)
+LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 100
+AS 'MODULE_PATHNAME', 'council_search_matches_wrapper';
 CREATE FUNCTION @extschema@.council_search_analyze() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -42,6 +66,10 @@ AS $$
 DECLARE
     lexemes bigint;
 BEGIN
+    LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
+    UPDATE @extschema@.council_search_documents SET indexed = true WHERE NOT indexed;
+    DELETE FROM @extschema@.council_search_postings;
+    PERFORM @extschema@.council_search_postings_build();
     DELETE FROM @extschema@.council_search_terms;
     -- in the primary key's order, which its B-tree takes at its right edge
     INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
@@ -58,6 +86,7 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
 CREATE  FUNCTION "council_search_query"(
 	"lexemes" TEXT[], /* Array < '_, & str > */
 	"document_frequencies" bigint[], /* Array < '_, i64 > */
@@ -336,10 +365,12 @@ DECLARE
     rebuilt text[] := '{}';
     index regclass;
     definition text;
+    first boolean;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RETURN 0;
     END IF;
+    first := NOT EXISTS (SELECT FROM @extschema@.council_search_documents);
     CREATE TEMP TABLE council_search_fill ON COMMIT DROP AS
     SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
            c.id AS conversation_id, NULL::text AS model, c.created_at, cfg AS config,
@@ -383,7 +414,7 @@ BEGIN
     -- defined (a DBA's own too), apart from one that backs a constraint or
     -- lives in another tablespace, which are kept. Searches wait meanwhile,
     -- for documents that are not there yet.
-    IF NOT EXISTS (SELECT FROM @extschema@.council_search_documents) THEN
+    IF first THEN
         FOR index, definition IN
             SELECT i.indexrelid::regclass, pg_get_indexdef(i.indexrelid)
             FROM pg_index i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
@@ -404,7 +435,14 @@ BEGIN
        OPERATOR(pg_catalog.>) pg_size_bytes(work_mem_before) THEN
         PERFORM set_config('work_mem', current_setting('maintenance_work_mem'), true);
     END IF;
-    INSERT INTO @extschema@.council_search_documents SELECT * FROM council_search_fill;
+    -- A first fill's documents go straight into the postings the analyze
+    -- below builds; otherwise they join the documents written since the
+    -- last build.
+    INSERT INTO @extschema@.council_search_documents
+        (kind, row_id, message_id, conversation_id, model, created_at, config, document, indexed)
+    SELECT f.kind, f.row_id, f.message_id, f.conversation_id, f.model, f.created_at, f.config,
+           f.document, first
+    FROM council_search_fill f;
     GET DIAGNOSTICS written = ROW_COUNT;
     PERFORM set_config('work_mem', work_mem_before, true);
     FOREACH definition IN ARRAY rebuilt LOOP
@@ -426,6 +464,7 @@ BEGIN
     LOCK TABLE @extschema@.conversations, @extschema@.messages,
                @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
     TRUNCATE @extschema@.council_search_documents;
+    DELETE FROM @extschema@.council_search_postings;
     IF NOT @extschema@.council_search_enabled() THEN
         DELETE FROM @extschema@.council_search_terms;
         DELETE FROM @extschema@.council_search_statistics;
@@ -474,6 +513,13 @@ DECLARE
     corpus bigint;
     average double precision;
     prepared bytea;
+    need bigint;
+    wanted integer;
+    docs bigint[];
+    ranks real[];
+    returned bigint;
+    total bigint;
+    matched text;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -510,24 +556,86 @@ BEGIN
                          ORDER BY l.i);
     prepared := @extschema@.council_search_query(lexemes, frequencies, coalesce(corpus, 0),
                                                  coalesce(average, 0));
+    IF "limit" OPERATOR(pg_catalog.=) 0 THEN
+        RETURN;
+    END IF;
+    -- Filters: only those given enter the statement, planned for what it
+    -- asks; values are parameters, never text in it.
+    IF conversation IS NOT NULL THEN
+        filters := filters || ' AND d.conversation_id OPERATOR(pg_catalog.=) $2';
+    END IF;
+    IF by_model IS NOT NULL THEN
+        filters := filters || ' AND d.model OPERATOR(pg_catalog.=) $3';
+    END IF;
+    IF since IS NOT NULL THEN
+        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.>=) $4';
+    END IF;
+    IF until IS NOT NULL THEN
+        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.<) $5';
+    END IF;
+    IF kinds IS NOT NULL THEN
+        filters := filters || ' AND d.kind OPERATOR(pg_catalog.=) ANY ($6)';
+    END IF;
+    -- The matches come from two places: the postings, for the documents
+    -- they hold (council_search_matches ranks them there, reading no
+    -- document), and the GIN index, for the few written since the last
+    -- analyze (ranked one by one). From the postings come the best, with
+    -- every tie of the last: enough to fill the page once the documents
+    -- deleted since, and those the filters leave out, are dropped; more
+    -- are asked for until they do, or none are left.
+    --
+    -- One conversation's search reads that conversation's documents
+    -- instead, through its index: a few rows, whatever the words.
+    IF conversation IS NULL THEN
+        need := "limit"::bigint OPERATOR(pg_catalog.+) "offset";
+        wanted := least(need OPERATOR(pg_catalog.*) CASE WHEN filters OPERATOR(pg_catalog.=) '' THEN 1 ELSE 4 END
+                        OPERATOR(pg_catalog.+) 16, 2147483647);
+        LOOP
+            -- without filters, a static statement, whose generic plan
+            -- PL/pgSQL keeps for the session
+            IF filters OPERATOR(pg_catalog.=) '' THEN
+                SELECT coalesce(array_agg(h.doc) FILTER (WHERE d.doc IS NOT NULL), '{}'),
+                       coalesce(array_agg(h.rank) FILTER (WHERE d.doc IS NOT NULL), '{}'),
+                       count(*), coalesce(max(h.matches), 0)
+                INTO docs, ranks, returned, total
+                FROM @extschema@.council_search_matches(tsq, prepared, wanted,
+                                                        '@extschema@.council_search_postings'::regclass) h
+                LEFT JOIN @extschema@.council_search_documents d
+                       ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed;
+            ELSE
+                EXECUTE
+                    'SELECT coalesce(array_agg(h.doc) FILTER (WHERE d.doc IS NOT NULL), ''{}''),
+                            coalesce(array_agg(h.rank) FILTER (WHERE d.doc IS NOT NULL), ''{}''),
+                            count(*), coalesce(max(h.matches), 0)
+                     FROM @extschema@.council_search_matches($1, $8, $7,
+                                                             ''@extschema@.council_search_postings''::regclass) h
+                     LEFT JOIN @extschema@.council_search_documents d
+                            ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters
+                INTO docs, ranks, returned, total
+                USING tsq, conversation, by_model, since, until, kinds, wanted, prepared;
+            END IF;
+            EXIT WHEN cardinality(docs) OPERATOR(pg_catalog.>=) need OR returned OPERATOR(pg_catalog.>=) total;
+            wanted := least(wanted::bigint OPERATOR(pg_catalog.*) 8, 2147483647);
+        END LOOP;
+    END IF;
     -- The page's rows are ranked among every match; their text, document
     -- and title are read for the page alone (the document by its ctid:
     -- carrying the documents through the ranking's sort would copy each).
     -- The snippet of a council_english document comes from its positions
     -- (council_search_snippet), any other's from ts_headline.
-    --
-    -- A search without filters, the common call, is a static statement,
-    -- whose generic plan PL/pgSQL keeps for the session: planning it took
-    -- half the time of a search that finds a few rows.
-    IF conversation IS NULL AND by_model IS NULL AND since IS NULL AND until IS NULL
-       AND kinds IS NULL THEN
+    IF filters OPERATOR(pg_catalog.=) '' THEN
         RETURN QUERY
         WITH top AS (
             SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                   d.created_at, d.config, @extschema@.council_search_score(d.document, prepared) AS rank
+                   d.created_at, d.config, r.rank
+            FROM unnest(docs, ranks) AS r(doc, rank)
+            JOIN @extschema@.council_search_documents d ON d.doc OPERATOR(pg_catalog.=) r.doc
+            UNION ALL
+            SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                   d.created_at, d.config, @extschema@.council_search_score(d.document, prepared)
             FROM @extschema@.council_search_documents d
-            WHERE d.document OPERATOR(pg_catalog.@@) tsq
-            ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
+            WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq
+            ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
             LIMIT "limit" OFFSET "offset")
         SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
                CASE WHEN t.config OPERATOR(pg_catalog.=) '@extschema@.council_english'::regconfig
@@ -551,31 +659,25 @@ BEGIN
         ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id;
         RETURN;
     END IF;
-    -- With filters, only the filters given enter the statement, planned for
-    -- what it asks (an index on the conversation may serve it better than
-    -- the documents' GIN index); values are parameters, never text in it.
     IF conversation IS NOT NULL THEN
-        filters := filters || ' AND d.conversation_id OPERATOR(pg_catalog.=) $2';
-    END IF;
-    IF by_model IS NOT NULL THEN
-        filters := filters || ' AND d.model OPERATOR(pg_catalog.=) $3';
-    END IF;
-    IF since IS NOT NULL THEN
-        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.>=) $4';
-    END IF;
-    IF until IS NOT NULL THEN
-        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.<) $5';
-    END IF;
-    IF kinds IS NOT NULL THEN
-        filters := filters || ' AND d.kind OPERATOR(pg_catalog.=) ANY ($6)';
+        matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                           d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
+                    FROM @extschema@.council_search_documents d
+                    WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters;
+    ELSE
+        matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                           d.created_at, d.config, r.rank
+                    FROM unnest($12, $13) AS r(doc, rank)
+                    JOIN @extschema@.council_search_documents d ON d.doc OPERATOR(pg_catalog.=) r.doc
+                    UNION ALL
+                    SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                           d.created_at, d.config, @extschema@.council_search_score(d.document, $11)
+                    FROM @extschema@.council_search_documents d
+                    WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) $1' || filters;
     END IF;
     RETURN QUERY EXECUTE
-        'WITH top AS (
-             SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                    d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
-             FROM @extschema@.council_search_documents d
-             WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters || '
-             ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
+        'WITH top AS (' || matched || '
+             ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
              LIMIT $7 OFFSET $8)
          SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
                 CASE WHEN t.config OPERATOR(pg_catalog.=) ''@extschema@.council_english''::regconfig
@@ -598,12 +700,12 @@ BEGIN
              WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
          ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
     USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
-          prepared;
+          prepared, docs, ranks;
 END
 $$;
 
--- Whoever could search before can now: the statistics council_search
--- reads are granted as the documents were.
+-- Whoever could search before can now: the statistics and postings
+-- council_search reads are granted as the documents were.
 DO $$
 DECLARE
     reader text;
@@ -617,7 +719,8 @@ BEGIN
           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
     LOOP
         EXECUTE 'GRANT SELECT ON @extschema@.council_search_terms, '
-                '@extschema@.council_search_statistics TO ' OPERATOR(pg_catalog.||) reader;
+                '@extschema@.council_search_statistics, @extschema@.council_search_postings TO '
+                OPERATOR(pg_catalog.||) reader;
     END LOOP;
 END
 $$;

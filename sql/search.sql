@@ -44,7 +44,12 @@ CREATE TABLE @extschema@.council_search_documents (
     created_at      timestamptz,
     -- the configuration the document was parsed with
     config          regconfig NOT NULL,
-    document        tsvector NOT NULL
+    document        tsvector NOT NULL,
+    -- the document's id in council_search_postings
+    doc             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- whether council_search_postings holds it (council_search_analyze()
+    -- sets it); until then, the GIN index finds it
+    indexed         boolean NOT NULL DEFAULT false
 );
 -- lz4, as for the tables' text (see schema.sql): ranking reads every
 -- matching document, and lz4 decompresses several times faster than pglz
@@ -55,14 +60,34 @@ EXCEPTION WHEN feature_not_supported THEN
     NULL;
 END
 $$;
+-- the documents written since the postings were built: few, so kept
+-- cheaply by the app's writes, and built in no time by a bulk fill
 CREATE INDEX council_search_documents_document
-    ON @extschema@.council_search_documents USING gin (document);
+    ON @extschema@.council_search_documents USING gin (document) WHERE NOT indexed;
 -- a changed or deleted row finds its document
 CREATE INDEX council_search_documents_row
     ON @extschema@.council_search_documents (kind, row_id);
 -- a deleted conversation finds its title; the conversation filter
 CREATE INDEX council_search_documents_conversation
     ON @extschema@.council_search_documents (conversation_id);
+
+-- The search's inverted index (search::postings): for each lexeme of the
+-- documents marked indexed, the documents that hold it, each with its
+-- length and the lexeme's frequency and positions, so that council_search
+-- ranks a word's matches and checks a phrase without reading the
+-- documents. Built whole by council_search_analyze() in one pass over the
+-- documents, which an import and a reindex run, and the app's writes do
+-- not: a document written since is found through the GIN index of the
+-- documents not indexed, until the next analyze; a document deleted since
+-- stays listed, and council_search drops it. The row whose lexeme is ''
+-- lists every document. Derived data, not dumped, readable by whom the
+-- owner grants, as the documents are. Stored uncompressed: a list is read
+-- whole by every search for its word, and compresses little.
+CREATE TABLE @extschema@.council_search_postings (
+    lexeme   text COLLATE "C" PRIMARY KEY,
+    postings bytea NOT NULL
+);
+ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
 
 -- Term statistics for ranking (BM25, see council_search_score): each
 -- lexeme's document frequency and occurrences, and the corpus's size and
@@ -321,10 +346,12 @@ FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage3();
 ALTER TABLE @extschema@.stage3_synthesis
     ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
 
--- Counts every lexeme of the documents, and the documents and their
--- average length, into council_search_terms and
+-- Builds the postings again from every document, the ones written since
+-- the last build included, and counts every lexeme of the documents, and
+-- the documents and their average length, into council_search_terms and
 -- council_search_statistics, for ranking. Returns the lexemes counted.
--- The searches running meanwhile read the statistics before it.
+-- The searches running meanwhile read the postings and statistics before
+-- it; two analyzes run one after the other.
 CREATE FUNCTION @extschema@.council_search_analyze() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -332,6 +359,10 @@ AS $$
 DECLARE
     lexemes bigint;
 BEGIN
+    LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
+    UPDATE @extschema@.council_search_documents SET indexed = true WHERE NOT indexed;
+    DELETE FROM @extschema@.council_search_postings;
+    PERFORM @extschema@.council_search_postings_build();
     DELETE FROM @extschema@.council_search_terms;
     -- in the primary key's order, which its B-tree takes at its right edge
     INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
@@ -349,6 +380,7 @@ $$;
 -- it reads every document; the import and the reindex run it as the owner
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
 
 -- Gives every row of the tables named that has no document its document.
 -- The documents are computed by CREATE TABLE AS, which (unlike INSERT …
@@ -366,10 +398,12 @@ DECLARE
     rebuilt text[] := '{}';
     index regclass;
     definition text;
+    first boolean;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RETURN 0;
     END IF;
+    first := NOT EXISTS (SELECT FROM @extschema@.council_search_documents);
     CREATE TEMP TABLE council_search_fill ON COMMIT DROP AS
     SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
            c.id AS conversation_id, NULL::text AS model, c.created_at, cfg AS config,
@@ -413,7 +447,7 @@ BEGIN
     -- defined (a DBA's own too), apart from one that backs a constraint or
     -- lives in another tablespace, which are kept. Searches wait meanwhile,
     -- for documents that are not there yet.
-    IF NOT EXISTS (SELECT FROM @extschema@.council_search_documents) THEN
+    IF first THEN
         FOR index, definition IN
             SELECT i.indexrelid::regclass, pg_get_indexdef(i.indexrelid)
             FROM pg_index i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
@@ -434,7 +468,14 @@ BEGIN
        OPERATOR(pg_catalog.>) pg_size_bytes(work_mem_before) THEN
         PERFORM set_config('work_mem', current_setting('maintenance_work_mem'), true);
     END IF;
-    INSERT INTO @extschema@.council_search_documents SELECT * FROM council_search_fill;
+    -- A first fill's documents go straight into the postings the analyze
+    -- below builds; otherwise they join the documents written since the
+    -- last build.
+    INSERT INTO @extschema@.council_search_documents
+        (kind, row_id, message_id, conversation_id, model, created_at, config, document, indexed)
+    SELECT f.kind, f.row_id, f.message_id, f.conversation_id, f.model, f.created_at, f.config,
+           f.document, first
+    FROM council_search_fill f;
     GET DIAGNOSTICS written = ROW_COUNT;
     PERFORM set_config('work_mem', work_mem_before, true);
     FOREACH definition IN ARRAY rebuilt LOOP
@@ -462,6 +503,7 @@ BEGIN
     LOCK TABLE @extschema@.conversations, @extschema@.messages,
                @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
     TRUNCATE @extschema@.council_search_documents;
+    DELETE FROM @extschema@.council_search_postings;
     IF NOT @extschema@.council_search_enabled() THEN
         DELETE FROM @extschema@.council_search_terms;
         DELETE FROM @extschema@.council_search_statistics;
@@ -482,6 +524,17 @@ CREATE FUNCTION @extschema@.council_search_snippet(text text, document tsvector,
 RETURNS text
 LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT
 AS 'MODULE_PATHNAME', 'council_search_snippet_wrapper';
+
+-- council_search's matches among the documents the postings hold, ranked
+-- there (search::postings): the `wanted` best, with every tie of the
+-- last, each with the number of all. Rust (council_search_matches_wrapper);
+-- its SQL is here because it takes a tsquery. It reads `postings` with the
+-- caller's rights.
+CREATE FUNCTION @extschema@.council_search_matches(query tsquery, prepared bytea, wanted integer,
+                                                  postings regclass)
+RETURNS TABLE (doc bigint, rank real, matches bigint)
+LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 100
+AS 'MODULE_PATHNAME', 'council_search_matches_wrapper';
 
 -- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
 -- "a phrase", or, -word), read in llm_council.search_config. Filters are
@@ -531,6 +584,13 @@ DECLARE
     corpus bigint;
     average double precision;
     prepared bytea;
+    need bigint;
+    wanted integer;
+    docs bigint[];
+    ranks real[];
+    returned bigint;
+    total bigint;
+    matched text;
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -567,24 +627,86 @@ BEGIN
                          ORDER BY l.i);
     prepared := @extschema@.council_search_query(lexemes, frequencies, coalesce(corpus, 0),
                                                  coalesce(average, 0));
+    IF "limit" OPERATOR(pg_catalog.=) 0 THEN
+        RETURN;
+    END IF;
+    -- Filters: only those given enter the statement, planned for what it
+    -- asks; values are parameters, never text in it.
+    IF conversation IS NOT NULL THEN
+        filters := filters || ' AND d.conversation_id OPERATOR(pg_catalog.=) $2';
+    END IF;
+    IF by_model IS NOT NULL THEN
+        filters := filters || ' AND d.model OPERATOR(pg_catalog.=) $3';
+    END IF;
+    IF since IS NOT NULL THEN
+        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.>=) $4';
+    END IF;
+    IF until IS NOT NULL THEN
+        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.<) $5';
+    END IF;
+    IF kinds IS NOT NULL THEN
+        filters := filters || ' AND d.kind OPERATOR(pg_catalog.=) ANY ($6)';
+    END IF;
+    -- The matches come from two places: the postings, for the documents
+    -- they hold (council_search_matches ranks them there, reading no
+    -- document), and the GIN index, for the few written since the last
+    -- analyze (ranked one by one). From the postings come the best, with
+    -- every tie of the last: enough to fill the page once the documents
+    -- deleted since, and those the filters leave out, are dropped; more
+    -- are asked for until they do, or none are left.
+    --
+    -- One conversation's search reads that conversation's documents
+    -- instead, through its index: a few rows, whatever the words.
+    IF conversation IS NULL THEN
+        need := "limit"::bigint OPERATOR(pg_catalog.+) "offset";
+        wanted := least(need OPERATOR(pg_catalog.*) CASE WHEN filters OPERATOR(pg_catalog.=) '' THEN 1 ELSE 4 END
+                        OPERATOR(pg_catalog.+) 16, 2147483647);
+        LOOP
+            -- without filters, a static statement, whose generic plan
+            -- PL/pgSQL keeps for the session
+            IF filters OPERATOR(pg_catalog.=) '' THEN
+                SELECT coalesce(array_agg(h.doc) FILTER (WHERE d.doc IS NOT NULL), '{}'),
+                       coalesce(array_agg(h.rank) FILTER (WHERE d.doc IS NOT NULL), '{}'),
+                       count(*), coalesce(max(h.matches), 0)
+                INTO docs, ranks, returned, total
+                FROM @extschema@.council_search_matches(tsq, prepared, wanted,
+                                                        '@extschema@.council_search_postings'::regclass) h
+                LEFT JOIN @extschema@.council_search_documents d
+                       ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed;
+            ELSE
+                EXECUTE
+                    'SELECT coalesce(array_agg(h.doc) FILTER (WHERE d.doc IS NOT NULL), ''{}''),
+                            coalesce(array_agg(h.rank) FILTER (WHERE d.doc IS NOT NULL), ''{}''),
+                            count(*), coalesce(max(h.matches), 0)
+                     FROM @extschema@.council_search_matches($1, $8, $7,
+                                                             ''@extschema@.council_search_postings''::regclass) h
+                     LEFT JOIN @extschema@.council_search_documents d
+                            ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters
+                INTO docs, ranks, returned, total
+                USING tsq, conversation, by_model, since, until, kinds, wanted, prepared;
+            END IF;
+            EXIT WHEN cardinality(docs) OPERATOR(pg_catalog.>=) need OR returned OPERATOR(pg_catalog.>=) total;
+            wanted := least(wanted::bigint OPERATOR(pg_catalog.*) 8, 2147483647);
+        END LOOP;
+    END IF;
     -- The page's rows are ranked among every match; their text, document
     -- and title are read for the page alone (the document by its ctid:
     -- carrying the documents through the ranking's sort would copy each).
     -- The snippet of a council_english document comes from its positions
     -- (council_search_snippet), any other's from ts_headline.
-    --
-    -- A search without filters, the common call, is a static statement,
-    -- whose generic plan PL/pgSQL keeps for the session: planning it took
-    -- half the time of a search that finds a few rows.
-    IF conversation IS NULL AND by_model IS NULL AND since IS NULL AND until IS NULL
-       AND kinds IS NULL THEN
+    IF filters OPERATOR(pg_catalog.=) '' THEN
         RETURN QUERY
         WITH top AS (
             SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                   d.created_at, d.config, @extschema@.council_search_score(d.document, prepared) AS rank
+                   d.created_at, d.config, r.rank
+            FROM unnest(docs, ranks) AS r(doc, rank)
+            JOIN @extschema@.council_search_documents d ON d.doc OPERATOR(pg_catalog.=) r.doc
+            UNION ALL
+            SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                   d.created_at, d.config, @extschema@.council_search_score(d.document, prepared)
             FROM @extschema@.council_search_documents d
-            WHERE d.document OPERATOR(pg_catalog.@@) tsq
-            ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
+            WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq
+            ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
             LIMIT "limit" OFFSET "offset")
         SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
                CASE WHEN t.config OPERATOR(pg_catalog.=) '@extschema@.council_english'::regconfig
@@ -608,31 +730,25 @@ BEGIN
         ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id;
         RETURN;
     END IF;
-    -- With filters, only the filters given enter the statement, planned for
-    -- what it asks (an index on the conversation may serve it better than
-    -- the documents' GIN index); values are parameters, never text in it.
     IF conversation IS NOT NULL THEN
-        filters := filters || ' AND d.conversation_id OPERATOR(pg_catalog.=) $2';
-    END IF;
-    IF by_model IS NOT NULL THEN
-        filters := filters || ' AND d.model OPERATOR(pg_catalog.=) $3';
-    END IF;
-    IF since IS NOT NULL THEN
-        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.>=) $4';
-    END IF;
-    IF until IS NOT NULL THEN
-        filters := filters || ' AND d.created_at OPERATOR(pg_catalog.<) $5';
-    END IF;
-    IF kinds IS NOT NULL THEN
-        filters := filters || ' AND d.kind OPERATOR(pg_catalog.=) ANY ($6)';
+        matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                           d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
+                    FROM @extschema@.council_search_documents d
+                    WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters;
+    ELSE
+        matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                           d.created_at, d.config, r.rank
+                    FROM unnest($12, $13) AS r(doc, rank)
+                    JOIN @extschema@.council_search_documents d ON d.doc OPERATOR(pg_catalog.=) r.doc
+                    UNION ALL
+                    SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                           d.created_at, d.config, @extschema@.council_search_score(d.document, $11)
+                    FROM @extschema@.council_search_documents d
+                    WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) $1' || filters;
     END IF;
     RETURN QUERY EXECUTE
-        'WITH top AS (
-             SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                    d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
-             FROM @extschema@.council_search_documents d
-             WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters || '
-             ORDER BY rank DESC, d.created_at DESC NULLS LAST, d.kind, d.row_id, d.conversation_id
+        'WITH top AS (' || matched || '
+             ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
              LIMIT $7 OFFSET $8)
          SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
                 CASE WHEN t.config OPERATOR(pg_catalog.=) ''@extschema@.council_english''::regconfig
@@ -655,6 +771,6 @@ BEGIN
              WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
          ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
     USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
-          prepared;
+          prepared, docs, ranks;
 END
 $$;

@@ -103,6 +103,11 @@ pub enum Error {
     MalformedTsQuery,
     #[error("council_search_snippet: the query must be a tsquery")]
     NotTsQuery,
+    #[error("council_search_postings: a list is not well-formed: {0}")]
+    MalformedPostings(&'static str),
+    /// The postings hold whole lexemes; council_search never asks for a prefix.
+    #[error("council_search_matches: the query has a prefix operand (word:*), which the postings cannot match")]
+    PrefixQuery,
     /// A query of the extension's own failed: nothing the caller did.
     #[error("llm_council: internal query failed: {0}")]
     InternalQuery(String),
@@ -152,7 +157,10 @@ impl Error {
             Error::UploadColumn(_) | Error::NotTsVector | Error::NotTsQuery => {
                 sqlstate::DATATYPE_MISMATCH
             }
-            Error::MalformedTsVector(_) | Error::MalformedTsQuery => sqlstate::DATA_CORRUPTED,
+            Error::MalformedTsVector(_) | Error::MalformedTsQuery | Error::MalformedPostings(_) => {
+                sqlstate::DATA_CORRUPTED
+            }
+            Error::PrefixQuery => sqlstate::FEATURE_NOT_SUPPORTED,
             Error::ScoreArguments { .. } | Error::MalformedSearchQuery => {
                 sqlstate::INVALID_PARAMETER_VALUE
             }
@@ -221,6 +229,10 @@ impl Error {
             Error::UploadSpaceFull { .. } => {
                 "free space in the data directory's base/pgsql_tmp or a temp_tablespaces entry"
             }
+            Error::MalformedPostings(_) => {
+                "SELECT council_search_analyze() builds the postings again from the documents"
+            }
+            Error::PrefixQuery => "search with council_search, which matches whole words",
             _ => return None,
         };
         Some(hint.into())

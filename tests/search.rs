@@ -193,7 +193,7 @@ fn the_apps_writes_are_searchable_at_once() {
                    stage1_responses, stage3_synthesis TO app;
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app;
              GRANT SELECT ON council_search_documents, council_search_terms,
-                   council_search_statistics TO app;",
+                   council_search_statistics, council_search_postings TO app;",
         )
         .expect("the app's role");
     let mut app = cluster
@@ -667,6 +667,44 @@ fn a_rare_word_outranks_a_common_word_said_often() {
     assert!(hits[0].4 > hits[1].4 && hits[1].4 > hits[2].4);
 }
 
+/// Every searchable text: each table's column.
+const EVERY_TEXT: [(&str, &str); 4] = [
+    ("conversations", "title"),
+    ("messages", "content"),
+    ("stage1_responses", "response"),
+    ("stage3_synthesis", "response"),
+];
+
+/// A sample of `conversations` whose texts in `columns` ((table, column))
+/// are real prose, Debian's own documentation, and the texts written.
+fn prose_sample(
+    cluster: &council_loader::cluster::Cluster,
+    name: &str,
+    conversations: u64,
+    columns: &[(&str, &str)],
+) -> (std::path::PathBuf, Vec<String>) {
+    let (path, _) = sample_of(cluster, name, conversations);
+    let mut written = Vec::new();
+    let file = rusqlite::Connection::open(&path).expect("open the sample");
+    let mut next = common::debian_text::paragraphs().into_iter().cycle();
+    for (table, column) in columns {
+        let rowids: Vec<i64> = file
+            .prepare(&format!("SELECT rowid FROM {table} ORDER BY rowid"))
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("rowids");
+        for rowid in rowids {
+            let text = next.next().expect("a paragraph");
+            file.execute(
+                &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
+                rusqlite::params![text, rowid],
+            )
+            .expect("real prose into the sample");
+            written.push(text);
+        }
+    }
+    (path, written)
+}
+
 /// Whoever writes a document, the same parser makes it: on real prose with
 /// code, URLs, e-mail addresses, numbers, hyphenated words, and Cyrillic,
 /// Greek and CJK text, the documents the import writes equal those the
@@ -675,32 +713,7 @@ fn a_rare_word_outranks_a_common_word_said_often() {
 #[test]
 fn the_import_the_triggers_and_a_reindex_write_the_same_documents_of_real_prose() {
     let cluster = common::cluster();
-    let (path, _) = sample_of(&cluster, "prose", 30);
-    let mut written_text = Vec::new();
-    {
-        let file = rusqlite::Connection::open(&path).expect("open the sample");
-        let mut next = common::debian_text::paragraphs().into_iter().cycle();
-        for (table, column) in [
-            ("conversations", "title"),
-            ("messages", "content"),
-            ("stage1_responses", "response"),
-            ("stage3_synthesis", "response"),
-        ] {
-            let rowids: Vec<i64> = file
-                .prepare(&format!("SELECT rowid FROM {table} ORDER BY rowid"))
-                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                .expect("rowids");
-            for rowid in rowids {
-                let text = next.next().expect("a paragraph");
-                file.execute(
-                    &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
-                    rusqlite::params![text, rowid],
-                )
-                .expect("real prose into the sample");
-                written_text.push(text);
-            }
-        }
-    }
+    let (path, written_text) = prose_sample(&cluster, "prose", 30, &EVERY_TEXT);
 
     // What the file holds has each kind of text this test is about.
     let words: Vec<&str> = written_text
@@ -915,7 +928,7 @@ fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
             .collect()
     };
     let before = indexes(&mut client);
-    assert_eq!(before.len(), 5, "{before:?}");
+    assert_eq!(before.len(), 6, "{before:?}");
     client
         .query(
             "SELECT * FROM council_import($1)",
@@ -926,7 +939,7 @@ fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
     let definitions = |list: &[(String, u32)]| list.iter().map(|i| i.0.clone()).collect::<Vec<_>>();
     assert_eq!(definitions(&after), definitions(&before));
     for ((definition, old), (_, new)) in before.iter().zip(&after) {
-        if definition.contains("one_title") {
+        if definition.contains("one_title") || definition.contains("_pkey") {
             assert_eq!(old, new, "the constraint's index is kept: {definition}");
         } else {
             assert_ne!(old, new, "built anew: {definition}");
@@ -1190,22 +1203,7 @@ fn documents_are_to_tsvectors_made_with_each_word_looked_up_once() {
 #[test]
 fn the_term_statistics_are_ts_stats_counts() {
     let cluster = common::cluster();
-    let (path, _) = sample_of(&cluster, "terms", 20);
-    {
-        let file = rusqlite::Connection::open(&path).expect("open the sample");
-        let mut next = common::debian_text::paragraphs().into_iter().cycle();
-        let rowids: Vec<i64> = file
-            .prepare("SELECT rowid FROM stage1_responses ORDER BY rowid")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .expect("rowids");
-        for rowid in rowids {
-            file.execute(
-                "UPDATE stage1_responses SET response = ?1 WHERE rowid = ?2",
-                rusqlite::params![next.next().expect("a paragraph"), rowid],
-            )
-            .expect("real prose");
-        }
-    }
+    let (path, _) = prose_sample(&cluster, "terms", 20, &[("stage1_responses", "response")]);
     let mut client = common::database_with_extension(&cluster, "council");
     client
         .query(
@@ -1254,5 +1252,304 @@ fn the_term_statistics_are_ts_stats_counts() {
         &err,
         "42501",
         "permission denied for table council_search_documents",
+    );
+}
+
+/// Every search of `queries` with each of `calls` (what follows the query
+/// in council_search's arguments), whole and in order.
+fn searches(
+    client: &mut impl postgres::GenericClient,
+    queries: &[String],
+    calls: &[String],
+) -> Vec<(String, String, Vec<Hit>)> {
+    let mut all = Vec::new();
+    for query in queries {
+        for call in calls {
+            let hits = client
+                .query(
+                    &format!(
+                        "SELECT kind, conversation_id::text, row_id, model, rank, snippet
+                         FROM council_search($1{call})"
+                    ),
+                    &[query],
+                )
+                .unwrap_or_else(|err| panic!("council_search({query}{call}): {err}"))
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+                .collect();
+            all.push((query.clone(), call.clone(), hits));
+        }
+    }
+    all
+}
+
+/// The same searches with every document ranked one by one, as those
+/// written since the postings were built are: each marked not indexed, in
+/// a transaction rolled back.
+fn searches_of_the_documents_alone(
+    client: &mut Client,
+    queries: &[String],
+    calls: &[String],
+) -> Vec<(String, String, Vec<Hit>)> {
+    let mut transaction = client.transaction().expect("begin");
+    transaction
+        .batch_execute("UPDATE council_search_documents SET indexed = false")
+        .expect("every document to the GIN index");
+    let all = searches(&mut transaction, queries, calls);
+    transaction.rollback().expect("rollback");
+    all
+}
+
+/// Each search through the postings is the search of the documents alone,
+/// and finds every document `@@` finds.
+fn assert_the_postings_answer_as_the_documents(
+    client: &mut Client,
+    queries: &[String],
+    calls: &[String],
+) {
+    let through_postings = searches(client, queries, calls);
+    let of_documents = searches_of_the_documents_alone(client, queries, calls);
+    for (postings, documents) in through_postings.iter().zip(&of_documents) {
+        assert_eq!(postings, documents, "council_search({}{})", postings.0, postings.1);
+    }
+    for query in queries {
+        let found = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM council_search($1, \"limit\" => 1000000)),
+                        (SELECT count(*) FROM council_search_documents
+                         WHERE document @@ websearch_to_tsquery('council_english', $1))",
+                &[query],
+            )
+            .expect("the matches");
+        assert_eq!(found.get::<_, i64>(0), found.get::<_, i64>(1), "{query}");
+    }
+}
+
+/// Real prose's words, phrases and operators, each class present: words
+/// from common to rare, phrases (one across a stop word), `or`, `-word`
+/// (alone too), Cyrillic and Greek words, and a word nobody wrote.
+fn queries_of(client: &mut Client, texts: &[String]) -> Vec<String> {
+    let words_of = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphabetic())
+            .filter(|w| w.chars().count() >= 4)
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut in_texts: std::collections::HashMap<String, usize> = Default::default();
+    let mut order = Vec::new();
+    for text in texts {
+        let mut words = words_of(text);
+        words.sort_unstable();
+        words.dedup();
+        for word in words {
+            let n = in_texts.entry(word.clone()).or_insert(0);
+            if *n == 0 {
+                order.push(word);
+            }
+            *n += 1;
+        }
+    }
+    let latin = |w: &String| w.chars().all(|c| c.is_ascii_alphabetic());
+    let mut common: Vec<&String> = order.iter().filter(|w| latin(w)).collect();
+    common.sort_by_key(|w| std::cmp::Reverse(in_texts[*w]));
+    // the commonest words that are not stop words
+    let mut searchable = common.into_iter().filter(|word| {
+        client
+            .query_one(
+                "SELECT numnode(websearch_to_tsquery('council_english', $1)) > 0",
+                &[word],
+            )
+            .expect("numnode")
+            .get(0)
+    });
+    let (first, second) = (
+        searchable.next().expect("a common word").clone(),
+        searchable.next().expect("another").clone(),
+    );
+    let rare = order
+        .iter()
+        .find(|w| latin(w) && in_texts[*w] == 1)
+        .expect("a rare word")
+        .clone();
+    let latin_words: Vec<&String> = order.iter().filter(|w| latin(w)).collect();
+    let mut queries: Vec<String> = (1..10)
+        .map(|i| latin_words[i * latin_words.len() / 10].clone())
+        .collect();
+    // a phrase of two words, and one across a stop word, as written
+    let tokens: Vec<Vec<&str>> = texts
+        .iter()
+        .map(|t| t.split_whitespace().collect())
+        .collect();
+    let plain = |w: &str| w.len() >= 4 && w.chars().all(|c| c.is_ascii_alphabetic());
+    let pair = tokens
+        .iter()
+        .flat_map(|t| t.windows(2))
+        .find(|w| plain(w[0]) && plain(w[1]) && in_texts[&w[0].to_lowercase()] > 3)
+        .expect("two words in a row");
+    let across = tokens
+        .iter()
+        .flat_map(|t| t.windows(3))
+        .find(|w| plain(w[0]) && ["of", "the", "to"].contains(&w[1]) && plain(w[2]))
+        .expect("a phrase across a stop word");
+    let script = |range: std::ops::RangeInclusive<char>| {
+        order
+            .iter()
+            .find(|w| w.chars().all(|c| range.contains(&c)))
+            .cloned()
+    };
+    queries.extend([
+        first.clone(),
+        second.clone(),
+        rare.clone(),
+        format!("{first} {second}"),
+        format!("{first} -{second}"),
+        format!("-{first}"),
+        format!("{rare} or {second}"),
+        format!("\"{} {}\"", pair[0], pair[1]),
+        format!("\"{}\"", across.join(" ")),
+        format!("\"{} {}\" -{rare}", pair[0], pair[1]),
+        "qqqzzzxxy".to_string(),
+    ]);
+    queries.extend(script('а'..='я'));
+    queries.extend(script('α'..='ω'));
+    queries
+}
+
+/// The search's own index: council_search ranks the documents the postings
+/// hold without reading them, and answers every query as the documents
+/// alone would (the GIN index's matches, ranked one by one): the same
+/// rows, ranks and snippets, for words common and rare, phrases, `or`,
+/// `-word`, non-Latin words, with filters and pages; and so it does when
+/// documents were deleted and written since the postings were built, and
+/// after an analyze builds them again.
+#[test]
+fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
+    let cluster = common::cluster();
+    let (path, texts) = prose_sample(&cluster, "postings", 40, &EVERY_TEXT);
+    let mut client = common::database_with_extension(&cluster, "council");
+    client
+        .query("SELECT * FROM council_import($1)", &[&path.to_string_lossy().as_ref()])
+        .expect("council_import");
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM council_search_documents WHERE NOT indexed"),
+        0,
+        "an import's documents are all in the postings"
+    );
+    assert!(count(&mut client, "SELECT count(*) FROM council_search_postings") > 1000);
+    let queries = queries_of(&mut client, &texts);
+    let model: String = client
+        .query_one("SELECT model FROM stage1_responses ORDER BY id LIMIT 1", &[])
+        .expect("a model")
+        .get(0);
+    let middle: String = client
+        .query_one(
+            "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY created_at)::text
+             FROM council_search_documents",
+            &[],
+        )
+        .expect("a time")
+        .get(0);
+    let calls: Vec<String> = vec![
+        String::new(),
+        ", kinds => '{stage1,stage3}'".into(),
+        format!(", by_model => '{model}'"),
+        format!(", since => '{middle}'"),
+        ", \"limit\" => 5, \"offset\" => 3".into(),
+        ", \"limit\" => 300".into(),
+    ];
+    let first = searches(&mut client, &queries, &calls);
+    let full_pages = first.iter().filter(|(_, call, hits)| call.is_empty() && hits.len() == 20);
+    assert!(full_pages.count() >= 5, "common words fill pages");
+    assert_the_postings_answer_as_the_documents(&mut client, &queries, &calls);
+
+    // Written since: the best matches of the commonest word deleted, and
+    // new rows holding it, which the GIN index finds.
+    let common_word = &queries[9];
+    client
+        .execute(
+            "DELETE FROM stage1_responses WHERE id IN (
+                 SELECT r.id FROM council_search($1, kinds => '{stage1}', \"limit\" => 40) s
+                 JOIN stage1_responses r ON r.id = s.row_id)",
+            &[common_word],
+        )
+        .expect("the best deleted");
+    client
+        .batch_execute(
+            "INSERT INTO stage1_responses (id, message_id, model, response)
+             SELECT (SELECT max(id) FROM stage1_responses) + row_number() OVER (ORDER BY id),
+                    message_id, model, response || ' (written again)'
+             FROM stage1_responses ORDER BY id LIMIT 40",
+        )
+        .expect("new rows");
+    let fresh = count(&mut client, "SELECT count(*) FROM council_search_documents WHERE NOT indexed");
+    assert_eq!(fresh, 40, "the new rows' documents wait for the next build");
+    assert_the_postings_answer_as_the_documents(&mut client, &queries, &calls);
+
+    client
+        .batch_execute("SELECT council_search_analyze()")
+        .expect("council_search_analyze");
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM council_search_documents WHERE NOT indexed"),
+        0
+    );
+    assert_the_postings_answer_as_the_documents(&mut client, &queries, &calls);
+}
+
+/// A document written while the postings are built is found, whichever
+/// commits first: the build takes the documents it saw, marked in the
+/// same transaction, and leaves the others to the GIN index.
+#[test]
+fn a_document_written_while_the_postings_are_built_is_found() {
+    let cluster = common::cluster();
+    let mut builder = common::database_with_extension(&cluster, "council");
+    let mut app = cluster.connect("council").expect("a second session");
+    app.batch_execute(
+        "INSERT INTO conversations (id, title) VALUES
+             ('00000000-0000-4000-8000-000000000001', 'Penguins of the south')",
+    )
+    .expect("a first title");
+
+    // the build begins, a title commits, the build commits
+    let mut building = builder.transaction().expect("begin");
+    building
+        .batch_execute("SELECT council_search_analyze()")
+        .expect("build");
+    app.batch_execute(
+        "INSERT INTO conversations (id, title) VALUES
+             ('00000000-0000-4000-8000-000000000002', 'Quokka island')",
+    )
+    .expect("written during the build");
+    building.commit().expect("the build commits");
+    assert_eq!(count(&mut app, "SELECT count(*) FROM council_search('quokka')"), 1);
+    assert_eq!(count(&mut app, "SELECT count(*) FROM council_search('penguin')"), 1);
+
+    // a title is written, the build runs and commits, the title commits
+    let mut writing = app.transaction().expect("begin");
+    writing
+        .batch_execute(
+            "INSERT INTO conversations (id, title) VALUES
+                 ('00000000-0000-4000-8000-000000000003', 'Wombat burrows')",
+        )
+        .expect("written before the build");
+    builder
+        .batch_execute("SELECT council_search_analyze()")
+        .expect("build");
+    writing.commit().expect("the title commits");
+    for word in ["quokka", "wombat", "penguin"] {
+        assert_eq!(
+            count(&mut app, &format!("SELECT count(*) FROM council_search('{word}')")),
+            1,
+            "{word}"
+        );
+    }
+    let waiting = count(&mut app, "SELECT count(*) FROM council_search_documents WHERE NOT indexed");
+    assert_eq!(waiting, 1, "the title written across the build waits for the next");
+    builder
+        .batch_execute("SELECT council_search_analyze()")
+        .expect("build");
+    assert_eq!(count(&mut app, "SELECT count(*) FROM council_search('wombat')"), 1);
+    assert_eq!(
+        count(&mut app, "SELECT count(*) FROM council_search_documents WHERE NOT indexed"),
+        0
     );
 }

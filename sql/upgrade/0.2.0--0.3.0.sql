@@ -13,9 +13,22 @@ ALTER FUNCTION @extschema@.council_search_deferred(oid) RESET search_path;
 -- @create search.sql council_search_statistics
 -- @create search.sql council_search_statistics_one
 -- @create llm_council--0.3.0.sql council_search_term_counts
+
+-- The search's own inverted index: the documents get an id, and whether
+-- the postings hold them; the GIN index keeps the rest.
+ALTER TABLE @extschema@.council_search_documents
+    ADD COLUMN doc bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ADD COLUMN indexed boolean NOT NULL DEFAULT false;
+DROP INDEX @extschema@.council_search_documents_document;
+-- @create search.sql council_search_documents_document
+-- @create search.sql council_search_postings
+ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
+-- @create llm_council--0.3.0.sql council_search_postings_build
+-- @create search.sql council_search_matches
 -- @create search.sql council_search_analyze
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
 -- @create llm_council--0.3.0.sql council_search_query
 -- @create llm_council--0.3.0.sql council_search_score
 
@@ -44,8 +57,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 
 -- @replace search.sql council_search
 
--- Whoever could search before can now: the statistics council_search
--- reads are granted as the documents were.
+-- Whoever could search before can now: the statistics and postings
+-- council_search reads are granted as the documents were.
 DO $$
 DECLARE
     reader text;
@@ -59,7 +72,8 @@ BEGIN
           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
     LOOP
         EXECUTE 'GRANT SELECT ON @extschema@.council_search_terms, '
-                '@extschema@.council_search_statistics TO ' OPERATOR(pg_catalog.||) reader;
+                '@extschema@.council_search_statistics, @extschema@.council_search_postings TO '
+                OPERATOR(pg_catalog.||) reader;
     END LOOP;
 END
 $$;

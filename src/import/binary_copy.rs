@@ -28,6 +28,16 @@ fn null(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
+/// One row of fields already in their binary form (a text's or a bytea's
+/// is its bytes).
+pub fn raw_row(buf: &mut Vec<u8>, fields: &[&[u8]]) {
+    let count = i16::try_from(fields.len()).unwrap_or(i16::MAX);
+    buf.extend_from_slice(&count.to_be_bytes());
+    for bytes in fields {
+        field(buf, bytes);
+    }
+}
+
 /// One row in binary COPY format; a conversation id fills two fields.
 pub fn row(buf: &mut Vec<u8>, values: &[Value<'_>]) {
     let fields = values.len()

@@ -13,7 +13,7 @@
 //! first, and its guard refuses to overwrite or delete what was not written
 //! by an import.
 
-mod binary_copy;
+pub(crate) mod binary_copy;
 mod rejects;
 mod sequences;
 mod table;

@@ -21,4 +21,5 @@ pub mod subtransaction;
 pub mod temp_space;
 pub mod text_search_parser;
 pub mod threads;
+pub mod ts_execute;
 pub mod tsvector;

@@ -7,9 +7,11 @@
 //! (`council::search_documents` keeps that).
 
 pub mod document;
+mod postings;
 mod score;
 pub mod snippet;
 pub mod tokens;
+pub mod tsquery;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -19,7 +21,8 @@ use crate::council::access;
 use crate::council::search_documents;
 use crate::error::Error;
 use crate::postgres::scan::TableScan;
-use crate::postgres::{dictionaries, extension, headline, tsvector};
+use crate::import::binary_copy;
+use crate::postgres::{copy, dictionaries, extension, headline, spi, ts_execute, tsvector};
 use std::collections::HashMap;
 
 extension_sql_file!(
@@ -33,7 +36,9 @@ extension_sql_file!(
         council_search_query,
         council_search_score,
         council_search_snippet,
-        council_search_term_counts
+        council_search_term_counts,
+        council_search_postings_build,
+        council_search_matches
     ]
 );
 
@@ -186,4 +191,213 @@ fn council_search_snippet(
         &query,
         options,
     )?)
+}
+
+/// Builds the search's postings (`search::postings`) from every document
+/// `council_search_analyze()` marked `indexed`, into
+/// `council_search_postings`, which it emptied. Returns the lexemes
+/// written. It reads the documents below the executor, as the term counts
+/// do, so it asks for SELECT on them and refuses where row-level security
+/// applies; EXECUTE is for the extension's owner alone (search.sql).
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn council_search_postings_build() -> Result<i64, ErrorReport> {
+    let schema = extension::schema()?;
+    let documents = access::relid(&schema, "council_search_documents")?;
+    let table = access::relid(&schema, "council_search_postings")?;
+    access::check_readable(
+        documents,
+        "council_search_documents",
+        "council_search_postings_build",
+    )?;
+    let mut builder = postings::Builder::default();
+    let mut scan = TableScan::open(documents, &["doc", "indexed", "document"])?;
+    while let Some(added) = scan.next(|row| -> Result<(), ErrorReport> {
+        if row.bool(1) != Some(true) {
+            return Ok(());
+        }
+        let (Some(id), Some(bytes)) = (row.int8(0), row.text(2)) else {
+            return Ok(());
+        };
+        Ok(builder.add(id, &score::TsVector::parse(bytes)?)?)
+    }) {
+        added?;
+    }
+    scan.close();
+    let mut lists = builder.finish();
+    let mut started = false;
+    let mut failed = None;
+    let written = copy::copy_into(table, &["lexeme", "postings"], false, &mut |buf| {
+        if !started {
+            binary_copy::header(buf);
+            started = true;
+        }
+        while buf.len() < 1 << 16 {
+            match lists.next() {
+                Some(Ok((lexeme, list))) => binary_copy::raw_row(buf, &[&lexeme, &list]),
+                Some(Err(error)) => {
+                    failed = Some(error);
+                    binary_copy::trailer(buf);
+                    return Ok(false);
+                }
+                None => {
+                    binary_copy::trailer(buf);
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    });
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    Ok(i64::try_from(written).unwrap_or(i64::MAX))
+}
+
+/// council_search's matches among the documents the postings cover, for
+/// `query`, ranked by BM25 for `prepared` (`council_search_query`): the
+/// `wanted` best, with every one that ties the last, best first, each with
+/// the number of all matches. `postings` is the table to read
+/// (`council_search_postings`), as the caller, with its privileges. A
+/// document matches where `document @@ query` would: the candidates are the
+/// documents of the lexemes the query needs, and PostgreSQL's TS_execute
+/// decides each from the positions listed (`postgres::ts_execute`), unless
+/// the candidates are the matches (words joined by & and |). Its SQL
+/// (search.sql) names the tsquery.
+#[pg_extern(stable, parallel_safe, sql = false)]
+fn council_search_matches(
+    query: AnyElement,
+    prepared: &[u8],
+    wanted: i32,
+    postings: pg_sys::Oid,
+) -> Result<
+    TableIterator<'static, (name!(doc, i64), name!(rank, f32), name!(matches, i64))>,
+    ErrorReport,
+> {
+    let query = tsvector::query(&query)?;
+    let tree = tsquery::Query::parse(query.bytes)?;
+    let prepared = score::Prepared::parse(prepared)?;
+    if tree.is_empty() {
+        return Ok(TableIterator::new(Vec::new()));
+    }
+    if tree.operands().any(|operand| operand.prefix) {
+        return Err(Error::PrefixQuery.into());
+    }
+    // the lexemes to read: the query's, the scored ones, and every
+    // document where the query may match without its words
+    let mut lexemes: Vec<&[u8]> = tree
+        .operands()
+        .map(|operand| operand.lexeme)
+        .chain(prepared.terms().map(|(lexeme, _)| lexeme))
+        .collect();
+    if tree.matches_without_its_words() {
+        lexemes.push(postings::EVERY_DOCUMENT);
+    }
+    lexemes.sort_unstable();
+    lexemes.dedup();
+    let asked: Vec<String> = lexemes
+        .iter()
+        .map(|lexeme| String::from_utf8_lossy(lexeme).into_owned())
+        .collect();
+    let mut read: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(asked.len());
+    spi::select_kept(
+        postings,
+        "SELECT lexeme, postings FROM {table} WHERE lexeme = ANY ($1)",
+        &[PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID)],
+        &[asked.into()],
+        |row| {
+            let lexeme = row.get::<String>(1).map_err(spi::internal_query_failed)?;
+            let list = row.get::<Vec<u8>>(2).map_err(spi::internal_query_failed)?;
+            if let (Some(lexeme), Some(list)) = (lexeme, list) {
+                read.push((lexeme.into_bytes(), list));
+            }
+            Ok(())
+        },
+    )?;
+    let hits = rank(&query, &tree, &prepared, &read)?;
+    let matches = i64::try_from(hits.len()).unwrap_or(i64::MAX);
+    let wanted = usize::try_from(wanted).unwrap_or(0);
+    Ok(TableIterator::new(
+        postings::best(hits, wanted)
+            .into_iter()
+            .map(move |(rank, doc)| (doc, rank, matches)),
+    ))
+}
+
+/// Every document of the `lists` read (lexeme, postings) that matches
+/// `tree`, with its BM25 score for `prepared`.
+fn rank(
+    query: &tsvector::TsQuery<'_>,
+    tree: &tsquery::Query<'_>,
+    prepared: &score::Prepared<'_>,
+    lists: &[(Vec<u8>, Vec<u8>)],
+) -> Result<Vec<(f32, i64)>, Error> {
+    let list_of = |lexeme: &[u8]| lists.iter().position(|(l, _)| l.as_slice() == lexeme);
+    let mut documents = Vec::with_capacity(lists.len());
+    for (_, bytes) in lists {
+        documents.push(postings::Cursor::open(bytes)?.0.documents()?);
+    }
+    let every = list_of(postings::EVERY_DOCUMENT);
+    let candidates = tree.candidates(
+        &|operand| list_of(operand.lexeme).map_or(&[][..], |i| documents[i].as_slice()),
+        every.map_or(&[][..], |i| documents[i].as_slice()),
+    );
+    drop(documents);
+    let operands: Vec<(usize, Option<usize>)> = tree
+        .operands()
+        .map(|operand| (operand.item, list_of(operand.lexeme)))
+        .collect();
+    let terms: Vec<(Option<usize>, f64)> = prepared
+        .terms()
+        .map(|(lexeme, idf)| (list_of(lexeme), idf))
+        .collect();
+    let mut cursors = Vec::with_capacity(lists.len());
+    for (_, bytes) in lists {
+        cursors.push(postings::Cursor::open(bytes)?.0);
+    }
+    let mut matcher = if tree.candidates_are_matches() {
+        None
+    } else {
+        Some(ts_execute::Matcher::new(query)?)
+    };
+    let mut at: Vec<Option<postings::Posting<'_>>> = vec![None; lists.len()];
+    let mut positions: Vec<Vec<u16>> = vec![Vec::new(); tree.len()];
+    let mut hits = Vec::new();
+    for &document in &candidates {
+        let mut length = None;
+        for (cursor, posting) in cursors.iter_mut().zip(at.iter_mut()) {
+            *posting = cursor.seek(document)?;
+            length = length.or(posting.map(|p| p.length));
+        }
+        let Some(length) = length else {
+            continue;
+        };
+        if let Some(matcher) = matcher.as_mut() {
+            for &(item, list) in &operands {
+                if let Some(posting) = list.and_then(|list| at[list]) {
+                    posting.positions(&mut positions[item])?;
+                }
+            }
+            let found: Vec<Option<&[u16]>> = (0..tree.len())
+                .map(|item| {
+                    operands
+                        .iter()
+                        .find(|&&(i, _)| i == item)
+                        .and_then(|&(_, list)| list.and_then(|list| at[list]))
+                        .map(|_| positions[item].as_slice())
+                })
+                .collect();
+            if !matcher.matches(&found)? {
+                continue;
+            }
+        }
+        let bm25 = score::Bm25::new(length, prepared.average_length());
+        let mut score = 0.0;
+        for &(list, idf) in &terms {
+            let frequency = list.and_then(|list| at[list]).map_or(0, |p| p.frequency);
+            score += bm25.term(frequency, idf);
+        }
+        hits.push((score as f32, document));
+    }
+    Ok(hits)
 }

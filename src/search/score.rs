@@ -149,6 +149,13 @@ impl<'a> TsVector<'a> {
         })
     }
 
+    /// The `index`th lexeme, with its number of positions (1 when the
+    /// tsvector keeps none).
+    pub fn occurrence(&self, index: usize) -> Result<(&'a [u8], u32), Error> {
+        let entry = self.entry(index)?;
+        Ok((self.lexeme(&entry)?, self.positions(&entry)?))
+    }
+
     /// How many lexemes the document holds.
     pub fn lexemes(&self) -> usize {
         self.count
@@ -158,6 +165,16 @@ impl<'a> TsVector<'a> {
     /// keeps at most 256 of a lexeme, and counts every word past the
     /// 16383rd as the 16383rd); none when the tsvector keeps no positions.
     pub fn positions_of(&self, index: usize) -> Result<impl Iterator<Item = u16> + 'a, Error> {
+        // a position's two high bits are its weight
+        Ok(self.stored_positions_of(index)?.map(|p| p & 0x3FFF))
+    }
+
+    /// The `index`th lexeme's positions as stored (WordEntryPos): the
+    /// position, and its weight in the two high bits.
+    pub fn stored_positions_of(
+        &self,
+        index: usize,
+    ) -> Result<impl Iterator<Item = u16> + 'a, Error> {
         let entry = self.entry(index)?;
         let stored: &'a [u8] = if entry.has_positions {
             let end = entry.pos + entry.len;
@@ -172,10 +189,9 @@ impl<'a> TsVector<'a> {
         } else {
             &[]
         };
-        // a position's two high bits are its weight
         Ok(stored
             .chunks_exact(2)
-            .map(|p| u16::from_ne_bytes([p[0], p[1]]) & 0x3FFF))
+            .map(|p| u16::from_ne_bytes([p[0], p[1]])))
     }
 
     /// The document's length: the positions of all its lexemes. Read for
@@ -286,21 +302,44 @@ pub fn bm25<'q>(
     lexemes: impl IntoIterator<Item = (&'q [u8], f64)>,
     average_length: f64,
 ) -> Result<f64, Error> {
-    let length = f64::from(document.length()?);
-    let average = if average_length > 0.0 {
-        average_length
-    } else {
-        length.max(1.0)
-    };
-    let norm = K1 * (1.0 - B + B * length / average);
+    let bm25 = Bm25::new(document.length()?, average_length);
     let mut score = 0.0;
     for (lexeme, idf) in lexemes {
-        let tf = f64::from(document.frequency(lexeme)?);
-        if tf > 0.0 {
-            score += idf * tf * (K1 + 1.0) / (tf + norm);
-        }
+        score += bm25.term(document.frequency(lexeme)?, idf);
     }
     Ok(score)
+}
+
+/// BM25 for one document, of a length: the sum of [`Bm25::term`] over the
+/// query's lexemes is its score, whether the document is read from a
+/// tsvector ([`bm25`]) or from the search's postings.
+pub struct Bm25 {
+    norm: f64,
+}
+
+impl Bm25 {
+    /// For a document `length` positions long, in a corpus whose documents
+    /// average `average_length`.
+    pub fn new(length: u32, average_length: f64) -> Bm25 {
+        let length = f64::from(length);
+        let average = if average_length > 0.0 {
+            average_length
+        } else {
+            length.max(1.0)
+        };
+        Bm25 {
+            norm: K1 * (1.0 - B + B * length / average),
+        }
+    }
+
+    /// What a lexeme of `idf` the document holds `frequency` times adds.
+    pub fn term(&self, frequency: u32, idf: f64) -> f64 {
+        if frequency == 0 {
+            return 0.0;
+        }
+        let tf = f64::from(frequency);
+        idf * tf * (K1 + 1.0) / (tf + self.norm)
+    }
 }
 
 #[cfg(test)]

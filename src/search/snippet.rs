@@ -21,64 +21,18 @@
 use crate::error::Error;
 use crate::search::score::TsVector;
 use crate::search::tokens::{self, Kind, Token};
+use crate::search::tsquery::Query;
 
 /// The longest word PostgreSQL's text search takes (`MAXSTRLEN` + 1 bytes
 /// and longer are skipped, with a NOTICE from `to_tsvector`).
 const MAX_WORD: usize = 2047;
 /// The last position a tsvector tells apart (`MAXENTRYPOS` − 1).
 const LAST_POSITION: u16 = (1 << 14) - 1;
-/// A tsquery's stored item: `QueryItem`, a union of 12 bytes.
-const QUERY_ITEM: usize = 12;
-/// `QI_VAL`: an item that is an operand.
-const OPERAND: u8 = 1;
+pub use crate::search::tsquery::Operand;
 
-/// One of the query's operands: the lexeme to match, and its item's index
-/// among the query's items (which the headline's marks point at).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Operand<'a> {
-    pub item: usize,
-    pub lexeme: &'a [u8],
-    pub prefix: bool,
-}
-
-/// The operands of a tsquery, from its stored bytes (after the varlena
-/// header, `tsquery.h`): an int32 count of items, the 12-byte items, then
-/// the operands' text. An operand's item: type (1 byte), weight, prefix,
-/// a byte of padding, a CRC (int32), then length:12 and distance:20 packed
-/// from the low bit of a uint32.
+/// The operands of a tsquery, from its stored bytes (`search::tsquery`).
 pub fn operands(query: &[u8]) -> Result<Vec<Operand<'_>>, Error> {
-    let malformed = || Error::MalformedTsQuery;
-    let count = query
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_ne_bytes)
-        .ok_or_else(malformed)?;
-    let count = usize::try_from(count).map_err(|_| malformed())?;
-    let strings_at = count
-        .checked_mul(QUERY_ITEM)
-        .and_then(|n| n.checked_add(4))
-        .filter(|&end| end <= query.len())
-        .ok_or_else(malformed)?;
-    let strings = &query[strings_at..];
-    let mut found = Vec::new();
-    for item in 0..count {
-        let bytes = &query[4 + item * QUERY_ITEM..4 + (item + 1) * QUERY_ITEM];
-        if bytes[0] != OPERAND {
-            continue;
-        }
-        let packed = u32::from_ne_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        let len = (packed & 0xFFF) as usize;
-        let distance = (packed >> 12) as usize;
-        let lexeme = strings
-            .get(distance..distance + len)
-            .ok_or_else(malformed)?;
-        found.push(Operand {
-            item,
-            lexeme,
-            prefix: bytes[2] != 0,
-        });
-    }
-    Ok(found)
+    Ok(Query::parse(query)?.operands().collect())
 }
 
 /// A token of the text as the headline sees it: its place and kind, and
@@ -196,12 +150,14 @@ mod tests {
                 Operand {
                     item: 1,
                     lexeme: b"cat",
-                    prefix: false
+                    prefix: false,
+                    weight: 0,
                 },
                 Operand {
                     item: 2,
                     lexeme: b"do",
-                    prefix: true
+                    prefix: true,
+                    weight: 0,
                 },
             ]
         );

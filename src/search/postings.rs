@@ -1,0 +1,432 @@
+//! The search's inverted index, in safe Rust: for each lexeme, the
+//! documents that hold it, each with what BM25 and a phrase need (its
+//! length, the lexeme's frequency and positions), so that a search ranks
+//! its matches without reading them from the heap, and checks a phrase
+//! without reading the documents that hold its words.
+//!
+//! `council_search_analyze()` builds the lists from every document in one
+//! pass ([`Builder`]) into `council_search_postings`, a row per lexeme, and
+//! marks the documents it covered (`indexed`); documents written after it
+//! are found through the GIN index on the others alone, until the next
+//! analyze. A document deleted since stays listed, and council_search
+//! drops it when its row is not there.
+//!
+//! A list's bytes: the number of documents, then per document, ascending,
+//! the difference from the previous document's id (zigzag, so that a list
+//! built out of order still reads, before [`Builder::finish`] sorts it),
+//! the document's length (the positions of all its lexemes), the lexeme's
+//! frequency, the byte length of its positions, and the positions (stored
+//! WordEntryPos values, weight bits included), each the difference from the
+//! one before, modulo 2^16. Every number is a LEB128 varint. The row whose
+//! lexeme is empty (no tsvector holds an empty lexeme) lists every document
+//! with frequency 0: a query that matches without any of its words (`-word`
+//! alone) starts from it.
+
+use std::collections::HashMap;
+
+use crate::error::Error;
+use crate::search::score::TsVector;
+
+/// The lexeme of the list of every document.
+pub const EVERY_DOCUMENT: &[u8] = b"";
+
+fn put(bytes: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        bytes.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    bytes.push(value as u8);
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+/// Reads varints off the front of a slice.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn number(&mut self) -> Result<u64, Error> {
+        let mut value = 0u64;
+        for (i, &byte) in self.bytes.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7F) << (7 * i);
+            if byte & 0x80 == 0 {
+                self.bytes = &self.bytes[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(Error::MalformedPostings("a number runs past the end"))
+    }
+
+    fn small(&mut self) -> Result<u32, Error> {
+        u32::try_from(self.number()?).map_err(|_| Error::MalformedPostings("a count past 2^32"))
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
+        if len > self.bytes.len() {
+            return Err(Error::MalformedPostings("positions past the end"));
+        }
+        let (taken, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(taken)
+    }
+}
+
+/// One document of a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Posting<'a> {
+    pub document: i64,
+    /// the document's length: the positions of all its lexemes
+    pub length: u32,
+    /// the lexeme's positions in it (1 where the tsvector keeps none)
+    pub frequency: u32,
+    positions: &'a [u8],
+}
+
+impl Posting<'_> {
+    /// The lexeme's positions in the document, as stored (weight bits
+    /// included), into `out`; none where the tsvector keeps none.
+    pub fn positions(&self, out: &mut Vec<u16>) -> Result<(), Error> {
+        out.clear();
+        let mut reader = Reader {
+            bytes: self.positions,
+        };
+        let mut last = 0u16;
+        while !reader.bytes.is_empty() {
+            let delta = u16::try_from(reader.number()?)
+                .map_err(|_| Error::MalformedPostings("a position past 2^16"))?;
+            last = last.wrapping_add(delta);
+            out.push(last);
+        }
+        Ok(())
+    }
+}
+
+/// A lexeme's list, read front to back.
+pub struct Cursor<'a> {
+    reader: Reader<'a>,
+    left: u64,
+    last: i64,
+    current: Option<Posting<'a>>,
+}
+
+impl<'a> Cursor<'a> {
+    /// The list whose bytes are `bytes`, and how many documents it holds.
+    pub fn open(bytes: &'a [u8]) -> Result<(Cursor<'a>, u64), Error> {
+        let mut reader = Reader { bytes };
+        let documents = reader.number()?;
+        let mut cursor = Cursor {
+            reader,
+            left: documents,
+            last: 0,
+            current: None,
+        };
+        cursor.advance()?;
+        Ok((cursor, documents))
+    }
+
+    fn advance(&mut self) -> Result<(), Error> {
+        if self.left == 0 {
+            if !self.reader.bytes.is_empty() {
+                return Err(Error::MalformedPostings("bytes after the last document"));
+            }
+            self.current = None;
+            return Ok(());
+        }
+        self.left -= 1;
+        let document = self
+            .last
+            .checked_add(unzigzag(self.reader.number()?))
+            .ok_or(Error::MalformedPostings("a document id past 2^63"))?;
+        let length = self.reader.small()?;
+        let frequency = self.reader.small()?;
+        let len = usize::try_from(self.reader.number()?)
+            .map_err(|_| Error::MalformedPostings("positions past the end"))?;
+        let positions = self.reader.take(len)?;
+        self.last = document;
+        self.current = Some(Posting {
+            document,
+            length,
+            frequency,
+            positions,
+        });
+        Ok(())
+    }
+
+    /// The document the cursor is at; None past the last.
+    pub fn current(&self) -> Option<Posting<'a>> {
+        self.current
+    }
+
+    /// Moves to the first document not before `document`, and returns it
+    /// if it is `document`. Asked in ascending order.
+    pub fn seek(&mut self, document: i64) -> Result<Option<Posting<'a>>, Error> {
+        while let Some(at) = self.current {
+            if at.document >= document {
+                return Ok((at.document == document).then_some(at));
+            }
+            self.advance()?;
+        }
+        Ok(None)
+    }
+
+    /// Every document id of the list, in order.
+    pub fn documents(mut self) -> Result<Vec<i64>, Error> {
+        let mut out = Vec::with_capacity(usize::try_from(self.left).unwrap_or(0) + 1);
+        while let Some(at) = self.current {
+            out.push(at.document);
+            self.advance()?;
+        }
+        if out.windows(2).any(|pair| pair[0] >= pair[1]) {
+            return Err(Error::MalformedPostings("documents out of order"));
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct List {
+    documents: u64,
+    last: i64,
+    sorted: bool,
+    bytes: Vec<u8>,
+}
+
+impl List {
+    fn push(&mut self, document: i64, length: u32, frequency: u32, positions: &[u8]) {
+        if self.documents > 0 && document <= self.last {
+            self.sorted = false;
+        }
+        put(&mut self.bytes, zigzag(document.wrapping_sub(self.last)));
+        put(&mut self.bytes, u64::from(length));
+        put(&mut self.bytes, u64::from(frequency));
+        put(&mut self.bytes, positions.len() as u64);
+        self.bytes.extend_from_slice(positions);
+        self.last = document;
+        self.documents += 1;
+    }
+
+    /// The list's stored bytes, its documents in ascending order.
+    fn finish(self) -> Result<Vec<u8>, Error> {
+        let mut bytes = Vec::with_capacity(self.bytes.len() + 10);
+        put(&mut bytes, self.documents);
+        if self.sorted || self.documents < 2 {
+            bytes.extend_from_slice(&self.bytes);
+            return Ok(bytes);
+        }
+        let mut stored = Vec::with_capacity(bytes.len() + self.bytes.len());
+        stored.extend_from_slice(&bytes);
+        stored.extend_from_slice(&self.bytes);
+        let (mut cursor, _) = Cursor::open(&stored)?;
+        let mut postings = Vec::new();
+        while let Some(at) = cursor.current() {
+            postings.push(at);
+            cursor.advance()?;
+        }
+        postings.sort_unstable_by_key(|p| p.document);
+        let mut sorted = List {
+            sorted: true,
+            ..List::default()
+        };
+        for p in postings {
+            sorted.push(p.document, p.length, p.frequency, p.positions);
+        }
+        sorted.finish()
+    }
+}
+
+/// Builds every lexeme's list from the documents, handed in any order.
+#[derive(Default)]
+pub struct Builder {
+    lists: HashMap<Box<[u8]>, List, foldhash::fast::RandomState>,
+    positions: Vec<u8>,
+}
+
+impl Builder {
+    /// Adds `document`, whose id is `id`, to the list of each lexeme it
+    /// holds, and to the list of every document.
+    pub fn add(&mut self, id: i64, document: &TsVector<'_>) -> Result<(), Error> {
+        let length = document.length()?;
+        self.push(EVERY_DOCUMENT, id, length, 0);
+        for index in 0..document.lexemes() {
+            let (lexeme, frequency) = document.occurrence(index)?;
+            self.positions.clear();
+            let mut last = 0u16;
+            for position in document.stored_positions_of(index)? {
+                put(&mut self.positions, u64::from(position.wrapping_sub(last)));
+                last = position;
+            }
+            self.push(lexeme, id, length, frequency);
+        }
+        Ok(())
+    }
+
+    /// Adds the document to `lexeme`'s list, with the positions just encoded.
+    fn push(&mut self, lexeme: &[u8], id: i64, length: u32, frequency: u32) {
+        match self.lists.get_mut(lexeme) {
+            Some(list) => list.push(id, length, frequency, &self.positions),
+            None => {
+                let mut list = List {
+                    sorted: true,
+                    ..List::default()
+                };
+                list.push(id, length, frequency, &self.positions);
+                self.lists.insert(lexeme.into(), list);
+            }
+        }
+    }
+
+    /// Every lexeme's list, in the lexemes' byte order (the order of the
+    /// table's `COLLATE "C"` key), each with its number of documents.
+    pub fn finish(self) -> impl Iterator<Item = Result<(Box<[u8]>, Vec<u8>), Error>> {
+        let mut lists: Vec<_> = self.lists.into_iter().collect();
+        lists.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        lists
+            .into_iter()
+            .map(|(lexeme, list)| Ok((lexeme, list.finish()?)))
+    }
+}
+
+/// The `wanted` best of `hits` (rank, document), best first, with every hit
+/// that ties the last of them: which of the tied comes first is for the
+/// caller's fuller order to say.
+pub fn best(mut hits: Vec<(f32, i64)>, wanted: usize) -> Vec<(f32, i64)> {
+    let descending = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0);
+    if wanted == 0 {
+        return Vec::new();
+    }
+    if hits.len() > wanted {
+        hits.select_nth_unstable_by(wanted - 1, descending);
+        let boundary = hits[wanted - 1].0;
+        let (head, tail) = hits.split_at_mut(wanted);
+        let mut kept = head.to_vec();
+        kept.extend(tail.iter().filter(|hit| hit.0 == boundary));
+        hits = kept;
+    }
+    hits.sort_unstable_by(descending);
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::score::tests::stored;
+
+    fn build(documents: &[(i64, Vec<u8>)]) -> HashMap<Vec<u8>, Vec<u8>> {
+        let mut builder = Builder::default();
+        for (id, bytes) in documents {
+            builder
+                .add(*id, &TsVector::parse(bytes).expect("parse"))
+                .expect("add");
+        }
+        builder
+            .finish()
+            .map(|list| list.map(|(lexeme, bytes)| (lexeme.into_vec(), bytes)))
+            .collect::<Result<_, _>>()
+            .expect("finish")
+    }
+
+    fn read(bytes: &[u8]) -> Vec<(i64, u32, u32, Vec<u16>)> {
+        let (mut cursor, count) = Cursor::open(bytes).expect("open");
+        let mut out = Vec::new();
+        let mut positions = Vec::new();
+        while let Some(at) = cursor.current() {
+            at.positions(&mut positions).expect("positions");
+            out.push((at.document, at.length, at.frequency, positions.clone()));
+            cursor.advance().expect("advance");
+        }
+        assert_eq!(out.len() as u64, count);
+        out
+    }
+
+    #[test]
+    fn each_lexeme_lists_its_documents_in_order_with_frequency_length_and_positions() {
+        let lists = build(&[
+            (900, stored(&[("cat", &[1, 4]), ("dog", &[2])])),
+            (3, stored(&[("cat", &[0x4000 | 7]), ("eel", &[1, 300, 16383])])),
+            (40, stored(&[("dog", &[5, 6, 9])])),
+        ]);
+        assert_eq!(
+            read(&lists[&b"cat"[..]]),
+            vec![
+                (3, 4, 1, vec![0x4000 | 7]),
+                (900, 3, 2, vec![1, 4]),
+            ]
+        );
+        assert_eq!(
+            read(&lists[&b"dog"[..]]),
+            vec![(40, 3, 3, vec![5, 6, 9]), (900, 3, 1, vec![2])]
+        );
+        assert_eq!(
+            read(&lists[&b"eel"[..]]),
+            vec![(3, 4, 3, vec![1, 300, 16383])]
+        );
+        let every: Vec<_> = read(&lists[EVERY_DOCUMENT])
+            .into_iter()
+            .map(|(id, length, frequency, _)| (id, length, frequency))
+            .collect();
+        assert_eq!(every, vec![(3, 4, 0), (40, 3, 0), (900, 3, 0)]);
+    }
+
+    #[test]
+    fn a_cursor_seeks_forward_to_the_documents_asked_for() {
+        let lists = build(&[
+            (1, stored(&[("cat", &[1])])),
+            (5, stored(&[("cat", &[2])])),
+            (9, stored(&[("cat", &[3])])),
+        ]);
+        let (mut cursor, documents) = Cursor::open(&lists[&b"cat"[..]]).expect("open");
+        assert_eq!(documents, 3);
+        assert_eq!(cursor.seek(1).expect("seek").map(|p| p.document), Some(1));
+        assert_eq!(cursor.seek(4).expect("seek"), None);
+        assert_eq!(cursor.seek(9).expect("seek").map(|p| p.document), Some(9));
+        assert_eq!(cursor.seek(10).expect("seek"), None);
+        let (cursor, _) = Cursor::open(&lists[&b"cat"[..]]).expect("open");
+        assert_eq!(cursor.documents().expect("documents"), vec![1, 5, 9]);
+    }
+
+    #[test]
+    fn the_best_hits_keep_every_tie_of_the_last() {
+        let hits = vec![(1.0, 1), (3.0, 2), (2.0, 3), (2.0, 4), (0.5, 5), (2.0, 6)];
+        let best = best(hits.clone(), 2);
+        assert_eq!(best[0], (3.0, 2));
+        let mut tied: Vec<_> = best[1..].iter().map(|h| h.1).collect();
+        tied.sort_unstable();
+        assert_eq!(tied, vec![3, 4, 6]);
+        assert_eq!(super::best(hits.clone(), 10).len(), 6);
+        assert!(super::best(hits, 0).is_empty());
+    }
+
+    fn read_whole(bytes: &[u8]) -> Result<(), Error> {
+        let (mut cursor, _) = Cursor::open(bytes)?;
+        let mut positions = Vec::new();
+        while let Some(at) = cursor.current() {
+            at.positions(&mut positions)?;
+            cursor.advance()?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_lists_are_an_error_never_a_panic() {
+        let lists = build(&[
+            (1, stored(&[("cat", &[1, 2, 300])])),
+            (2, stored(&[("cat", &[5])])),
+        ]);
+        let bytes = &lists[&b"cat"[..]];
+        assert!(read_whole(bytes).is_ok());
+        for cut in 0..bytes.len() {
+            assert!(read_whole(&bytes[..cut]).is_err(), "cut at {cut} read as whole");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(read_whole(&longer).is_err());
+        assert!(read_whole(&[0xFF; 11]).is_err());
+    }
+}
