@@ -26,15 +26,6 @@ CREATE TABLE @extschema@.council_search_statistics (
 );
 CREATE UNIQUE INDEX council_search_statistics_one
     ON @extschema@.council_search_statistics ((true));
-CREATE  FUNCTION "council_search_term_counts"() RETURNS TABLE (
-	"lexeme" TEXT,  /* String */
-	"documents" bigint,  /* i64 */
-	"occurrences" bigint  /* i64 */
-)
-STRICT VOLATILE PARALLEL UNSAFE
-SET search_path TO pg_catalog, pg_temp
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'council_search_term_counts_wrapper';
 
 -- The search's own inverted index: the documents get an id, and whether
 -- the postings hold them; the GIN index keeps the rest.
@@ -49,7 +40,11 @@ CREATE TABLE @extschema@.council_search_postings (
     postings bytea NOT NULL
 );
 ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
-CREATE  FUNCTION "council_search_postings_build"() RETURNS bigint /* Result < i64, ErrorReport > */
+CREATE  FUNCTION "council_search_postings_build"() RETURNS TABLE (
+	"lexemes" bigint,  /* i64 */
+	"documents" bigint,  /* i64 */
+	"occurrences" bigint  /* i64 */
+)
 STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
@@ -64,28 +59,22 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    lexemes bigint;
+    built record;
 BEGIN
     LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
     UPDATE @extschema@.council_search_documents SET indexed = true WHERE NOT indexed;
     DELETE FROM @extschema@.council_search_postings;
-    PERFORM @extschema@.council_search_postings_build();
     DELETE FROM @extschema@.council_search_terms;
-    -- in the primary key's order, which its B-tree takes at its right edge
-    INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
-    SELECT t.lexeme, t.documents, t.occurrences FROM @extschema@.council_search_term_counts() t
-    ORDER BY t.lexeme COLLATE "C";
-    GET DIAGNOSTICS lexemes = ROW_COUNT;
+    SELECT * INTO built FROM @extschema@.council_search_postings_build();
     DELETE FROM @extschema@.council_search_statistics;
     INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
-    SELECT n, coalesce(t.occurrences::double precision OPERATOR(pg_catalog./) nullif(n, 0), 0), now()
-    FROM (SELECT count(*) AS n FROM @extschema@.council_search_documents) d,
-         (SELECT sum(occurrences) AS occurrences FROM @extschema@.council_search_terms) t;
-    RETURN lexemes;
+    VALUES (built.documents,
+            coalesce(built.occurrences::double precision OPERATOR(pg_catalog./) nullif(built.documents, 0), 0),
+            now());
+    RETURN built.lexemes;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
 CREATE  FUNCTION "council_search_query"(
 	"lexemes" TEXT[], /* Array < '_, & str > */

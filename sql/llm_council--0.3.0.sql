@@ -766,7 +766,7 @@ ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:57
+-- src/search/mod.rs:55
 -- llm_council::search::council_search_deferred
 CREATE  FUNCTION "council_search_deferred"(
 	"table" oid /* pg_sys :: Oid */
@@ -777,13 +777,13 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:96
+-- src/search/mod.rs:94
 -- llm_council::search::council_search_document
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:49
+-- src/search/mod.rs:47
 -- llm_council::search::council_search_enabled
 CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -792,15 +792,19 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:267
+-- src/search/mod.rs:250
 -- llm_council::search::council_search_matches
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:202
+-- src/search/mod.rs:144
 -- llm_council::search::council_search_postings_build
-CREATE  FUNCTION "council_search_postings_build"() RETURNS bigint /* Result < i64, ErrorReport > */
+CREATE  FUNCTION "council_search_postings_build"() RETURNS TABLE (
+	"lexemes" bigint,  /* i64 */
+	"documents" bigint,  /* i64 */
+	"occurrences" bigint  /* i64 */
+)
 STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
@@ -808,7 +812,7 @@ AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:67
+-- src/search/mod.rs:65
 -- llm_council::search::council_search_query
 CREATE  FUNCTION "council_search_query"(
 	"lexemes" TEXT[], /* Array < '_, & str > */
@@ -822,7 +826,7 @@ AS 'MODULE_PATHNAME', 'council_search_query_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:164
+-- src/search/mod.rs:103
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -834,27 +838,13 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:177
+-- src/search/mod.rs:116
 -- llm_council::search::council_search_snippet
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:108
--- llm_council::search::council_search_term_counts
-CREATE  FUNCTION "council_search_term_counts"() RETURNS TABLE (
-	"lexeme" TEXT,  /* String */
-	"documents" bigint,  /* i64 */
-	"occurrences" bigint  /* i64 */
-)
-STRICT VOLATILE PARALLEL UNSAFE
-SET search_path TO pg_catalog, pg_temp
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'council_search_term_counts_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/search/mod.rs:28
+-- src/search/mod.rs:27
 -- requires:
 --   schema
 --   council_search_deferred
@@ -863,7 +853,6 @@ AS 'MODULE_PATHNAME', 'council_search_term_counts_wrapper';
 --   council_search_query
 --   council_search_score
 --   council_search_snippet
---   council_search_term_counts
 --   council_search_postings_build
 --   council_search_matches
 
@@ -1226,29 +1215,23 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    lexemes bigint;
+    built record;
 BEGIN
     LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
     UPDATE @extschema@.council_search_documents SET indexed = true WHERE NOT indexed;
     DELETE FROM @extschema@.council_search_postings;
-    PERFORM @extschema@.council_search_postings_build();
     DELETE FROM @extschema@.council_search_terms;
-    -- in the primary key's order, which its B-tree takes at its right edge
-    INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
-    SELECT t.lexeme, t.documents, t.occurrences FROM @extschema@.council_search_term_counts() t
-    ORDER BY t.lexeme COLLATE "C";
-    GET DIAGNOSTICS lexemes = ROW_COUNT;
+    SELECT * INTO built FROM @extschema@.council_search_postings_build();
     DELETE FROM @extschema@.council_search_statistics;
     INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
-    SELECT n, coalesce(t.occurrences::double precision OPERATOR(pg_catalog./) nullif(n, 0), 0), now()
-    FROM (SELECT count(*) AS n FROM @extschema@.council_search_documents) d,
-         (SELECT sum(occurrences) AS occurrences FROM @extschema@.council_search_terms) t;
-    RETURN lexemes;
+    VALUES (built.documents,
+            coalesce(built.occurrences::double precision OPERATOR(pg_catalog./) nullif(built.documents, 0), 0),
+            now());
+    RETURN built.lexemes;
 END
 $$;
 -- it reads every document; the import and the reindex run it as the owner
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
 
 -- Gives every row of the tables named that has no document its document.

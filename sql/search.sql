@@ -357,29 +357,23 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    lexemes bigint;
+    built record;
 BEGIN
     LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
     UPDATE @extschema@.council_search_documents SET indexed = true WHERE NOT indexed;
     DELETE FROM @extschema@.council_search_postings;
-    PERFORM @extschema@.council_search_postings_build();
     DELETE FROM @extschema@.council_search_terms;
-    -- in the primary key's order, which its B-tree takes at its right edge
-    INSERT INTO @extschema@.council_search_terms (lexeme, documents, occurrences)
-    SELECT t.lexeme, t.documents, t.occurrences FROM @extschema@.council_search_term_counts() t
-    ORDER BY t.lexeme COLLATE "C";
-    GET DIAGNOSTICS lexemes = ROW_COUNT;
+    SELECT * INTO built FROM @extschema@.council_search_postings_build();
     DELETE FROM @extschema@.council_search_statistics;
     INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
-    SELECT n, coalesce(t.occurrences::double precision OPERATOR(pg_catalog./) nullif(n, 0), 0), now()
-    FROM (SELECT count(*) AS n FROM @extschema@.council_search_documents) d,
-         (SELECT sum(occurrences) AS occurrences FROM @extschema@.council_search_terms) t;
-    RETURN lexemes;
+    VALUES (built.documents,
+            coalesce(built.occurrences::double precision OPERATOR(pg_catalog./) nullif(built.documents, 0), 0),
+            now());
+    RETURN built.lexemes;
 END
 $$;
 -- it reads every document; the import and the reindex run it as the owner
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
 
 -- Gives every row of the tables named that has no document its document.

@@ -1236,17 +1236,17 @@ fn the_term_statistics_are_ts_stats_counts() {
         .connect_as("council", "reader", "reader")
         .expect("connect as reader");
     let err = reader
-        .query("SELECT * FROM council_search_term_counts()", &[])
+        .query("SELECT * FROM council_search_postings_build()", &[])
         .expect_err("EXECUTE is the owner's");
     assert_eq!(sqlstate(&err), "42501");
     client
         .batch_execute(
-            "GRANT EXECUTE ON FUNCTION council_search_term_counts() TO reader;
+            "GRANT EXECUTE ON FUNCTION council_search_postings_build() TO reader;
              REVOKE SELECT ON council_search_documents FROM reader;",
         )
         .expect("EXECUTE without SELECT");
     let err = reader
-        .query("SELECT * FROM council_search_term_counts()", &[])
+        .query("SELECT * FROM council_search_postings_build()", &[])
         .expect_err("SELECT on the documents");
     common::assert_error(
         &err,

@@ -12,7 +12,6 @@ ALTER FUNCTION @extschema@.council_search_deferred(oid) RESET search_path;
 -- @create search.sql council_search_terms
 -- @create search.sql council_search_statistics
 -- @create search.sql council_search_statistics_one
--- @create llm_council--0.3.0.sql council_search_term_counts
 
 -- The search's own inverted index: the documents get an id, and whether
 -- the postings hold them; the GIN index keeps the rest.
@@ -27,7 +26,6 @@ ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAG
 -- @create search.sql council_search_matches
 -- @create search.sql council_search_analyze
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_term_counts() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
 -- @create llm_council--0.3.0.sql council_search_query
 -- @create llm_council--0.3.0.sql council_search_score

@@ -23,7 +23,6 @@ use crate::error::Error;
 use crate::postgres::scan::TableScan;
 use crate::import::binary_copy;
 use crate::postgres::{copy, dictionaries, extension, headline, spi, ts_execute, tsvector};
-use std::collections::HashMap;
 
 extension_sql_file!(
     "../../sql/search.sql",
@@ -36,7 +35,6 @@ extension_sql_file!(
         council_search_query,
         council_search_score,
         council_search_snippet,
-        council_search_term_counts,
         council_search_postings_build,
         council_search_matches
     ]
@@ -98,65 +96,6 @@ fn council_search_document(config: pg_sys::Oid, text: &str) -> Internal {
     Internal::from(Some(dictionaries::tsvector(config, text.as_bytes())))
 }
 
-/// The term statistics of every document (`council_search_analyze`):
-/// each lexeme, the documents that hold it, and its occurrences, as
-/// `ts_stat` counts them, in one pass over the documents' table counted in
-/// a hash map (ts_stat's tree took 0.5 s of the 2.5 s a 3,000-conversation
-/// import spent indexing). It reads the table below the executor, so it
-/// asks for SELECT on it and refuses where row-level security applies;
-/// EXECUTE is for the extension's owner alone (search.sql).
-#[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn council_search_term_counts() -> Result<
-    TableIterator<
-        'static,
-        (
-            name!(lexeme, String),
-            name!(documents, i64),
-            name!(occurrences, i64),
-        ),
-    >,
-    ErrorReport,
-> {
-    let schema = extension::schema()?;
-    let documents = access::relid(&schema, "council_search_documents")?;
-    access::check_readable(
-        documents,
-        "council_search_documents",
-        "council_search_term_counts",
-    )?;
-    let mut counts: HashMap<Box<[u8]>, (i64, i64), foldhash::fast::RandomState> =
-        HashMap::default();
-    let mut scan = TableScan::open(documents, &["document"])?;
-    while let Some(counted) = scan.next(|row| -> Result<(), ErrorReport> {
-        let Some(bytes) = row.text(0) else {
-            return Ok(());
-        };
-        for entry in score::TsVector::parse(bytes)?.occurrences() {
-            let (lexeme, occurrences) = entry?;
-            let count = match counts.get_mut(lexeme) {
-                Some(count) => count,
-                None => counts.entry(lexeme.into()).or_default(),
-            };
-            count.0 += 1;
-            count.1 += i64::from(occurrences);
-        }
-        Ok(())
-    }) {
-        counted?;
-    }
-    scan.close();
-    Ok(TableIterator::new(counts.into_iter().map(
-        |(lexeme, (documents, occurrences))| {
-            (
-                String::from_utf8_lossy(&lexeme).into_owned(),
-                documents,
-                occurrences,
-            )
-        },
-    )))
-}
-
 /// council_search's relevance: the BM25 score (`search::score`) of
 /// `document`, a tsvector, for `query`, as `council_search_query` made it.
 /// Called for every matching document: it pins no search_path, since it
@@ -193,18 +132,32 @@ fn council_search_snippet(
     )?)
 }
 
-/// Builds the search's postings (`search::postings`) from every document
-/// `council_search_analyze()` marked `indexed`, into
-/// `council_search_postings`, which it emptied. Returns the lexemes
-/// written. It reads the documents below the executor, as the term counts
-/// do, so it asks for SELECT on them and refuses where row-level security
-/// applies; EXECUTE is for the extension's owner alone (search.sql).
+/// Builds the search's postings (`search::postings`) and term statistics
+/// from every document `council_search_analyze()` marked `indexed`, in one
+/// pass, into `council_search_postings` and `council_search_terms`, which
+/// it emptied: each lexeme's list, and the documents that hold it and its
+/// occurrences, as `ts_stat` counts them. Returns the lexemes, the
+/// documents and the occurrences of all. It reads the documents below the
+/// executor, so it asks for SELECT on them and refuses where row-level
+/// security applies; EXECUTE is for the extension's owner alone
+/// (search.sql).
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn council_search_postings_build() -> Result<i64, ErrorReport> {
+fn council_search_postings_build() -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(lexemes, i64),
+            name!(documents, i64),
+            name!(occurrences, i64),
+        ),
+    >,
+    ErrorReport,
+> {
     let schema = extension::schema()?;
     let documents = access::relid(&schema, "council_search_documents")?;
-    let table = access::relid(&schema, "council_search_postings")?;
+    let postings_table = access::relid(&schema, "council_search_postings")?;
+    let terms_table = access::relid(&schema, "council_search_terms")?;
     access::check_readable(
         documents,
         "council_search_documents",
@@ -224,17 +177,34 @@ fn council_search_postings_build() -> Result<i64, ErrorReport> {
         added?;
     }
     scan.close();
+    let (count, occurrences) = builder.totals();
     let mut lists = builder.finish();
+    let mut terms = Vec::new();
+    binary_copy::header(&mut terms);
+    let mut lexemes = 0i64;
     let mut started = false;
     let mut failed = None;
-    let written = copy::copy_into(table, &["lexeme", "postings"], false, &mut |buf| {
+    copy::copy_into(postings_table, &["lexeme", "postings"], false, &mut |buf| {
         if !started {
             binary_copy::header(buf);
             started = true;
         }
         while buf.len() < 1 << 16 {
             match lists.next() {
-                Some(Ok((lexeme, list))) => binary_copy::raw_row(buf, &[&lexeme, &list]),
+                Some(Ok(list)) => {
+                    binary_copy::raw_row(buf, &[&list.lexeme, &list.bytes]);
+                    if list.lexeme.as_ref() != postings::EVERY_DOCUMENT {
+                        lexemes += 1;
+                        binary_copy::raw_row(
+                            &mut terms,
+                            &[
+                                &list.lexeme,
+                                &list.documents.to_be_bytes(),
+                                &list.occurrences.to_be_bytes(),
+                            ],
+                        );
+                    }
+                }
                 Some(Err(error)) => {
                     failed = Some(error);
                     binary_copy::trailer(buf);
@@ -251,7 +221,20 @@ fn council_search_postings_build() -> Result<i64, ErrorReport> {
     if let Some(error) = failed {
         return Err(error.into());
     }
-    Ok(i64::try_from(written).unwrap_or(i64::MAX))
+    binary_copy::trailer(&mut terms);
+    let mut terms = Some(terms);
+    copy::copy_into(
+        terms_table,
+        &["lexeme", "documents", "occurrences"],
+        false,
+        &mut |buf| {
+            if let Some(terms) = terms.take() {
+                *buf = terms;
+            }
+            Ok(false)
+        },
+    );
+    Ok(TableIterator::once((lexemes, count, occurrences)))
 }
 
 /// council_search's matches among the documents the postings cover, for
@@ -333,16 +316,14 @@ fn rank(
     lists: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<Vec<(f32, i64)>, Error> {
     let list_of = |lexeme: &[u8]| lists.iter().position(|(l, _)| l.as_slice() == lexeme);
-    let mut documents = Vec::with_capacity(lists.len());
+    let mut read = Vec::with_capacity(lists.len());
     for (_, bytes) in lists {
-        documents.push(postings::Cursor::open(bytes)?.0.documents()?);
+        read.push(postings::Read::new(bytes)?);
     }
-    let every = list_of(postings::EVERY_DOCUMENT);
     let candidates = tree.candidates(
-        &|operand| list_of(operand.lexeme).map_or(&[][..], |i| documents[i].as_slice()),
-        every.map_or(&[][..], |i| documents[i].as_slice()),
+        &|operand| list_of(operand.lexeme).map_or(&[][..], |i| read[i].documents()),
+        list_of(postings::EVERY_DOCUMENT).map_or(&[][..], |i| read[i].documents()),
     );
-    drop(documents);
     let operands: Vec<(usize, Option<usize>)> = tree
         .operands()
         .map(|operand| (operand.item, list_of(operand.lexeme)))
@@ -351,10 +332,6 @@ fn rank(
         .terms()
         .map(|(lexeme, idf)| (list_of(lexeme), idf))
         .collect();
-    let mut cursors = Vec::with_capacity(lists.len());
-    for (_, bytes) in lists {
-        cursors.push(postings::Cursor::open(bytes)?.0);
-    }
     let mut matcher = if tree.candidates_are_matches() {
         None
     } else {
@@ -362,30 +339,28 @@ fn rank(
     };
     let mut at: Vec<Option<postings::Posting<'_>>> = vec![None; lists.len()];
     let mut positions: Vec<Vec<u16>> = vec![Vec::new(); tree.len()];
-    let mut hits = Vec::new();
+    let mut hits = Vec::with_capacity(candidates.len());
     for &document in &candidates {
         let mut length = None;
-        for (cursor, posting) in cursors.iter_mut().zip(at.iter_mut()) {
-            *posting = cursor.seek(document)?;
+        for (list, posting) in read.iter_mut().zip(at.iter_mut()) {
+            *posting = list.find(document);
             length = length.or(posting.map(|p| p.length));
         }
         let Some(length) = length else {
             continue;
         };
         if let Some(matcher) = matcher.as_mut() {
+            let mut present = vec![false; tree.len()];
             for &(item, list) in &operands {
                 if let Some(posting) = list.and_then(|list| at[list]) {
                     posting.positions(&mut positions[item])?;
+                    present[item] = true;
                 }
             }
-            let found: Vec<Option<&[u16]>> = (0..tree.len())
-                .map(|item| {
-                    operands
-                        .iter()
-                        .find(|&&(i, _)| i == item)
-                        .and_then(|&(_, list)| list.and_then(|list| at[list]))
-                        .map(|_| positions[item].as_slice())
-                })
+            let found: Vec<Option<&[u16]>> = positions
+                .iter()
+                .zip(&present)
+                .map(|(p, &here)| here.then_some(p.as_slice()))
                 .collect();
             if !matcher.matches(&found)? {
                 continue;

@@ -164,35 +164,61 @@ impl<'a> Cursor<'a> {
         self.current
     }
 
-    /// Moves to the first document not before `document`, and returns it
-    /// if it is `document`. Asked in ascending order.
-    pub fn seek(&mut self, document: i64) -> Result<Option<Posting<'a>>, Error> {
-        while let Some(at) = self.current {
-            if at.document >= document {
-                return Ok((at.document == document).then_some(at));
-            }
-            self.advance()?;
-        }
-        Ok(None)
-    }
-
-    /// Every document id of the list, in order.
-    pub fn documents(mut self) -> Result<Vec<i64>, Error> {
+    /// Every document of the list, read in one pass, in order.
+    pub fn all(mut self) -> Result<Vec<Posting<'a>>, Error> {
         let mut out = Vec::with_capacity(usize::try_from(self.left).unwrap_or(0) + 1);
         while let Some(at) = self.current {
-            out.push(at.document);
+            if out.last().is_some_and(|last: &Posting<'_>| last.document >= at.document) {
+                return Err(Error::MalformedPostings("documents out of order"));
+            }
+            out.push(at);
             self.advance()?;
         }
-        if out.windows(2).any(|pair| pair[0] >= pair[1]) {
-            return Err(Error::MalformedPostings("documents out of order"));
-        }
         Ok(out)
+    }
+}
+
+/// A list read whole, found by document as documents are asked for in
+/// ascending order.
+pub struct Read<'a> {
+    documents: Vec<i64>,
+    postings: Vec<Posting<'a>>,
+    next: usize,
+}
+
+impl<'a> Read<'a> {
+    /// The list whose bytes are `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Result<Read<'a>, Error> {
+        let postings = Cursor::open(bytes)?.0.all()?;
+        Ok(Read {
+            documents: postings.iter().map(|p| p.document).collect(),
+            postings,
+            next: 0,
+        })
+    }
+
+    /// Its documents' ids, ascending.
+    pub fn documents(&self) -> &[i64] {
+        &self.documents
+    }
+
+    /// The posting of `document`, if the list holds it; asked in
+    /// ascending order (a search past the documents asked before).
+    pub fn find(&mut self, document: i64) -> Option<Posting<'a>> {
+        let rest = self.documents.get(self.next..)?;
+        self.next += rest.partition_point(|&d| d < document);
+        match self.documents.get(self.next) {
+            Some(&found) if found == document => self.postings.get(self.next).copied(),
+            _ => None,
+        }
     }
 }
 
 #[derive(Default)]
 struct List {
     documents: u64,
+    /// the lexeme's positions in them all (1 a document that keeps none)
+    occurrences: u64,
     last: i64,
     sorted: bool,
     bytes: Vec<u8>,
@@ -210,6 +236,7 @@ impl List {
         self.bytes.extend_from_slice(positions);
         self.last = document;
         self.documents += 1;
+        self.occurrences += u64::from(frequency);
     }
 
     /// The list's stored bytes, its documents in ascending order.
@@ -241,11 +268,24 @@ impl List {
     }
 }
 
+/// A lexeme's list, made: its stored bytes, and what it counts.
+pub struct Finished {
+    pub lexeme: Box<[u8]>,
+    pub bytes: Vec<u8>,
+    /// the documents that hold the lexeme
+    pub documents: i64,
+    /// its positions in them all, as ts_stat counts its occurrences
+    pub occurrences: i64,
+}
+
 /// Builds every lexeme's list from the documents, handed in any order.
 #[derive(Default)]
 pub struct Builder {
     lists: HashMap<Box<[u8]>, List, foldhash::fast::RandomState>,
     positions: Vec<u8>,
+    documents: u64,
+    /// the documents' lengths all together
+    length: u64,
 }
 
 impl Builder {
@@ -253,6 +293,9 @@ impl Builder {
     /// holds, and to the list of every document.
     pub fn add(&mut self, id: i64, document: &TsVector<'_>) -> Result<(), Error> {
         let length = document.length()?;
+        self.documents += 1;
+        self.length += u64::from(length);
+        self.positions.clear();
         self.push(EVERY_DOCUMENT, id, length, 0);
         for index in 0..document.lexemes() {
             let (lexeme, frequency) = document.occurrence(index)?;
@@ -282,14 +325,29 @@ impl Builder {
         }
     }
 
+    /// The documents added, and their length all together.
+    pub fn totals(&self) -> (i64, i64) {
+        (
+            i64::try_from(self.documents).unwrap_or(i64::MAX),
+            i64::try_from(self.length).unwrap_or(i64::MAX),
+        )
+    }
+
     /// Every lexeme's list, in the lexemes' byte order (the order of the
-    /// table's `COLLATE "C"` key), each with its number of documents.
-    pub fn finish(self) -> impl Iterator<Item = Result<(Box<[u8]>, Vec<u8>), Error>> {
+    /// table's `COLLATE "C"` key), the list of every document first.
+    pub fn finish(self) -> impl Iterator<Item = Result<Finished, Error>> {
         let mut lists: Vec<_> = self.lists.into_iter().collect();
         lists.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        lists
-            .into_iter()
-            .map(|(lexeme, list)| Ok((lexeme, list.finish()?)))
+        lists.into_iter().map(|(lexeme, list)| {
+            let documents = i64::try_from(list.documents).unwrap_or(i64::MAX);
+            let occurrences = i64::try_from(list.occurrences).unwrap_or(i64::MAX);
+            Ok(Finished {
+                lexeme,
+                bytes: list.finish()?,
+                documents,
+                occurrences,
+            })
+        })
     }
 }
 
@@ -327,7 +385,7 @@ mod tests {
         }
         builder
             .finish()
-            .map(|list| list.map(|(lexeme, bytes)| (lexeme.into_vec(), bytes)))
+            .map(|list| list.map(|list| (list.lexeme.into_vec(), list.bytes)))
             .collect::<Result<_, _>>()
             .expect("finish")
     }
@@ -367,28 +425,26 @@ mod tests {
             read(&lists[&b"eel"[..]]),
             vec![(3, 4, 3, vec![1, 300, 16383])]
         );
-        let every: Vec<_> = read(&lists[EVERY_DOCUMENT])
-            .into_iter()
-            .map(|(id, length, frequency, _)| (id, length, frequency))
-            .collect();
-        assert_eq!(every, vec![(3, 4, 0), (40, 3, 0), (900, 3, 0)]);
+        assert_eq!(
+            read(&lists[EVERY_DOCUMENT]),
+            vec![(3, 4, 0, vec![]), (40, 3, 0, vec![]), (900, 3, 0, vec![])]
+        );
     }
 
     #[test]
-    fn a_cursor_seeks_forward_to_the_documents_asked_for() {
+    fn a_read_list_finds_the_documents_asked_for_in_order() {
         let lists = build(&[
             (1, stored(&[("cat", &[1])])),
             (5, stored(&[("cat", &[2])])),
             (9, stored(&[("cat", &[3])])),
         ]);
-        let (mut cursor, documents) = Cursor::open(&lists[&b"cat"[..]]).expect("open");
-        assert_eq!(documents, 3);
-        assert_eq!(cursor.seek(1).expect("seek").map(|p| p.document), Some(1));
-        assert_eq!(cursor.seek(4).expect("seek"), None);
-        assert_eq!(cursor.seek(9).expect("seek").map(|p| p.document), Some(9));
-        assert_eq!(cursor.seek(10).expect("seek"), None);
-        let (cursor, _) = Cursor::open(&lists[&b"cat"[..]]).expect("open");
-        assert_eq!(cursor.documents().expect("documents"), vec![1, 5, 9]);
+        let mut list = Read::new(&lists[&b"cat"[..]]).expect("read");
+        assert_eq!(list.documents(), &[1, 5, 9]);
+        assert_eq!(list.find(1).map(|p| p.document), Some(1));
+        assert_eq!(list.find(4), None);
+        assert_eq!(list.find(9).map(|p| (p.document, p.length)), Some((9, 1)));
+        assert_eq!(list.find(10), None);
+        assert_eq!(list.find(11), None);
     }
 
     #[test]

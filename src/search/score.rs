@@ -140,15 +140,6 @@ impl<'a> TsVector<'a> {
         Ok(start..end)
     }
 
-    /// Each lexeme, with its number of positions (1 when the tsvector
-    /// keeps none), as ts_stat counts its occurrences.
-    pub fn occurrences(&self) -> impl Iterator<Item = Result<(&'a [u8], u32), Error>> + '_ {
-        (0..self.count).map(|i| {
-            let entry = self.entry(i)?;
-            Ok((self.lexeme(&entry)?, self.positions(&entry)?))
-        })
-    }
-
     /// The `index`th lexeme, with its number of positions (1 when the
     /// tsvector keeps none).
     pub fn occurrence(&self, index: usize) -> Result<(&'a [u8], u32), Error> {
