@@ -813,9 +813,9 @@ def search_benchmark(args, url, conversations, fixture_of):
     with conn.cursor() as cur:
         cur.execute("VACUUM (ANALYZE)")
         cur.execute("SELECT count(*), pg_table_size('council_search_documents'), "
-                    "pg_relation_size('council_search_documents_document'), "
+                    "pg_total_relation_size('council_search_postings'), "
                     "pg_indexes_size('council_search_documents') FROM council_search_documents")
-        documents, table_bytes, gin_bytes, index_bytes = cur.fetchone()
+        documents, table_bytes, postings_bytes, index_bytes = cur.fetchone()
     print(f"  search: {documents:,} documents, import {imported:.1f} s (off: {imported_off:.1f} s)",
           file=sys.stderr)
     fts, fts_built, fts_bytes, texts = fts5_index(args, path, conversations)
@@ -877,7 +877,7 @@ def search_benchmark(args, url, conversations, fixture_of):
           f"{writes_off:,.0f} tps off", file=sys.stderr)
     return {
         "conversations": conversations, "paragraphs": paragraphs, "documents": documents,
-        "table_bytes": table_bytes, "gin_bytes": gin_bytes, "index_bytes": index_bytes,
+        "table_bytes": table_bytes, "postings_bytes": postings_bytes, "index_bytes": index_bytes,
         "imported": imported, "imported_off": imported_off, "fts_built": fts_built, "fts_bytes": fts_bytes,
         "rows": rows, "rounds": rounds, "queries": len(asked), "known_items": len(items),
         "mrr": mrr, "fts_mrr": fts_mrr, "writes_on": writes_on, "writes_off": writes_off,
@@ -917,8 +917,8 @@ def search_report(out, args, search):
         f"{increment / search['fts_built']:.2f}× FTS5's build of its index over the same text "
         f"({search['fts_built']:.1f} s, {search['fts_bytes'] / 1e6:,.0f} MB); on ÷ off = "
         f"{search['imported'] / search['imported_off']:.2f}. The index: {search['documents']:,} documents, "
-        f"{search['table_bytes'] / 1e6:,.0f} MB of tsvectors, GIN index {search['gin_bytes'] / 1e6:,.0f} MB "
-        f"(all its indexes {search['index_bytes'] / 1e6:,.0f} MB).")
+        f"{search['table_bytes'] / 1e6:,.0f} MB of tsvectors (their indexes {search['index_bytes'] / 1e6:,.0f} MB), "
+        f"postings {search['postings_bytes'] / 1e6:,.0f} MB.")
     out("")
     out(f"The app's writes: its add-assistant-message transaction (the message, three stage 1 responses of "
         f"the file's prose, three rankings, the synthesis, the metadata, the conversation's count), "

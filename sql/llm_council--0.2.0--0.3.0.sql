@@ -498,14 +498,10 @@ DECLARE
     tsq tsquery;
     filters text := '';
     lexemes text[];
-    frequencies bigint[];
-    corpus bigint;
-    average double precision;
     prepared bytea;
     need bigint;
     wanted integer;
-    docs bigint[];
-    ranks real[];
+    listed bigint;
     returned bigint;
     total bigint;
     matched text;
@@ -536,15 +532,16 @@ BEGIN
     -- BM25's inputs: the query's lexemes (as the documents hold them) and
     -- the corpus's statistics; none yet ranks by frequency and length alone.
     lexemes := tsvector_to_array(to_tsvector(cfg, query));
-    SELECT s.documents, s.average_length INTO corpus, average
-    FROM @extschema@.council_search_statistics s;
-    frequencies := ARRAY(SELECT coalesce(t.documents, 0)
-                         FROM unnest(lexemes) WITH ORDINALITY AS l(lexeme, i)
-                         LEFT JOIN @extschema@.council_search_terms t
-                                ON t.lexeme OPERATOR(pg_catalog.=) l.lexeme COLLATE "C"
-                         ORDER BY l.i);
-    prepared := @extschema@.council_search_query(lexemes, frequencies, coalesce(corpus, 0),
-                                                 coalesce(average, 0));
+    SELECT @extschema@.council_search_query(
+               lexemes,
+               ARRAY(SELECT coalesce(t.documents, 0)
+                     FROM unnest(lexemes) WITH ORDINALITY AS l(lexeme, i)
+                     LEFT JOIN @extschema@.council_search_terms t
+                            ON t.lexeme OPERATOR(pg_catalog.=) l.lexeme COLLATE "C"
+                     ORDER BY l.i),
+               coalesce(s.documents, 0), coalesce(s.average_length, 0))
+    INTO prepared
+    FROM (SELECT) AS one LEFT JOIN @extschema@.council_search_statistics s ON true;
     IF "limit" OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
     END IF;
@@ -569,127 +566,142 @@ BEGIN
     -- they hold (council_search_matches ranks them there, reading no
     -- document), and the GIN index, for the few written since the last
     -- analyze (ranked one by one). From the postings come the best, with
-    -- every tie of the last: enough to fill the page once the documents
-    -- deleted since, and those the filters leave out, are dropped; more
-    -- are asked for until they do, or none are left.
+    -- every tie of the last (`wanted`), whose rows are then read: the page
+    -- is whole if enough of them are there (a document deleted since, or
+    -- one the filters leave out, is not), or if they were all the matches.
+    -- Otherwise the statement returns nothing, and more are asked for.
     --
     -- One conversation's search reads that conversation's documents
     -- instead, through its index: a few rows, whatever the words.
-    IF conversation IS NULL THEN
-        need := "limit"::bigint OPERATOR(pg_catalog.+) "offset";
-        wanted := least(need OPERATOR(pg_catalog.*) CASE WHEN filters OPERATOR(pg_catalog.=) '' THEN 1 ELSE 4 END
-                        OPERATOR(pg_catalog.+) 16, 2147483647);
-        LOOP
-            -- without filters, a static statement, whose generic plan
-            -- PL/pgSQL keeps for the session
-            IF filters OPERATOR(pg_catalog.=) '' THEN
-                SELECT coalesce(array_agg(h.doc) FILTER (WHERE d.doc IS NOT NULL), '{}'),
-                       coalesce(array_agg(h.rank) FILTER (WHERE d.doc IS NOT NULL), '{}'),
-                       count(*), coalesce(max(h.matches), 0)
-                INTO docs, ranks, returned, total
-                FROM @extschema@.council_search_matches(tsq, prepared, wanted,
-                                                        '@extschema@.council_search_postings'::regclass) h
-                LEFT JOIN @extschema@.council_search_documents d
-                       ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed;
-            ELSE
-                EXECUTE
-                    'SELECT coalesce(array_agg(h.doc) FILTER (WHERE d.doc IS NOT NULL), ''{}''),
-                            coalesce(array_agg(h.rank) FILTER (WHERE d.doc IS NOT NULL), ''{}''),
-                            count(*), coalesce(max(h.matches), 0)
-                     FROM @extschema@.council_search_matches($1, $8, $7,
-                                                             ''@extschema@.council_search_postings''::regclass) h
-                     LEFT JOIN @extschema@.council_search_documents d
-                            ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters
-                INTO docs, ranks, returned, total
-                USING tsq, conversation, by_model, since, until, kinds, wanted, prepared;
-            END IF;
-            EXIT WHEN cardinality(docs) OPERATOR(pg_catalog.>=) need OR returned OPERATOR(pg_catalog.>=) total;
-            wanted := least(wanted::bigint OPERATOR(pg_catalog.*) 8, 2147483647);
-        END LOOP;
-    END IF;
+    --
     -- The page's rows are ranked among every match; their text, document
     -- and title are read for the page alone (the document by its ctid:
     -- carrying the documents through the ranking's sort would copy each).
     -- The snippet of a council_english document comes from its positions
     -- (council_search_snippet), any other's from ts_headline.
-    IF filters OPERATOR(pg_catalog.=) '' THEN
-        RETURN QUERY
-        WITH top AS (
-            SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                   d.created_at, d.config, r.rank
-            FROM unnest(docs, ranks) AS r(doc, rank)
-            JOIN @extschema@.council_search_documents d ON d.doc OPERATOR(pg_catalog.=) r.doc
-            UNION ALL
-            SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                   d.created_at, d.config, @extschema@.council_search_score(d.document, prepared)
-            FROM @extschema@.council_search_documents d
-            WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq
-            ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
-            LIMIT "limit" OFFSET "offset")
-        SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
-               CASE WHEN t.config OPERATOR(pg_catalog.=) '@extschema@.council_english'::regconfig
-                    THEN @extschema@.council_search_snippet(s.body, s.document, tsq, snippet_options)
-                    ELSE ts_headline(cfg, s.body, tsq, snippet_options)
-               END
-        FROM top t
-        CROSS JOIN LATERAL (
-            SELECT d.document, c.title, CASE t.kind
-                   WHEN 'title' THEN c.title
-                   WHEN 'user_message' THEN (SELECT m.content FROM @extschema@.messages m
-                                             WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
-                   WHEN 'stage1' THEN (SELECT r.response FROM @extschema@.stage1_responses r
-                                       WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
-                   ELSE (SELECT r.response FROM @extschema@.stage3_synthesis r
-                         WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
-                   END AS body
-            FROM @extschema@.council_search_documents d
-            LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
-            WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
-        ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id;
-        RETURN;
-    END IF;
-    IF conversation IS NOT NULL THEN
-        matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                           d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
-                    FROM @extschema@.council_search_documents d
-                    WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters;
-    ELSE
-        matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                           d.created_at, d.config, r.rank
-                    FROM unnest($12, $13) AS r(doc, rank)
-                    JOIN @extschema@.council_search_documents d ON d.doc OPERATOR(pg_catalog.=) r.doc
-                    UNION ALL
-                    SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                           d.created_at, d.config, @extschema@.council_search_score(d.document, $11)
-                    FROM @extschema@.council_search_documents d
-                    WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) $1' || filters;
-    END IF;
-    RETURN QUERY EXECUTE
-        'WITH top AS (' || matched || '
-             ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
-             LIMIT $7 OFFSET $8)
-         SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
-                CASE WHEN t.config OPERATOR(pg_catalog.=) ''@extschema@.council_english''::regconfig
-                     THEN @extschema@.council_search_snippet(s.body, s.document, $1, $10)
-                     ELSE ts_headline($9, s.body, $1, $10)
-                END
-         FROM top t
-         CROSS JOIN LATERAL (
-             SELECT d.document, c.title, CASE t.kind
-                    WHEN ''title'' THEN c.title
-                    WHEN ''user_message'' THEN (SELECT m.content FROM @extschema@.messages m
-                                               WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
-                    WHEN ''stage1'' THEN (SELECT r.response FROM @extschema@.stage1_responses r
-                                         WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
-                    ELSE (SELECT r.response FROM @extschema@.stage3_synthesis r
-                          WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
-                    END AS body
-             FROM @extschema@.council_search_documents d
-             LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
-             WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
-         ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
-    USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
-          prepared, docs, ranks;
+    need := "limit"::bigint OPERATOR(pg_catalog.+) "offset";
+    wanted := least(need OPERATOR(pg_catalog.*) CASE WHEN filters OPERATOR(pg_catalog.=) '' THEN 1 ELSE 4 END
+                    OPERATOR(pg_catalog.+) 16, 2147483647);
+    LOOP
+        -- without filters, a static statement, whose generic plan PL/pgSQL
+        -- keeps for the session
+        IF filters OPERATOR(pg_catalog.=) '' THEN
+            RETURN QUERY
+            WITH hits AS MATERIALIZED (
+                SELECT h.doc, h.rank, h.matches
+                FROM @extschema@.council_search_matches(tsq, prepared, wanted,
+                                                        '@extschema@.council_search_postings'::regclass) h),
+            listed AS MATERIALIZED (
+                SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                       d.created_at, d.config, h.rank
+                FROM hits h
+                JOIN @extschema@.council_search_documents d
+                  ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed),
+            top AS (
+                SELECT * FROM listed
+                UNION ALL
+                SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                       d.created_at, d.config, @extschema@.council_search_score(d.document, prepared)
+                FROM @extschema@.council_search_documents d
+                WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq
+                ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
+                LIMIT "limit" OFFSET "offset")
+            SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
+                   CASE WHEN t.config OPERATOR(pg_catalog.=) '@extschema@.council_english'::regconfig
+                        THEN @extschema@.council_search_snippet(s.body, s.document, tsq, snippet_options)
+                        ELSE ts_headline(cfg, s.body, tsq, snippet_options)
+                   END
+            FROM top t
+            CROSS JOIN LATERAL (
+                SELECT d.document, c.title, CASE t.kind
+                       WHEN 'title' THEN c.title
+                       WHEN 'user_message' THEN (SELECT m.content FROM @extschema@.messages m
+                                                 WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
+                       WHEN 'stage1' THEN (SELECT r.response FROM @extschema@.stage1_responses r
+                                           WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
+                       ELSE (SELECT r.response FROM @extschema@.stage3_synthesis r
+                             WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
+                       END AS body
+                FROM @extschema@.council_search_documents d
+                LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
+                WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
+            WHERE (SELECT count(*) FROM listed) OPERATOR(pg_catalog.>=) need
+               OR (SELECT count(*) FROM hits) OPERATOR(pg_catalog.>=) (SELECT coalesce(max(h.matches), 0) FROM hits h)
+            ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id;
+            EXIT WHEN FOUND;
+            SELECT count(d.doc), count(*), coalesce(max(h.matches), 0) INTO listed, returned, total
+            FROM @extschema@.council_search_matches(tsq, prepared, wanted,
+                                                    '@extschema@.council_search_postings'::regclass) h
+            LEFT JOIN @extschema@.council_search_documents d
+                   ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed;
+        ELSE
+            IF conversation IS NOT NULL THEN
+                matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                                   d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
+                            FROM @extschema@.council_search_documents d
+                            WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters;
+            ELSE
+                matched := 'SELECT * FROM listed
+                            UNION ALL
+                            SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                                   d.created_at, d.config, @extschema@.council_search_score(d.document, $11)
+                            FROM @extschema@.council_search_documents d
+                            WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) $1' || filters;
+            END IF;
+            RETURN QUERY EXECUTE
+                'WITH hits AS MATERIALIZED (
+                     SELECT h.doc, h.rank, h.matches
+                     FROM @extschema@.council_search_matches($1, $11, $12,
+                                                             ''@extschema@.council_search_postings''::regclass) h
+                     WHERE $2 IS NULL),
+                 listed AS MATERIALIZED (
+                     SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                            d.created_at, d.config, h.rank
+                     FROM hits h
+                     JOIN @extschema@.council_search_documents d
+                       ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters || '),
+                 top AS (' || matched || '
+                     ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
+                     LIMIT $7 OFFSET $8)
+                 SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
+                        CASE WHEN t.config OPERATOR(pg_catalog.=) ''@extschema@.council_english''::regconfig
+                             THEN @extschema@.council_search_snippet(s.body, s.document, $1, $10)
+                             ELSE ts_headline($9, s.body, $1, $10)
+                        END
+                 FROM top t
+                 CROSS JOIN LATERAL (
+                     SELECT d.document, c.title, CASE t.kind
+                            WHEN ''title'' THEN c.title
+                            WHEN ''user_message'' THEN (SELECT m.content FROM @extschema@.messages m
+                                                       WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
+                            WHEN ''stage1'' THEN (SELECT r.response FROM @extschema@.stage1_responses r
+                                                 WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
+                            ELSE (SELECT r.response FROM @extschema@.stage3_synthesis r
+                                  WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
+                            END AS body
+                     FROM @extschema@.council_search_documents d
+                     LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
+                     WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
+                 WHERE $2 IS NOT NULL
+                    OR (SELECT count(*) FROM listed) OPERATOR(pg_catalog.>=) $13
+                    OR (SELECT count(*) FROM hits) OPERATOR(pg_catalog.>=) (SELECT coalesce(max(h.matches), 0) FROM hits h)
+                 ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
+            USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
+                  prepared, wanted, need;
+            EXIT WHEN FOUND OR conversation IS NOT NULL;
+            EXECUTE
+                'SELECT count(d.doc), count(*), coalesce(max(h.matches), 0)
+                 FROM @extschema@.council_search_matches($1, $8, $7,
+                                                         ''@extschema@.council_search_postings''::regclass) h
+                 LEFT JOIN @extschema@.council_search_documents d
+                        ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters
+            INTO listed, returned, total
+            USING tsq, conversation, by_model, since, until, kinds, wanted, prepared;
+        END IF;
+        -- nothing returned: the page is empty, or more are needed
+        EXIT WHEN listed OPERATOR(pg_catalog.>=) need OR returned OPERATOR(pg_catalog.>=) total;
+        wanted := least(wanted::bigint OPERATOR(pg_catalog.*) 8, 2147483647);
+    END LOOP;
 END
 $$;
 

@@ -59,6 +59,9 @@ pub enum Error {
     },
     #[error("permission denied to read a server file with {0}")]
     ServerFileDenied(&'static str),
+    /// The searching role may not read the search's postings.
+    #[error("permission denied for table {0}")]
+    SearchNotGranted(&'static str),
     #[error("{function} does not support row-level security on table {table}")]
     RowLevelSecurity {
         function: &'static str,
@@ -144,6 +147,7 @@ impl Error {
             Error::CouncilTableMissing(_) | Error::CacheTableMissing => sqlstate::UNDEFINED_TABLE,
             Error::NotUtf8Database => sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
             Error::PermissionDenied { .. }
+            | Error::SearchNotGranted(_)
             | Error::ServerFileDenied(_)
             | Error::CacheEventDenied { .. } => sqlstate::INSUFFICIENT_PRIVILEGE,
             Error::RowLevelSecurity { .. } => sqlstate::FEATURE_NOT_SUPPORTED,
@@ -180,7 +184,8 @@ impl Error {
                 Some(format!("{privilege} on {object} is missing: {why}"))
             }
             Error::ServerFileDenied(_) => Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
-            Error::RowLevelSecurity { .. } => Some("the import writes through COPY's machinery and the export reads below the executor, so neither could apply the table's policies".into()),
+            Error::RowLevelSecurity { .. } => Some("the import writes through COPY's machinery, and the export and the search's postings are read below the executor, so none could apply the table's policies".into()),
+            Error::SearchNotGranted(_) => Some("council_search runs with the caller's rights, and reads the search's own tables".into()),
             Error::CacheEventDenied { event, privilege } => {
                 Some(format!("counting a {event} needs {privilege} on response_cache"))
             }
@@ -233,6 +238,10 @@ impl Error {
                 "SELECT council_search_analyze() builds the postings again from the documents"
             }
             Error::PrefixQuery => "search with council_search, which matches whole words",
+            Error::SearchNotGranted(_) => {
+                "GRANT SELECT ON council_search_documents, council_search_postings, council_search_terms, \
+                 council_search_statistics TO the searching role"
+            }
             _ => return None,
         };
         Some(hint.into())

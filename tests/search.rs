@@ -1553,3 +1553,36 @@ fn a_document_written_while_the_postings_are_built_is_found() {
         0
     );
 }
+
+/// council_search runs with the caller's rights: a role that may read the
+/// documents but not the postings is refused, by name, with the grants it
+/// needs in the HINT; granted, it searches.
+#[test]
+fn searching_needs_select_on_the_postings() {
+    let cluster = common::cluster();
+    let mut admin = common::database_with_extension(&cluster, "council");
+    admin
+        .batch_execute(
+            "CREATE ROLE reader LOGIN PASSWORD 'reader';
+             GRANT SELECT ON conversations, messages, stage1_responses, stage3_synthesis,
+                   council_search_documents, council_search_terms, council_search_statistics
+                   TO reader;
+             INSERT INTO conversations (id, title)
+                 VALUES ('00000000-0000-4000-8000-000000000001', 'Ptarmigan plumage');
+             SELECT council_search_analyze();",
+        )
+        .expect("a reader without the postings");
+    let mut reader = cluster
+        .connect_as("council", "reader", "reader")
+        .expect("connect as reader");
+    let err = reader
+        .query("SELECT * FROM council_search('ptarmigan')", &[])
+        .expect_err("no SELECT on the postings");
+    common::assert_error(&err, "42501", "permission denied for table council_search_postings");
+    let hint = err.as_db_error().and_then(|e| e.hint()).unwrap_or_default();
+    assert!(hint.contains("council_search_postings"), "{hint}");
+    admin
+        .batch_execute("GRANT SELECT ON council_search_postings TO reader")
+        .expect("grant");
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM council_search('ptarmigan')"), 1);
+}

@@ -11,10 +11,13 @@ use super::stored_row::{self, StoredRow};
 use crate::error::Error;
 
 /// A primary key value.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum KeyDatum {
     BigInt(i64),
     Uuid([u8; 16]),
+    /// a text key's bytes, in the database's encoding (a `COLLATE "C"`
+    /// key: equal where the bytes are)
+    Text(Vec<u8>),
 }
 
 /// Rows between resets of the memory the comparisons allocate (detoasted
@@ -34,8 +37,10 @@ pub struct PrimaryKeyLookup {
     equality: pg_sys::RegProcedure,
     /// the attribute number of each column asked for, in the caller's order
     attnums: Vec<usize>,
-    /// a uuid key's bytes: the scan key points at them while it runs
+    /// a uuid key's bytes, or a text key as a varlena: the scan key points
+    /// at them while it runs
     uuid: [u8; 16],
+    text: Vec<u8>,
     /// where the scans and slots live, and allocate as they go (btree keeps
     /// the dead tuples it met here): a context that lasts as long as they
     /// do, whatever context the caller runs in (COPY resets its own)
@@ -167,7 +172,7 @@ impl PrimaryKeyLookup {
                 slot: pg_sys::table_slot_create(heap, std::ptr::null_mut()),
                 state: match key {
                     KeyDatum::BigInt(_) => Walk::NotStarted,
-                    KeyDatum::Uuid(_) => Walk::Abandoned,
+                    KeyDatum::Uuid(_) | KeyDatum::Text(_) => Walk::Abandoned,
                 },
                 last: i64::MIN,
                 asked: false,
@@ -178,6 +183,7 @@ impl PrimaryKeyLookup {
         let equality = match key {
             KeyDatum::BigInt(_) => pg_sys::F_INT8EQ,
             KeyDatum::Uuid(_) => pg_sys::F_UUID_EQ,
+            KeyDatum::Text(_) => pg_sys::F_TEXTEQ,
         };
         Ok(PrimaryKeyLookup {
             heap,
@@ -188,6 +194,7 @@ impl PrimaryKeyLookup {
             equality: pg_sys::RegProcedure::from(equality),
             attnums,
             uuid: [0; 16],
+            text: Vec::new(),
             scan_memory,
             memory: PgMemoryContexts::new("llm_council row comparison"),
             rows: 0,
@@ -228,11 +235,24 @@ impl PrimaryKeyLookup {
                 self.uuid = bytes;
                 pg_sys::Datum::from(self.uuid.as_ptr())
             }
+            KeyDatum::Text(bytes) => {
+                // a varlena with a 4-byte header; a key is a lexeme, far
+                // below a varlena's 1 GB
+                let len = i32::try_from(bytes.len() + 4).unwrap_or(i32::MAX);
+                self.text.clear();
+                self.text.extend_from_slice(&[0; 4]);
+                self.text.extend_from_slice(&bytes);
+                // SAFETY: the buffer starts with the 4 bytes of the header,
+                // at malloc's alignment.
+                unsafe { pgrx::varlena::set_varsize_4b(self.text.as_mut_ptr().cast(), len) };
+                pg_sys::Datum::from(self.text.as_ptr())
+            }
         };
         let mut scan_key = pg_sys::ScanKeyData::default();
         let (scan, slot, equality) = (self.scan, self.slot, self.equality);
-        // SAFETY: the scan is open; the key's datum (a uuid's bytes in self)
-        // outlives the scan step; the slot is the table's own type.
+        // SAFETY: the scan is open; the key's datum (a uuid's bytes or a
+        // text in self) outlives the scan step; the slot is the table's own
+        // type. ScanKeyInit compares in the C collation, the key's own.
         let found = in_context(self.scan_memory.value(), || unsafe {
             pg_sys::ScanKeyInit(
                 &mut scan_key,

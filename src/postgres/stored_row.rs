@@ -115,7 +115,7 @@ impl<'a> StoredRow<'a> {
         Some(bytes)
     }
 
-    /// The bytes of a text or varchar value, detoasted.
+    /// The bytes of a text, varchar or bytea value, detoasted.
     pub fn text(&self, i: usize) -> Option<&[u8]> {
         let datum = self.datum(i)?;
         // SAFETY: a text datum is a varlena, possibly toasted or short;

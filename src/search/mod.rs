@@ -22,7 +22,9 @@ use crate::council::search_documents;
 use crate::error::Error;
 use crate::postgres::scan::TableScan;
 use crate::import::binary_copy;
-use crate::postgres::{copy, dictionaries, extension, headline, spi, ts_execute, tsvector};
+use crate::postgres::backend;
+use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
+use crate::postgres::{copy, dictionaries, extension, headline, ts_execute, tsvector};
 
 extension_sql_file!(
     "../../sql/search.sql",
@@ -241,7 +243,8 @@ fn council_search_postings_build() -> Result<
 /// `query`, ranked by BM25 for `prepared` (`council_search_query`): the
 /// `wanted` best, with every one that ties the last, best first, each with
 /// the number of all matches. `postings` is the table to read
-/// (`council_search_postings`), as the caller, with its privileges. A
+/// (`council_search_postings`), found by lexeme through its primary key:
+/// the caller needs SELECT on it, and row-level security on it refuses. A
 /// document matches where `document @@ query` would: the candidates are the
 /// documents of the lexemes the query needs, and PostgreSQL's TS_execute
 /// decides each from the positions listed (`postgres::ts_execute`), unless
@@ -278,25 +281,26 @@ fn council_search_matches(
     }
     lexemes.sort_unstable();
     lexemes.dedup();
-    let asked: Vec<String> = lexemes
-        .iter()
-        .map(|lexeme| String::from_utf8_lossy(lexeme).into_owned())
-        .collect();
-    let mut read: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(asked.len());
-    spi::select_kept(
-        postings,
-        "SELECT lexeme, postings FROM {table} WHERE lexeme = ANY ($1)",
-        &[PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID)],
-        &[asked.into()],
-        |row| {
-            let lexeme = row.get::<String>(1).map_err(spi::internal_query_failed)?;
-            let list = row.get::<Vec<u8>>(2).map_err(spi::internal_query_failed)?;
-            if let (Some(lexeme), Some(list)) = (lexeme, list) {
-                read.push((lexeme.into_bytes(), list));
-            }
-            Ok(())
-        },
-    )?;
+    if !backend::table_privilege(postings, pg_sys::ACL_SELECT).unwrap_or(false) {
+        return Err(Error::SearchNotGranted("council_search_postings").into());
+    }
+    if backend::row_level_security_applies(postings) {
+        return Err(Error::RowLevelSecurity {
+            function: "council_search",
+            table: "council_search_postings",
+        }
+        .into());
+    }
+    let mut lists = PrimaryKeyLookup::open(postings, KeyDatum::Text(Vec::new()), &["postings"])?;
+    let mut read: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(lexemes.len());
+    for lexeme in lexemes {
+        if let Some(Some(list)) = lists.find(KeyDatum::Text(lexeme.to_vec()), |row| {
+            row.text(0).map(<[u8]>::to_vec)
+        }) {
+            read.push((lexeme.to_vec(), list));
+        }
+    }
+    lists.close();
     let hits = rank(&query, &tree, &prepared, &read)?;
     let matches = i64::try_from(hits.len()).unwrap_or(i64::MAX);
     let wanted = usize::try_from(wanted).unwrap_or(0);
