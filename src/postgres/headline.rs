@@ -1,9 +1,10 @@
 //! PostgreSQL's own headline over words `search::snippet` marked: the
 //! `HeadlineParsedText` that `ts_headline` builds with `hlparsetext`, built
 //! here from the parser's tokens and the stored document's positions, then
-//! `prsd_headline` (which chooses the fragments and reads the options) and
-//! `generateHeadline` (which writes them out), as `ts_headline_byid_opt`
-//! calls them. The snippet is therefore `ts_headline`'s, option for option.
+//! `prsd_headline` (which chooses the fragments and reads the options), and
+//! the fragments written out as `generateHeadline` writes them, as
+//! `ts_headline_byid_opt` does. The snippet is therefore `ts_headline`'s,
+//! option for option.
 
 use pgrx::pg_sys;
 
@@ -80,27 +81,28 @@ unsafe fn marked_headline(
             .add(std::mem::size_of::<pg_sys::TSQueryData>())
             .cast::<pg_sys::QueryItem>()
     };
+    // Each entry's word, as a range of `text`: prsd_headline reads the
+    // entries' lengths, types and items, never their text, so an entry's
+    // word points into `text` (no copy per word), and the headline is
+    // written here from these ranges, as generateHeadline writes it (which
+    // would pfree the words it leaves out).
+    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(count);
     // SAFETY: palloc0 returns zeroed memory for `count` entries in the
     // current memory context, which outlives this call's use of it; every
     // entry written below lies inside it (one per word and one per extra
-    // match); each word's text is its own palloc'd copy, as hladdword makes
-    // it, because generateHeadline pfrees the words it leaves out.
+    // match).
     let words = unsafe {
         let words = pg_sys::palloc0(count * entry_size).cast::<pg_sys::HeadlineWordEntry>();
-        let mut written = 0;
         let mut matches = marked.matches.iter().peekable();
         for (index, word) in marked.words.iter().enumerate() {
-            let bytes = &text[word.token.start..word.token.start + word.token.len];
-            let copy = pg_sys::palloc(bytes.len().max(1)).cast::<u8>();
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
-            let entry = &mut *words.add(written);
+            let entry = &mut *words.add(ranges.len());
             entry.set_type(word.token.kind as u32);
             // a token is shorter than MAX_WORD, or a blank run: the field
             // holds 16 bits, as ts_headline's does
-            entry.set_len(u32::try_from(bytes.len()).unwrap_or(u32::MAX) & 0xFFFF);
+            entry.set_len(u32::try_from(word.token.len).unwrap_or(u32::MAX) & 0xFFFF);
             entry.pos = word.position;
-            entry.word = copy.cast();
-            written += 1;
+            entry.word = text.as_ptr().add(word.token.start).cast_mut().cast();
+            ranges.push((word.token.start, word.token.len & 0xFFFF));
             let mut first = true;
             while let Some(&&(at, item)) = matches.peek() {
                 if at != index {
@@ -109,32 +111,30 @@ unsafe fn marked_headline(
                 matches.next();
                 let operand = std::ptr::addr_of_mut!((*items.add(item)).qoperand);
                 if first {
-                    (*words.add(written - 1)).item = operand;
+                    (*words.add(ranges.len() - 1)).item = operand;
                     first = false;
                 } else {
                     // hlfinditem: the word again, pointing at the next item
-                    let repeated = words.add(written);
-                    std::ptr::copy_nonoverlapping(words.add(written - 1), repeated, 1);
+                    let repeated = words.add(ranges.len());
+                    std::ptr::copy_nonoverlapping(words.add(ranges.len() - 1), repeated, 1);
                     (*repeated).item = operand;
                     (*repeated).set_repeated(1);
-                    written += 1;
+                    ranges.push((word.token.start, word.token.len & 0xFFFF));
                 }
             }
         }
-        (words, written)
+        words
     };
-    let (words, written) = words;
     let mut parsed = pg_sys::HeadlineParsedText {
         words,
         lenwords: i32::try_from(count).unwrap_or(i32::MAX),
-        curwords: i32::try_from(written).unwrap_or(i32::MAX),
+        curwords: i32::try_from(ranges.len()).unwrap_or(i32::MAX),
         ..Default::default()
     };
     // SAFETY: deserialize_deflist reads a text datum, made here in the
     // current memory context; prsd_headline reads the parsed text, the
-    // option list and the query, as ts_headline_byid_opt
-    // passes them; generateHeadline returns a text palloc'd in the current
-    // memory context, read before this function returns.
+    // option list and the query, as ts_headline_byid_opt passes them, and
+    // sets the marks, the selectors and the delimiter it reads below.
     unsafe {
         let options =
             pg_sys::deserialize_deflist(pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
@@ -148,9 +148,52 @@ unsafe fn marked_headline(
             pg_sys::Datum::from(options),
             pg_sys::Datum::from(query),
         );
-        let out = pg_sys::generateHeadline(&mut parsed);
-        let len = pgrx::varlena::varsize_any_exhdr(out.cast());
-        let data = pgrx::varlena::vardata_any(out.cast()).cast::<u8>();
-        String::from_utf8_lossy(std::slice::from_raw_parts(data, len)).into_owned()
     }
+    // SAFETY: prsd_headline set each selector to a palloc'd string of the
+    // length it recorded; the entries are the `ranges.len()` written above.
+    let (start, stop, delimiter, entries) = unsafe {
+        let bytes = |at: *mut std::ffi::c_char, len: i16| -> &[u8] {
+            match usize::try_from(len) {
+                Ok(len) if !at.is_null() => std::slice::from_raw_parts(at.cast::<u8>(), len),
+                _ => &[],
+            }
+        };
+        (
+            bytes(parsed.startsel, parsed.startsellen),
+            bytes(parsed.stopsel, parsed.stopsellen),
+            bytes(parsed.fragdelim, parsed.fragdelimlen),
+            std::slice::from_raw_parts(words, ranges.len()),
+        )
+    };
+    // generateHeadline: the words in a fragment, the selected ones between
+    // the selectors, a tag replaced by a blank, a skipped token left out,
+    // and the delimiter between fragments
+    let mut out = Vec::with_capacity(256);
+    let (mut in_fragment, mut fragments) = (false, 0);
+    for (entry, &(at, len)) in entries.iter().zip(&ranges) {
+        if entry.in_() != 0 && entry.repeated() == 0 {
+            if !in_fragment {
+                in_fragment = true;
+                fragments += 1;
+                if fragments > 1 {
+                    out.extend_from_slice(delimiter);
+                }
+            }
+            if entry.replace() != 0 {
+                out.push(b' ');
+            } else if entry.skip() == 0 {
+                let selected = entry.selected() != 0;
+                if selected {
+                    out.extend_from_slice(start);
+                }
+                out.extend_from_slice(text.get(at..at + len).unwrap_or_default());
+                if selected {
+                    out.extend_from_slice(stop);
+                }
+            }
+        } else if entry.repeated() == 0 {
+            in_fragment = false;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
