@@ -28,10 +28,13 @@ CREATE UNIQUE INDEX council_search_statistics_one
     ON @extschema@.council_search_statistics ((true));
 
 -- The search's own inverted index: the documents get an id, and whether
--- the postings hold them; the GIN index keeps the rest.
+-- the postings hold them; the GIN index keeps the rest. The documents
+-- there are go into the postings the analyze at the end builds, so the
+-- GIN index is built empty.
 ALTER TABLE @extschema@.council_search_documents
     ADD COLUMN doc bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    ADD COLUMN indexed boolean NOT NULL DEFAULT false;
+    ADD COLUMN indexed boolean NOT NULL DEFAULT true;
+ALTER TABLE @extschema@.council_search_documents ALTER COLUMN indexed SET DEFAULT false;
 DROP INDEX @extschema@.council_search_documents_document;
 CREATE INDEX council_search_documents_document
     ON @extschema@.council_search_documents USING gin (document) WHERE NOT indexed;

@@ -14,10 +14,13 @@ ALTER FUNCTION @extschema@.council_search_deferred(oid) RESET search_path;
 -- @create search.sql council_search_statistics_one
 
 -- The search's own inverted index: the documents get an id, and whether
--- the postings hold them; the GIN index keeps the rest.
+-- the postings hold them; the GIN index keeps the rest. The documents
+-- there are go into the postings the analyze at the end builds, so the
+-- GIN index is built empty.
 ALTER TABLE @extschema@.council_search_documents
     ADD COLUMN doc bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    ADD COLUMN indexed boolean NOT NULL DEFAULT false;
+    ADD COLUMN indexed boolean NOT NULL DEFAULT true;
+ALTER TABLE @extschema@.council_search_documents ALTER COLUMN indexed SET DEFAULT false;
 DROP INDEX @extschema@.council_search_documents_document;
 -- @create search.sql council_search_documents_document
 -- @create search.sql council_search_postings
