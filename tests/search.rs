@@ -1310,7 +1310,11 @@ fn assert_the_postings_answer_as_the_documents(
     let through_postings = searches(client, queries, calls);
     let of_documents = searches_of_the_documents_alone(client, queries, calls);
     for (postings, documents) in through_postings.iter().zip(&of_documents) {
-        assert_eq!(postings, documents, "council_search({}{})", postings.0, postings.1);
+        assert_eq!(
+            postings, documents,
+            "council_search({}{})",
+            postings.0, postings.1
+        );
     }
     for query in queries {
         let found = client
@@ -1428,17 +1432,26 @@ fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
     let (path, texts) = prose_sample(&cluster, "postings", 40, &EVERY_TEXT);
     let mut client = common::database_with_extension(&cluster, "council");
     client
-        .query("SELECT * FROM council_import($1)", &[&path.to_string_lossy().as_ref()])
+        .query(
+            "SELECT * FROM council_import($1)",
+            &[&path.to_string_lossy().as_ref()],
+        )
         .expect("council_import");
     assert_eq!(
-        count(&mut client, "SELECT count(*) FROM council_search_documents WHERE NOT indexed"),
+        count(
+            &mut client,
+            "SELECT count(*) FROM council_search_documents WHERE NOT indexed"
+        ),
         0,
         "an import's documents are all in the postings"
     );
     assert!(count(&mut client, "SELECT count(*) FROM council_search_postings") > 1000);
     let queries = queries_of(&mut client, &texts);
     let model: String = client
-        .query_one("SELECT model FROM stage1_responses ORDER BY id LIMIT 1", &[])
+        .query_one(
+            "SELECT model FROM stage1_responses ORDER BY id LIMIT 1",
+            &[],
+        )
         .expect("a model")
         .get(0);
     let middle: String = client
@@ -1458,7 +1471,9 @@ fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
         ", \"limit\" => 300".into(),
     ];
     let first = searches(&mut client, &queries, &calls);
-    let full_pages = first.iter().filter(|(_, call, hits)| call.is_empty() && hits.len() == 20);
+    let full_pages = first
+        .iter()
+        .filter(|(_, call, hits)| call.is_empty() && hits.len() == 20);
     assert!(full_pages.count() >= 5, "common words fill pages");
     assert_the_postings_answer_as_the_documents(&mut client, &queries, &calls);
 
@@ -1481,7 +1496,10 @@ fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
              FROM stage1_responses ORDER BY id LIMIT 40",
         )
         .expect("new rows");
-    let fresh = count(&mut client, "SELECT count(*) FROM council_search_documents WHERE NOT indexed");
+    let fresh = count(
+        &mut client,
+        "SELECT count(*) FROM council_search_documents WHERE NOT indexed",
+    );
     assert_eq!(fresh, 40, "the new rows' documents wait for the next build");
     assert_the_postings_answer_as_the_documents(&mut client, &queries, &calls);
 
@@ -1489,7 +1507,10 @@ fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
         .batch_execute("SELECT council_search_analyze()")
         .expect("council_search_analyze");
     assert_eq!(
-        count(&mut client, "SELECT count(*) FROM council_search_documents WHERE NOT indexed"),
+        count(
+            &mut client,
+            "SELECT count(*) FROM council_search_documents WHERE NOT indexed"
+        ),
         0
     );
     assert_the_postings_answer_as_the_documents(&mut client, &queries, &calls);
@@ -1520,8 +1541,14 @@ fn a_document_written_while_the_postings_are_built_is_found() {
     )
     .expect("written during the build");
     building.commit().expect("the build commits");
-    assert_eq!(count(&mut app, "SELECT count(*) FROM council_search('quokka')"), 1);
-    assert_eq!(count(&mut app, "SELECT count(*) FROM council_search('penguin')"), 1);
+    assert_eq!(
+        count(&mut app, "SELECT count(*) FROM council_search('quokka')"),
+        1
+    );
+    assert_eq!(
+        count(&mut app, "SELECT count(*) FROM council_search('penguin')"),
+        1
+    );
 
     // a title is written, the build runs and commits, the title commits
     let mut writing = app.transaction().expect("begin");
@@ -1537,19 +1564,34 @@ fn a_document_written_while_the_postings_are_built_is_found() {
     writing.commit().expect("the title commits");
     for word in ["quokka", "wombat", "penguin"] {
         assert_eq!(
-            count(&mut app, &format!("SELECT count(*) FROM council_search('{word}')")),
+            count(
+                &mut app,
+                &format!("SELECT count(*) FROM council_search('{word}')")
+            ),
             1,
             "{word}"
         );
     }
-    let waiting = count(&mut app, "SELECT count(*) FROM council_search_documents WHERE NOT indexed");
-    assert_eq!(waiting, 1, "the title written across the build waits for the next");
+    let waiting = count(
+        &mut app,
+        "SELECT count(*) FROM council_search_documents WHERE NOT indexed",
+    );
+    assert_eq!(
+        waiting, 1,
+        "the title written across the build waits for the next"
+    );
     builder
         .batch_execute("SELECT council_search_analyze()")
         .expect("build");
-    assert_eq!(count(&mut app, "SELECT count(*) FROM council_search('wombat')"), 1);
     assert_eq!(
-        count(&mut app, "SELECT count(*) FROM council_search_documents WHERE NOT indexed"),
+        count(&mut app, "SELECT count(*) FROM council_search('wombat')"),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut app,
+            "SELECT count(*) FROM council_search_documents WHERE NOT indexed"
+        ),
         0
     );
 }
@@ -1578,11 +1620,21 @@ fn searching_needs_select_on_the_postings() {
     let err = reader
         .query("SELECT * FROM council_search('ptarmigan')", &[])
         .expect_err("no SELECT on the postings");
-    common::assert_error(&err, "42501", "permission denied for table council_search_postings");
+    common::assert_error(
+        &err,
+        "42501",
+        "permission denied for table council_search_postings",
+    );
     let hint = err.as_db_error().and_then(|e| e.hint()).unwrap_or_default();
     assert!(hint.contains("council_search_postings"), "{hint}");
     admin
         .batch_execute("GRANT SELECT ON council_search_postings TO reader")
         .expect("grant");
-    assert_eq!(count(&mut reader, "SELECT count(*) FROM council_search('ptarmigan')"), 1);
+    assert_eq!(
+        count(
+            &mut reader,
+            "SELECT count(*) FROM council_search('ptarmigan')"
+        ),
+        1
+    );
 }

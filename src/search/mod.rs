@@ -20,10 +20,10 @@ use pgrx::{AnyElement, Internal};
 use crate::council::access;
 use crate::council::search_documents;
 use crate::error::Error;
-use crate::postgres::scan::TableScan;
 use crate::import::binary_copy;
 use crate::postgres::backend;
 use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
+use crate::postgres::scan::TableScan;
 use crate::postgres::{copy, dictionaries, extension, headline, ts_execute, tsvector};
 
 extension_sql_file!(
@@ -336,6 +336,7 @@ fn rank(
         .terms()
         .map(|(lexeme, idf)| (list_of(lexeme), idf))
         .collect();
+    let pairs = tree.needed_pairs();
     let mut matcher = if tree.candidates_are_matches() {
         None
     } else {
@@ -360,6 +361,28 @@ fn rank(
                     posting.positions(&mut positions[item])?;
                     present[item] = true;
                 }
+            }
+            // the phrases of two words a match needs, checked here first:
+            // most candidates of a phrase fail them
+            let adjacent = |&(left, right, distance): &(usize, usize, u16)| {
+                present[left] && present[right] && {
+                    let (a, b) = (&positions[left], &positions[right]);
+                    // a document that keeps no positions can only say maybe,
+                    // which TS_execute decides
+                    let mut j = 0;
+                    a.is_empty()
+                        || b.is_empty()
+                        || a.iter().any(|&p| {
+                            let wanted = u32::from(p & 0x3FFF) + u32::from(distance);
+                            while j < b.len() && u32::from(b[j] & 0x3FFF) < wanted {
+                                j += 1;
+                            }
+                            j < b.len() && u32::from(b[j] & 0x3FFF) == wanted
+                        })
+                }
+            };
+            if !pairs.iter().all(adjacent) {
+                continue;
             }
             let found: Vec<Option<&[u16]>> = positions
                 .iter()

@@ -168,7 +168,10 @@ impl<'a> Cursor<'a> {
     pub fn all(mut self) -> Result<Vec<Posting<'a>>, Error> {
         let mut out = Vec::with_capacity(usize::try_from(self.left).unwrap_or(0) + 1);
         while let Some(at) = self.current {
-            if out.last().is_some_and(|last: &Posting<'_>| last.document >= at.document) {
+            if out
+                .last()
+                .is_some_and(|last: &Posting<'_>| last.document >= at.document)
+            {
                 return Err(Error::MalformedPostings("documents out of order"));
             }
             out.push(at);
@@ -407,15 +410,15 @@ mod tests {
     fn each_lexeme_lists_its_documents_in_order_with_frequency_length_and_positions() {
         let lists = build(&[
             (900, stored(&[("cat", &[1, 4]), ("dog", &[2])])),
-            (3, stored(&[("cat", &[0x4000 | 7]), ("eel", &[1, 300, 16383])])),
+            (
+                3,
+                stored(&[("cat", &[0x4000 | 7]), ("eel", &[1, 300, 16383])]),
+            ),
             (40, stored(&[("dog", &[5, 6, 9])])),
         ]);
         assert_eq!(
             read(&lists[&b"cat"[..]]),
-            vec![
-                (3, 4, 1, vec![0x4000 | 7]),
-                (900, 3, 2, vec![1, 4]),
-            ]
+            vec![(3, 4, 1, vec![0x4000 | 7]), (900, 3, 2, vec![1, 4]),]
         );
         assert_eq!(
             read(&lists[&b"dog"[..]]),
@@ -478,7 +481,10 @@ mod tests {
         let bytes = &lists[&b"cat"[..]];
         assert!(read_whole(bytes).is_ok());
         for cut in 0..bytes.len() {
-            assert!(read_whole(&bytes[..cut]).is_err(), "cut at {cut} read as whole");
+            assert!(
+                read_whole(&bytes[..cut]).is_err(),
+                "cut at {cut} read as whole"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);

@@ -41,7 +41,7 @@ enum Item<'a> {
     Not,
     And { left: usize },
     Or { left: usize },
-    Phrase { left: usize },
+    Phrase { left: usize, distance: u16 },
 }
 
 /// A tsquery's items.
@@ -76,7 +76,9 @@ impl<'a> Query<'a> {
                     let distance = (packed >> 12) as usize;
                     Item::Operand(Operand {
                         item,
-                        lexeme: strings.get(distance..distance + len).ok_or_else(malformed)?,
+                        lexeme: strings
+                            .get(distance..distance + len)
+                            .ok_or_else(malformed)?,
                         prefix: bytes[2] != 0,
                         weight: bytes[1],
                     })
@@ -88,7 +90,10 @@ impl<'a> Query<'a> {
                         NOT => Item::Not,
                         AND => Item::And { left },
                         OR => Item::Or { left },
-                        PHRASE => Item::Phrase { left },
+                        PHRASE => Item::Phrase {
+                            left,
+                            distance: u16::from_ne_bytes([bytes[2], bytes[3]]),
+                        },
                         _ => return Err(malformed()),
                     }
                 }
@@ -101,7 +106,7 @@ impl<'a> Query<'a> {
             let (right, left) = match *item {
                 Item::Operand(_) => continue,
                 Item::Not => (at + 1, at + 1),
-                Item::And { left } | Item::Or { left } | Item::Phrase { left } => {
+                Item::And { left } | Item::Or { left } | Item::Phrase { left, .. } => {
                     (at + 1, at.checked_add(left).ok_or_else(malformed)?)
                 }
             };
@@ -139,6 +144,31 @@ impl<'a> Query<'a> {
         })
     }
 
+    /// The phrases of two plain words a match needs, each as (the left
+    /// word's item, the right word's item, the distance between them): those
+    /// reached from the top through AND and phrase operators alone. A
+    /// document in which no position of the right word is the distance
+    /// after one of the left's cannot match, whatever the rest says.
+    pub fn needed_pairs(&self) -> Vec<(usize, usize, u16)> {
+        let mut pairs = Vec::new();
+        let mut pending = vec![0];
+        while let Some(at) = pending.pop() {
+            let plain = |item: usize| matches!(self.items.get(item), Some(Item::Operand(o)) if o.weight == 0 && !o.prefix);
+            match self.items.get(at) {
+                Some(Item::And { left }) => pending.extend([at + 1, at + left]),
+                Some(Item::Phrase { left, distance }) => {
+                    if plain(at + left) && plain(at + 1) {
+                        pairs.push((at + left, at + 1, *distance));
+                    } else {
+                        pending.extend([at + 1, at + left]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        pairs
+    }
+
     /// Whether a document that holds none of the query's lexemes may match
     /// it (as `!word` does): then every document is a candidate.
     pub fn matches_without_its_words(&self) -> bool {
@@ -150,10 +180,12 @@ impl<'a> Query<'a> {
             None => true,
             Some(Item::Operand(_)) => false,
             Some(Item::Not) => true,
-            Some(Item::And { left }) | Some(Item::Phrase { left }) => {
+            Some(Item::And { left }) | Some(Item::Phrase { left, .. }) => {
                 self.all_candidates(at + 1) && self.all_candidates(at + left)
             }
-            Some(Item::Or { left }) => self.all_candidates(at + 1) || self.all_candidates(at + left),
+            Some(Item::Or { left }) => {
+                self.all_candidates(at + 1) || self.all_candidates(at + left)
+            }
         }
     }
 
@@ -180,7 +212,7 @@ impl<'a> Query<'a> {
         match self.items.get(at)? {
             Item::Operand(operand) => Some(documents(operand).to_vec()),
             Item::Not => None,
-            Item::And { left } | Item::Phrase { left } => {
+            Item::And { left } | Item::Phrase { left, .. } => {
                 match (
                     self.narrowed(at + 1, documents),
                     self.narrowed(at + left, documents),
@@ -284,6 +316,9 @@ pub(crate) mod tests {
                     };
                     let at = items.len();
                     items.push(operator(kind));
+                    if kind == PHRASE {
+                        items[at][2..4].copy_from_slice(&1u16.to_ne_bytes());
+                    }
                     walk(r, items, strings);
                     let left = (items.len() - at) as u32;
                     items[at][4..8].copy_from_slice(&left.to_ne_bytes());
@@ -319,14 +354,20 @@ pub(crate) mod tests {
             b"eel" => EEL,
             _ => &[][..],
         };
-        (query.candidates(&documents, EVERY), query.candidates_are_matches())
+        (
+            query.candidates(&documents, EVERY),
+            query.candidates_are_matches(),
+        )
     }
 
     #[test]
     fn candidates_are_the_documents_the_query_needs() {
         use Node::*;
         assert_eq!(candidates(Word("cat")), (CAT.to_vec(), true));
-        assert_eq!(candidates(And(word("cat"), word("dog"))), (vec![2, 9], true));
+        assert_eq!(
+            candidates(And(word("cat"), word("dog"))),
+            (vec![2, 9], true)
+        );
         assert_eq!(
             candidates(Or(word("cat"), word("eel"))),
             (vec![1, 2, 4, 5, 9], true)
@@ -348,6 +389,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_pairs_a_match_needs_are_its_phrases_of_two_words_under_and() {
+        use Node::*;
+        let pairs = |root: Node| {
+            let bytes = stored(&root);
+            let query = Query::parse(&bytes).expect("parse");
+            let mut pairs: Vec<(Vec<u8>, Vec<u8>, u16)> = query
+                .needed_pairs()
+                .into_iter()
+                .map(|(l, r, d)| {
+                    let word = |i| match query.items[i] {
+                        Item::Operand(o) => o.lexeme.to_vec(),
+                        _ => Vec::new(),
+                    };
+                    (word(l), word(r), d)
+                })
+                .collect();
+            pairs.sort();
+            pairs
+        };
+        let p = |a: &str, b: &str| (a.as_bytes().to_vec(), b.as_bytes().to_vec(), 1);
+        assert_eq!(
+            pairs(Phrase(word("cat"), word("dog"))),
+            vec![p("cat", "dog")]
+        );
+        assert_eq!(
+            pairs(And(
+                Box::new(Phrase(word("cat"), word("dog"))),
+                Box::new(Not(word("eel")))
+            )),
+            vec![p("cat", "dog")]
+        );
+        assert_eq!(
+            pairs(Phrase(Box::new(Phrase(word("a"), word("b"))), word("c"))),
+            vec![p("a", "b")]
+        );
+        assert!(pairs(Or(Box::new(Phrase(word("cat"), word("dog"))), word("eel"))).is_empty());
+        assert!(pairs(Phrase(Box::new(Not(word("cat"))), word("dog"))).is_empty());
+        assert!(pairs(And(word("cat"), word("dog"))).is_empty());
+    }
+
+    #[test]
     fn operands_are_read_with_their_items() {
         use Node::*;
         let bytes = stored(&And(word("cat"), Box::new(Not(word("dog")))));
@@ -356,7 +438,9 @@ pub(crate) mod tests {
         assert_eq!(operands, vec![(2, &b"dog"[..]), (3, &b"cat"[..])]);
         assert!(!query.matches_without_its_words());
         let bytes = stored(&Not(word("dog")));
-        assert!(Query::parse(&bytes).expect("parse").matches_without_its_words());
+        assert!(Query::parse(&bytes)
+            .expect("parse")
+            .matches_without_its_words());
     }
 
     #[test]
