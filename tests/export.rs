@@ -568,7 +568,9 @@ fn a_cancelled_export_leaves_nothing() {
             // The server sends the error before it aborts the transaction,
             // whose end removes a finished file: the next answer on the
             // same session comes after that.
-            client.batch_execute("SELECT 1").expect("the session, after the abort");
+            client
+                .batch_execute("SELECT 1")
+                .expect("the session, after the abort");
             assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
         }
     }
