@@ -22,7 +22,7 @@ type Hit = (
     String,
 );
 
-fn search(client: &mut Client, query: &str, filters: &str) -> Vec<Hit> {
+fn search(client: &mut impl postgres::GenericClient, query: &str, filters: &str) -> Vec<Hit> {
     client
         .query(
             &format!(
@@ -1265,18 +1265,7 @@ fn searches(
     let mut all = Vec::new();
     for query in queries {
         for call in calls {
-            let hits = client
-                .query(
-                    &format!(
-                        "SELECT kind, conversation_id::text, row_id, model, rank, snippet
-                         FROM council_search($1{call})"
-                    ),
-                    &[query],
-                )
-                .unwrap_or_else(|err| panic!("council_search({query}{call}): {err}"))
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-                .collect();
+            let hits = search(client, query, call);
             all.push((query.clone(), call.clone(), hits));
         }
     }

@@ -36,13 +36,7 @@ pub fn headline(
     query: &TsQuery<'_>,
     options: &str,
 ) -> Result<String, Error> {
-    let items = query
-        .bytes
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_ne_bytes)
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or(Error::MalformedTsQuery)?;
+    let items = query.item_count()?;
     let fits_query = marked.matches.iter().all(|&(_, item)| item < items);
     let fits_text = marked.words.iter().all(|word| {
         word.token

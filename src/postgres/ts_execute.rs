@@ -33,14 +33,10 @@ struct Document<'m, 'p> {
 
 impl<'q> Matcher<'q> {
     pub fn new(query: &'q TsQuery<'q>) -> Result<Matcher<'q>, Error> {
-        let count = query
-            .bytes
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_ne_bytes)
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n > 0 && 4 + n * 12 <= query.bytes.len())
-            .ok_or(Error::MalformedTsQuery)?;
+        let count = query.item_count()?;
+        if count == 0 {
+            return Err(Error::MalformedTsQuery);
+        }
         // SAFETY: the query is detoasted whole with a 4-byte header (only
         // tsvector::query makes a TsQuery), and holds `count` items after
         // its count, as just checked.

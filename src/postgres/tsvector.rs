@@ -25,6 +25,20 @@ pub struct TsQuery<'a> {
     pub bytes: &'a [u8],
 }
 
+impl TsQuery<'_> {
+    /// How many items the query has (operands and operators), every one
+    /// of them within its bytes (`QueryItem` is 12 bytes).
+    pub fn item_count(&self) -> Result<usize, Error> {
+        self.bytes
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n.checked_mul(12).and_then(|b| b.checked_add(4)) <= Some(self.bytes.len()))
+            .ok_or(Error::MalformedTsQuery)
+    }
+}
+
 /// The tsquery `value`, detoasted whole.
 pub fn query(value: &AnyElement) -> Result<TsQuery<'_>, Error> {
     if value.oid() != pg_sys::TSQUERYOID {

@@ -344,6 +344,7 @@ fn rank(
     };
     let mut at: Vec<Option<postings::Posting<'_>>> = vec![None; lists.len()];
     let mut positions: Vec<Vec<u16>> = vec![Vec::new(); tree.len()];
+    let mut present = vec![false; tree.len()];
     let mut hits = Vec::with_capacity(candidates.len());
     for &document in &candidates {
         let mut length = None;
@@ -355,7 +356,7 @@ fn rank(
             continue;
         };
         if let Some(matcher) = matcher.as_mut() {
-            let mut present = vec![false; tree.len()];
+            present.fill(false);
             for &(item, list) in &operands {
                 if let Some(posting) = list.and_then(|list| at[list]) {
                     posting.positions(&mut positions[item])?;
