@@ -13,6 +13,7 @@ use super::ExportError;
 use crate::council::catalog::{Kind, Table};
 use crate::mapping::timestamp::Timestamp;
 use crate::postgres::interrupts;
+use crate::postgres::notice::notice;
 use crate::postgres::scan::TableScan;
 use crate::postgres::stored_row::StoredRow;
 
@@ -98,11 +99,14 @@ pub fn export(
         rows += 1;
         if rows.is_multiple_of(PROGRESS_ROWS) {
             interrupts::check();
-            pgrx::notice!("llm_council export: {} {rows}", table.name);
+            notice(format!("llm_council export: {} {rows}", table.name));
         }
     }
     scan.close();
-    pgrx::notice!("llm_council export: {} done: {rows} rows", table.name);
+    notice(format!(
+        "llm_council export: {} done: {rows} rows",
+        table.name
+    ));
     Ok(rows)
 }
 

@@ -34,7 +34,7 @@ use crate::council::source::SourceError;
 use crate::council::{access, catalog, compare, digest, record, row, search_documents, source};
 use crate::error::{report, Error};
 use crate::postgres::backend::{self, ActiveSnapshot};
-use crate::postgres::{extension, subtransaction};
+use crate::postgres::{extension, notice, subtransaction};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -107,14 +107,14 @@ impl Run {
         mode: Mode,
     ) -> Result<Run, ErrorReport> {
         let skip_fk_triggers = trigger_skip::foreign_keys_checked_here(tables)?;
-        pgrx::debug1!(
+        notice::debug1(format!(
             "llm_council import: foreign keys checked by {}",
             if skip_fk_triggers {
                 "the import (PostgreSQL's per-row triggers skipped)"
             } else {
                 "PostgreSQL's per-row triggers"
             }
-        );
+        ));
         let provenance = match mode {
             Mode::Sync => Some(record::provenance(&schema)?),
             _ => None,

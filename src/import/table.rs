@@ -27,6 +27,7 @@ use crate::council::record::TableReport;
 use crate::council::row::{self, Key, Problem};
 use crate::council::source::{Source, TableLayout};
 use crate::error::{report, Error};
+use crate::postgres::notice::notice;
 use crate::postgres::{copy, interrupts, spi, threads};
 use crate::sqlstate;
 
@@ -302,10 +303,6 @@ fn is_parent(table: &Table) -> bool {
     TABLES
         .iter()
         .any(|t| t.parent.is_some_and(|p| p.table == table.name))
-}
-
-fn notice(message: String) {
-    pgrx::notice!("{message}");
 }
 
 /// Deciding the file's rows and writing the imported ones in COPY's

@@ -22,6 +22,7 @@ use std::ffi::CStr;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use crate::postgres::notice;
 use crate::postgres::text_search_parser::council_parser_gettoken_wrapper;
 use crate::search::document::{self, MAX_LEXEME};
 use crate::search::tokens;
@@ -217,11 +218,16 @@ fn remembered_tsvector(config: pg_sys::Oid, text: &[u8]) -> Option<Vec<u8>> {
             lexemes.get(n as usize).map_or(&[][..], |l| &l[..])
         })?;
         for _ in 0..too_long {
-            ereport!(
-                NOTICE,
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                "word is too long to be indexed",
-                format!("Words longer than {MAX_WORD} characters are ignored.")
+            notice::send(
+                PgLogLevel::NOTICE,
+                pg_sys::panic::ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                    "word is too long to be indexed",
+                    "council_dictionary",
+                )
+                .set_detail(format!(
+                    "Words longer than {MAX_WORD} characters are ignored."
+                )),
             );
         }
         Some(built)
