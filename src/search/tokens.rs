@@ -59,7 +59,16 @@ pub fn token_at(text: &[u8], start: usize) -> Option<Token> {
     let mut shape = Shape::default();
     let mut end = start + len;
     shape.add(first);
-    while let Some((class, len)) = text.get(end..).and_then(decode) {
+    while let Some(&byte) = text.get(end) {
+        // Most text is ASCII: one table lookup per byte.
+        let (class, len) = if byte.is_ascii() {
+            (ASCII[usize::from(byte)], 1)
+        } else {
+            match text.get(end..).and_then(decode) {
+                Some(next) => next,
+                None => break,
+            }
+        };
         if class.in_word() != in_word {
             break;
         }
@@ -74,16 +83,18 @@ pub fn token_at(text: &[u8], start: usize) -> Option<Token> {
     })
 }
 
-/// What one character is, for splitting.
+/// What one character is, for splitting: its bits are what it adds to a
+/// word's [`Shape`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum Class {
-    AsciiLetter,
-    AsciiDigit,
+    Separator = 0,
+    AsciiLetter = Shape::LETTERS,
+    AsciiDigit = Shape::DIGITS,
     /// a letter, digit or mark beyond ASCII, or a byte that is not UTF-8
-    Other,
+    Other = Shape::LETTERS | Shape::NOT_ASCII,
     /// a letter or digit beyond ASCII that is a digit
-    OtherDigit,
-    Separator,
+    OtherDigit = Shape::DIGITS | Shape::NOT_ASCII,
 }
 
 impl Class {
@@ -92,18 +103,28 @@ impl Class {
     }
 }
 
-/// The first character of `bytes` and its length; None when empty.
-fn decode(bytes: &[u8]) -> Option<(Class, usize)> {
-    let &first = bytes.first()?;
-    if first.is_ascii() {
-        let class = if first.is_ascii_alphabetic() {
+/// The class of each ASCII byte.
+const ASCII: [Class; 128] = {
+    let mut table = [Class::Separator; 128];
+    let mut byte = 0;
+    while byte < 128 {
+        table[byte] = if (byte as u8).is_ascii_alphabetic() {
             Class::AsciiLetter
-        } else if first.is_ascii_digit() {
+        } else if (byte as u8).is_ascii_digit() {
             Class::AsciiDigit
         } else {
             Class::Separator
         };
-        return Some((class, 1));
+        byte += 1;
+    }
+    table
+};
+
+/// The first character of `bytes` and its length; None when empty.
+fn decode(bytes: &[u8]) -> Option<(Class, usize)> {
+    let &first = bytes.first()?;
+    if first.is_ascii() {
+        return Some((ASCII[usize::from(first)], 1));
     }
     let width = match first {
         0xc2..=0xdf => 2,
@@ -151,37 +172,28 @@ fn is_mark(c: char) -> bool {
     )
 }
 
-/// What a word has held so far.
+/// What a word has held so far: letters, digits, anything beyond ASCII.
 #[derive(Default)]
-struct Shape {
-    letters: bool,
-    not_ascii: bool,
-    digits: bool,
-}
+struct Shape(u8);
 
 impl Shape {
+    const LETTERS: u8 = 1;
+    const DIGITS: u8 = 2;
+    const NOT_ASCII: u8 = 4;
+
     fn add(&mut self, class: Class) {
-        match class {
-            Class::AsciiLetter => self.letters = true,
-            Class::AsciiDigit => self.digits = true,
-            Class::Other => {
-                self.letters = true;
-                self.not_ascii = true;
-            }
-            Class::OtherDigit => {
-                self.digits = true;
-                self.not_ascii = true;
-            }
-            Class::Separator => {}
-        }
+        self.0 |= class as u8;
     }
 
     fn kind(&self) -> Kind {
-        match (self.letters, self.digits) {
+        let letters = self.0 & Shape::LETTERS != 0;
+        let digits = self.0 & Shape::DIGITS != 0;
+        let not_ascii = self.0 & Shape::NOT_ASCII != 0;
+        match (letters, digits) {
             (true, true) => Kind::NumWord,
-            (false, true) if self.not_ascii => Kind::NumWord,
+            (false, true) if not_ascii => Kind::NumWord,
             (false, _) => Kind::UnsignedInt,
-            (true, false) if self.not_ascii => Kind::Word,
+            (true, false) if not_ascii => Kind::Word,
             (true, false) => Kind::AsciiWord,
         }
     }
@@ -320,5 +332,50 @@ mod tests {
         assert_eq!(tokens[0].kind, Kind::Word);
         assert_eq!(tokens[0].len, 6);
         assert_eq!(Tokens::new(b"").count(), 0);
+    }
+
+    /// The tokens as one character at a time reads them, without the
+    /// table for ASCII.
+    fn read_by_character(text: &[u8]) -> Vec<Token> {
+        let mut tokens = Vec::new();
+        let mut start = 0;
+        while let Some((first, len)) = text.get(start..).and_then(decode) {
+            let mut shape = Shape::default();
+            shape.add(first);
+            let mut end = start + len;
+            while let Some((class, len)) = text.get(end..).and_then(decode) {
+                if class.in_word() != first.in_word() {
+                    break;
+                }
+                shape.add(class);
+                end += len;
+            }
+            let kind = if first.in_word() {
+                shape.kind()
+            } else {
+                Kind::Blank
+            };
+            tokens.push(Token {
+                kind,
+                start,
+                len: end - start,
+            });
+            start = end;
+        }
+        tokens
+    }
+
+    #[test]
+    fn the_ascii_table_splits_as_reading_each_character_does() {
+        let text = "Ça marche: tls.createSecureContext(0xdeadbeef) — «Привет, мир» \
+                    Ελληνικά 日本語のテキスト e-mail user@example.org ٣٤٥ x²+y² \
+                    cafe\u{301} 12ab ab12 \u{feff}\t\n~!@#$%^&*()_+[]{}|;:'\",.<>/?`";
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.extend_from_slice(b"ab\xff\xfecd \xe2\x82 x\xc3");
+        for start in 0..bytes.len() {
+            let tail = &bytes[start..];
+            let tokens: Vec<Token> = Tokens::new(tail).collect();
+            assert_eq!(tokens, read_by_character(tail), "from byte {start}");
+        }
     }
 }
