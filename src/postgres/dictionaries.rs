@@ -26,16 +26,13 @@ use crate::postgres::notice;
 use crate::postgres::text_search_parser::council_parser_gettoken_wrapper;
 use crate::search::document::{self, MAX_LEXEME};
 use crate::search::tokens;
+use crate::search::word_map::WordMap;
 
 /// The longest token PostgreSQL's text search takes (`MAXSTRLEN`): longer
 /// ones are skipped with a NOTICE, and not counted.
 const MAX_WORD: usize = 2047;
 /// How many words' answers a backend keeps before it starts again.
 const REMEMBERED: usize = 200_000;
-
-/// A map from words; foldhash, as a backend's own words need no
-/// protection from crafted collisions more than its own memory does.
-type Words<T> = HashMap<Box<[u8]>, T, foldhash::fast::RandomState>;
 
 /// What a chain of dictionaries answered for one word.
 #[derive(Clone, Copy)]
@@ -52,11 +49,11 @@ enum Answer {
 /// gave, per word; the lexemes of those answers.
 #[derive(Default)]
 struct Remembered {
-    chains: Vec<(Vec<pg_sys::Oid>, Words<Answer>)>,
+    chains: Vec<(Vec<pg_sys::Oid>, WordMap<Answer>)>,
     /// each lexeme once, whichever words and dictionaries gave it, so
     /// that its number stands for it alone
     lexemes: Vec<Box<[u8]>>,
-    numbers: Words<u32>,
+    numbers: WordMap<u32>,
     /// per dictionary, whether it is one whose answers may be remembered
     rememberable: HashMap<pg_sys::Oid, bool>,
 }
@@ -171,7 +168,7 @@ fn remembered_tsvector(config: pg_sys::Oid, text: &[u8]) -> Option<Vec<u8>> {
             let index = match remembered.chains.iter().position(|(c, _)| c == chain) {
                 Some(index) => index,
                 None => {
-                    remembered.chains.push((chain.clone(), Words::default()));
+                    remembered.chains.push((chain.clone(), WordMap::default()));
                     remembered.chains.len() - 1
                 }
             };
@@ -200,7 +197,7 @@ fn remembered_tsvector(config: pg_sys::Oid, text: &[u8]) -> Option<Vec<u8>> {
                         Lexized::Stop => Answer::Stop,
                         Lexized::Unrecognized => Answer::Unrecognized,
                     };
-                    remembered.chains[chain].1.insert(word.into(), answer);
+                    remembered.chains[chain].1.insert(word, answer);
                     answer
                 }
             };
@@ -246,8 +243,8 @@ impl Remembered {
             return Some(number);
         }
         let number = u32::try_from(self.lexemes.len()).ok()?;
-        self.lexemes.push(lexeme.clone());
-        self.numbers.insert(lexeme, number);
+        self.numbers.insert(&lexeme, number);
+        self.lexemes.push(lexeme);
         Some(number)
     }
 }

@@ -12,6 +12,7 @@ mod score;
 pub mod snippet;
 pub mod tokens;
 pub mod tsquery;
+pub mod word_map;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
