@@ -27,14 +27,17 @@ pub struct TsQuery<'a> {
 
 impl TsQuery<'_> {
     /// How many items the query has (operands and operators), every one
-    /// of them within its bytes (`QueryItem` is 12 bytes).
+    /// of them within its bytes.
     pub fn item_count(&self) -> Result<usize, Error> {
+        let item = std::mem::size_of::<pg_sys::QueryItem>();
         self.bytes
             .get(..4)
             .and_then(|b| b.try_into().ok())
             .map(u32::from_ne_bytes)
             .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n.checked_mul(12).and_then(|b| b.checked_add(4)) <= Some(self.bytes.len()))
+            .filter(|&n| {
+                n.checked_mul(item).and_then(|b| b.checked_add(4)) <= Some(self.bytes.len())
+            })
             .ok_or(Error::MalformedTsQuery)
     }
 }

@@ -334,8 +334,8 @@ mod tests {
         assert_eq!(Tokens::new(b"").count(), 0);
     }
 
-    /// The tokens as one character at a time reads them, without the
-    /// table for ASCII.
+    /// The tokens as `token_at` read them before its ASCII fast path: one
+    /// character at a time, each through `decode`.
     fn read_by_character(text: &[u8]) -> Vec<Token> {
         let mut tokens = Vec::new();
         let mut start = 0;

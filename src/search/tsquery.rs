@@ -150,10 +150,10 @@ impl<'a> Query<'a> {
     /// document in which no position of the right word is the distance
     /// after one of the left's cannot match, whatever the rest says.
     pub fn needed_pairs(&self) -> Vec<(usize, usize, u16)> {
+        let plain = |item: usize| matches!(self.items.get(item), Some(Item::Operand(o)) if o.weight == 0 && !o.prefix);
         let mut pairs = Vec::new();
         let mut pending = vec![0];
         while let Some(at) = pending.pop() {
-            let plain = |item: usize| matches!(self.items.get(item), Some(Item::Operand(o)) if o.weight == 0 && !o.prefix);
             match self.items.get(at) {
                 Some(Item::And { left }) => pending.extend([at + 1, at + left]),
                 Some(Item::Phrase { left, distance }) => {
