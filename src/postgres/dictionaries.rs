@@ -16,7 +16,7 @@
 //! dictionary changes (`ALTER TEXT SEARCH DICTIONARY … (StopWords = …)`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
@@ -31,17 +31,23 @@ use crate::search::word_map::WordMap;
 /// The longest token PostgreSQL's text search takes (`MAXSTRLEN`): longer
 /// ones are skipped with a NOTICE, and not counted.
 const MAX_WORD: usize = 2047;
+/// How many tokens ahead a parse asks for a word's slot in the word map:
+/// about as many words (every other token is the space between two) as
+/// the processor fetches from memory at once.
+const PREFETCH_AHEAD: usize = 16;
 /// How many words' answers a backend keeps before it starts again.
 const REMEMBERED: usize = 200_000;
 
 /// What a chain of dictionaries answered for one word.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 enum Answer {
     /// one lexeme, by its number among the lexemes remembered
     Lexeme(u32),
     /// a stop word: counted, no lexeme
     Stop,
-    /// no dictionary took it: neither counted nor kept
+    /// no dictionary took it: neither counted nor kept (and what an
+    /// empty slot of the word map holds)
+    #[default]
     Unrecognized,
 }
 
@@ -178,18 +184,41 @@ fn remembered_tsvector(config: pg_sys::Oid, text: &[u8]) -> Option<Vec<u8>> {
         let mut words: Vec<(u32, u16)> = Vec::new();
         let mut too_long = 0;
         let mut counted: u32 = 0;
+        let chain_of =
+            |token: &tokens::Token| chain_of_kind.get(token.kind as usize).copied().flatten();
+        // Each word's slot is asked for when its token enters a window of
+        // the next PREFETCH_AHEAD tokens, so that it has arrived by the time
+        // the word is looked up.
+        let mut window: VecDeque<tokens::Token> = VecDeque::with_capacity(PREFETCH_AHEAD + 1);
         let mut at = 0;
-        while let Some(token) = tokens::token_at(text, at) {
-            at = token.start + token.len;
+        loop {
+            while window.len() <= PREFETCH_AHEAD {
+                let Some(token) = tokens::token_at(text, at) else {
+                    break;
+                };
+                at = token.start + token.len;
+                if let Some(chain) = chain_of(&token) {
+                    remembered.chains[chain]
+                        .1
+                        .prefetch_in(text, token.start, token.len);
+                }
+                window.push_back(token);
+            }
+            let Some(token) = window.pop_front() else {
+                break;
+            };
             if token.len >= MAX_WORD {
                 too_long += 1;
                 continue;
             }
-            let Some(Some(chain)) = chain_of_kind.get(token.kind as usize).copied() else {
+            let Some(chain) = chain_of(&token) else {
                 continue;
             };
-            let word = &text[token.start..at];
-            let answer = match remembered.chains[chain].1.get(word) {
+            let word = &text[token.start..token.start + token.len];
+            let answer = match remembered.chains[chain]
+                .1
+                .get_in(text, token.start, token.len)
+            {
                 Some(&answer) => answer,
                 None => {
                     let answer = match lexize(&remembered.chains[chain].0, word)? {
