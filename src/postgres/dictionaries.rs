@@ -35,8 +35,9 @@ const MAX_WORD: usize = 2047;
 /// about as many words (every other token is the space between two) as
 /// the processor fetches from memory at once.
 const PREFETCH_AHEAD: usize = 16;
-/// How many words' answers a backend keeps before it starts again.
-const REMEMBERED: usize = 200_000;
+/// How many words' answers a backend keeps before it starts again: the
+/// word map then has 2^18 slots of 32 bytes, 8 MB.
+const REMEMBERED: usize = 190_000;
 
 /// What a chain of dictionaries answered for one word.
 #[derive(Clone, Copy, Default)]

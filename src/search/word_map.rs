@@ -78,9 +78,9 @@ impl Inline {
 /// A slot no word fills: a real key's last byte is its length, 23 at most.
 const EMPTY: Inline = Inline([0, 0, u64::MAX]);
 
-/// The short words: a power-of-two table at most half full, so that a
-/// probe meets an empty slot soon, and a word's slot is usually the first
-/// it probes.
+/// The short words: a power-of-two table at most three quarters full, so
+/// that a probe meets an empty slot soon and a word is most often in the
+/// slot it probes first or the one beside it, in the same cache line.
 struct Short<T> {
     slots: Vec<(Inline, T)>,
     len: usize,
@@ -112,7 +112,7 @@ impl<T: Copy + Default> Short<T> {
     }
 
     fn insert(&mut self, key: Inline, value: T) {
-        if (self.len + 1) * 2 > self.slots.len() {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
         let mask = self.slots.len() - 1;
