@@ -350,7 +350,7 @@ fn rank(
     for &document in &candidates {
         let mut length = None;
         for (list, posting) in read.iter_mut().zip(at.iter_mut()) {
-            *posting = list.find(document);
+            *posting = list.find(document)?;
             length = length.or(posting.map(|p| p.length));
         }
         let Some(length) = length else {

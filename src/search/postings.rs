@@ -53,6 +53,19 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn number(&mut self) -> Result<u64, Error> {
+        // Most numbers of a list take one or two bytes: a search reads
+        // four for every document of every list it opens.
+        match *self.bytes {
+            [first, ref rest @ ..] if first < 0x80 => {
+                self.bytes = rest;
+                return Ok(u64::from(first));
+            }
+            [first, second, ref rest @ ..] if second < 0x80 => {
+                self.bytes = rest;
+                return Ok(u64::from(first & 0x7F) | (u64::from(second) << 7));
+            }
+            _ => {}
+        }
         let mut value = 0u64;
         for (i, &byte) in self.bytes.iter().enumerate().take(10) {
             value |= u64::from(byte & 0x7F) << (7 * i);
@@ -163,39 +176,54 @@ impl<'a> Cursor<'a> {
     pub fn current(&self) -> Option<Posting<'a>> {
         self.current
     }
-
-    /// Every document of the list, read in one pass, in order.
-    pub fn all(mut self) -> Result<Vec<Posting<'a>>, Error> {
-        let mut out = Vec::with_capacity(usize::try_from(self.left).unwrap_or(0) + 1);
-        while let Some(at) = self.current {
-            if out
-                .last()
-                .is_some_and(|last: &Posting<'_>| last.document >= at.document)
-            {
-                return Err(Error::MalformedPostings("documents out of order"));
-            }
-            out.push(at);
-            self.advance()?;
-        }
-        Ok(out)
-    }
 }
 
 /// A list read whole, found by document as documents are asked for in
-/// ascending order.
+/// ascending order. Reading it keeps each document's id and where its
+/// entry starts; the entry itself is read again for the documents asked
+/// for alone: a search of several common words reads lists of thousands
+/// and asks for a few hundred.
 pub struct Read<'a> {
+    bytes: &'a [u8],
     documents: Vec<i64>,
-    postings: Vec<Posting<'a>>,
+    /// where each document's entry starts in `bytes`, past its id
+    entries: Vec<usize>,
     next: usize,
 }
 
 impl<'a> Read<'a> {
     /// The list whose bytes are `bytes`.
     pub fn new(bytes: &'a [u8]) -> Result<Read<'a>, Error> {
-        let postings = Cursor::open(bytes)?.0.all()?;
+        let mut reader = Reader { bytes };
+        let count = usize::try_from(reader.number()?).unwrap_or(usize::MAX);
+        // no more documents than bytes: a malformed count allocates nothing
+        let capacity = count.min(bytes.len());
+        let mut documents = Vec::with_capacity(capacity);
+        let mut entries = Vec::with_capacity(capacity);
+        let mut last = 0i64;
+        for _ in 0..count {
+            let document = last
+                .checked_add(unzigzag(reader.number()?))
+                .ok_or(Error::MalformedPostings("a document id past 2^63"))?;
+            if !documents.is_empty() && document <= last {
+                return Err(Error::MalformedPostings("documents out of order"));
+            }
+            entries.push(bytes.len() - reader.bytes.len());
+            reader.number()?;
+            reader.number()?;
+            let len = usize::try_from(reader.number()?)
+                .map_err(|_| Error::MalformedPostings("positions past the end"))?;
+            reader.take(len)?;
+            documents.push(document);
+            last = document;
+        }
+        if !reader.bytes.is_empty() {
+            return Err(Error::MalformedPostings("bytes after the last document"));
+        }
         Ok(Read {
-            documents: postings.iter().map(|p| p.document).collect(),
-            postings,
+            bytes,
+            documents,
+            entries,
             next: 0,
         })
     }
@@ -207,13 +235,31 @@ impl<'a> Read<'a> {
 
     /// The posting of `document`, if the list holds it; asked in
     /// ascending order (a search past the documents asked before).
-    pub fn find(&mut self, document: i64) -> Option<Posting<'a>> {
-        let rest = self.documents.get(self.next..)?;
+    pub fn find(&mut self, document: i64) -> Result<Option<Posting<'a>>, Error> {
+        let Some(rest) = self.documents.get(self.next..) else {
+            return Ok(None);
+        };
         self.next += rest.partition_point(|&d| d < document);
-        match self.documents.get(self.next) {
-            Some(&found) if found == document => self.postings.get(self.next).copied(),
-            _ => None,
+        if self.documents.get(self.next) != Some(&document) {
+            return Ok(None);
         }
+        let mut reader = Reader {
+            bytes: self
+                .entries
+                .get(self.next)
+                .and_then(|&at| self.bytes.get(at..))
+                .unwrap_or_default(),
+        };
+        let length = reader.small()?;
+        let frequency = reader.small()?;
+        let len = usize::try_from(reader.number()?)
+            .map_err(|_| Error::MalformedPostings("positions past the end"))?;
+        Ok(Some(Posting {
+            document,
+            length,
+            frequency,
+            positions: reader.take(len)?,
+        }))
     }
 }
 
@@ -403,6 +449,16 @@ mod tests {
             cursor.advance().expect("advance");
         }
         assert_eq!(out.len() as u64, count);
+        // found by document, each entry reads as it reads front to back
+        let mut found = Read::new(bytes).expect("read");
+        for expected in &out {
+            let at = found.find(expected.0).expect("find").expect("listed");
+            at.positions(&mut positions).expect("positions");
+            assert_eq!(
+                &(at.document, at.length, at.frequency, positions.clone()),
+                expected
+            );
+        }
         out
     }
 
@@ -435,6 +491,36 @@ mod tests {
     }
 
     #[test]
+    fn numbers_of_every_width_read_as_they_were_put() {
+        let values = [
+            0,
+            1,
+            127,
+            128,
+            255,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            1 << 35,
+            u64::MAX,
+        ];
+        let mut bytes = Vec::new();
+        for &value in &values {
+            put(&mut bytes, value);
+        }
+        let mut reader = Reader { bytes: &bytes };
+        for &value in &values {
+            assert_eq!(reader.number().expect("number"), value);
+        }
+        assert!(reader.bytes.is_empty());
+        // a number cut short is an error, whatever its width
+        for cut in [&[0x80][..], &[0xFF, 0xFF][..], &[0x80, 0x80, 0x80][..]] {
+            assert!(Reader { bytes: cut }.number().is_err(), "{cut:?}");
+        }
+    }
+
+    #[test]
     fn a_read_list_finds_the_documents_asked_for_in_order() {
         let lists = build(&[
             (1, stored(&[("cat", &[1])])),
@@ -443,11 +529,15 @@ mod tests {
         ]);
         let mut list = Read::new(&lists[&b"cat"[..]]).expect("read");
         assert_eq!(list.documents(), &[1, 5, 9]);
-        assert_eq!(list.find(1).map(|p| p.document), Some(1));
-        assert_eq!(list.find(4), None);
-        assert_eq!(list.find(9).map(|p| (p.document, p.length)), Some((9, 1)));
-        assert_eq!(list.find(10), None);
-        assert_eq!(list.find(11), None);
+        let mut find = |document| list.find(document).expect("find");
+        assert_eq!(find(1).map(|p| p.document), Some(1));
+        assert_eq!(find(4), None);
+        assert_eq!(
+            find(9).map(|p| (p.document, p.length, p.frequency)),
+            Some((9, 1, 1))
+        );
+        assert_eq!(find(10), None);
+        assert_eq!(find(11), None);
     }
 
     #[test]
@@ -462,12 +552,19 @@ mod tests {
         assert!(super::best(hits, 0).is_empty());
     }
 
+    /// Reads every entry both ways: front to back, and found by document.
     fn read_whole(bytes: &[u8]) -> Result<(), Error> {
         let (mut cursor, _) = Cursor::open(bytes)?;
         let mut positions = Vec::new();
         while let Some(at) = cursor.current() {
             at.positions(&mut positions)?;
             cursor.advance()?;
+        }
+        let mut read = Read::new(bytes)?;
+        for document in read.documents().to_vec() {
+            if let Some(at) = read.find(document)? {
+                at.positions(&mut positions)?;
+            }
         }
         Ok(())
     }
