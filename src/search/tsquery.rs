@@ -11,6 +11,8 @@
 //! low bit of a uint32. An operator's: type, operator (a byte each), the
 //! phrase distance (int16), then `left` (uint32).
 
+use std::borrow::Cow;
+
 use crate::error::Error;
 
 /// A tsquery's stored item: `QueryItem`, a union of 12 bytes.
@@ -198,41 +200,62 @@ impl<'a> Query<'a> {
         every: &'d [i64],
     ) -> Vec<i64> {
         match self.narrowed(0, documents) {
-            Some(found) => found,
+            Some(found) => found.into_owned(),
             None => every.to_vec(),
         }
     }
 
-    /// None: no narrowing (every document).
+    /// None: no narrowing (every document). An operand's documents are
+    /// its list's own, not copied: a word of thousands of documents is
+    /// read where it lies, to be intersected with a rarer one.
     fn narrowed<'d>(
         &self,
         at: usize,
         documents: &dyn Fn(&Operand<'a>) -> &'d [i64],
-    ) -> Option<Vec<i64>> {
+    ) -> Option<Cow<'d, [i64]>> {
         match self.items.get(at)? {
-            Item::Operand(operand) => Some(documents(operand).to_vec()),
+            Item::Operand(operand) => Some(Cow::Borrowed(documents(operand))),
             Item::Not => None,
             Item::And { left } | Item::Phrase { left, .. } => {
                 match (
                     self.narrowed(at + 1, documents),
                     self.narrowed(at + left, documents),
                 ) {
-                    (Some(a), Some(b)) => Some(intersection(&a, &b)),
+                    (Some(a), Some(b)) => Some(Cow::Owned(intersection(&a, &b))),
                     (Some(a), None) | (None, Some(a)) => Some(a),
                     (None, None) => None,
                 }
             }
-            Item::Or { left } => Some(union(
+            Item::Or { left } => Some(Cow::Owned(union(
                 &self.narrowed(at + 1, documents)?,
                 &self.narrowed(at + left, documents)?,
-            )),
+            ))),
         }
     }
 }
 
+/// The documents both ascending lists hold. Where one is far shorter, each
+/// of its documents is looked for in the other by binary search past the
+/// last one found, rather than walking every document of the longer.
 fn intersection(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let mut out = Vec::with_capacity(short.len());
+    if short.len().saturating_mul(16) < long.len() {
+        let mut rest = long;
+        for &document in short {
+            rest = &rest[rest.partition_point(|&d| d < document)..];
+            match rest.split_first() {
+                Some((&found, after)) if found == document => {
+                    out.push(document);
+                    rest = after;
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        return out;
+    }
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::with_capacity(a.len().min(b.len()));
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
             std::cmp::Ordering::Less => i += 1,
@@ -386,6 +409,28 @@ pub(crate) mod tests {
             (EVERY.to_vec(), false)
         );
         assert_eq!(candidates(Word("yak")), (vec![], true));
+    }
+
+    #[test]
+    fn an_intersection_is_the_documents_both_hold_whatever_their_lengths() {
+        let naive = |a: &[i64], b: &[i64]| -> Vec<i64> {
+            a.iter().copied().filter(|d| b.contains(d)).collect()
+        };
+        let every: Vec<i64> = (0..2_000).collect();
+        let threes: Vec<i64> = (0..2_000).filter(|d| d % 3 == 0).collect();
+        let cases: [(&[i64], &[i64]); 7] = [
+            (&[], &every),
+            (&[5, 1_999, 2_000], &every),
+            (&[-1, 0, 3, 4, 1_998, 5_000], &threes),
+            (&[2], &[1, 2, 3]),
+            (&threes, &every),
+            (&every, &[0, 1_999]),
+            (&[7, 8], &[]),
+        ];
+        for (a, b) in cases {
+            assert_eq!(intersection(a, b), naive(a, b), "{a:?}");
+            assert_eq!(intersection(b, a), naive(a, b), "{a:?} swapped");
+        }
     }
 
     #[test]
