@@ -185,12 +185,12 @@ fn remembered_tsvector(config: pg_sys::Oid, text: &[u8]) -> Option<Vec<u8>> {
         let mut words: Vec<(u32, u16)> = Vec::new();
         let mut too_long = 0;
         let mut counted: u32 = 0;
-        let chain_of =
-            |token: &tokens::Token| chain_of_kind.get(token.kind as usize).copied().flatten();
         // Each word's slot is asked for when its token enters a window of
-        // the next PREFETCH_AHEAD tokens, so that it has arrived by the time
-        // the word is looked up.
-        let mut window: VecDeque<tokens::Token> = VecDeque::with_capacity(PREFETCH_AHEAD + 1);
+        // the next PREFETCH_AHEAD tokens (with the chain of dictionaries
+        // that reads it), so that it has arrived by the time the word is
+        // looked up.
+        let mut window: VecDeque<(tokens::Token, Option<usize>)> =
+            VecDeque::with_capacity(PREFETCH_AHEAD + 1);
         let mut at = 0;
         loop {
             while window.len() <= PREFETCH_AHEAD {
@@ -198,21 +198,22 @@ fn remembered_tsvector(config: pg_sys::Oid, text: &[u8]) -> Option<Vec<u8>> {
                     break;
                 };
                 at = token.start + token.len;
-                if let Some(chain) = chain_of(&token) {
+                let chain = chain_of_kind.get(token.kind as usize).copied().flatten();
+                if let Some(chain) = chain {
                     remembered.chains[chain]
                         .1
                         .prefetch_in(text, token.start, token.len);
                 }
-                window.push_back(token);
+                window.push_back((token, chain));
             }
-            let Some(token) = window.pop_front() else {
+            let Some((token, chain)) = window.pop_front() else {
                 break;
             };
             if token.len >= MAX_WORD {
                 too_long += 1;
                 continue;
             }
-            let Some(chain) = chain_of(&token) else {
+            let Some(chain) = chain else {
                 continue;
             };
             let word = &text[token.start..token.start + token.len];

@@ -81,6 +81,30 @@ impl<'a> Reader<'a> {
         u32::try_from(self.number()?).map_err(|_| Error::MalformedPostings("a count past 2^32"))
     }
 
+    /// The id of the document after `last`, stored as the difference.
+    fn document_after(&mut self, last: i64) -> Result<i64, Error> {
+        // (a match, not ok_or: an Error made and dropped for every
+        // document was 2% of a phrase's search)
+        match last.checked_add(unzigzag(self.number()?)) {
+            Some(document) => Ok(document),
+            None => Err(Error::MalformedPostings("a document id past 2^63")),
+        }
+    }
+
+    /// The rest of `document`'s entry, past its id.
+    fn entry(&mut self, document: i64) -> Result<Posting<'a>, Error> {
+        let length = self.small()?;
+        let frequency = self.small()?;
+        let len = usize::try_from(self.number()?)
+            .map_err(|_| Error::MalformedPostings("positions past the end"))?;
+        Ok(Posting {
+            document,
+            length,
+            frequency,
+            positions: self.take(len)?,
+        })
+    }
+
     fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
         if len > self.bytes.len() {
             return Err(Error::MalformedPostings("positions past the end"));
@@ -153,21 +177,9 @@ impl<'a> Cursor<'a> {
             return Ok(());
         }
         self.left -= 1;
-        let Some(document) = self.last.checked_add(unzigzag(self.reader.number()?)) else {
-            return Err(Error::MalformedPostings("a document id past 2^63"));
-        };
-        let length = self.reader.small()?;
-        let frequency = self.reader.small()?;
-        let len = usize::try_from(self.reader.number()?)
-            .map_err(|_| Error::MalformedPostings("positions past the end"))?;
-        let positions = self.reader.take(len)?;
+        let document = self.reader.document_after(self.last)?;
+        self.current = Some(self.reader.entry(document)?);
         self.last = document;
-        self.current = Some(Posting {
-            document,
-            length,
-            frequency,
-            positions,
-        });
         Ok(())
     }
 
@@ -201,20 +213,12 @@ impl<'a> Read<'a> {
         let mut entries = Vec::with_capacity(capacity);
         let mut last = 0i64;
         for _ in 0..count {
-            // (a match, not ok_or: an Error made and dropped for every
-            // document was 2% of a phrase's search)
-            let Some(document) = last.checked_add(unzigzag(reader.number()?)) else {
-                return Err(Error::MalformedPostings("a document id past 2^63"));
-            };
+            let document = reader.document_after(last)?;
             if !documents.is_empty() && document <= last {
                 return Err(Error::MalformedPostings("documents out of order"));
             }
             entries.push(bytes.len() - reader.bytes.len());
-            reader.number()?;
-            reader.number()?;
-            let len = usize::try_from(reader.number()?)
-                .map_err(|_| Error::MalformedPostings("positions past the end"))?;
-            reader.take(len)?;
+            reader.entry(document)?;
             documents.push(document);
             last = document;
         }
@@ -260,16 +264,7 @@ impl<'a> Read<'a> {
                 .and_then(|&at| self.bytes.get(at..))
                 .unwrap_or_default(),
         };
-        let length = reader.small()?;
-        let frequency = reader.small()?;
-        let len = usize::try_from(reader.number()?)
-            .map_err(|_| Error::MalformedPostings("positions past the end"))?;
-        Ok(Some(Posting {
-            document,
-            length,
-            frequency,
-            positions: reader.take(len)?,
-        }))
+        reader.entry(document).map(Some)
     }
 }
 

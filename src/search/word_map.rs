@@ -144,16 +144,8 @@ impl<T: Copy + Default> Short<T> {
     }
 
     fn prefetch(&self, key: &Inline) {
-        if self.slots.is_empty() {
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let slot: *const (Inline, T) = &self.slots[self.home(key)];
-            // SAFETY: a prefetch only hints at an address, here one inside
-            // the table; it reads nothing and cannot fault.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(slot.cast::<i8>()) };
+        if !self.slots.is_empty() {
+            prefetch_index::prefetch_index(&self.slots, self.home(key));
         }
     }
 }
