@@ -74,7 +74,7 @@ pub fn provenance(schema: &QuotedIdentifier) -> Result<Provenance, ErrorReport> 
     );
     backend::as_role(owner(schema)?, || {
         Ok(Provenance {
-            transactions: spi::read_column::<pg_sys::TransactionId>(&transactions)?
+            transactions: spi::read_column::<pg_sys::TransactionId>(&transactions, &[])?
                 .into_iter()
                 .collect(),
             baseline: spi::read_one::<pg_sys::TransactionId>(&baseline, &[])?,

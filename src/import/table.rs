@@ -257,11 +257,14 @@ fn decider(run: &mut Run, table: &'static Table, rows: i64) -> Result<Decider, E
     };
     let taken = match table.unique {
         Some(column) if existing.as_ref().is_none_or(|keys| !keys.is_empty()) => {
-            spi::read_column::<String>(&format!(
-                "SELECT {}::text FROM {}",
-                QuotedIdentifier::new(column),
-                QuotedIdentifier::qualified(&run.schema, table.name)
-            ))?
+            spi::read_column::<String>(
+                &format!(
+                    "SELECT {}::text FROM {}",
+                    QuotedIdentifier::new(column),
+                    QuotedIdentifier::qualified(&run.schema, table.name)
+                ),
+                &[],
+            )?
             .into_iter()
             .collect()
         }
@@ -287,12 +290,12 @@ fn existing_keys(schema: &QuotedIdentifier, table: &Table) -> Result<KeySet, Err
         QuotedIdentifier::qualified(schema, table.name)
     );
     Ok(if table.key().kind == Kind::ConversationId {
-        spi::read_column::<pgrx::Uuid>(&query)?
+        spi::read_column::<pgrx::Uuid>(&query, &[])?
             .iter()
             .map(|id| Key::Uuid(uuid::Uuid::from_bytes(*id.as_bytes())))
             .collect()
     } else {
-        spi::read_column::<i64>(&query)?
+        spi::read_column::<i64>(&query, &[])?
             .into_iter()
             .map(Key::Int)
             .collect()

@@ -24,10 +24,13 @@ pub fn read_one<A: FromDatum + IntoDatum>(
 }
 
 /// Every non-NULL value of the first column of a read-only query.
-pub fn read_column<A: FromDatum + IntoDatum>(query: &str) -> Result<Vec<A>, ErrorReport> {
+pub fn read_column<A: FromDatum + IntoDatum>(
+    query: &str,
+    args: &[DatumWithOid<'_>],
+) -> Result<Vec<A>, ErrorReport> {
     Spi::connect(|client| {
         let mut values = Vec::new();
-        for row in client.select(query, None, &[])? {
+        for row in client.select(query, None, args)? {
             values.extend(row.get::<A>(1)?);
         }
         Ok::<_, pgrx::spi::Error>(values)
