@@ -36,6 +36,9 @@ ALTER TABLE @extschema@.council_search_documents
     ADD COLUMN indexed boolean NOT NULL DEFAULT true;
 ALTER TABLE @extschema@.council_search_documents ALTER COLUMN indexed SET DEFAULT false;
 DROP INDEX @extschema@.council_search_documents_document;
+-- A document's tsvector is kept until the postings hold it, which are
+-- then its only copy: the analyze at the end moves every one there.
+ALTER TABLE @extschema@.council_search_documents ALTER COLUMN document DROP NOT NULL;
 CREATE INDEX council_search_documents_document
     ON @extschema@.council_search_documents USING gin (document) WHERE NOT indexed;
 CREATE TABLE @extschema@.council_search_postings (
@@ -43,7 +46,9 @@ CREATE TABLE @extschema@.council_search_postings (
     postings bytea NOT NULL
 );
 ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
-CREATE  FUNCTION "council_search_postings_build"() RETURNS TABLE (
+CREATE  FUNCTION "council_search_postings_build"(
+	"fresh" oid /* pg_sys :: Oid */
+) RETURNS TABLE (
 	"lexemes" bigint,  /* i64 */
 	"documents" bigint,  /* i64 */
 	"occurrences" bigint  /* i64 */
@@ -52,10 +57,24 @@ STRICT VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
+CREATE  FUNCTION "council_search_fill_postings"(
+	"fill" oid, /* pg_sys :: Oid */
+	"rows" bigint, /* i64 */
+	"alone" bool /* bool */
+) RETURNS TABLE (
+	"written" bigint,  /* i64 */
+	"lexemes" bigint,  /* i64 */
+	"documents" bigint,  /* i64 */
+	"occurrences" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_search_fill_postings_wrapper';
 CREATE FUNCTION @extschema@.council_search_matches(query tsquery, prepared bytea, wanted integer,
-                                                  postings regclass)
-RETURNS TABLE (doc bigint, rank real, matches bigint)
-LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 100
+                                                  postings regclass, within bigint[] DEFAULT NULL)
+RETURNS TABLE (doc bigint, rank real, matches bigint, terms bytea)
+LANGUAGE c STABLE PARALLEL SAFE ROWS 100
 AS 'MODULE_PATHNAME', 'council_search_matches_wrapper';
 CREATE FUNCTION @extschema@.council_search_analyze() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -65,20 +84,38 @@ DECLARE
     built record;
 BEGIN
     LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
-    UPDATE @extschema@.council_search_documents SET indexed = true WHERE NOT indexed;
-    DELETE FROM @extschema@.council_search_postings;
-    DELETE FROM @extschema@.council_search_terms;
-    SELECT * INTO built FROM @extschema@.council_search_postings_build();
-    DELETE FROM @extschema@.council_search_statistics;
-    INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
-    VALUES (built.documents,
-            coalesce(built.occurrences::double precision OPERATOR(pg_catalog./) nullif(built.documents, 0), 0),
-            now());
+    -- every document that still has its tsvector: those written since the
+    -- last build (and, once, those of a release that kept them all)
+    CREATE TEMP TABLE council_search_fresh ON COMMIT DROP AS
+    SELECT d.doc, d.document FROM @extschema@.council_search_documents d
+    WHERE d.document IS NOT NULL;
+    UPDATE @extschema@.council_search_documents d SET indexed = true, document = NULL
+    FROM council_search_fresh f
+    WHERE d.doc OPERATOR(pg_catalog.=) f.doc;
+    SELECT * INTO built
+    FROM @extschema@.council_search_postings_build('council_search_fresh'::regclass);
+    DROP TABLE council_search_fresh;
+    PERFORM @extschema@.council_search_statistics_set(built.documents, built.occurrences);
     RETURN built.lexemes;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build(oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid, bigint, boolean) FROM PUBLIC;
+CREATE FUNCTION @extschema@.council_search_statistics_set(documents bigint, occurrences bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.council_search_statistics;
+    INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
+    VALUES (documents,
+            coalesce(occurrences::double precision OPERATOR(pg_catalog./) nullif(documents, 0), 0),
+            now());
+END
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, bigint) FROM PUBLIC;
 CREATE  FUNCTION "council_search_query"(
 	"lexemes" TEXT[], /* Array < '_, & str > */
 	"document_frequencies" bigint[], /* Array < '_, i64 > */
@@ -155,6 +192,14 @@ CREATE FUNCTION @extschema@.council_search_snippet(text text, document tsvector,
 RETURNS text
 LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT
 AS 'MODULE_PATHNAME', 'council_search_snippet_wrapper';
+CREATE FUNCTION @extschema@.council_search_snippet_of_terms(text text, terms bytea, query tsquery, options text)
+RETURNS text
+LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'council_search_snippet_of_terms_wrapper';
+CREATE FUNCTION @extschema@.council_search_stored_documents()
+RETURNS TABLE (doc bigint, document tsvector)
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'council_search_stored_documents_wrapper';
 CREATE FUNCTION @extschema@.council_search_document(config regconfig, text text)
 RETURNS tsvector
 -- as to_tsvector's: worth parallel workers in a bulk fill
@@ -352,8 +397,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cfg regconfig := @extschema@.council_search_config();
-    written bigint;
-    work_mem_before text;
+    parsed bigint;
+    built record;
     rebuilt text[] := '{}';
     index regclass;
     definition text;
@@ -400,6 +445,11 @@ BEGIN
       AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
                       WHERE d.kind OPERATOR(pg_catalog.=) 'stage3'
                         AND d.row_id OPERATOR(pg_catalog.=) s.id);
+    GET DIAGNOSTICS parsed = ROW_COUNT;
+    IF parsed OPERATOR(pg_catalog.=) 0 THEN
+        DROP TABLE council_search_fill;
+        RETURN 0;
+    END IF;
     -- Into an empty table (a first import, a reindex), each index is built
     -- afterwards from the whole, sorted, about twice as fast as keeping it
     -- row by row: the indexes are dropped and made again as they are
@@ -418,33 +468,16 @@ BEGIN
             rebuilt := rebuilt OPERATOR(pg_catalog.||) definition;
         END LOOP;
     END IF;
-    -- An index kept takes the documents into a GIN index's pending list,
-    -- which merges in batches of work_mem, each a pass over the index: a
-    -- bulk fill is maintenance, and merges with maintenance_work_mem, as
-    -- VACUUM does.
-    work_mem_before := current_setting('work_mem');
-    IF pg_size_bytes(current_setting('maintenance_work_mem'))
-       OPERATOR(pg_catalog.>) pg_size_bytes(work_mem_before) THEN
-        PERFORM set_config('work_mem', current_setting('maintenance_work_mem'), true);
-    END IF;
-    -- A first fill's documents go straight into the postings the analyze
-    -- below builds; otherwise they join the documents written since the
-    -- last build.
-    INSERT INTO @extschema@.council_search_documents
-        (kind, row_id, message_id, conversation_id, model, created_at, config, document, indexed)
-    SELECT f.kind, f.row_id, f.message_id, f.conversation_id, f.model, f.created_at, f.config,
-           f.document, first
-    FROM council_search_fill f;
-    GET DIAGNOSTICS written = ROW_COUNT;
-    PERFORM set_config('work_mem', work_mem_before, true);
+    -- the postings are built one build at a time, as by an analyze
+    LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
+    SELECT * INTO built
+    FROM @extschema@.council_search_fill_postings('council_search_fill'::regclass, parsed, first);
     FOREACH definition IN ARRAY rebuilt LOOP
         EXECUTE definition;
     END LOOP;
     DROP TABLE council_search_fill;
-    IF written OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM @extschema@.council_search_analyze();
-    END IF;
-    RETURN written;
+    PERFORM @extschema@.council_search_statistics_set(built.documents, built.occurrences);
+    RETURN built.written;
 END
 $$;
 
@@ -507,7 +540,7 @@ DECLARE
     listed bigint;
     returned bigint;
     total bigint;
-    matched text;
+    within bigint[];
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -574,14 +607,21 @@ BEGIN
     -- one the filters leave out, is not), or if they were all the matches.
     -- Otherwise the statement returns nothing, and more are asked for.
     --
-    -- One conversation's search reads that conversation's documents
-    -- instead, through its index: a few rows, whatever the words.
+    -- One conversation's search asks the postings for that conversation's
+    -- documents alone (`within`, found through its index): a few, whatever
+    -- the words.
     --
     -- The page's rows are ranked among every match; their text, document
-    -- and title are read for the page alone (the document by its ctid:
-    -- carrying the documents through the ranking's sort would copy each).
-    -- The snippet of a council_english document comes from its positions
-    -- (council_search_snippet), any other's from ts_headline.
+    -- and title are read for the page alone (the row by its ctid: carrying
+    -- the documents through the ranking's sort would copy each). The
+    -- snippet of a council_english document comes from its positions
+    -- (council_search_snippet): those the postings gave with the match, or
+    -- those its stored document holds; any other's from ts_headline.
+    IF conversation IS NOT NULL THEN
+        within := ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
+                        WHERE d.conversation_id OPERATOR(pg_catalog.=) conversation AND d.indexed
+                        ORDER BY d.doc);
+    END IF;
     need := "limit"::bigint OPERATOR(pg_catalog.+) "offset";
     wanted := least(need OPERATOR(pg_catalog.*) CASE WHEN filters OPERATOR(pg_catalog.=) '' THEN 1 ELSE 4 END
                     OPERATOR(pg_catalog.+) 16, 2147483647);
@@ -591,12 +631,12 @@ BEGIN
         IF filters OPERATOR(pg_catalog.=) '' THEN
             RETURN QUERY
             WITH hits AS MATERIALIZED (
-                SELECT h.doc, h.rank, h.matches
+                SELECT h.doc, h.rank, h.matches, h.terms
                 FROM @extschema@.council_search_matches(tsq, prepared, wanted,
                                                         '@extschema@.council_search_postings'::regclass) h),
             listed AS MATERIALIZED (
                 SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                       d.created_at, d.config, h.rank
+                       d.created_at, d.config, h.rank, h.terms
                 FROM hits h
                 JOIN @extschema@.council_search_documents d
                   ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed),
@@ -604,15 +644,18 @@ BEGIN
                 SELECT * FROM listed
                 UNION ALL
                 SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                       d.created_at, d.config, @extschema@.council_search_score(d.document, prepared)
+                       d.created_at, d.config, @extschema@.council_search_score(d.document, prepared),
+                       NULL::bytea
                 FROM @extschema@.council_search_documents d
                 WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq
                 ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
                 LIMIT "limit" OFFSET "offset")
             SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
-                   CASE WHEN t.config OPERATOR(pg_catalog.=) '@extschema@.council_english'::regconfig
-                        THEN @extschema@.council_search_snippet(s.body, s.document, tsq, snippet_options)
-                        ELSE ts_headline(cfg, s.body, tsq, snippet_options)
+                   CASE WHEN t.config OPERATOR(pg_catalog.<>) '@extschema@.council_english'::regconfig
+                        THEN ts_headline(cfg, s.body, tsq, snippet_options)
+                        WHEN t.terms IS NOT NULL
+                        THEN @extschema@.council_search_snippet_of_terms(s.body, t.terms, tsq, snippet_options)
+                        ELSE @extschema@.council_search_snippet(s.body, s.document, tsq, snippet_options)
                    END
             FROM top t
             CROSS JOIN LATERAL (
@@ -638,38 +681,33 @@ BEGIN
             LEFT JOIN @extschema@.council_search_documents d
                    ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed;
         ELSE
-            IF conversation IS NOT NULL THEN
-                matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                                   d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
-                            FROM @extschema@.council_search_documents d
-                            WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters;
-            ELSE
-                matched := 'SELECT * FROM listed
-                            UNION ALL
-                            SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                                   d.created_at, d.config, @extschema@.council_search_score(d.document, $11)
-                            FROM @extschema@.council_search_documents d
-                            WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) $1' || filters;
-            END IF;
             RETURN QUERY EXECUTE
                 'WITH hits AS MATERIALIZED (
-                     SELECT h.doc, h.rank, h.matches
+                     SELECT h.doc, h.rank, h.matches, h.terms
                      FROM @extschema@.council_search_matches($1, $11, $12,
-                                                             ''@extschema@.council_search_postings''::regclass) h
-                     WHERE $2 IS NULL),
+                                                             ''@extschema@.council_search_postings''::regclass, $14) h),
                  listed AS MATERIALIZED (
                      SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                            d.created_at, d.config, h.rank
+                            d.created_at, d.config, h.rank, h.terms
                      FROM hits h
                      JOIN @extschema@.council_search_documents d
                        ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters || '),
-                 top AS (' || matched || '
+                 top AS (
+                     SELECT * FROM listed
+                     UNION ALL
+                     SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                            d.created_at, d.config, @extschema@.council_search_score(d.document, $11),
+                            NULL::bytea
+                     FROM @extschema@.council_search_documents d
+                     WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) $1' || filters || '
                      ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
                      LIMIT $7 OFFSET $8)
                  SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
-                        CASE WHEN t.config OPERATOR(pg_catalog.=) ''@extschema@.council_english''::regconfig
-                             THEN @extschema@.council_search_snippet(s.body, s.document, $1, $10)
-                             ELSE ts_headline($9, s.body, $1, $10)
+                        CASE WHEN t.config OPERATOR(pg_catalog.<>) ''@extschema@.council_english''::regconfig
+                             THEN ts_headline($9, s.body, $1, $10)
+                             WHEN t.terms IS NOT NULL
+                             THEN @extschema@.council_search_snippet_of_terms(s.body, t.terms, $1, $10)
+                             ELSE @extschema@.council_search_snippet(s.body, s.document, $1, $10)
                         END
                  FROM top t
                  CROSS JOIN LATERAL (
@@ -685,21 +723,20 @@ BEGIN
                      FROM @extschema@.council_search_documents d
                      LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
                      WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
-                 WHERE $2 IS NOT NULL
-                    OR (SELECT count(*) FROM listed) OPERATOR(pg_catalog.>=) $13
+                 WHERE (SELECT count(*) FROM listed) OPERATOR(pg_catalog.>=) $13
                     OR (SELECT count(*) FROM hits) OPERATOR(pg_catalog.>=) (SELECT coalesce(max(h.matches), 0) FROM hits h)
                  ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
             USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
-                  prepared, wanted, need;
-            EXIT WHEN FOUND OR conversation IS NOT NULL;
+                  prepared, wanted, need, within;
+            EXIT WHEN FOUND;
             EXECUTE
                 'SELECT count(d.doc), count(*), coalesce(max(h.matches), 0)
                  FROM @extschema@.council_search_matches($1, $8, $7,
-                                                         ''@extschema@.council_search_postings''::regclass) h
+                                                         ''@extschema@.council_search_postings''::regclass, $9) h
                  LEFT JOIN @extschema@.council_search_documents d
                         ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters
             INTO listed, returned, total
-            USING tsq, conversation, by_model, since, until, kinds, wanted, prepared;
+            USING tsq, conversation, by_model, since, until, kinds, wanted, prepared, within;
         END IF;
         -- nothing returned: the page is empty, or more are needed
         EXIT WHEN listed OPERATOR(pg_catalog.>=) need OR returned OPERATOR(pg_catalog.>=) total;

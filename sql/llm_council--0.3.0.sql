@@ -766,7 +766,7 @@ ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:55
+-- src/search/mod.rs:61
 -- llm_council::search::council_search_deferred
 CREATE  FUNCTION "council_search_deferred"(
 	"table" oid /* pg_sys :: Oid */
@@ -777,13 +777,13 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:94
+-- src/search/mod.rs:100
 -- llm_council::search::council_search_document
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:47
+-- src/search/mod.rs:53
 -- llm_council::search::council_search_enabled
 CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -792,15 +792,36 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:250
+-- src/search/mod.rs:229
+-- llm_council::search::council_search_fill_postings
+CREATE  FUNCTION "council_search_fill_postings"(
+	"fill" oid, /* pg_sys :: Oid */
+	"rows" bigint, /* i64 */
+	"alone" bool /* bool */
+) RETURNS TABLE (
+	"written" bigint,  /* i64 */
+	"lexemes" bigint,  /* i64 */
+	"documents" bigint,  /* i64 */
+	"occurrences" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'council_search_fill_postings_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:586
 -- llm_council::search::council_search_matches
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:144
+-- src/search/mod.rs:179
 -- llm_council::search::council_search_postings_build
-CREATE  FUNCTION "council_search_postings_build"() RETURNS TABLE (
+CREATE  FUNCTION "council_search_postings_build"(
+	"fresh" oid /* pg_sys :: Oid */
+) RETURNS TABLE (
 	"lexemes" bigint,  /* i64 */
 	"documents" bigint,  /* i64 */
 	"occurrences" bigint  /* i64 */
@@ -812,7 +833,7 @@ AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:65
+-- src/search/mod.rs:71
 -- llm_council::search::council_search_query
 CREATE  FUNCTION "council_search_query"(
 	"lexemes" TEXT[], /* Array < '_, & str > */
@@ -826,7 +847,7 @@ AS 'MODULE_PATHNAME', 'council_search_query_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:103
+-- src/search/mod.rs:109
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -838,13 +859,25 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:116
+-- src/search/mod.rs:122
 -- llm_council::search::council_search_snippet
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:27
+-- src/search/mod.rs:138
+-- llm_council::search::council_search_snippet_of_terms
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:532
+-- llm_council::search::council_search_stored_documents
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:30
 -- requires:
 --   schema
 --   council_search_deferred
@@ -853,16 +886,21 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 --   council_search_query
 --   council_search_score
 --   council_search_snippet
+--   council_search_snippet_of_terms
 --   council_search_postings_build
+--   council_search_fill_postings
+--   council_search_stored_documents
 --   council_search_matches
 
 -- Full-text search over what the council deliberated: conversation titles,
 -- the users' messages, and the stage 1 and stage 3 responses.
 --
--- council_search_documents holds one tsvector per searchable row, kept by
+-- council_search_documents holds one document per searchable row, kept by
 -- row triggers on the four tables: whatever writes them (the app, an
 -- import, pg_restore, a replication apply) leaves its rows searchable when
--- it commits, with no job to run. The triggers are ENABLE ALWAYS: they
+-- it commits, with no job to run. A document's tsvector is kept there
+-- until the search's postings hold it (council_search_analyze(), or a bulk
+-- fill at once), and the postings are then its only copy. The triggers are ENABLE ALWAYS: they
 -- fire also under session_replication_role = replica (an import that
 -- checks foreign keys itself, a logical replication subscriber). They are
 -- row triggers rather than statement triggers with transition tables: a
@@ -902,11 +940,15 @@ CREATE TABLE @extschema@.council_search_documents (
     created_at      timestamptz,
     -- the configuration the document was parsed with
     config          regconfig NOT NULL,
-    document        tsvector NOT NULL,
+    -- the tsvector, until council_search_postings holds it: then NULL, the
+    -- postings being its only copy (council_search_stored_documents()
+    -- shows it again)
+    document        tsvector,
     -- the document's id in council_search_postings
     doc             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- whether council_search_postings holds it (council_search_analyze()
-    -- sets it); until then, the GIN index finds it
+    -- sets it, and a bulk fill writes it so); until then, the GIN index
+    -- finds it
     indexed         boolean NOT NULL DEFAULT false
 );
 -- lz4, as for the tables' text (see schema.sql): ranking reads every
@@ -932,12 +974,14 @@ CREATE INDEX council_search_documents_conversation
 -- The search's inverted index (search::postings): for each lexeme of the
 -- documents marked indexed, the documents that hold it, each with its
 -- length and the lexeme's frequency and positions, so that council_search
--- ranks a word's matches and checks a phrase without reading the
--- documents. Built whole by council_search_analyze() in one pass over the
--- documents, which an import and a reindex run, and the app's writes do
--- not: a document written since is found through the GIN index of the
--- documents not indexed, until the next analyze; a document deleted since
--- stays listed, and council_search drops it. The row whose lexeme is ''
+-- ranks a word's matches, checks a phrase and makes a snippet without
+-- reading the documents, whose only copy it is. Built again whole by
+-- council_search_analyze() (from itself and the documents written since)
+-- and by a bulk fill (from itself and the documents it parsed), which an
+-- import and a reindex run, and the app's writes do not: a document
+-- written since is found through the GIN index of the documents not
+-- indexed, until the next analyze; a document deleted since stays listed
+-- until then, and council_search drops it. The row whose lexeme is ''
 -- lists every document. Derived data, not dumped, readable by whom the
 -- owner grants, as the documents are. Stored uncompressed: a list is read
 -- whole by every search for its word, and compresses little.
@@ -1204,12 +1248,13 @@ FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage3();
 ALTER TABLE @extschema@.stage3_synthesis
     ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
 
--- Builds the postings again from every document, the ones written since
--- the last build included, and counts every lexeme of the documents, and
--- the documents and their average length, into council_search_terms and
--- council_search_statistics, for ranking. Returns the lexemes counted.
--- The searches running meanwhile read the postings and statistics before
--- it; two analyzes run one after the other.
+-- Builds the postings again, from what they held and the documents
+-- written since the last build (whose tsvectors they then keep alone), and
+-- counts every lexeme of the documents, and the documents and their
+-- average length, into council_search_terms and council_search_statistics,
+-- for ranking. Returns the lexemes counted. The searches running meanwhile
+-- read the postings and statistics before it; two analyzes run one after
+-- the other.
 CREATE FUNCTION @extschema@.council_search_analyze() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1218,35 +1263,57 @@ DECLARE
     built record;
 BEGIN
     LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
-    UPDATE @extschema@.council_search_documents SET indexed = true WHERE NOT indexed;
-    DELETE FROM @extschema@.council_search_postings;
-    DELETE FROM @extschema@.council_search_terms;
-    SELECT * INTO built FROM @extschema@.council_search_postings_build();
-    DELETE FROM @extschema@.council_search_statistics;
-    INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
-    VALUES (built.documents,
-            coalesce(built.occurrences::double precision OPERATOR(pg_catalog./) nullif(built.documents, 0), 0),
-            now());
+    -- every document that still has its tsvector: those written since the
+    -- last build (and, once, those of a release that kept them all)
+    CREATE TEMP TABLE council_search_fresh ON COMMIT DROP AS
+    SELECT d.doc, d.document FROM @extschema@.council_search_documents d
+    WHERE d.document IS NOT NULL;
+    UPDATE @extschema@.council_search_documents d SET indexed = true, document = NULL
+    FROM council_search_fresh f
+    WHERE d.doc OPERATOR(pg_catalog.=) f.doc;
+    SELECT * INTO built
+    FROM @extschema@.council_search_postings_build('council_search_fresh'::regclass);
+    DROP TABLE council_search_fresh;
+    PERFORM @extschema@.council_search_statistics_set(built.documents, built.occurrences);
     RETURN built.lexemes;
 END
 $$;
 -- it reads every document; the import and the reindex run it as the owner
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build(oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid, bigint, boolean) FROM PUBLIC;
+
+-- The corpus's size and average length, for BM25, as of now.
+CREATE FUNCTION @extschema@.council_search_statistics_set(documents bigint, occurrences bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.council_search_statistics;
+    INSERT INTO @extschema@.council_search_statistics (documents, average_length, analyzed_at)
+    VALUES (documents,
+            coalesce(occurrences::double precision OPERATOR(pg_catalog./) nullif(documents, 0), 0),
+            now());
+END
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, bigint) FROM PUBLIC;
 
 -- Gives every row of the tables named that has no document its document.
--- The documents are computed by CREATE TABLE AS, which (unlike INSERT …
--- SELECT) may run in parallel workers, then inserted in one statement.
--- Anyone may call it: it adds only what is missing, and the same
--- documents the triggers would. Returns the documents written.
+-- The documents are parsed by CREATE TABLE AS, which (unlike INSERT …
+-- SELECT) may run in parallel workers; then one pass over them writes
+-- their rows and builds the postings again with them, the postings being
+-- their only copy (council_search_fill_postings). Anyone may call it: it
+-- adds only what is missing, and the same documents the triggers would.
+-- Returns the documents written.
 CREATE FUNCTION @extschema@.council_search_fill(tables regclass[]) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cfg regconfig := @extschema@.council_search_config();
-    written bigint;
-    work_mem_before text;
+    parsed bigint;
+    built record;
     rebuilt text[] := '{}';
     index regclass;
     definition text;
@@ -1293,6 +1360,11 @@ BEGIN
       AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
                       WHERE d.kind OPERATOR(pg_catalog.=) 'stage3'
                         AND d.row_id OPERATOR(pg_catalog.=) s.id);
+    GET DIAGNOSTICS parsed = ROW_COUNT;
+    IF parsed OPERATOR(pg_catalog.=) 0 THEN
+        DROP TABLE council_search_fill;
+        RETURN 0;
+    END IF;
     -- Into an empty table (a first import, a reindex), each index is built
     -- afterwards from the whole, sorted, about twice as fast as keeping it
     -- row by row: the indexes are dropped and made again as they are
@@ -1311,33 +1383,16 @@ BEGIN
             rebuilt := rebuilt OPERATOR(pg_catalog.||) definition;
         END LOOP;
     END IF;
-    -- An index kept takes the documents into a GIN index's pending list,
-    -- which merges in batches of work_mem, each a pass over the index: a
-    -- bulk fill is maintenance, and merges with maintenance_work_mem, as
-    -- VACUUM does.
-    work_mem_before := current_setting('work_mem');
-    IF pg_size_bytes(current_setting('maintenance_work_mem'))
-       OPERATOR(pg_catalog.>) pg_size_bytes(work_mem_before) THEN
-        PERFORM set_config('work_mem', current_setting('maintenance_work_mem'), true);
-    END IF;
-    -- A first fill's documents go straight into the postings the analyze
-    -- below builds; otherwise they join the documents written since the
-    -- last build.
-    INSERT INTO @extschema@.council_search_documents
-        (kind, row_id, message_id, conversation_id, model, created_at, config, document, indexed)
-    SELECT f.kind, f.row_id, f.message_id, f.conversation_id, f.model, f.created_at, f.config,
-           f.document, first
-    FROM council_search_fill f;
-    GET DIAGNOSTICS written = ROW_COUNT;
-    PERFORM set_config('work_mem', work_mem_before, true);
+    -- the postings are built one build at a time, as by an analyze
+    LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
+    SELECT * INTO built
+    FROM @extschema@.council_search_fill_postings('council_search_fill'::regclass, parsed, first);
     FOREACH definition IN ARRAY rebuilt LOOP
         EXECUTE definition;
     END LOOP;
     DROP TABLE council_search_fill;
-    IF written OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM @extschema@.council_search_analyze();
-    END IF;
-    RETURN written;
+    PERFORM @extschema@.council_search_statistics_set(built.documents, built.occurrences);
+    RETURN built.written;
 END
 $$;
 
@@ -1376,16 +1431,35 @@ CREATE FUNCTION @extschema@.council_search_snippet(text text, document tsvector,
 RETURNS text
 LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT
 AS 'MODULE_PATHNAME', 'council_search_snippet_wrapper';
+-- The same snippet of a document the postings alone hold, from its terms:
+-- the query's lexemes and their positions, as council_search_matches gives
+-- them, in a tsvector's bytes.
+CREATE FUNCTION @extschema@.council_search_snippet_of_terms(text text, terms bytea, query tsquery, options text)
+RETURNS text
+LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'council_search_snippet_of_terms_wrapper';
+
+-- Every document the postings hold, as its tsvector again (Rust,
+-- council_search_stored_documents_wrapper): what council_search_documents
+-- no longer stores once a document is indexed, to look at. It reads every
+-- list and holds every document in memory: for inspection, not for the
+-- app. Needs SELECT on council_search_postings.
+CREATE FUNCTION @extschema@.council_search_stored_documents()
+RETURNS TABLE (doc bigint, document tsvector)
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'council_search_stored_documents_wrapper';
 
 -- council_search's matches among the documents the postings hold, ranked
 -- there (search::postings): the `wanted` best, with every tie of the
--- last, each with the number of all. Rust (council_search_matches_wrapper);
+-- last, each with the number of all, and the terms its snippet is made
+-- from; among the documents `within` alone, if given (one conversation's).
+-- Rust (council_search_matches_wrapper);
 -- its SQL is here because it takes a tsquery. It reads `postings` with the
 -- caller's rights.
 CREATE FUNCTION @extschema@.council_search_matches(query tsquery, prepared bytea, wanted integer,
-                                                  postings regclass)
-RETURNS TABLE (doc bigint, rank real, matches bigint)
-LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 100
+                                                  postings regclass, within bigint[] DEFAULT NULL)
+RETURNS TABLE (doc bigint, rank real, matches bigint, terms bytea)
+LANGUAGE c STABLE PARALLEL SAFE ROWS 100
 AS 'MODULE_PATHNAME', 'council_search_matches_wrapper';
 
 -- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
@@ -1438,7 +1512,7 @@ DECLARE
     listed bigint;
     returned bigint;
     total bigint;
-    matched text;
+    within bigint[];
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -1505,14 +1579,21 @@ BEGIN
     -- one the filters leave out, is not), or if they were all the matches.
     -- Otherwise the statement returns nothing, and more are asked for.
     --
-    -- One conversation's search reads that conversation's documents
-    -- instead, through its index: a few rows, whatever the words.
+    -- One conversation's search asks the postings for that conversation's
+    -- documents alone (`within`, found through its index): a few, whatever
+    -- the words.
     --
     -- The page's rows are ranked among every match; their text, document
-    -- and title are read for the page alone (the document by its ctid:
-    -- carrying the documents through the ranking's sort would copy each).
-    -- The snippet of a council_english document comes from its positions
-    -- (council_search_snippet), any other's from ts_headline.
+    -- and title are read for the page alone (the row by its ctid: carrying
+    -- the documents through the ranking's sort would copy each). The
+    -- snippet of a council_english document comes from its positions
+    -- (council_search_snippet): those the postings gave with the match, or
+    -- those its stored document holds; any other's from ts_headline.
+    IF conversation IS NOT NULL THEN
+        within := ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
+                        WHERE d.conversation_id OPERATOR(pg_catalog.=) conversation AND d.indexed
+                        ORDER BY d.doc);
+    END IF;
     need := "limit"::bigint OPERATOR(pg_catalog.+) "offset";
     wanted := least(need OPERATOR(pg_catalog.*) CASE WHEN filters OPERATOR(pg_catalog.=) '' THEN 1 ELSE 4 END
                     OPERATOR(pg_catalog.+) 16, 2147483647);
@@ -1522,12 +1603,12 @@ BEGIN
         IF filters OPERATOR(pg_catalog.=) '' THEN
             RETURN QUERY
             WITH hits AS MATERIALIZED (
-                SELECT h.doc, h.rank, h.matches
+                SELECT h.doc, h.rank, h.matches, h.terms
                 FROM @extschema@.council_search_matches(tsq, prepared, wanted,
                                                         '@extschema@.council_search_postings'::regclass) h),
             listed AS MATERIALIZED (
                 SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                       d.created_at, d.config, h.rank
+                       d.created_at, d.config, h.rank, h.terms
                 FROM hits h
                 JOIN @extschema@.council_search_documents d
                   ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed),
@@ -1535,15 +1616,18 @@ BEGIN
                 SELECT * FROM listed
                 UNION ALL
                 SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                       d.created_at, d.config, @extschema@.council_search_score(d.document, prepared)
+                       d.created_at, d.config, @extschema@.council_search_score(d.document, prepared),
+                       NULL::bytea
                 FROM @extschema@.council_search_documents d
                 WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq
                 ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
                 LIMIT "limit" OFFSET "offset")
             SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
-                   CASE WHEN t.config OPERATOR(pg_catalog.=) '@extschema@.council_english'::regconfig
-                        THEN @extschema@.council_search_snippet(s.body, s.document, tsq, snippet_options)
-                        ELSE ts_headline(cfg, s.body, tsq, snippet_options)
+                   CASE WHEN t.config OPERATOR(pg_catalog.<>) '@extschema@.council_english'::regconfig
+                        THEN ts_headline(cfg, s.body, tsq, snippet_options)
+                        WHEN t.terms IS NOT NULL
+                        THEN @extschema@.council_search_snippet_of_terms(s.body, t.terms, tsq, snippet_options)
+                        ELSE @extschema@.council_search_snippet(s.body, s.document, tsq, snippet_options)
                    END
             FROM top t
             CROSS JOIN LATERAL (
@@ -1569,38 +1653,33 @@ BEGIN
             LEFT JOIN @extschema@.council_search_documents d
                    ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed;
         ELSE
-            IF conversation IS NOT NULL THEN
-                matched := 'SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                                   d.created_at, d.config, @extschema@.council_search_score(d.document, $11) AS rank
-                            FROM @extschema@.council_search_documents d
-                            WHERE d.document OPERATOR(pg_catalog.@@) $1' || filters;
-            ELSE
-                matched := 'SELECT * FROM listed
-                            UNION ALL
-                            SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                                   d.created_at, d.config, @extschema@.council_search_score(d.document, $11)
-                            FROM @extschema@.council_search_documents d
-                            WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) $1' || filters;
-            END IF;
             RETURN QUERY EXECUTE
                 'WITH hits AS MATERIALIZED (
-                     SELECT h.doc, h.rank, h.matches
+                     SELECT h.doc, h.rank, h.matches, h.terms
                      FROM @extschema@.council_search_matches($1, $11, $12,
-                                                             ''@extschema@.council_search_postings''::regclass) h
-                     WHERE $2 IS NULL),
+                                                             ''@extschema@.council_search_postings''::regclass, $14) h),
                  listed AS MATERIALIZED (
                      SELECT d.ctid AS place, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
-                            d.created_at, d.config, h.rank
+                            d.created_at, d.config, h.rank, h.terms
                      FROM hits h
                      JOIN @extschema@.council_search_documents d
                        ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters || '),
-                 top AS (' || matched || '
+                 top AS (
+                     SELECT * FROM listed
+                     UNION ALL
+                     SELECT d.ctid, d.kind, d.row_id, d.message_id, d.conversation_id, d.model,
+                            d.created_at, d.config, @extschema@.council_search_score(d.document, $11),
+                            NULL::bytea
+                     FROM @extschema@.council_search_documents d
+                     WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) $1' || filters || '
                      ORDER BY rank DESC, created_at DESC NULLS LAST, kind, row_id, conversation_id
                      LIMIT $7 OFFSET $8)
                  SELECT t.kind, t.conversation_id, t.message_id, t.row_id, t.model, t.created_at, s.title, t.rank,
-                        CASE WHEN t.config OPERATOR(pg_catalog.=) ''@extschema@.council_english''::regconfig
-                             THEN @extschema@.council_search_snippet(s.body, s.document, $1, $10)
-                             ELSE ts_headline($9, s.body, $1, $10)
+                        CASE WHEN t.config OPERATOR(pg_catalog.<>) ''@extschema@.council_english''::regconfig
+                             THEN ts_headline($9, s.body, $1, $10)
+                             WHEN t.terms IS NOT NULL
+                             THEN @extschema@.council_search_snippet_of_terms(s.body, t.terms, $1, $10)
+                             ELSE @extschema@.council_search_snippet(s.body, s.document, $1, $10)
                         END
                  FROM top t
                  CROSS JOIN LATERAL (
@@ -1616,21 +1695,20 @@ BEGIN
                      FROM @extschema@.council_search_documents d
                      LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
                      WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
-                 WHERE $2 IS NOT NULL
-                    OR (SELECT count(*) FROM listed) OPERATOR(pg_catalog.>=) $13
+                 WHERE (SELECT count(*) FROM listed) OPERATOR(pg_catalog.>=) $13
                     OR (SELECT count(*) FROM hits) OPERATOR(pg_catalog.>=) (SELECT coalesce(max(h.matches), 0) FROM hits h)
                  ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
             USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
-                  prepared, wanted, need;
-            EXIT WHEN FOUND OR conversation IS NOT NULL;
+                  prepared, wanted, need, within;
+            EXIT WHEN FOUND;
             EXECUTE
                 'SELECT count(d.doc), count(*), coalesce(max(h.matches), 0)
                  FROM @extschema@.council_search_matches($1, $8, $7,
-                                                         ''@extschema@.council_search_postings''::regclass) h
+                                                         ''@extschema@.council_search_postings''::regclass, $9) h
                  LEFT JOIN @extschema@.council_search_documents d
                         ON d.doc OPERATOR(pg_catalog.=) h.doc AND d.indexed' || filters
             INTO listed, returned, total
-            USING tsq, conversation, by_model, since, until, kinds, wanted, prepared;
+            USING tsq, conversation, by_model, since, until, kinds, wanted, prepared, within;
         END IF;
         -- nothing returned: the page is empty, or more are needed
         EXIT WHEN listed OPERATOR(pg_catalog.>=) need OR returned OPERATOR(pg_catalog.>=) total;

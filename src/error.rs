@@ -235,7 +235,7 @@ impl Error {
                 "free space in the data directory's base/pgsql_tmp or a temp_tablespaces entry"
             }
             Error::MalformedPostings(_) => {
-                "SELECT council_search_analyze() builds the postings again from the documents"
+                "the postings are the only copy of the documents they hold: SELECT council_search_reindex() parses them again from the tables"
             }
             Error::PrefixQuery => "search with council_search, which matches whole words",
             Error::SearchNotGranted(_) => {

@@ -160,7 +160,9 @@ fn every_imported_row_is_searchable() {
             .query_one(
                 "SELECT string_agg(w, ' ') FROM (
                      SELECT word AS w FROM ts_stat(format(
-                         'SELECT document FROM council_search_documents WHERE kind = ''stage1'' AND row_id = %s', $1::bigint))
+                         'SELECT coalesce(d.document, s.document) FROM council_search_documents d
+                          LEFT JOIN council_search_stored_documents() s ON s.doc = d.doc
+                          WHERE d.kind = ''stage1'' AND d.row_id = %s', $1::bigint))
                      ORDER BY nentry, word LIMIT 3) s",
                 &[&id],
             )
@@ -860,40 +862,6 @@ fn assert_one_parser_everywhere(
     }
 }
 
-/// The bulk fill merges the GIN index's pending list with
-/// maintenance_work_mem, and gives the caller's transaction back its own
-/// work_mem.
-#[test]
-fn an_import_that_indexes_in_bulk_leaves_the_callers_work_mem() {
-    let cluster = common::cluster();
-    let (path, _) = sample_of(&cluster, "work-mem", 10);
-    let mut client = common::database_with_extension(&cluster, "council");
-    let mut transaction = client.transaction().expect("begin");
-    transaction
-        .batch_execute("SET LOCAL work_mem = '1MB'")
-        .expect("work_mem");
-    let tables: i64 = transaction
-        .query_one(
-            "SELECT count(*) FROM council_import($1) WHERE imported > 0",
-            &[&path.to_string_lossy().as_ref()],
-        )
-        .expect("council_import")
-        .get(0);
-    assert!(tables > 0);
-    let work_mem: String = transaction
-        .query_one("SELECT current_setting('work_mem')", &[])
-        .expect("work_mem")
-        .get(0);
-    assert_eq!(work_mem, "1MB");
-    assert!(
-        common::number(
-            &mut transaction,
-            "SELECT count(*) FROM council_search_documents"
-        ) > 0
-    );
-    transaction.commit().expect("commit");
-}
-
 /// An import into empty tables builds the documents' indexes anew once its
 /// documents are in, rather than keeping them row by row: each index is a
 /// new one afterwards, defined as before, a DBA's own index and storage
@@ -1215,8 +1183,8 @@ fn the_term_statistics_are_ts_stats_counts() {
     assert!(kept > 1000, "{kept} lexemes");
     for (left, right) in [
         ("SELECT lexeme, documents, occurrences FROM council_search_terms",
-         "SELECT word, ndoc, nentry FROM ts_stat('SELECT document FROM council_search_documents')"),
-        ("SELECT word, ndoc, nentry FROM ts_stat('SELECT document FROM council_search_documents')",
+         "SELECT word, ndoc, nentry FROM ts_stat('SELECT document FROM council_search_stored_documents()')"),
+        ("SELECT word, ndoc, nentry FROM ts_stat('SELECT document FROM council_search_stored_documents()')",
          "SELECT lexeme, documents, occurrences FROM council_search_terms"),
     ] {
         assert_eq!(
@@ -1236,17 +1204,23 @@ fn the_term_statistics_are_ts_stats_counts() {
         .connect_as("council", "reader", "reader")
         .expect("connect as reader");
     let err = reader
-        .query("SELECT * FROM council_search_postings_build()", &[])
+        .query(
+            "SELECT * FROM council_search_postings_build('council_search_documents'::regclass)",
+            &[],
+        )
         .expect_err("EXECUTE is the owner's");
     assert_eq!(sqlstate(&err), "42501");
     client
         .batch_execute(
-            "GRANT EXECUTE ON FUNCTION council_search_postings_build() TO reader;
+            "GRANT EXECUTE ON FUNCTION council_search_postings_build(oid) TO reader;
              REVOKE SELECT ON council_search_documents FROM reader;",
         )
         .expect("EXECUTE without SELECT");
     let err = reader
-        .query("SELECT * FROM council_search_postings_build()", &[])
+        .query(
+            "SELECT * FROM council_search_postings_build('council_search_documents'::regclass)",
+            &[],
+        )
         .expect_err("SELECT on the documents");
     common::assert_error(
         &err,
@@ -1273,8 +1247,8 @@ fn searches(
 }
 
 /// The same searches with every document ranked one by one, as those
-/// written since the postings were built are: each marked not indexed, in
-/// a transaction rolled back.
+/// written since the postings were built are: each marked not indexed,
+/// with its tsvector from the postings, in a transaction rolled back.
 fn searches_of_the_documents_alone(
     client: &mut Client,
     queries: &[String],
@@ -1282,7 +1256,10 @@ fn searches_of_the_documents_alone(
 ) -> Vec<(String, String, Vec<Hit>)> {
     let mut transaction = client.transaction().expect("begin");
     transaction
-        .batch_execute("UPDATE council_search_documents SET indexed = false")
+        .batch_execute(
+            "UPDATE council_search_documents d SET indexed = false, document = s.document
+             FROM council_search_stored_documents() s WHERE s.doc = d.doc",
+        )
         .expect("every document to the GIN index");
     let all = searches(&mut transaction, queries, calls);
     transaction.rollback().expect("rollback");
@@ -1309,8 +1286,10 @@ fn assert_the_postings_answer_as_the_documents(
         let found = client
             .query_one(
                 "SELECT (SELECT count(*) FROM council_search($1, \"limit\" => 1000000)),
-                        (SELECT count(*) FROM council_search_documents
-                         WHERE document @@ websearch_to_tsquery('council_english', $1))",
+                        (SELECT count(*) FROM council_search_documents d
+                         LEFT JOIN council_search_stored_documents() s ON s.doc = d.doc
+                         WHERE coalesce(d.document, s.document)
+                               @@ websearch_to_tsquery('council_english', $1))",
                 &[query],
             )
             .expect("the matches");
@@ -1434,6 +1413,7 @@ fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
         0,
         "an import's documents are all in the postings"
     );
+    assert_each_document_stored_once(&mut client);
     assert!(count(&mut client, "SELECT count(*) FROM council_search_postings") > 1000);
     let queries = queries_of(&mut client, &texts);
     let model: String = client
@@ -1451,11 +1431,20 @@ fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
         )
         .expect("a time")
         .get(0);
+    let conversation: String = client
+        .query_one(
+            "SELECT conversation_id::text FROM council_search_documents
+             GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+            &[],
+        )
+        .expect("the conversation of most documents")
+        .get(0);
     let calls: Vec<String> = vec![
         String::new(),
         ", kinds => '{stage1,stage3}'".into(),
         format!(", by_model => '{model}'"),
         format!(", since => '{middle}'"),
+        format!(", conversation => '{conversation}'"),
         ", \"limit\" => 5, \"offset\" => 3".into(),
         ", \"limit\" => 300".into(),
     ];
@@ -1490,6 +1479,14 @@ fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
         "SELECT count(*) FROM council_search_documents WHERE NOT indexed",
     );
     assert_eq!(fresh, 40, "the new rows' documents wait for the next build");
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM council_search_documents WHERE document IS NOT NULL"
+        ),
+        40,
+        "only the documents written since keep their tsvector"
+    );
     assert_the_postings_answer_as_the_documents(&mut client, &queries, &calls);
 
     client
@@ -1502,7 +1499,32 @@ fn the_postings_answer_every_search_as_the_documents_would_on_real_prose() {
         ),
         0
     );
+    assert_each_document_stored_once(&mut client);
     assert_the_postings_answer_as_the_documents(&mut client, &queries, &calls);
+}
+
+/// Every document is in the postings alone: none keeps its tsvector in
+/// council_search_documents, and the postings give each one back (a
+/// document deleted since the last build, still listed, aside).
+fn assert_each_document_stored_once(client: &mut Client) {
+    assert_eq!(
+        count(
+            client,
+            "SELECT count(*) FROM council_search_documents WHERE document IS NOT NULL OR NOT indexed"
+        ),
+        0,
+        "a tsvector kept beside the postings"
+    );
+    assert_eq!(
+        count(
+            client,
+            "SELECT count(*) FROM council_search_documents d
+             LEFT JOIN council_search_stored_documents() s ON s.doc = d.doc
+             WHERE s.doc IS NULL"
+        ),
+        0,
+        "a document the postings do not hold"
+    );
 }
 
 /// A document written while the postings are built is found, whichever

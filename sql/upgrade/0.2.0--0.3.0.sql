@@ -22,14 +22,21 @@ ALTER TABLE @extschema@.council_search_documents
     ADD COLUMN indexed boolean NOT NULL DEFAULT true;
 ALTER TABLE @extschema@.council_search_documents ALTER COLUMN indexed SET DEFAULT false;
 DROP INDEX @extschema@.council_search_documents_document;
+-- A document's tsvector is kept until the postings hold it, which are
+-- then its only copy: the analyze at the end moves every one there.
+ALTER TABLE @extschema@.council_search_documents ALTER COLUMN document DROP NOT NULL;
 -- @create search.sql council_search_documents_document
 -- @create search.sql council_search_postings
 ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
 -- @create llm_council--0.3.0.sql council_search_postings_build
+-- @create llm_council--0.3.0.sql council_search_fill_postings
 -- @create search.sql council_search_matches
 -- @create search.sql council_search_analyze
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build(oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid, bigint, boolean) FROM PUBLIC;
+-- @create search.sql council_search_statistics_set
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, bigint) FROM PUBLIC;
 -- @create llm_council--0.3.0.sql council_search_query
 -- @create llm_council--0.3.0.sql council_search_score
 
@@ -41,6 +48,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build() FROM PUBL
 -- @create llm_council--0.3.0.sql council_parser_lextype
 -- @include text_search.sql
 -- @create search.sql council_search_snippet
+-- @create search.sql council_search_snippet_of_terms
+-- @create search.sql council_search_stored_documents
 -- @create search.sql council_search_document
 -- @replace search.sql council_search_config
 

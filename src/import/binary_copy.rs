@@ -38,6 +38,18 @@ pub fn raw_row(buf: &mut Vec<u8>, fields: &[&[u8]]) {
     }
 }
 
+/// One row of fields already in their binary form, or NULL.
+pub fn nullable_row(buf: &mut Vec<u8>, fields: &[Option<&[u8]>]) {
+    let count = i16::try_from(fields.len()).unwrap_or(i16::MAX);
+    buf.extend_from_slice(&count.to_be_bytes());
+    for bytes in fields {
+        match bytes {
+            Some(bytes) => field(buf, bytes),
+            None => null(buf),
+        }
+    }
+}
+
 /// One row in binary COPY format; a conversation id fills two fields.
 pub fn row(buf: &mut Vec<u8>, values: &[Value<'_>]) {
     let fields = values.len()

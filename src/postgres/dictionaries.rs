@@ -108,7 +108,7 @@ fn to_tsvector(config: pg_sys::Oid, text: &[u8]) -> pg_sys::Datum {
 
 /// `bytes` as a varlena with a 4-byte header, palloc'd in the current
 /// memory context: a text, or a tsvector.
-fn varlena(bytes: &[u8]) -> pg_sys::Datum {
+pub fn varlena(bytes: &[u8]) -> pg_sys::Datum {
     let size = bytes.len() + pg_sys::VARHDRSZ;
     // SAFETY: palloc returns `size` bytes, of which the header takes the
     // first four and the bytes the rest; SET_VARSIZE writes the header.

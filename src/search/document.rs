@@ -62,31 +62,73 @@ pub fn tsvector<'a>(words: &mut [(u32, u16)], lexeme: impl Fn(u32) -> &'a [u8]) 
     // decide nearly every comparison without a call to memcmp.
     lexemes.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
 
-    let strings_len: usize = lexemes
+    let lexemes: Vec<(&[u8], &[u16])> = lexemes
         .iter()
-        .map(|(_, spelled, at)| spelled.len().next_multiple_of(2) + 2 + 2 * at.len())
-        .sum();
+        .map(|(_, spelled, at)| (*spelled, &positions[at.clone()]))
+        .collect();
+    write(&lexemes)
+}
+
+/// The tsvector of each of `lexemes` with its stored positions (weight
+/// bits included), as the bytes after its varlena header: a document the
+/// postings hold, made a tsvector again. Its lexemes in any order, each
+/// once; a lexeme's positions in any order, as the postings hold them
+/// (ascending and unique). None where PostgreSQL would refuse it.
+pub fn from_positions(lexemes: &mut [(&[u8], Vec<u16>)]) -> Option<Vec<u8>> {
+    lexemes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (_, positions) in lexemes.iter_mut() {
+        positions.sort_unstable_by_key(|p| p & LAST_POSITION);
+        positions.dedup_by_key(|p| *p & LAST_POSITION);
+    }
+    let mut kept: Vec<(&[u8], &[u16])> = Vec::with_capacity(lexemes.len());
+    for (spelled, positions) in lexemes.iter() {
+        if spelled.len() > MAX_LEXEME || kept.last().is_some_and(|last| last.0 == *spelled) {
+            return None;
+        }
+        kept.push((spelled, positions));
+    }
+    write(&kept)
+}
+
+/// The stored tsvector of `lexemes`, sorted and unique, each with its
+/// positions (`tsvector_in`'s layout: a lexeme without positions has no
+/// count, and is not padded).
+fn write(lexemes: &[(&[u8], &[u16])]) -> Option<Vec<u8>> {
+    let mut strings_len = 0usize;
+    for (spelled, at) in lexemes {
+        strings_len += spelled.len();
+        if !at.is_empty() {
+            strings_len = strings_len.next_multiple_of(2) + 2 + 2 * at.len();
+        }
+    }
     if strings_len > MAX_STRINGS {
         return None;
     }
     let mut bytes: Vec<u8> = Vec::with_capacity(4 + 4 * lexemes.len() + strings_len);
     bytes.extend_from_slice(&u32::try_from(lexemes.len()).ok()?.to_ne_bytes());
     let mut offset = 0usize;
-    for (_, spelled, at) in &lexemes {
+    for (spelled, at) in lexemes {
         // haspos:1, len:11, pos:20, from the low bit
-        let entry =
-            1 | (u32::try_from(spelled.len()).ok()? << 1) | (u32::try_from(offset).ok()? << 12);
+        let entry = u32::from(!at.is_empty())
+            | (u32::try_from(spelled.len()).ok()? << 1)
+            | (u32::try_from(offset).ok()? << 12);
         bytes.extend_from_slice(&entry.to_ne_bytes());
-        offset += spelled.len().next_multiple_of(2) + 2 + 2 * at.len();
+        offset += spelled.len();
+        if !at.is_empty() {
+            offset = offset.next_multiple_of(2) + 2 + 2 * at.len();
+        }
     }
-    for (_, spelled, at) in &lexemes {
+    let strings = bytes.len();
+    for (spelled, at) in lexemes {
         bytes.extend_from_slice(spelled);
-        if spelled.len() % 2 == 1 {
+        if at.is_empty() {
+            continue;
+        }
+        if (bytes.len() - strings) % 2 == 1 {
             bytes.push(0);
         }
         bytes.extend_from_slice(&u16::try_from(at.len()).ok()?.to_ne_bytes());
-        for p in &positions[at.clone()] {
-            // weight D: the two high bits clear
+        for p in *at {
             bytes.extend_from_slice(&p.to_ne_bytes());
         }
     }
@@ -108,6 +150,7 @@ fn order_prefix(lexeme: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::search::score::tests::stored;
+    use crate::search::score::TsVector;
 
     /// The tsvector of (lexeme, position) pairs, numbering the lexemes.
     fn built(words: &[(&str, u16)]) -> Option<Vec<u8>> {
@@ -119,6 +162,41 @@ mod tests {
             .map(|(w, p)| (spelled.iter().position(|s| s == w).unwrap_or(0) as u32, *p))
             .collect();
         tsvector(&mut numbered, |n| spelled[n as usize].as_bytes())
+    }
+
+    #[test]
+    fn positions_the_postings_hold_make_the_tsvector_again() {
+        let mut lexemes: Vec<(&[u8], Vec<u16>)> = vec![
+            (b"dog", vec![3, 2]),
+            (b"ca", vec![0x4000 | 5]),
+            (b"x", vec![]),
+            (b"cat", vec![1, 0xC000 | 16_383, 4]),
+        ];
+        assert_eq!(
+            from_positions(&mut lexemes),
+            Some(stored(&[
+                ("ca", &[0x4000 | 5]),
+                ("cat", &[1, 4, 0xC000 | 16_383]),
+                ("dog", &[2, 3]),
+                ("x", &[]),
+            ]))
+        );
+        // a lexeme without positions is neither padded nor counted: the
+        // next one's positions are where PostgreSQL reads them
+        let mut odd: Vec<(&[u8], Vec<u16>)> = vec![(b"abc", vec![]), (b"d", vec![7, 9])];
+        let bytes = from_positions(&mut odd).expect("a tsvector");
+        assert_eq!(bytes, stored(&[("abc", &[]), ("d", &[7, 9])]));
+        let read = TsVector::parse(&bytes).expect("parse");
+        assert_eq!(read.stored_positions_of(0).expect("none").count(), 0);
+        assert_eq!(
+            read.stored_positions_of(1).expect("d").collect::<Vec<_>>(),
+            vec![7, 9]
+        );
+        let mut twice: Vec<(&[u8], Vec<u16>)> = vec![(b"a", vec![1]), (b"a", vec![2])];
+        assert_eq!(from_positions(&mut twice), None, "a lexeme twice");
+        let long = vec![b'a'; MAX_LEXEME + 1];
+        let mut too_long: Vec<(&[u8], Vec<u16>)> = vec![(&long, vec![1])];
+        assert_eq!(from_positions(&mut too_long), None, "a lexeme too long");
     }
 
     #[test]

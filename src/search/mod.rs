@@ -25,7 +25,7 @@ use crate::import::binary_copy;
 use crate::postgres::backend;
 use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
 use crate::postgres::scan::TableScan;
-use crate::postgres::{copy, dictionaries, extension, headline, ts_execute, tsvector};
+use crate::postgres::{copy, dictionaries, extension, headline, spi, ts_execute, tsvector};
 
 extension_sql_file!(
     "../../sql/search.sql",
@@ -38,7 +38,10 @@ extension_sql_file!(
         council_search_query,
         council_search_score,
         council_search_snippet,
+        council_search_snippet_of_terms,
         council_search_postings_build,
+        council_search_fill_postings,
+        council_search_stored_documents,
         council_search_matches
     ]
 );
@@ -123,8 +126,33 @@ fn council_search_snippet(
     query: AnyElement,
     options: &str,
 ) -> Result<String, ErrorReport> {
-    let document = score::TsVector::parse(tsvector::bytes(&document)?)?;
-    let query = tsvector::query(&query)?;
+    snippet_of(text, tsvector::bytes(&document)?, &query, options)
+}
+
+/// council_search's snippet of `text`, a document the postings alone hold,
+/// from `terms` (the query's lexemes with their positions in it, as a
+/// tsvector's bytes, from `council_search_matches`): the same as from the
+/// whole document, whose other lexemes a headline does not read (PostgreSQL
+/// reads a word's position only where the word matches the query). Its SQL
+/// (search.sql) names the tsquery.
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn council_search_snippet_of_terms(
+    text: &str,
+    terms: &[u8],
+    query: AnyElement,
+    options: &str,
+) -> Result<String, ErrorReport> {
+    snippet_of(text, terms, &query, options)
+}
+
+fn snippet_of(
+    text: &str,
+    document: &[u8],
+    query: &AnyElement,
+    options: &str,
+) -> Result<String, ErrorReport> {
+    let document = score::TsVector::parse(document)?;
+    let query = tsvector::query(query)?;
     let operands = snippet::operands(query.bytes)?;
     let marked = snippet::mark(text.as_bytes(), &document, &operands)?;
     Ok(headline::headline(
@@ -136,17 +164,23 @@ fn council_search_snippet(
 }
 
 /// Builds the search's postings (`search::postings`) and term statistics
-/// from every document `council_search_analyze()` marked `indexed`, in one
-/// pass, into `council_search_postings` and `council_search_terms`, which
-/// it emptied: each lexeme's list, and the documents that hold it and its
+/// again, for `council_search_analyze()`: the documents of `fresh` (a table
+/// of `doc` and `document`, the documents written since the last build,
+/// which the analyze has just marked `indexed` and no longer stores), and
+/// every document the postings held that is still listed as `indexed` in
+/// `council_search_documents` (a deleted one is dropped). Writes them into
+/// `council_search_postings` and `council_search_terms` in place of what
+/// they held: each lexeme's list, and the documents that hold it and its
 /// occurrences, as `ts_stat` counts them. Returns the lexemes, the
-/// documents and the occurrences of all. It reads the documents below the
+/// documents and the occurrences of all. It reads the tables below the
 /// executor, so it asks for SELECT on them and refuses where row-level
 /// security applies; EXECUTE is for the extension's owner alone
 /// (search.sql).
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn council_search_postings_build() -> Result<
+fn council_search_postings_build(
+    fresh: pg_sys::Oid,
+) -> Result<
     TableIterator<
         'static,
         (
@@ -157,87 +191,381 @@ fn council_search_postings_build() -> Result<
     >,
     ErrorReport,
 > {
-    let schema = extension::schema()?;
-    let documents = access::relid(&schema, "council_search_documents")?;
-    let postings_table = access::relid(&schema, "council_search_postings")?;
-    let terms_table = access::relid(&schema, "council_search_terms")?;
+    let tables = PostingsTables::find("council_search_postings_build")?;
     access::check_readable(
-        documents,
-        "council_search_documents",
+        fresh,
+        "the documents to add",
         "council_search_postings_build",
     )?;
     let mut builder = postings::Builder::default();
-    let mut scan = TableScan::open(documents, &["doc", "indexed", "document"])?;
-    while let Some(added) = scan.next(|row| -> Result<(), ErrorReport> {
-        if row.bool(1) != Some(true) {
-            return Ok(());
-        }
-        let (Some(id), Some(bytes)) = (row.int8(0), row.text(2)) else {
+    let mut added = Vec::new();
+    let mut scan = TableScan::open(fresh, &["doc", "document"])?;
+    while let Some(result) = scan.next(|row| -> Result<(), ErrorReport> {
+        let (Some(id), Some(bytes)) = (row.int8(0), row.text(1)) else {
             return Ok(());
         };
+        added.push(id);
         Ok(builder.add(id, &score::TsVector::parse(bytes)?)?)
     }) {
-        added?;
+        result?;
     }
     scan.close();
-    let (count, occurrences) = builder.totals();
-    let mut lists = builder.finish();
-    let mut terms = Vec::new();
-    binary_copy::header(&mut terms);
-    let mut lexemes = 0i64;
+    tables.carry(&mut builder, &postings::DocumentSet::new(added))?;
+    let (lexemes, documents, occurrences) = tables.write(builder)?;
+    Ok(TableIterator::once((lexemes, documents, occurrences)))
+}
+
+/// The first fill's documents, for `council_search_fill`: each row of
+/// `fill` (the documents it parsed, a table of `council_search_documents`'
+/// columns) becomes a row of `council_search_documents`, with an id of its
+/// own, marked `indexed` and without its tsvector, which goes into the
+/// postings alone. The postings are built again, with every document
+/// they held that is still listed, as `council_search_postings_build` does;
+/// a document is never stored twice. `rows` is how many `fill` holds.
+/// With `alone`, no one else may write documents until the transaction
+/// ends (the caller's first fill): the ids are taken at once. Returns the
+/// documents written, and the lexemes, documents and occurrences of all.
+/// EXECUTE is for the extension's owner alone.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn council_search_fill_postings(
+    fill: pg_sys::Oid,
+    rows: i64,
+    alone: bool,
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(written, i64),
+            name!(lexemes, i64),
+            name!(documents, i64),
+            name!(occurrences, i64),
+        ),
+    >,
+    ErrorReport,
+> {
+    let tables = PostingsTables::find("council_search_fill_postings")?;
+    access::check_readable(fill, "the documents to add", "council_search_fill_postings")?;
+    let mut builder = postings::Builder::default();
+    tables.carry(&mut builder, &postings::DocumentSet::new(Vec::new()))?;
+    // ids from the documents' own sequence, as an INSERT takes them: one
+    // by one, unless no one else may take any meanwhile (the table locked
+    // against writes until the transaction ends), when they are all taken
+    // at once
+    let documents_name =
+        council_app::QuotedIdentifier::qualified(&tables.schema, "council_search_documents");
+    let ids: Vec<i64> = if alone {
+        spi::write(
+            &format!("LOCK TABLE {documents_name} IN EXCLUSIVE MODE"),
+            &[],
+        )?;
+        let last = spi::read_one::<i64>(
+            "SELECT pg_catalog.setval(sequence, pg_catalog.nextval(sequence) + $2 - 1)
+             FROM (SELECT pg_catalog.pg_get_serial_sequence($1, 'doc')::pg_catalog.regclass) AS s (sequence)",
+            &[documents_name.clone().into(), rows.max(1).into()],
+        )?
+        .unwrap_or(0);
+        (last - rows.max(1) + 1..=last).collect()
+    } else {
+        spi::read_column(
+            "SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence($1, 'doc')::pg_catalog.regclass)
+             FROM pg_catalog.generate_series(1, $2)",
+            &[documents_name.into(), rows.into()],
+        )?
+    };
+    let mut ids = ids.into_iter();
+    let mut scan = TableScan::open(
+        fill,
+        &[
+            "kind",
+            "row_id",
+            "message_id",
+            "conversation_id",
+            "model",
+            "created_at",
+            "config",
+            "document",
+        ],
+    )?;
+    let mut written = 0i64;
     let mut started = false;
-    let mut failed = None;
-    copy::copy_into(postings_table, &["lexeme", "postings"], false, &mut |buf| {
-        if !started {
-            binary_copy::header(buf);
-            started = true;
-        }
-        while buf.len() < 1 << 16 {
-            match lists.next() {
-                Some(Ok(list)) => {
-                    binary_copy::raw_row(buf, &[&list.lexeme, &list.bytes]);
-                    if list.lexeme.as_ref() != postings::EVERY_DOCUMENT {
-                        lexemes += 1;
-                        binary_copy::raw_row(
-                            &mut terms,
-                            &[
-                                &list.lexeme,
-                                &list.documents.to_be_bytes(),
-                                &list.occurrences.to_be_bytes(),
-                            ],
-                        );
-                    }
-                }
-                Some(Err(error)) => {
-                    failed = Some(error);
-                    binary_copy::trailer(buf);
-                    return Ok(false);
-                }
-                None => {
-                    binary_copy::trailer(buf);
-                    return Ok(false);
-                }
-            }
-        }
-        Ok(true)
-    });
-    if let Some(error) = failed {
-        return Err(error.into());
-    }
-    binary_copy::trailer(&mut terms);
-    let mut terms = Some(terms);
+    let mut failed: Option<ErrorReport> = None;
     copy::copy_into(
-        terms_table,
-        &["lexeme", "documents", "occurrences"],
+        tables.documents,
+        &[
+            "doc",
+            "kind",
+            "row_id",
+            "message_id",
+            "conversation_id",
+            "model",
+            "created_at",
+            "config",
+            "indexed",
+        ],
         false,
         &mut |buf| {
-            if let Some(terms) = terms.take() {
-                *buf = terms;
+            if !started {
+                binary_copy::header(buf);
+                started = true;
             }
-            Ok(false)
+            while buf.len() < 1 << 16 {
+                let row = scan.next(|row| -> Result<(), ErrorReport> {
+                    let Some(id) = ids.next() else {
+                        return Err(Error::InternalQuery(format!(
+                            "council_search_fill_postings: more documents than the {rows} said"
+                        ))
+                        .into());
+                    };
+                    // a NULL document holds no lexeme
+                    let empty = 0u32.to_ne_bytes();
+                    let document = score::TsVector::parse(row.text(7).unwrap_or(&empty))?;
+                    builder.add(id, &document)?;
+                    let row_id = row.int8(1).map(i64::to_be_bytes);
+                    let message_id = row.int8(2).map(i64::to_be_bytes);
+                    let created_at = row.int8(5).map(i64::to_be_bytes);
+                    let config = row.int4(6).map(i32::to_be_bytes);
+                    let conversation = row.uuid(3);
+                    binary_copy::nullable_row(
+                        buf,
+                        &[
+                            Some(&id.to_be_bytes()[..]),
+                            row.text(0),
+                            row_id.as_ref().map(|b| &b[..]),
+                            message_id.as_ref().map(|b| &b[..]),
+                            conversation.as_ref().map(|b| &b[..]),
+                            row.text(4),
+                            created_at.as_ref().map(|b| &b[..]),
+                            config.as_ref().map(|b| &b[..]),
+                            Some(&[1u8][..]),
+                        ],
+                    );
+                    written += 1;
+                    Ok(())
+                });
+                match row {
+                    Some(Ok(())) => {}
+                    Some(Err(error)) => {
+                        failed = Some(error);
+                        binary_copy::trailer(buf);
+                        return Ok(false);
+                    }
+                    None => {
+                        binary_copy::trailer(buf);
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
         },
     );
-    Ok(TableIterator::once((lexemes, count, occurrences)))
+    scan.close();
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    let (lexemes, documents, occurrences) = tables.write(builder)?;
+    Ok(TableIterator::once((
+        written,
+        lexemes,
+        documents,
+        occurrences,
+    )))
+}
+
+/// The tables the postings are built from and into.
+struct PostingsTables {
+    schema: council_app::QuotedIdentifier,
+    documents: pg_sys::Oid,
+    postings: pg_sys::Oid,
+    terms: pg_sys::Oid,
+}
+
+impl PostingsTables {
+    fn find(function: &'static str) -> Result<PostingsTables, ErrorReport> {
+        let schema = extension::schema()?;
+        let tables = PostingsTables {
+            documents: access::relid(&schema, "council_search_documents")?,
+            postings: access::relid(&schema, "council_search_postings")?,
+            terms: access::relid(&schema, "council_search_terms")?,
+            schema,
+        };
+        access::check_readable(tables.documents, "council_search_documents", function)?;
+        access::check_readable(tables.postings, "council_search_postings", function)?;
+        Ok(tables)
+    }
+
+    /// Carries into `builder` every posting of a document that is still
+    /// listed as `indexed`, apart from those `except` holds (added again).
+    fn carry(
+        &self,
+        builder: &mut postings::Builder,
+        except: &postings::DocumentSet,
+    ) -> Result<(), ErrorReport> {
+        let mut listed = Vec::new();
+        let mut scan = TableScan::open(self.documents, &["doc", "indexed"])?;
+        while scan
+            .next(|row| {
+                if let (Some(id), Some(true)) = (row.int8(0), row.bool(1)) {
+                    if !except.contains(id) {
+                        listed.push(id);
+                    }
+                }
+            })
+            .is_some()
+        {}
+        scan.close();
+        if listed.is_empty() {
+            return Ok(());
+        }
+        let listed = postings::DocumentSet::new(listed);
+        each_posting(self.postings, |lexeme, at| {
+            if listed.contains(at.document) {
+                builder.carry(lexeme, at);
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces the postings and term statistics with `builder`'s: returns
+    /// the lexemes, the documents and their occurrences.
+    fn write(&self, builder: postings::Builder) -> Result<(i64, i64, i64), ErrorReport> {
+        for table in ["council_search_postings", "council_search_terms"] {
+            spi::write(
+                &format!(
+                    "DELETE FROM {}",
+                    council_app::QuotedIdentifier::qualified(&self.schema, table)
+                ),
+                &[],
+            )?;
+        }
+        let (count, occurrences) = builder.totals();
+        let mut lists = builder.finish();
+        let mut terms = Vec::new();
+        binary_copy::header(&mut terms);
+        let mut lexemes = 0i64;
+        let mut started = false;
+        let mut failed = None;
+        copy::copy_into(self.postings, &["lexeme", "postings"], false, &mut |buf| {
+            if !started {
+                binary_copy::header(buf);
+                started = true;
+            }
+            while buf.len() < 1 << 16 {
+                match lists.next() {
+                    Some(Ok(list)) => {
+                        binary_copy::raw_row(buf, &[&list.lexeme, &list.bytes]);
+                        if list.lexeme.as_ref() != postings::EVERY_DOCUMENT {
+                            lexemes += 1;
+                            binary_copy::raw_row(
+                                &mut terms,
+                                &[
+                                    &list.lexeme,
+                                    &list.documents.to_be_bytes(),
+                                    &list.occurrences.to_be_bytes(),
+                                ],
+                            );
+                        }
+                    }
+                    Some(Err(error)) => {
+                        failed = Some(error);
+                        binary_copy::trailer(buf);
+                        return Ok(false);
+                    }
+                    None => {
+                        binary_copy::trailer(buf);
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
+        });
+        if let Some(error) = failed {
+            return Err(error.into());
+        }
+        binary_copy::trailer(&mut terms);
+        let mut terms = Some(terms);
+        copy::copy_into(
+            self.terms,
+            &["lexeme", "documents", "occurrences"],
+            false,
+            &mut |buf| {
+                if let Some(terms) = terms.take() {
+                    *buf = terms;
+                }
+                Ok(false)
+            },
+        );
+        Ok((lexemes, count, occurrences))
+    }
+}
+
+/// Hands every posting of every list of `postings` (the table) to `f`,
+/// with its lexeme, list after list.
+fn each_posting(
+    postings: pg_sys::Oid,
+    mut f: impl FnMut(&[u8], &postings::Posting<'_>) -> Result<(), Error>,
+) -> Result<(), ErrorReport> {
+    let mut scan = TableScan::open(postings, &["lexeme", "postings"])?;
+    while let Some(read) = scan.next(|row| -> Result<(), Error> {
+        let (Some(lexeme), Some(bytes)) = (row.text(0), row.text(1)) else {
+            return Ok(());
+        };
+        let (mut cursor, _) = postings::Cursor::open(bytes)?;
+        while let Some(at) = cursor.current() {
+            f(lexeme, &at)?;
+            cursor.advance()?;
+        }
+        Ok(())
+    }) {
+        read?;
+    }
+    scan.close();
+    Ok(())
+}
+
+/// Every document the postings hold, as its tsvector again: what
+/// `council_search_documents` no longer stores once a document is
+/// indexed, for a DBA to look at (`ts_stat`, `@@`) and the tests to
+/// compare. Reads every list, and holds every document in memory: for
+/// inspection, not for the app. The caller needs SELECT on
+/// `council_search_postings`. Its SQL (search.sql) names the tsvector.
+#[pg_extern(stable, parallel_safe, sql = false)]
+fn council_search_stored_documents(
+) -> Result<TableIterator<'static, (name!(doc, i64), name!(document, Internal))>, ErrorReport> {
+    let schema = extension::schema()?;
+    let postings_table = access::relid(&schema, "council_search_postings")?;
+    access::check_readable(
+        postings_table,
+        "council_search_postings",
+        "council_search_stored_documents",
+    )?;
+    let mut spelled: Vec<Box<[u8]>> = Vec::new();
+    let mut documents: std::collections::BTreeMap<i64, Vec<(usize, Vec<u16>)>> =
+        std::collections::BTreeMap::new();
+    each_posting(postings_table, |lexeme, at| {
+        let held = documents.entry(at.document).or_default();
+        if lexeme == postings::EVERY_DOCUMENT {
+            return Ok(());
+        }
+        if spelled.last().is_none_or(|last| **last != *lexeme) {
+            spelled.push(lexeme.into());
+        }
+        let mut positions = Vec::new();
+        at.positions(&mut positions)?;
+        held.push((spelled.len() - 1, positions));
+        Ok(())
+    })?;
+    let mut rows = Vec::with_capacity(documents.len());
+    for (doc, held) in documents {
+        let mut lexemes: Vec<(&[u8], Vec<u16>)> = held
+            .into_iter()
+            .map(|(lexeme, positions)| (&spelled[lexeme][..], positions))
+            .collect();
+        let bytes = document::from_positions(&mut lexemes)
+            .ok_or(Error::MalformedPostings("a document no tsvector can hold"))?;
+        rows.push((doc, Internal::from(Some(dictionaries::varlena(&bytes)))));
+    }
+    Ok(TableIterator::new(rows))
 }
 
 /// council_search's matches among the documents the postings cover, for
@@ -249,18 +577,42 @@ fn council_search_postings_build() -> Result<
 /// document matches where `document @@ query` would: the candidates are the
 /// documents of the lexemes the query needs, and PostgreSQL's TS_execute
 /// decides each from the positions listed (`postgres::ts_execute`), unless
-/// the candidates are the matches (words joined by & and |). Its SQL
-/// (search.sql) names the tsquery.
+/// the candidates are the matches (words joined by & and |). `within`,
+/// unless NULL, is the only documents to consider (one conversation's).
+/// Each document returned comes with `terms`: the query's lexemes with
+/// their positions in it, as a tsvector's bytes, which its snippet is made
+/// from (`council_search_snippet`), the document itself being stored in
+/// the postings alone. Its SQL (search.sql) names the tsquery.
 #[pg_extern(stable, parallel_safe, sql = false)]
 fn council_search_matches(
-    query: AnyElement,
-    prepared: &[u8],
-    wanted: i32,
-    postings: pg_sys::Oid,
+    query: Option<AnyElement>,
+    prepared: Option<&[u8]>,
+    wanted: Option<i32>,
+    postings: Option<pg_sys::Oid>,
+    within: Option<Array<'_, i64>>,
 ) -> Result<
-    TableIterator<'static, (name!(doc, i64), name!(rank, f32), name!(matches, i64))>,
+    TableIterator<
+        'static,
+        (
+            name!(doc, i64),
+            name!(rank, f32),
+            name!(matches, i64),
+            name!(terms, Vec<u8>),
+        ),
+    >,
     ErrorReport,
 > {
+    let (Some(query), Some(prepared), Some(wanted), Some(postings)) =
+        (query, prepared, wanted, postings)
+    else {
+        return Ok(TableIterator::new(Vec::new()));
+    };
+    let within: Option<Vec<i64>> = within.map(|ids| {
+        let mut ids: Vec<i64> = ids.iter().flatten().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    });
     let query = tsvector::query(&query)?;
     let tree = tsquery::Query::parse(query.bytes)?;
     let prepared = score::Prepared::parse(prepared)?;
@@ -302,33 +654,78 @@ fn council_search_matches(
         }
     }
     lists.close();
-    let hits = rank(&query, &tree, &prepared, &read)?;
+    let mut opened = Vec::with_capacity(read.len());
+    for (_, bytes) in &read {
+        opened.push(postings::Read::new(bytes)?);
+    }
+    let hits = rank(
+        &query,
+        &tree,
+        &prepared,
+        &read,
+        &mut opened,
+        within.as_deref(),
+    )?;
     let matches = i64::try_from(hits.len()).unwrap_or(i64::MAX);
     let wanted = usize::try_from(wanted).unwrap_or(0);
-    Ok(TableIterator::new(
-        postings::best(hits, wanted)
-            .into_iter()
-            .map(move |(rank, doc)| (doc, rank, matches)),
-    ))
+    let best = postings::best(hits, wanted);
+    let terms = terms_of(&best, &read, &mut opened)?;
+    Ok(TableIterator::new(best.into_iter().zip(terms).map(
+        move |((rank, doc), terms)| (doc, rank, matches, terms),
+    )))
 }
 
-/// Every document of the `lists` read (lexeme, postings) that matches
-/// `tree`, with its BM25 score for `prepared`.
+/// For each of `hits`, the lexemes of `lists` (the query's) it holds, with
+/// their positions, as a tsvector's bytes.
+fn terms_of(
+    hits: &[(f32, i64)],
+    lists: &[(Vec<u8>, Vec<u8>)],
+    opened: &mut [postings::Read<'_>],
+) -> Result<Vec<Vec<u8>>, Error> {
+    // the lists are read in ascending order of document
+    let mut order: Vec<usize> = (0..hits.len()).collect();
+    order.sort_unstable_by_key(|&i| hits[i].1);
+    for list in opened.iter_mut() {
+        list.rewind();
+    }
+    let mut terms = vec![Vec::new(); hits.len()];
+    for i in order {
+        let mut held: Vec<(&[u8], Vec<u16>)> = Vec::new();
+        for ((lexeme, _), list) in lists.iter().zip(opened.iter_mut()) {
+            if lexeme.as_slice() == postings::EVERY_DOCUMENT {
+                continue;
+            }
+            if let Some(posting) = list.find(hits[i].1)? {
+                let mut positions = Vec::new();
+                posting.positions(&mut positions)?;
+                held.push((lexeme, positions));
+            }
+        }
+        terms[i] = document::from_positions(&mut held)
+            .ok_or(Error::MalformedPostings("a document no tsvector can hold"))?;
+    }
+    Ok(terms)
+}
+
+/// Every document of the `lists` read (lexeme, postings; `read` each
+/// opened) that matches `tree`, with its BM25 score for `prepared`;
+/// among `within` alone where it is given.
 fn rank(
     query: &tsvector::TsQuery<'_>,
     tree: &tsquery::Query<'_>,
     prepared: &score::Prepared<'_>,
     lists: &[(Vec<u8>, Vec<u8>)],
+    read: &mut [postings::Read<'_>],
+    within: Option<&[i64]>,
 ) -> Result<Vec<(f32, i64)>, Error> {
     let list_of = |lexeme: &[u8]| lists.iter().position(|(l, _)| l.as_slice() == lexeme);
-    let mut read = Vec::with_capacity(lists.len());
-    for (_, bytes) in lists {
-        read.push(postings::Read::new(bytes)?);
-    }
-    let candidates = tree.candidates(
+    let mut candidates = tree.candidates(
         &|operand| list_of(operand.lexeme).map_or(&[][..], |i| read[i].documents()),
         list_of(postings::EVERY_DOCUMENT).map_or(&[][..], |i| read[i].documents()),
     );
+    if let Some(within) = within {
+        candidates.retain(|document| within.binary_search(document).is_ok());
+    }
     let operands: Vec<(usize, Option<usize>)> = tree
         .operands()
         .map(|operand| (operand.item, list_of(operand.lexeme)))

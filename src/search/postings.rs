@@ -4,12 +4,16 @@
 //! its matches without reading them from the heap, and checks a phrase
 //! without reading the documents that hold its words.
 //!
-//! `council_search_analyze()` builds the lists from every document in one
-//! pass ([`Builder`]) into `council_search_postings`, a row per lexeme, and
-//! marks the documents it covered (`indexed`); documents written after it
-//! are found through the GIN index on the others alone, until the next
-//! analyze. A document deleted since stays listed, and council_search
-//! drops it when its row is not there.
+//! The lists are the only copy of the documents they hold: a bulk fill
+//! writes a document's row without its tsvector, and an analyze takes the
+//! tsvector of each document written since out of its row. Both build the
+//! lists again in one pass ([`Builder`]) into `council_search_postings`, a
+//! row per lexeme: the lists read back ([`Builder::carry`]), less the
+//! documents no longer listed as `indexed`, and the new documents added.
+//! Documents written after it are found through the GIN index on the
+//! others alone, until the next analyze. A document deleted since stays
+//! listed until then, and council_search drops it when its row is not
+//! there.
 //!
 //! A list's bytes: the number of documents, then per document, ascending,
 //! the difference from the previous document's id (zigzag, so that a list
@@ -22,10 +26,9 @@
 //! with frequency 0: a query that matches without any of its words (`-word`
 //! alone) starts from it.
 
-use std::collections::HashMap;
-
 use crate::error::Error;
 use crate::search::score::TsVector;
+use crate::search::word_map::WordMap;
 
 /// The lexeme of the list of every document.
 pub const EVERY_DOCUMENT: &[u8] = b"";
@@ -168,7 +171,7 @@ impl<'a> Cursor<'a> {
         Ok((cursor, documents))
     }
 
-    fn advance(&mut self) -> Result<(), Error> {
+    pub fn advance(&mut self) -> Result<(), Error> {
         if self.left == 0 {
             if !self.reader.bytes.is_empty() {
                 return Err(Error::MalformedPostings("bytes after the last document"));
@@ -231,6 +234,12 @@ impl<'a> Read<'a> {
             entries,
             next: 0,
         })
+    }
+
+    /// Back to the start: the documents may be asked for again from the
+    /// first.
+    pub fn rewind(&mut self) {
+        self.next = 0;
     }
 
     /// Its documents' ids, ascending.
@@ -332,10 +341,56 @@ pub struct Finished {
     pub occurrences: i64,
 }
 
+/// Every lexeme's list as it is built, found by lexeme. A build looks a
+/// lexeme up for every lexeme of every document: with a standard map,
+/// hashing a boxed key and comparing it there was most of the build, so
+/// the lexemes are found in a [`WordMap`] (short ones inline in its slots,
+/// which a document's next lexemes ask for early), pointing at their list.
+#[derive(Default)]
+struct Lists {
+    found: WordMap<usize>,
+    lists: Vec<(Box<[u8]>, List)>,
+}
+
+impl Lists {
+    /// Adds (document, length, frequency) and its encoded `positions` to
+    /// `lexeme`'s list, which it starts if there is none.
+    fn push(
+        &mut self,
+        lexeme: &[u8],
+        (document, length, frequency): (i64, u32, u32),
+        positions: &[u8],
+    ) {
+        let at = match self.found.get(lexeme) {
+            Some(&at) => at,
+            None => {
+                let at = self.lists.len();
+                self.found.insert(lexeme, at);
+                self.lists.push((
+                    lexeme.into(),
+                    List {
+                        sorted: true,
+                        ..List::default()
+                    },
+                ));
+                at
+            }
+        };
+        if let Some((_, list)) = self.lists.get_mut(at) {
+            list.push(document, length, frequency, positions);
+        }
+    }
+
+    /// Asks for `lexeme`'s slot ahead of its [`Lists::push`].
+    fn prefetch(&self, lexeme: &[u8]) {
+        self.found.prefetch_in(lexeme, 0, lexeme.len());
+    }
+}
+
 /// Builds every lexeme's list from the documents, handed in any order.
 #[derive(Default)]
 pub struct Builder {
-    lists: HashMap<Box<[u8]>, List, foldhash::fast::RandomState>,
+    lists: Lists,
     positions: Vec<u8>,
     documents: u64,
     /// the documents' lengths all together
@@ -351,7 +406,16 @@ impl Builder {
         self.length += u64::from(length);
         self.positions.clear();
         self.push(EVERY_DOCUMENT, id, length, 0);
-        for index in 0..document.lexemes() {
+        // the slots of the lexemes eight along asked for as each is added
+        const AHEAD: usize = 8;
+        let lexemes = document.lexemes();
+        for index in 0..lexemes.min(AHEAD) {
+            self.lists.prefetch(document.occurrence(index)?.0);
+        }
+        for index in 0..lexemes {
+            if index + AHEAD < lexemes {
+                self.lists.prefetch(document.occurrence(index + AHEAD)?.0);
+            }
             let (lexeme, frequency) = document.occurrence(index)?;
             self.positions.clear();
             let mut last = 0u16;
@@ -364,19 +428,26 @@ impl Builder {
         Ok(())
     }
 
+    /// Adds `posting`, read from `lexeme`'s list of an earlier build, to
+    /// that lexeme's list as it was: what an analyze keeps of the postings,
+    /// which are the only copy of the documents they hold. The list of
+    /// every document counts it as a document.
+    pub fn carry(&mut self, lexeme: &[u8], posting: &Posting<'_>) {
+        if lexeme == EVERY_DOCUMENT {
+            self.documents += 1;
+            self.length += u64::from(posting.length);
+        }
+        self.lists.push(
+            lexeme,
+            (posting.document, posting.length, posting.frequency),
+            posting.positions,
+        );
+    }
+
     /// Adds the document to `lexeme`'s list, with the positions just encoded.
     fn push(&mut self, lexeme: &[u8], id: i64, length: u32, frequency: u32) {
-        match self.lists.get_mut(lexeme) {
-            Some(list) => list.push(id, length, frequency, &self.positions),
-            None => {
-                let mut list = List {
-                    sorted: true,
-                    ..List::default()
-                };
-                list.push(id, length, frequency, &self.positions);
-                self.lists.insert(lexeme.into(), list);
-            }
-        }
+        self.lists
+            .push(lexeme, (id, length, frequency), &self.positions);
     }
 
     /// The documents added, and their length all together.
@@ -390,7 +461,7 @@ impl Builder {
     /// Every lexeme's list, in the lexemes' byte order (the order of the
     /// table's `COLLATE "C"` key), the list of every document first.
     pub fn finish(self) -> impl Iterator<Item = Result<Finished, Error>> {
-        let mut lists: Vec<_> = self.lists.into_iter().collect();
+        let mut lists = self.lists.lists;
         lists.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         lists.into_iter().map(|(lexeme, list)| {
             let documents = i64::try_from(list.documents).unwrap_or(i64::MAX);
@@ -402,6 +473,51 @@ impl Builder {
                 occurrences,
             })
         })
+    }
+}
+
+/// A set of document ids, asked once for every entry of every list an
+/// analyze carries over: a bit each over the range they span, or, where
+/// they are too sparse for that (a sequence restarted far away), the ids
+/// sorted.
+pub enum DocumentSet {
+    Bits { first: i64, bits: Vec<u64> },
+    Sorted(Vec<i64>),
+}
+
+impl DocumentSet {
+    pub fn new(mut ids: Vec<i64>) -> DocumentSet {
+        let (Some(&first), Some(&last)) = (ids.iter().min(), ids.iter().max()) else {
+            return DocumentSet::Sorted(Vec::new());
+        };
+        let span = last.abs_diff(first);
+        // at most 64 bits per id: a set of ids that follow one another
+        // takes a bit each
+        if span / 64 > ids.len() as u64 {
+            ids.sort_unstable();
+            return DocumentSet::Sorted(ids);
+        }
+        let mut bits = vec![0u64; (span / 64) as usize + 1];
+        for id in ids {
+            let at = id.abs_diff(first);
+            bits[(at / 64) as usize] |= 1 << (at % 64);
+        }
+        DocumentSet::Bits { first, bits }
+    }
+
+    pub fn contains(&self, id: i64) -> bool {
+        match self {
+            DocumentSet::Bits { first, bits } => {
+                id >= *first && {
+                    let at = id.abs_diff(*first);
+                    usize::try_from(at / 64)
+                        .ok()
+                        .and_then(|word| bits.get(word))
+                        .is_some_and(|word| word & (1 << (at % 64)) != 0)
+                }
+            }
+            DocumentSet::Sorted(ids) => ids.binary_search(&id).is_ok(),
+        }
     }
 }
 
@@ -427,6 +543,8 @@ pub fn best(mut hits: Vec<(f32, i64)>, wanted: usize) -> Vec<(f32, i64)> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use crate::search::score::tests::stored;
 
@@ -493,6 +611,77 @@ mod tests {
             read(&lists[EVERY_DOCUMENT]),
             vec![(3, 4, 0, vec![]), (40, 3, 0, vec![]), (900, 3, 0, vec![])]
         );
+    }
+
+    /// An analyze's build: the lists of an earlier build carried over for
+    /// the documents still `listed`, and the documents written since
+    /// added, make the lists a build of them all makes, byte for byte.
+    #[test]
+    fn carried_lists_and_new_documents_build_what_all_the_documents_build() {
+        let kept = [
+            (900, stored(&[("cat", &[1, 4]), ("dog", &[2])])),
+            (
+                3,
+                stored(&[("cat", &[0x4000 | 7]), ("eel", &[1, 300, 16383])]),
+            ),
+        ];
+        let deleted = (12, stored(&[("cat", &[2]), ("fox", &[1])]));
+        // written since, one with an id below the others' (a transaction
+        // that began before the last build and committed after it)
+        let written = [
+            (40, stored(&[("dog", &[5, 6, 9])])),
+            (2, stored(&[("eel", &[3]), ("gnu", &[1])])),
+            (950, stored(&[])),
+        ];
+        let earlier = build(&[kept[0].clone(), kept[1].clone(), deleted]);
+        let mut builder = Builder::default();
+        for (id, bytes) in &written {
+            builder
+                .add(*id, &TsVector::parse(bytes).expect("parse"))
+                .expect("add");
+        }
+        let listed = DocumentSet::new(vec![900, 3]);
+        for (lexeme, bytes) in &earlier {
+            let (mut cursor, _) = Cursor::open(bytes).expect("open");
+            while let Some(at) = cursor.current() {
+                if listed.contains(at.document) {
+                    builder.carry(lexeme, &at);
+                }
+                cursor.advance().expect("advance");
+            }
+        }
+        assert_eq!(builder.totals(), (5, 3 + 4 + 3 + 2));
+        let carried: HashMap<Vec<u8>, Vec<u8>> = builder
+            .finish()
+            .map(|list| list.map(|list| (list.lexeme.into_vec(), list.bytes)))
+            .collect::<Result<_, _>>()
+            .expect("finish");
+        let all: Vec<(i64, Vec<u8>)> = kept.iter().chain(&written).cloned().collect();
+        assert_eq!(carried, build(&all));
+        assert!(
+            !carried.contains_key(&b"fox"[..]),
+            "a deleted document's lexeme"
+        );
+    }
+
+    #[test]
+    fn a_set_of_documents_holds_its_ids_whether_close_or_far_apart() {
+        let close = DocumentSet::new(vec![5, 70, 6, 200]);
+        let far = DocumentSet::new(vec![3, i64::MAX, -7, 1 << 40]);
+        for (set, ids) in [
+            (&close, [5, 6, 70, 200]),
+            (&far, [3, i64::MAX, -7, 1 << 40]),
+        ] {
+            for id in ids {
+                assert!(set.contains(id), "{id}");
+            }
+            for id in [4, 7, 69, 71, 199, 201, 0, i64::MIN, -6, (1 << 40) + 1] {
+                assert!(!set.contains(id), "{id}");
+            }
+        }
+        assert!(matches!(close, DocumentSet::Bits { .. }));
+        assert!(matches!(far, DocumentSet::Sorted(_)));
+        assert!(!DocumentSet::new(Vec::new()).contains(0));
     }
 
     #[test]

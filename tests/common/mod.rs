@@ -295,13 +295,16 @@ pub fn message(err: &postgres::Error) -> String {
         .unwrap_or_else(|| err.to_string())
 }
 
-/// Every search document, as text in a stable order.
+/// Every search document, as text in a stable order: its tsvector as
+/// `council_search_documents` keeps it, or the postings once they hold it.
 pub fn search_documents(client: &mut impl postgres::GenericClient) -> Vec<String> {
     client
         .query(
-            "SELECT format('%s|%s|%s|%s|%s|%s|%s|%s', kind, row_id, message_id, conversation_id,
-                           model, created_at, config, document)
-             FROM council_search_documents ORDER BY 1",
+            "SELECT format('%s|%s|%s|%s|%s|%s|%s|%s', d.kind, d.row_id, d.message_id, d.conversation_id,
+                           d.model, d.created_at, d.config, coalesce(d.document, s.document))
+             FROM council_search_documents d
+             LEFT JOIN council_search_stored_documents() s ON s.doc = d.doc
+             ORDER BY 1",
             &[],
         )
         .expect("reading the search documents")
