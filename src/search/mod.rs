@@ -288,9 +288,7 @@ fn council_search_fill_postings(
         ],
     )?;
     let mut written = 0i64;
-    let mut started = false;
-    let mut failed: Option<ErrorReport> = None;
-    copy::copy_into(
+    copy_rows(
         tables.documents,
         &[
             "doc",
@@ -303,66 +301,44 @@ fn council_search_fill_postings(
             "config",
             "indexed",
         ],
-        false,
         &mut |buf| {
-            if !started {
-                binary_copy::header(buf);
-                started = true;
-            }
-            while buf.len() < 1 << 16 {
-                let row = scan.next(|row| -> Result<(), ErrorReport> {
-                    let Some(id) = ids.next() else {
-                        return Err(Error::InternalQuery(format!(
-                            "council_search_fill_postings: more documents than the {rows} said"
-                        ))
-                        .into());
-                    };
-                    // a NULL document holds no lexeme
-                    let empty = 0u32.to_ne_bytes();
-                    let document = score::TsVector::parse(row.text(7).unwrap_or(&empty))?;
-                    builder.add(id, &document)?;
-                    let row_id = row.int8(1).map(i64::to_be_bytes);
-                    let message_id = row.int8(2).map(i64::to_be_bytes);
-                    let created_at = row.int8(5).map(i64::to_be_bytes);
-                    let config = row.int4(6).map(i32::to_be_bytes);
-                    let conversation = row.uuid(3);
-                    binary_copy::nullable_row(
-                        buf,
-                        &[
-                            Some(&id.to_be_bytes()[..]),
-                            row.text(0),
-                            row_id.as_ref().map(|b| &b[..]),
-                            message_id.as_ref().map(|b| &b[..]),
-                            conversation.as_ref().map(|b| &b[..]),
-                            row.text(4),
-                            created_at.as_ref().map(|b| &b[..]),
-                            config.as_ref().map(|b| &b[..]),
-                            Some(&[1u8][..]),
-                        ],
-                    );
-                    written += 1;
-                    Ok(())
-                });
-                match row {
-                    Some(Ok(())) => {}
-                    Some(Err(error)) => {
-                        failed = Some(error);
-                        binary_copy::trailer(buf);
-                        return Ok(false);
-                    }
-                    None => {
-                        binary_copy::trailer(buf);
-                        return Ok(false);
-                    }
-                }
-            }
-            Ok(true)
+            let row = scan.next(|row| -> Result<(), ErrorReport> {
+                let Some(id) = ids.next() else {
+                    return Err(Error::InternalQuery(format!(
+                        "council_search_fill_postings: more documents than the {rows} said"
+                    ))
+                    .into());
+                };
+                // a NULL document holds no lexeme
+                let empty = 0u32.to_ne_bytes();
+                let document = score::TsVector::parse(row.text(7).unwrap_or(&empty))?;
+                builder.add(id, &document)?;
+                let row_id = row.int8(1).map(i64::to_be_bytes);
+                let message_id = row.int8(2).map(i64::to_be_bytes);
+                let created_at = row.int8(5).map(i64::to_be_bytes);
+                let config = row.int4(6).map(i32::to_be_bytes);
+                let conversation = row.uuid(3);
+                binary_copy::nullable_row(
+                    buf,
+                    &[
+                        Some(&id.to_be_bytes()[..]),
+                        row.text(0),
+                        row_id.as_ref().map(|b| &b[..]),
+                        message_id.as_ref().map(|b| &b[..]),
+                        conversation.as_ref().map(|b| &b[..]),
+                        row.text(4),
+                        created_at.as_ref().map(|b| &b[..]),
+                        config.as_ref().map(|b| &b[..]),
+                        Some(&[1u8][..]),
+                    ],
+                );
+                written += 1;
+                Ok(())
+            });
+            row.transpose().map(|row| row.is_some())
         },
     );
     scan.close();
-    if let Some(error) = failed {
-        return Err(error);
-    }
     let (lexemes, documents, occurrences) = tables.write(builder)?;
     Ok(TableIterator::once((
         written,
@@ -443,45 +419,24 @@ impl PostingsTables {
         let mut terms = Vec::new();
         binary_copy::header(&mut terms);
         let mut lexemes = 0i64;
-        let mut started = false;
-        let mut failed = None;
-        copy::copy_into(self.postings, &["lexeme", "postings"], false, &mut |buf| {
-            if !started {
-                binary_copy::header(buf);
-                started = true;
-            }
-            while buf.len() < 1 << 16 {
-                match lists.next() {
-                    Some(Ok(list)) => {
-                        binary_copy::raw_row(buf, &[&list.lexeme, &list.bytes]);
-                        if list.lexeme.as_ref() != postings::EVERY_DOCUMENT {
-                            lexemes += 1;
-                            binary_copy::raw_row(
-                                &mut terms,
-                                &[
-                                    &list.lexeme,
-                                    &list.documents.to_be_bytes(),
-                                    &list.occurrences.to_be_bytes(),
-                                ],
-                            );
-                        }
-                    }
-                    Some(Err(error)) => {
-                        failed = Some(error);
-                        binary_copy::trailer(buf);
-                        return Ok(false);
-                    }
-                    None => {
-                        binary_copy::trailer(buf);
-                        return Ok(false);
-                    }
-                }
+        copy_rows(self.postings, &["lexeme", "postings"], &mut |buf| {
+            let Some(list) = lists.next().transpose()? else {
+                return Ok(false);
+            };
+            binary_copy::raw_row(buf, &[&list.lexeme, &list.bytes]);
+            if list.lexeme.as_ref() != postings::EVERY_DOCUMENT {
+                lexemes += 1;
+                binary_copy::raw_row(
+                    &mut terms,
+                    &[
+                        &list.lexeme,
+                        &list.documents.to_be_bytes(),
+                        &list.occurrences.to_be_bytes(),
+                    ],
+                );
             }
             Ok(true)
         });
-        if let Some(error) = failed {
-            return Err(error.into());
-        }
         binary_copy::trailer(&mut terms);
         let mut terms = Some(terms);
         copy::copy_into(
@@ -497,6 +452,31 @@ impl PostingsTables {
         );
         Ok((lexemes, count, occurrences))
     }
+}
+
+/// COPYs into `relid`'s `columns` the rows `row` writes, one a call, until
+/// it says there is none left (`Ok(false)`): binary COPY's header first and
+/// its trailer last, in pieces of about 64 kB. An error it returns is
+/// raised as it is, and the COPY goes no further.
+fn copy_rows(
+    relid: pg_sys::Oid,
+    columns: &[&str],
+    row: &mut dyn FnMut(&mut Vec<u8>) -> Result<bool, ErrorReport>,
+) -> u64 {
+    let mut started = false;
+    copy::copy_into(relid, columns, false, &mut |buf| {
+        if !started {
+            binary_copy::header(buf);
+            started = true;
+        }
+        while buf.len() < 1 << 16 {
+            if !row(buf)? {
+                binary_copy::trailer(buf);
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
 }
 
 /// Hands every posting of every list of `postings` (the table) to `f`,
