@@ -58,9 +58,8 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
 CREATE  FUNCTION "council_search_fill_postings"(
-	"fill" oid, /* pg_sys :: Oid */
-	"rows" bigint, /* i64 */
-	"alone" bool /* bool */
+	"tables" oid[], /* Vec < pg_sys :: Oid > */
+	"config" oid /* pg_sys :: Oid */
 ) RETURNS TABLE (
 	"written" bigint,  /* i64 */
 	"lexemes" bigint,  /* i64 */
@@ -101,7 +100,7 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build(oid) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid, bigint, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid[], oid) FROM PUBLIC;
 CREATE FUNCTION @extschema@.council_search_statistics_set(documents bigint, occurrences bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -396,87 +395,69 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    cfg regconfig := @extschema@.council_search_config();
-    parsed bigint;
     built record;
     rebuilt text[] := '{}';
+    relation regclass;
     index regclass;
+    index_name name;
     definition text;
-    first boolean;
+    constraint_name name;
+    constraint_kind "char";
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RETURN 0;
     END IF;
-    first := NOT EXISTS (SELECT FROM @extschema@.council_search_documents);
-    CREATE TEMP TABLE council_search_fill ON COMMIT DROP AS
-    SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
-           c.id AS conversation_id, NULL::text AS model, c.created_at, cfg AS config,
-           @extschema@.council_search_document(cfg, c.title) AS document
-    FROM @extschema@.conversations c
-    WHERE '@extschema@.conversations'::regclass OPERATOR(pg_catalog.=) ANY (tables)
-      AND c.title IS NOT NULL
-      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
-                      WHERE d.kind OPERATOR(pg_catalog.=) 'title'
-                        AND d.conversation_id OPERATOR(pg_catalog.=) c.id)
-    UNION ALL
-    SELECT 'user_message', m.id, m.id, m.conversation_id, NULL, m.created_at, cfg,
-           @extschema@.council_search_document(cfg, m.content)
-    FROM @extschema@.messages m
-    WHERE '@extschema@.messages'::regclass OPERATOR(pg_catalog.=) ANY (tables)
-      AND m.role OPERATOR(pg_catalog.=) 'user' AND m.content IS NOT NULL
-      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
-                      WHERE d.kind OPERATOR(pg_catalog.=) 'user_message'
-                        AND d.row_id OPERATOR(pg_catalog.=) m.id)
-    UNION ALL
-    SELECT 'stage1', s.id, s.message_id, m.conversation_id, s.model, s.created_at, cfg,
-           @extschema@.council_search_document(cfg, s.response)
-    FROM @extschema@.stage1_responses s
-    LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
-    WHERE '@extschema@.stage1_responses'::regclass OPERATOR(pg_catalog.=) ANY (tables)
-      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
-                      WHERE d.kind OPERATOR(pg_catalog.=) 'stage1'
-                        AND d.row_id OPERATOR(pg_catalog.=) s.id)
-    UNION ALL
-    SELECT 'stage3', s.id, s.message_id, m.conversation_id, s.chairman_model, s.created_at, cfg,
-           @extschema@.council_search_document(cfg, s.response)
-    FROM @extschema@.stage3_synthesis s
-    LEFT JOIN @extschema@.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
-    WHERE '@extschema@.stage3_synthesis'::regclass OPERATOR(pg_catalog.=) ANY (tables)
-      AND NOT EXISTS (SELECT FROM @extschema@.council_search_documents d
-                      WHERE d.kind OPERATOR(pg_catalog.=) 'stage3'
-                        AND d.row_id OPERATOR(pg_catalog.=) s.id);
-    GET DIAGNOSTICS parsed = ROW_COUNT;
-    IF parsed OPERATOR(pg_catalog.=) 0 THEN
-        DROP TABLE council_search_fill;
-        RETURN 0;
-    END IF;
-    -- Into an empty table (a first import, a reindex), each index is built
-    -- afterwards from the whole, sorted, about twice as fast as keeping it
-    -- row by row: the indexes are dropped and made again as they are
-    -- defined (a DBA's own too), apart from one that backs a constraint or
-    -- lives in another tablespace, which are kept. Searches wait meanwhile,
-    -- for documents that are not there yet.
-    IF first THEN
-        FOR index, definition IN
-            SELECT i.indexrelid::regclass, pg_get_indexdef(i.indexrelid)
-            FROM pg_index i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
-            WHERE i.indrelid OPERATOR(pg_catalog.=) '@extschema@.council_search_documents'::regclass
+    -- Into an empty documents' table (a first import, a reindex), the
+    -- documents, the postings and the terms are written whole, and each of
+    -- their indexes is built afterwards from the whole, sorted, two to
+    -- three times as fast as keeping it row by row: the indexes (the
+    -- primary keys, and a DBA's own index, unique constraint and storage
+    -- options) are dropped and made again as they are defined, apart from
+    -- one that lives in another tablespace, backs an exclusion or a
+    -- deferrable constraint, or that a foreign key relies on, which are
+    -- kept. Searches wait meanwhile, for documents that are not there yet.
+    IF NOT EXISTS (SELECT FROM @extschema@.council_search_documents) THEN
+        FOR relation, index, index_name, definition, constraint_name, constraint_kind IN
+            SELECT i.indrelid::regclass, i.indexrelid::regclass, c.relname, pg_get_indexdef(i.indexrelid),
+                   k.conname, k.contype
+            FROM pg_index i
+            JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+            LEFT JOIN pg_constraint k ON k.conindid OPERATOR(pg_catalog.=) i.indexrelid
+                                     AND k.conrelid OPERATOR(pg_catalog.=) i.indrelid
+                                     AND k.contype OPERATOR(pg_catalog.=) ANY ('{p,u,x}')
+            WHERE i.indrelid OPERATOR(pg_catalog.=) ANY (ARRAY[
+                      '@extschema@.council_search_documents', '@extschema@.council_search_postings',
+                      '@extschema@.council_search_terms']::regclass[])
               AND c.reltablespace OPERATOR(pg_catalog.=) 0
-              AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid OPERATOR(pg_catalog.=) i.indexrelid)
+              AND (k.oid IS NULL
+                   OR (k.contype OPERATOR(pg_catalog.=) ANY ('{p,u}') AND NOT k.condeferrable))
+              AND NOT EXISTS (SELECT FROM pg_constraint f
+                              WHERE f.conindid OPERATOR(pg_catalog.=) i.indexrelid
+                                AND f.contype OPERATOR(pg_catalog.=) 'f')
         LOOP
-            EXECUTE format('DROP INDEX %s', index);
             rebuilt := rebuilt OPERATOR(pg_catalog.||) definition;
+            IF constraint_name IS NULL THEN
+                EXECUTE format('DROP INDEX %s', index);
+            ELSE
+                -- the index made again, with its options, becomes the
+                -- constraint's again
+                rebuilt := rebuilt OPERATOR(pg_catalog.||)
+                    format('ALTER TABLE %s ADD CONSTRAINT %I %s USING INDEX %I', relation, constraint_name,
+                           CASE constraint_kind WHEN 'p' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END, index_name);
+                EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', relation, constraint_name);
+            END IF;
         END LOOP;
     END IF;
     -- the postings are built one build at a time, as by an analyze
     LOCK TABLE @extschema@.council_search_postings IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO built
-    FROM @extschema@.council_search_fill_postings('council_search_fill'::regclass, parsed, first);
+    FROM @extschema@.council_search_fill_postings(tables::oid[], @extschema@.council_search_config()::oid);
     FOREACH definition IN ARRAY rebuilt LOOP
         EXECUTE definition;
     END LOOP;
-    DROP TABLE council_search_fill;
-    PERFORM @extschema@.council_search_statistics_set(built.documents, built.occurrences);
+    IF built.written OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM @extschema@.council_search_statistics_set(built.documents, built.occurrences);
+    END IF;
     RETURN built.written;
 END
 $$;
@@ -488,11 +469,14 @@ AS $$
 BEGIN
     LOCK TABLE @extschema@.conversations, @extschema@.messages,
                @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
-    TRUNCATE @extschema@.council_search_documents;
-    DELETE FROM @extschema@.council_search_postings;
+    -- TRUNCATE rather than DELETE: the fill then writes the postings and
+    -- terms into empty tables, where a DELETE would leave each lexeme's
+    -- old version for its unique index to check; searches wait for the
+    -- documents anyway
+    TRUNCATE @extschema@.council_search_documents, @extschema@.council_search_postings,
+             @extschema@.council_search_terms;
+    DELETE FROM @extschema@.council_search_statistics;
     IF NOT @extschema@.council_search_enabled() THEN
-        DELETE FROM @extschema@.council_search_terms;
-        DELETE FROM @extschema@.council_search_statistics;
         RETURN 0;
     END IF;
     RETURN @extschema@.council_search_fill(ARRAY['@extschema@.conversations', '@extschema@.messages',

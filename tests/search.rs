@@ -862,10 +862,12 @@ fn assert_one_parser_everywhere(
     }
 }
 
-/// An import into empty tables builds the documents' indexes anew once its
-/// documents are in, rather than keeping them row by row: each index is a
-/// new one afterwards, defined as before, a DBA's own index and storage
-/// option included; one that backs a constraint is kept as it is.
+/// An import into empty tables builds the indexes of the documents, the
+/// postings and the terms anew once its documents are in, rather than
+/// keeping them row by row: each index is a new one afterwards, defined as
+/// before, the primary keys, a DBA's own index and storage option
+/// included; one that backs an exclusion constraint or that a foreign key
+/// relies on is kept as it is.
 #[test]
 fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
     let cluster = common::cluster();
@@ -877,16 +879,20 @@ fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
              ALTER INDEX council_search_documents_document SET (fastupdate = off);
              ALTER TABLE council_search_documents
                  ADD CONSTRAINT council_search_documents_one_title EXCLUDE (conversation_id WITH =)
-                 WHERE (kind = 'title');",
+                 WHERE (kind = 'title');
+             ALTER INDEX council_search_postings_pkey SET (fillfactor = 70);
+             CREATE TABLE bookmarks (doc bigint REFERENCES council_search_documents (doc));",
         )
-        .expect("a DBA's index, option and constraint");
+        .expect("a DBA's index, option, constraint and foreign key");
     let indexes = |client: &mut Client| -> Vec<(String, u32)> {
         client
             .query(
                 "SELECT pg_get_indexdef(i.indexrelid) || coalesce(' ' || c.reloptions::text, ''),
                         i.indexrelid::oid
                  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                 WHERE i.indrelid = 'council_search_documents'::regclass
+                 WHERE i.indrelid IN ('council_search_documents'::regclass,
+                                      'council_search_postings'::regclass,
+                                      'council_search_terms'::regclass)
                  ORDER BY 1",
                 &[],
             )
@@ -896,7 +902,7 @@ fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
             .collect()
     };
     let before = indexes(&mut client);
-    assert_eq!(before.len(), 6, "{before:?}");
+    assert_eq!(before.len(), 8, "{before:?}");
     client
         .query(
             "SELECT * FROM council_import($1)",
@@ -907,12 +913,34 @@ fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
     let definitions = |list: &[(String, u32)]| list.iter().map(|i| i.0.clone()).collect::<Vec<_>>();
     assert_eq!(definitions(&after), definitions(&before));
     for ((definition, old), (_, new)) in before.iter().zip(&after) {
-        if definition.contains("one_title") || definition.contains("_pkey") {
-            assert_eq!(old, new, "the constraint's index is kept: {definition}");
+        if definition.contains("council_search_documents_pkey") || definition.contains("one_title")
+        {
+            assert_eq!(
+                old, new,
+                "a foreign key's, an exclusion's index is kept: {definition}"
+            );
         } else {
             assert_ne!(old, new, "built anew: {definition}");
         }
     }
+    for constraint in ["council_search_postings_pkey", "council_search_terms_pkey"] {
+        let backed: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_constraint k JOIN pg_class i ON i.oid = k.conindid
+                 WHERE k.conname = $1 AND k.contype = 'p' AND i.relname = $1",
+                &[&constraint],
+            )
+            .expect("the constraint")
+            .get(0);
+        assert_eq!(
+            backed, 1,
+            "{constraint} is the primary key again, on its index"
+        );
+    }
+    // a reindex truncates the documents, which a foreign key forbids
+    client
+        .batch_execute("DROP TABLE bookmarks")
+        .expect("drop the DBA's table");
     assert_search_documents_match_the_tables(&mut client);
     let titled: String = client
         .query_one(

@@ -34,7 +34,7 @@ ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAG
 -- @create search.sql council_search_analyze
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_analyze() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build(oid) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid, bigint, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid[], oid) FROM PUBLIC;
 -- @create search.sql council_search_statistics_set
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, bigint) FROM PUBLIC;
 -- @create llm_council--0.3.0.sql council_search_query

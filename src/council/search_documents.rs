@@ -92,7 +92,7 @@ pub fn empty_tables(tables: &[CouncilTable]) -> Result<Vec<pg_sys::Oid>, ErrorRe
 }
 
 /// Gives every row of `tables` that has none its search document, in one
-/// statement per table (see `council_search_fill`).
+/// query that parallel workers share (see `council_search_fill`).
 pub fn fill(schema: &QuotedIdentifier, tables: &[pg_sys::Oid]) -> Result<(), ErrorReport> {
     if tables.is_empty() {
         return Ok(());

@@ -37,7 +37,7 @@ pub struct StoredRow<'a> {
     values: &'a [pg_sys::Datum],
     nulls: &'a [bool],
     attnums: &'a [usize],
-    xmin: pg_sys::TransactionId,
+    slot: *mut pg_sys::TupleTableSlot,
 }
 
 impl<'a> StoredRow<'a> {
@@ -53,26 +53,19 @@ impl<'a> StoredRow<'a> {
     ) -> StoredRow<'a> {
         // SAFETY: the caller's promise; deforming the slot fills
         // tts_values and tts_isnull for every attribute.
-        let (values, nulls, xmin) = unsafe {
+        let (values, nulls) = unsafe {
             pg_sys::slot_getallattrs(slot);
             let natts = usize::try_from((*(*slot).tts_tupleDescriptor).natts).unwrap_or(0);
-            let mut is_null = false;
-            let xmin = pg_sys::slot_getsysattr(
-                slot,
-                pg_sys::MinTransactionIdAttributeNumber,
-                &mut is_null,
-            );
             (
                 std::slice::from_raw_parts((*slot).tts_values, natts),
                 std::slice::from_raw_parts((*slot).tts_isnull, natts),
-                pg_sys::TransactionId::from(xmin.value() as u32),
             )
         };
         StoredRow {
             values,
             nulls,
             attnums,
-            xmin,
+            slot,
         }
     }
 
@@ -183,8 +176,19 @@ impl<'a> StoredRow<'a> {
         Some(equal.is_some_and(|equal| equal.value() & 0xff != 0))
     }
 
-    /// The transaction that wrote this version of the row.
+    /// The transaction that wrote this version of the row. Only a row
+    /// read from a table has one: a query's computed row raises an ERROR.
     pub fn xmin(&self) -> pg_sys::TransactionId {
-        self.xmin
+        let mut is_null = false;
+        // SAFETY: the slot holds the row as long as it is used (the promise
+        // of from_slot).
+        let xmin = unsafe {
+            pg_sys::slot_getsysattr(
+                self.slot,
+                pg_sys::MinTransactionIdAttributeNumber,
+                &mut is_null,
+            )
+        };
+        pg_sys::TransactionId::from(xmin.value() as u32)
     }
 }

@@ -215,23 +215,24 @@ fn council_search_postings_build(
     Ok(TableIterator::once((lexemes, documents, occurrences)))
 }
 
-/// The first fill's documents, for `council_search_fill`: each row of
-/// `fill` (the documents it parsed, a table of `council_search_documents`'
-/// columns) becomes a row of `council_search_documents`, with an id of its
-/// own, marked `indexed` and without its tsvector, which goes into the
-/// postings alone. The postings are built again, with every document
-/// they held that is still listed, as `council_search_postings_build` does;
-/// a document is never stored twice. `rows` is how many `fill` holds.
-/// With `alone`, no one else may write documents until the transaction
-/// ends (the caller's first fill): the ids are taken at once. Returns the
-/// documents written, and the lexemes, documents and occurrences of all.
-/// EXECUTE is for the extension's owner alone.
+/// Parses every row of the searched tables in `tables` that has no
+/// document yet, with `config`, for `council_search_fill`: each becomes a
+/// row of `council_search_documents`, with an id of its own, marked
+/// `indexed` and without its tsvector, which goes into the postings alone.
+/// The postings are built again, with every document they held that is
+/// still listed, as `council_search_postings_build` does; a document is
+/// never stored twice. The parsing is one query that parallel workers may
+/// share, and the postings are built from its rows as they come, none
+/// stored on the way. The documents' table is locked against other
+/// writers until the transaction ends, so that the ids are taken from its
+/// sequence at once. Returns the documents written, and the lexemes,
+/// documents and occurrences of all. EXECUTE is for the extension's owner
+/// alone.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn council_search_fill_postings(
-    fill: pg_sys::Oid,
-    rows: i64,
-    alone: bool,
+    tables: Vec<pg_sys::Oid>,
+    config: pg_sys::Oid,
 ) -> Result<
     TableIterator<
         'static,
@@ -244,52 +245,80 @@ fn council_search_fill_postings(
     >,
     ErrorReport,
 > {
-    let tables = PostingsTables::find("council_search_fill_postings")?;
-    access::check_readable(fill, "the documents to add", "council_search_fill_postings")?;
-    let mut builder = postings::Builder::default();
-    tables.carry(&mut builder, &postings::DocumentSet::new(Vec::new()))?;
-    // ids from the documents' own sequence, as an INSERT takes them: one
-    // by one, unless no one else may take any meanwhile (the table locked
-    // against writes until the transaction ends), when they are all taken
-    // at once
+    let postings_tables = PostingsTables::find("council_search_fill_postings")?;
+    let schema = &postings_tables.schema;
+    // whether to read each of the searched tables, in their order
+    let mut sources = [false; search_documents::SEARCHED_TABLES.len()];
+    for (read, name) in sources.iter_mut().zip(search_documents::SEARCHED_TABLES) {
+        let relid = access::relid(schema, name)?;
+        access::check_readable(relid, name, "council_search_fill_postings")?;
+        *read = tables.contains(&relid);
+    }
     let documents_name =
-        council_app::QuotedIdentifier::qualified(&tables.schema, "council_search_documents");
-    let ids: Vec<i64> = if alone {
-        spi::write(
-            &format!("LOCK TABLE {documents_name} IN EXCLUSIVE MODE"),
-            &[],
-        )?;
-        let last = spi::read_one::<i64>(
-            "SELECT pg_catalog.setval(sequence, pg_catalog.nextval(sequence) + $2 - 1)
-             FROM (SELECT pg_catalog.pg_get_serial_sequence($1, 'doc')::pg_catalog.regclass) AS s (sequence)",
-            &[documents_name.clone().into(), rows.max(1).into()],
-        )?
-        .unwrap_or(0);
-        (last - rows.max(1) + 1..=last).collect()
-    } else {
-        spi::read_column(
-            "SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence($1, 'doc')::pg_catalog.regclass)
-             FROM pg_catalog.generate_series(1, $2)",
-            &[documents_name.into(), rows.into()],
-        )?
-    };
-    let mut ids = ids.into_iter();
-    let mut scan = TableScan::open(
-        fill,
-        &[
-            "kind",
-            "row_id",
-            "message_id",
-            "conversation_id",
-            "model",
-            "created_at",
-            "config",
-            "document",
-        ],
+        council_app::QuotedIdentifier::qualified(schema, "council_search_documents");
+    spi::write(
+        &format!("LOCK TABLE {documents_name} IN EXCLUSIVE MODE"),
+        &[],
     )?;
-    let mut written = 0i64;
-    copy_rows(
-        tables.documents,
+    let mut builder = postings::Builder::default();
+    let sequence = "pg_catalog.pg_get_serial_sequence($1, 'doc')::pg_catalog.regclass";
+    let first = spi::read_one::<i64>(
+        &format!("SELECT pg_catalog.nextval({sequence})"),
+        &[documents_name.clone().into()],
+    )?
+    .unwrap_or(1);
+    let mut rows = Vec::new();
+    binary_copy::header(&mut rows);
+    let config_bytes = config.to_u32().to_be_bytes();
+    let mut id = first;
+    let written = spi::each_row(
+        &unparsed_rows_query(schema),
+        &[
+            config.into(),
+            sources[0].into(),
+            sources[1].into(),
+            sources[2].into(),
+            sources[3].into(),
+        ],
+        &mut |row| {
+            // a NULL document holds no lexeme
+            let empty = 0u32.to_ne_bytes();
+            let document = score::TsVector::parse(row.text(6).unwrap_or(&empty))?;
+            builder.add(id, &document)?;
+            let row_id = row.int8(1).map(i64::to_be_bytes);
+            let message_id = row.int8(2).map(i64::to_be_bytes);
+            let created_at = row.int8(5).map(i64::to_be_bytes);
+            let conversation = row.uuid(3);
+            binary_copy::nullable_row(
+                &mut rows,
+                &[
+                    Some(&id.to_be_bytes()[..]),
+                    row.text(0),
+                    row_id.as_ref().map(|b| &b[..]),
+                    message_id.as_ref().map(|b| &b[..]),
+                    conversation.as_ref().map(|b| &b[..]),
+                    row.text(4),
+                    created_at.as_ref().map(|b| &b[..]),
+                    Some(&config_bytes[..]),
+                    Some(&[1u8][..]),
+                ],
+            );
+            id += 1;
+            Ok(())
+        },
+    )?;
+    if written == 0 {
+        return Ok(TableIterator::once((0, 0, 0, 0)));
+    }
+    spi::write(
+        &format!("SELECT pg_catalog.setval({sequence}, $2)"),
+        &[documents_name.into(), (id - 1).into()],
+    )?;
+    // the lists held of the documents already there, whose ids are all
+    // below the new ones' (the builder takes them in any order)
+    postings_tables.carry(&mut builder, &postings::DocumentSet::new(Vec::new()))?;
+    copy_whole(
+        postings_tables.documents,
         &[
             "doc",
             "kind",
@@ -301,51 +330,57 @@ fn council_search_fill_postings(
             "config",
             "indexed",
         ],
-        &mut |buf| {
-            let row = scan.next(|row| -> Result<(), ErrorReport> {
-                let Some(id) = ids.next() else {
-                    return Err(Error::InternalQuery(format!(
-                        "council_search_fill_postings: more documents than the {rows} said"
-                    ))
-                    .into());
-                };
-                // a NULL document holds no lexeme
-                let empty = 0u32.to_ne_bytes();
-                let document = score::TsVector::parse(row.text(7).unwrap_or(&empty))?;
-                builder.add(id, &document)?;
-                let row_id = row.int8(1).map(i64::to_be_bytes);
-                let message_id = row.int8(2).map(i64::to_be_bytes);
-                let created_at = row.int8(5).map(i64::to_be_bytes);
-                let config = row.int4(6).map(i32::to_be_bytes);
-                let conversation = row.uuid(3);
-                binary_copy::nullable_row(
-                    buf,
-                    &[
-                        Some(&id.to_be_bytes()[..]),
-                        row.text(0),
-                        row_id.as_ref().map(|b| &b[..]),
-                        message_id.as_ref().map(|b| &b[..]),
-                        conversation.as_ref().map(|b| &b[..]),
-                        row.text(4),
-                        created_at.as_ref().map(|b| &b[..]),
-                        config.as_ref().map(|b| &b[..]),
-                        Some(&[1u8][..]),
-                    ],
-                );
-                written += 1;
-                Ok(())
-            });
-            row.transpose().map(|row| row.is_some())
-        },
+        rows,
     );
-    scan.close();
-    let (lexemes, documents, occurrences) = tables.write(builder)?;
+    let (lexemes, documents, occurrences) = postings_tables.write(builder)?;
     Ok(TableIterator::once((
-        written,
+        i64::try_from(written).unwrap_or(i64::MAX),
         lexemes,
         documents,
         occurrences,
     )))
+}
+
+/// The query that parses the rows with no document yet of the searched
+/// tables: `$1` is the configuration, `$2` to `$5` say whether to read
+/// conversations, messages, stage1_responses and stage3_synthesis. Its
+/// columns are those of `council_search_documents`, the document last.
+fn unparsed_rows_query(schema: &council_app::QuotedIdentifier) -> String {
+    // a stage's row belongs to its message's conversation
+    let stage = |kind: &str, table: &str, model: &str, read: &str| {
+        format!(
+            "SELECT '{kind}', s.id, s.message_id, m.conversation_id, s.{model}, s.created_at,
+                    {schema}.council_search_document($1::regconfig, s.response)
+             FROM {schema}.{table} s
+             LEFT JOIN {schema}.messages m ON m.id OPERATOR(pg_catalog.=) s.message_id
+             WHERE {read}
+               AND NOT EXISTS (SELECT FROM {schema}.council_search_documents d
+                               WHERE d.kind OPERATOR(pg_catalog.=) '{kind}'
+                                 AND d.row_id OPERATOR(pg_catalog.=) s.id)"
+        )
+    };
+    format!(
+        "SELECT 'title'::text AS kind, NULL::bigint AS row_id, NULL::bigint AS message_id,
+                c.id AS conversation_id, NULL::text AS model, c.created_at,
+                {schema}.council_search_document($1::regconfig, c.title) AS document
+         FROM {schema}.conversations c
+         WHERE $2 AND c.title IS NOT NULL
+           AND NOT EXISTS (SELECT FROM {schema}.council_search_documents d
+                           WHERE d.kind OPERATOR(pg_catalog.=) 'title'
+                             AND d.conversation_id OPERATOR(pg_catalog.=) c.id)
+         UNION ALL
+         SELECT 'user_message', m.id, m.id, m.conversation_id, NULL, m.created_at,
+                {schema}.council_search_document($1::regconfig, m.content)
+         FROM {schema}.messages m
+         WHERE $3 AND m.role OPERATOR(pg_catalog.=) 'user' AND m.content IS NOT NULL
+           AND NOT EXISTS (SELECT FROM {schema}.council_search_documents d
+                           WHERE d.kind OPERATOR(pg_catalog.=) 'user_message'
+                             AND d.row_id OPERATOR(pg_catalog.=) m.id)
+         UNION ALL {}
+         UNION ALL {}",
+        stage("stage1", "stage1_responses", "model", "$4"),
+        stage("stage3", "stage3_synthesis", "chairman_model", "$5"),
+    )
 }
 
 /// The tables the postings are built from and into.
@@ -437,19 +472,7 @@ impl PostingsTables {
             }
             Ok(true)
         });
-        binary_copy::trailer(&mut terms);
-        let mut terms = Some(terms);
-        copy::copy_into(
-            self.terms,
-            &["lexeme", "documents", "occurrences"],
-            false,
-            &mut |buf| {
-                if let Some(terms) = terms.take() {
-                    *buf = terms;
-                }
-                Ok(false)
-            },
-        );
+        copy_whole(self.terms, &["lexeme", "documents", "occurrences"], terms);
         Ok((lexemes, count, occurrences))
     }
 }
@@ -476,6 +499,20 @@ fn copy_rows(
             }
         }
         Ok(true)
+    })
+}
+
+/// COPYs into `relid`'s `columns` a whole binary COPY stream held in
+/// memory: its header and rows, as `binary_copy::header` began it; the
+/// trailer is added here.
+fn copy_whole(relid: pg_sys::Oid, columns: &[&str], mut stream: Vec<u8>) -> u64 {
+    binary_copy::trailer(&mut stream);
+    let mut stream = Some(stream);
+    copy::copy_into(relid, columns, false, &mut |buf| {
+        if let Some(stream) = stream.take() {
+            *buf = stream;
+        }
+        Ok(false)
     })
 }
 
