@@ -805,11 +805,21 @@ def search_benchmark(args, url, conversations, fixture_of):
     p95 per query class, top 20 with snippets, after a warm-up run of each;
     known-item MRR; the import with search on and off; the app's writes."""
     path, paragraphs = prose_fixture(args, conversations, fixture_of)
-    off_conn, imported_off = import_timed(url, "bench_search_off", path, search=False)
-    off_conn.close()
-    drop_database(url, "bench_search_off")
+    # the import with search off and on, alternating, each into a fresh
+    # database, and FTS5's build: the median of each, as this machine's
+    # times drift from one run to the next; the last import is searched
     name = "bench_search"
-    conn, imported = import_timed(url, name, path, search=True)
+    offs, ons, builds = [], [], []
+    for n in range(args.runs):
+        off_conn, seconds = import_timed(url, "bench_search_off", path, search=False)
+        off_conn.close()
+        drop_database(url, "bench_search_off")
+        offs.append(seconds)
+        conn, seconds = import_timed(url, name, path, search=True)
+        ons.append(seconds)
+        if n < args.runs - 1:
+            conn.close()
+    imported_off, imported = statistics.median(offs), statistics.median(ons)
     with conn.cursor() as cur:
         cur.execute("VACUUM (ANALYZE)")
         cur.execute("SELECT count(*), pg_table_size('council_search_documents'), "
@@ -818,7 +828,12 @@ def search_benchmark(args, url, conversations, fixture_of):
         documents, table_bytes, postings_bytes, index_bytes = cur.fetchone()
     print(f"  search: {documents:,} documents, import {imported:.1f} s (off: {imported_off:.1f} s)",
           file=sys.stderr)
-    fts, fts_built, fts_bytes, texts = fts5_index(args, path, conversations)
+    for n in range(args.runs):
+        if n:
+            fts.close()
+        fts, fts_built, fts_bytes, texts = fts5_index(args, path, conversations)
+        builds.append(fts_built)
+    fts_built = statistics.median(builds)
     print(f"  search: FTS5 built in {fts_built:.1f} s, {fts_bytes / 1e6:.0f} MB", file=sys.stderr)
 
     rng = random.Random(7)
@@ -876,7 +891,7 @@ def search_benchmark(args, url, conversations, fixture_of):
     print(f"  search MRR {mrr:.2f}, FTS5 {fts_mrr:.2f}; app writes {writes_on:,.0f} tps on, "
           f"{writes_off:,.0f} tps off", file=sys.stderr)
     return {
-        "conversations": conversations, "paragraphs": paragraphs, "documents": documents,
+        "conversations": conversations, "paragraphs": paragraphs, "documents": documents, "runs": args.runs,
         "table_bytes": table_bytes, "postings_bytes": postings_bytes, "index_bytes": index_bytes,
         "imported": imported, "imported_off": imported_off, "fts_built": fts_built, "fts_bytes": fts_bytes,
         "rows": rows, "rounds": rounds, "queries": len(asked), "known_items": len(items),
@@ -912,7 +927,9 @@ def search_report(out, args, search):
         f"**{search['mrr']:.2f}**, FTS5 bm25 **{search['fts_mrr']:.2f}**.")
     out("")
     increment = search['imported'] - search['imported_off']
-    out(f"Building the documents: the import with search on {search['imported']:.1f} s, with "
+    out(f"Building the documents (the median of {search['runs']} runs each, the imports alternating "
+        f"with search on and off, each into a fresh database): the import with search on "
+        f"{search['imported']:.1f} s, with "
         f"`llm_council.search = off` {search['imported_off']:.1f} s: on − off = {increment:.1f} s, "
         f"{increment / search['fts_built']:.2f}× FTS5's build of its index over the same text "
         f"({search['fts_built']:.1f} s, {search['fts_bytes'] / 1e6:,.0f} MB); on ÷ off = "
