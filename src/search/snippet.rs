@@ -83,7 +83,12 @@ pub fn mark(
     at_position.sort_unstable();
     at_position.dedup();
 
-    let mut marked = Marked::default();
+    // a word and the blank after it, for every three bytes or so of
+    // prose: a guess that spares growing the list as the text is read
+    let mut marked = Marked {
+        words: Vec::with_capacity(text.len() / 3 + 1),
+        matches: Vec::new(),
+    };
     let mut next_match = at_position.iter().peekable();
     let mut counted: u32 = 0;
     let mut at = 0;

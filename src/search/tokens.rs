@@ -120,11 +120,54 @@ const ASCII: [Class; 128] = {
     table
 };
 
+/// The class of each character of two bytes in UTF-8 (U+0080 to U+07FF:
+/// the Latin, Greek, Cyrillic, Armenian, Hebrew and Arabic letters), as
+/// [`class_of`] finds it, made on first use: Unicode's tables are searched
+/// for each character otherwise, and most text beyond ASCII is made of
+/// these.
+fn two_byte_class(c: u32) -> Class {
+    static TABLE: std::sync::OnceLock<[Class; 0x780]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table = [Class::Separator; 0x780];
+        for (i, class) in table.iter_mut().enumerate() {
+            if let Some(c) = u32::try_from(i).ok().and_then(|i| char::from_u32(0x80 + i)) {
+                *class = class_of(c);
+            }
+        }
+        table
+    });
+    usize::try_from(c)
+        .ok()
+        .and_then(|c| c.checked_sub(0x80))
+        .and_then(|i| table.get(i))
+        .copied()
+        .unwrap_or(Class::Other)
+}
+
+/// The class of a character beyond ASCII.
+fn class_of(c: char) -> Class {
+    if c.is_numeric() {
+        Class::OtherDigit
+    } else if c.is_alphabetic() || is_mark(c) {
+        Class::Other
+    } else {
+        Class::Separator
+    }
+}
+
 /// The first character of `bytes` and its length; None when empty.
 fn decode(bytes: &[u8]) -> Option<(Class, usize)> {
     let &first = bytes.first()?;
     if first.is_ascii() {
         return Some((ASCII[usize::from(first)], 1));
+    }
+    if let (0xc2..=0xdf, Some(&second)) = (first, bytes.get(1)) {
+        // a lead byte of two, and a continuation byte (or not UTF-8)
+        if second & 0xc0 != 0x80 {
+            return Some((Class::Other, 1));
+        }
+        let c = (u32::from(first & 0x1f) << 6) | u32::from(second & 0x3f);
+        return Some((two_byte_class(c), 2));
     }
     let width = match first {
         0xc2..=0xdf => 2,
@@ -139,14 +182,7 @@ fn decode(bytes: &[u8]) -> Option<(Class, usize)> {
     let Some(c) = c else {
         return Some((Class::Other, 1));
     };
-    let class = if c.is_numeric() {
-        Class::OtherDigit
-    } else if c.is_alphabetic() || is_mark(c) {
-        Class::Other
-    } else {
-        Class::Separator
-    };
-    Some((class, width))
+    Some((class_of(c), width))
 }
 
 /// Combining marks, which belong to the word they follow: the accents of
@@ -363,6 +399,18 @@ mod tests {
             start = end;
         }
         tokens
+    }
+
+    #[test]
+    fn the_two_byte_table_classes_each_character_as_unicode_does() {
+        for c in '\u{80}'..='\u{7ff}' {
+            let mut bytes = [0; 4];
+            let encoded = c.encode_utf8(&mut bytes).as_bytes();
+            assert_eq!(decode(encoded), Some((class_of(c), 2)), "{c:?}");
+        }
+        // a lead byte of two whose next byte continues nothing, or none
+        assert_eq!(decode(b"\xc3A"), Some((Class::Other, 1)));
+        assert_eq!(decode(b"\xc3"), Some((Class::Other, 1)));
     }
 
     #[test]
