@@ -115,15 +115,10 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, bigint) FROM PUBLIC;
-CREATE  FUNCTION "council_search_query"(
-	"lexemes" TEXT[], /* Array < '_, & str > */
-	"document_frequencies" bigint[], /* Array < '_, i64 > */
-	"documents" bigint, /* i64 */
-	"average_length" double precision /* f64 */
-) RETURNS bytea /* Result < Vec < u8 > , ErrorReport > */
-IMMUTABLE STRICT PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'council_search_query_wrapper';
+CREATE FUNCTION @extschema@.council_search_prepare(lexemes text[], terms regclass, statistics regclass)
+RETURNS bytea
+LANGUAGE c STABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'council_search_prepare_wrapper';
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
 	"query" bytea /* & [u8] */
@@ -517,7 +512,6 @@ DECLARE
     cfg regconfig := @extschema@.council_search_config();
     tsq tsquery;
     filters text := '';
-    lexemes text[];
     prepared bytea;
     need bigint;
     wanted integer;
@@ -551,17 +545,9 @@ BEGIN
     END IF;
     -- BM25's inputs: the query's lexemes (as the documents hold them) and
     -- the corpus's statistics; none yet ranks by frequency and length alone.
-    lexemes := tsvector_to_array(to_tsvector(cfg, query));
-    SELECT @extschema@.council_search_query(
-               lexemes,
-               ARRAY(SELECT coalesce(t.documents, 0)
-                     FROM unnest(lexemes) WITH ORDINALITY AS l(lexeme, i)
-                     LEFT JOIN @extschema@.council_search_terms t
-                            ON t.lexeme OPERATOR(pg_catalog.=) l.lexeme COLLATE "C"
-                     ORDER BY l.i),
-               coalesce(s.documents, 0), coalesce(s.average_length, 0))
-    INTO prepared
-    FROM (SELECT) AS one LEFT JOIN @extschema@.council_search_statistics s ON true;
+    prepared := @extschema@.council_search_prepare(tsvector_to_array(to_tsvector(cfg, query)),
+                                                   '@extschema@.council_search_terms'::regclass,
+                                                   '@extschema@.council_search_statistics'::regclass);
     IF "limit" OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
     END IF;

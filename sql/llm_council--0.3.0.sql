@@ -777,7 +777,7 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:100
+-- src/search/mod.rs:128
 -- llm_council::search::council_search_document
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -792,7 +792,7 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:231
+-- src/search/mod.rs:259
 -- llm_council::search::council_search_fill_postings
 CREATE  FUNCTION "council_search_fill_postings"(
 	"tables" oid[], /* Vec < pg_sys :: Oid > */
@@ -810,13 +810,13 @@ AS 'MODULE_PATHNAME', 'council_search_fill_postings_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:603
+-- src/search/mod.rs:631
 -- llm_council::search::council_search_matches
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:179
+-- src/search/mod.rs:207
 -- llm_council::search::council_search_postings_build
 CREATE  FUNCTION "council_search_postings_build"(
 	"fresh" oid /* pg_sys :: Oid */
@@ -832,21 +832,13 @@ AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:71
--- llm_council::search::council_search_query
-CREATE  FUNCTION "council_search_query"(
-	"lexemes" TEXT[], /* Array < '_, & str > */
-	"document_frequencies" bigint[], /* Array < '_, i64 > */
-	"documents" bigint, /* i64 */
-	"average_length" double precision /* f64 */
-) RETURNS bytea /* Result < Vec < u8 > , ErrorReport > */
-IMMUTABLE STRICT PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'council_search_query_wrapper';
+-- src/search/mod.rs:77
+-- llm_council::search::council_search_prepare
+-- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:109
+-- src/search/mod.rs:137
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -858,19 +850,19 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:122
+-- src/search/mod.rs:150
 -- llm_council::search::council_search_snippet
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:138
+-- src/search/mod.rs:166
 -- llm_council::search::council_search_snippet_of_terms
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:549
+-- src/search/mod.rs:577
 -- llm_council::search::council_search_stored_documents
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -882,7 +874,7 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 --   council_search_deferred
 --   council_search_document
 --   council_search_enabled
---   council_search_query
+--   council_search_prepare
 --   council_search_score
 --   council_search_snippet
 --   council_search_snippet_of_terms
@@ -1433,6 +1425,15 @@ RETURNS TABLE (doc bigint, document tsvector)
 LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'council_search_stored_documents_wrapper';
 
+-- council_search's query made ready for BM25: its lexemes, each with its
+-- IDF from `terms`, and the corpus's statistics from `statistics`, read
+-- with the caller's rights. Rust (council_search_prepare_wrapper); its SQL
+-- is here because it names the tables.
+CREATE FUNCTION @extschema@.council_search_prepare(lexemes text[], terms regclass, statistics regclass)
+RETURNS bytea
+LANGUAGE c STABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'council_search_prepare_wrapper';
+
 -- council_search's matches among the documents the postings hold, ranked
 -- there (search::postings): the `wanted` best, with every tie of the
 -- last, each with the number of all, and the terms its snippet is made
@@ -1489,7 +1490,6 @@ DECLARE
     cfg regconfig := @extschema@.council_search_config();
     tsq tsquery;
     filters text := '';
-    lexemes text[];
     prepared bytea;
     need bigint;
     wanted integer;
@@ -1523,17 +1523,9 @@ BEGIN
     END IF;
     -- BM25's inputs: the query's lexemes (as the documents hold them) and
     -- the corpus's statistics; none yet ranks by frequency and length alone.
-    lexemes := tsvector_to_array(to_tsvector(cfg, query));
-    SELECT @extschema@.council_search_query(
-               lexemes,
-               ARRAY(SELECT coalesce(t.documents, 0)
-                     FROM unnest(lexemes) WITH ORDINALITY AS l(lexeme, i)
-                     LEFT JOIN @extschema@.council_search_terms t
-                            ON t.lexeme OPERATOR(pg_catalog.=) l.lexeme COLLATE "C"
-                     ORDER BY l.i),
-               coalesce(s.documents, 0), coalesce(s.average_length, 0))
-    INTO prepared
-    FROM (SELECT) AS one LEFT JOIN @extschema@.council_search_statistics s ON true;
+    prepared := @extschema@.council_search_prepare(tsvector_to_array(to_tsvector(cfg, query)),
+                                                   '@extschema@.council_search_terms'::regclass,
+                                                   '@extschema@.council_search_statistics'::regclass);
     IF "limit" OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
     END IF;

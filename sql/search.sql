@@ -540,6 +540,15 @@ RETURNS TABLE (doc bigint, document tsvector)
 LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'council_search_stored_documents_wrapper';
 
+-- council_search's query made ready for BM25: its lexemes, each with its
+-- IDF from `terms`, and the corpus's statistics from `statistics`, read
+-- with the caller's rights. Rust (council_search_prepare_wrapper); its SQL
+-- is here because it names the tables.
+CREATE FUNCTION @extschema@.council_search_prepare(lexemes text[], terms regclass, statistics regclass)
+RETURNS bytea
+LANGUAGE c STABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'council_search_prepare_wrapper';
+
 -- council_search's matches among the documents the postings hold, ranked
 -- there (search::postings): the `wanted` best, with every tie of the
 -- last, each with the number of all, and the terms its snippet is made
@@ -596,7 +605,6 @@ DECLARE
     cfg regconfig := @extschema@.council_search_config();
     tsq tsquery;
     filters text := '';
-    lexemes text[];
     prepared bytea;
     need bigint;
     wanted integer;
@@ -630,17 +638,9 @@ BEGIN
     END IF;
     -- BM25's inputs: the query's lexemes (as the documents hold them) and
     -- the corpus's statistics; none yet ranks by frequency and length alone.
-    lexemes := tsvector_to_array(to_tsvector(cfg, query));
-    SELECT @extschema@.council_search_query(
-               lexemes,
-               ARRAY(SELECT coalesce(t.documents, 0)
-                     FROM unnest(lexemes) WITH ORDINALITY AS l(lexeme, i)
-                     LEFT JOIN @extschema@.council_search_terms t
-                            ON t.lexeme OPERATOR(pg_catalog.=) l.lexeme COLLATE "C"
-                     ORDER BY l.i),
-               coalesce(s.documents, 0), coalesce(s.average_length, 0))
-    INTO prepared
-    FROM (SELECT) AS one LEFT JOIN @extschema@.council_search_statistics s ON true;
+    prepared := @extschema@.council_search_prepare(tsvector_to_array(to_tsvector(cfg, query)),
+                                                   '@extschema@.council_search_terms'::regclass,
+                                                   '@extschema@.council_search_statistics'::regclass);
     IF "limit" OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
     END IF;

@@ -97,10 +97,8 @@ pub enum Error {
     NotTsVector,
     #[error("council_search_score: the document is not a well-formed tsvector: {0}")]
     MalformedTsVector(&'static str),
-    #[error("council_search_query: {lexemes} lexemes but {frequencies} document frequencies")]
-    ScoreArguments { lexemes: usize, frequencies: usize },
-    /// council_search_score's query is not what council_search_query made.
-    #[error("council_search_score: the query is not one council_search_query made")]
+    /// council_search_score's query is not what council_search_prepare made.
+    #[error("council_search_score: the query is not one council_search_prepare made")]
     MalformedSearchQuery,
     #[error("council_search_snippet: the query is not a well-formed tsquery")]
     MalformedTsQuery,
@@ -165,9 +163,7 @@ impl Error {
                 sqlstate::DATA_CORRUPTED
             }
             Error::PrefixQuery => sqlstate::FEATURE_NOT_SUPPORTED,
-            Error::ScoreArguments { .. } | Error::MalformedSearchQuery => {
-                sqlstate::INVALID_PARAMETER_VALUE
-            }
+            Error::MalformedSearchQuery => sqlstate::INVALID_PARAMETER_VALUE,
             Error::Canceled => sqlstate::QUERY_CANCELED,
             Error::SyncWouldErase { .. } | Error::SyncOtherDeployment { .. } => {
                 sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE
@@ -184,7 +180,7 @@ impl Error {
                 Some(format!("{privilege} on {object} is missing: {why}"))
             }
             Error::ServerFileDenied(_) => Some("Only roles with privileges of the \"pg_read_server_files\" role may read server files.".into()),
-            Error::RowLevelSecurity { .. } => Some("the import writes through COPY's machinery, and the export and the search's postings are read below the executor, so none could apply the table's policies".into()),
+            Error::RowLevelSecurity { .. } => Some("the import writes through COPY's machinery, and the export and the search's own tables are read below the executor, so none could apply the table's policies".into()),
             Error::SearchNotGranted(_) => Some("council_search runs with the caller's rights, and reads the search's own tables".into()),
             Error::CacheEventDenied { event, privilege } => {
                 Some(format!("counting a {event} needs {privilege} on response_cache"))

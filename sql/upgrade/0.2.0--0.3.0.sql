@@ -37,7 +37,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_postings_build(oid) FROM P
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid[], oid) FROM PUBLIC;
 -- @create search.sql council_search_statistics_set
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, bigint) FROM PUBLIC;
--- @create llm_council--0.3.0.sql council_search_query
+-- @create search.sql council_search_prepare
 -- @create llm_council--0.3.0.sql council_search_score
 
 -- council_english: a text search configuration whose parser splits as

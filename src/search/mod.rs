@@ -35,7 +35,7 @@ extension_sql_file!(
         council_search_deferred,
         council_search_document,
         council_search_enabled,
-        council_search_query,
+        council_search_prepare,
         council_search_score,
         council_search_snippet,
         council_search_snippet_of_terms,
@@ -64,31 +64,59 @@ fn council_search_deferred(table: pg_sys::Oid) -> bool {
 }
 
 /// council_search's query made ready for BM25 (`search::score::Prepared`):
-/// the query's `lexemes`, each found in `document_frequencies` of the
-/// corpus's `documents`, whose documents average `average_length`
-/// positions (`council_search_analyze()` keeps these statistics). Made once
-/// per search, so that scoring a document parses no arrays.
-#[pg_extern(immutable, parallel_safe)]
-fn council_search_query(
+/// the query's `lexemes` (as the documents hold them), each with its IDF
+/// from its document frequency in `terms` (`council_search_terms`), and
+/// the corpus's size and average length in `statistics`
+/// (`council_search_statistics`); `council_search_analyze()` keeps both.
+/// A lexeme the statistics do not know counts as in no document, and a
+/// corpus never analyzed as empty. Made once per search, so that scoring a
+/// document parses no arrays. Both tables are read below the executor, by
+/// key and in one row, with the caller's rights (as a SELECT would, which
+/// this replaces: planning and starting it cost a search that finds a few
+/// rows more than its ranking). Its SQL (search.sql) names the tables.
+#[pg_extern(stable, parallel_safe, sql = false)]
+fn council_search_prepare(
     lexemes: Array<'_, &str>,
-    document_frequencies: Array<'_, i64>,
-    documents: i64,
-    average_length: f64,
+    terms: pg_sys::Oid,
+    statistics: pg_sys::Oid,
 ) -> Result<Vec<u8>, ErrorReport> {
-    if lexemes.len() != document_frequencies.len() {
-        return Err(Error::ScoreArguments {
-            lexemes: lexemes.len(),
-            frequencies: document_frequencies.len(),
-        }
-        .into());
+    readable(terms, "council_search_terms")?;
+    readable(statistics, "council_search_statistics")?;
+    let mut corpus = TableScan::open(statistics, &["documents", "average_length"])?;
+    let (documents, average_length) = corpus
+        .next(|row| (row.int8(0).unwrap_or(0), row.float8(1).unwrap_or(0.0)))
+        .unwrap_or((0, 0.0));
+    corpus.close();
+    let mut frequencies =
+        PrimaryKeyLookup::open(terms, KeyDatum::Text(Vec::new()), &["documents"])?;
+    let mut prepared = Vec::with_capacity(lexemes.len());
+    for lexeme in lexemes.iter().flatten() {
+        let df = frequencies
+            .find(KeyDatum::Text(lexeme.as_bytes().to_vec()), |row| {
+                row.int8(0)
+            })
+            .flatten()
+            .unwrap_or(0);
+        prepared.push((lexeme.as_bytes(), score::idf(documents as f64, df as f64)));
     }
-    let terms = lexemes
-        .iter()
-        .zip(document_frequencies.iter())
-        .filter_map(|(lexeme, df)| {
-            Some((lexeme?.as_bytes(), score::idf(documents as f64, df? as f64)))
+    frequencies.close();
+    Ok(score::prepare(prepared, average_length))
+}
+
+/// Refuses a search that may not read `relid` (`table`, one of the
+/// search's own tables) as a SELECT would, or whose row-level security
+/// the reading below the executor could not apply.
+fn readable(relid: pg_sys::Oid, table: &'static str) -> Result<(), Error> {
+    if !backend::table_privilege(relid, pg_sys::ACL_SELECT).unwrap_or(false) {
+        return Err(Error::SearchNotGranted(table));
+    }
+    if backend::row_level_security_applies(relid) {
+        return Err(Error::RowLevelSecurity {
+            function: "council_search",
+            table,
         });
-    Ok(score::prepare(terms, average_length))
+    }
+    Ok(())
 }
 
 /// A search document: the tsvector of `text` for `config`, equal to
@@ -103,7 +131,7 @@ fn council_search_document(config: pg_sys::Oid, text: &str) -> Internal {
 }
 
 /// council_search's relevance: the BM25 score (`search::score`) of
-/// `document`, a tsvector, for `query`, as `council_search_query` made it.
+/// `document`, a tsvector, for `query`, as `council_search_prepare` made it.
 /// Called for every matching document: it pins no search_path, since it
 /// looks no name up, and setting one costs each call a GUC save and restore.
 #[pg_extern(immutable, parallel_safe)]
@@ -586,7 +614,7 @@ fn council_search_stored_documents(
 }
 
 /// council_search's matches among the documents the postings cover, for
-/// `query`, ranked by BM25 for `prepared` (`council_search_query`): the
+/// `query`, ranked by BM25 for `prepared` (`council_search_prepare`): the
 /// `wanted` best, with every one that ties the last, best first, each with
 /// the number of all matches. `postings` is the table to read
 /// (`council_search_postings`), found by lexeme through its primary key:
@@ -651,16 +679,7 @@ fn council_search_matches(
     }
     lexemes.sort_unstable();
     lexemes.dedup();
-    if !backend::table_privilege(postings, pg_sys::ACL_SELECT).unwrap_or(false) {
-        return Err(Error::SearchNotGranted("council_search_postings").into());
-    }
-    if backend::row_level_security_applies(postings) {
-        return Err(Error::RowLevelSecurity {
-            function: "council_search",
-            table: "council_search_postings",
-        }
-        .into());
-    }
+    readable(postings, "council_search_postings")?;
     let mut lists = PrimaryKeyLookup::open(postings, KeyDatum::Text(Vec::new()), &["postings"])?;
     let mut read: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(lexemes.len());
     for lexeme in lexemes {

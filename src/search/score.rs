@@ -215,7 +215,7 @@ pub fn idf(n: f64, df: f64) -> f64 {
 }
 
 /// A query made ready for BM25: its lexemes, each with its IDF, and the
-/// corpus's average document length. `council_search_query` encodes them
+/// corpus's average document length. `council_search_prepare` encodes them
 /// once per search, and `council_search_score` reads them for every
 /// matching document without parsing arrays. The bytes: the average (f64),
 /// then for each lexeme its IDF (f64), its length (u32) and its bytes, in
