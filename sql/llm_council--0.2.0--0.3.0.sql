@@ -209,11 +209,15 @@ BEGIN
     IF setting OPERATOR(pg_catalog.=) 'council_english' THEN
         RETURN '@extschema@.council_english'::regconfig;
     END IF;
-    RETURN setting::regconfig;
-EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
-    RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
-        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''council_english'' is used instead';
-    RETURN '@extschema@.council_english'::regconfig;
+    -- a block that catches starts a subtransaction: entered only where a
+    -- name is read, not for each row the triggers index with the default
+    BEGIN
+        RETURN setting::regconfig;
+    EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
+        RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
+            USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''council_english'' is used instead';
+        RETURN '@extschema@.council_english'::regconfig;
+    END;
 END
 $$;
 
