@@ -585,20 +585,26 @@ BEGIN
     -- documents alone (`within`, found through its index): a few, whatever
     -- the words.
     --
-    -- The page's rows are ranked among every match; their text, document
-    -- and title are read for the page alone (the row by its ctid: carrying
-    -- the documents through the ranking's sort would copy each). The
-    -- snippet of a council_english document comes from its positions
-    -- (council_search_snippet): those the postings gave with the match, or
-    -- those its stored document holds; any other's from ts_headline.
+    -- The page's rows are ranked among every match; their text and title
+    -- are read for the page alone. The snippet of a council_english
+    -- document comes from its positions (council_search_snippet): those the
+    -- postings gave with the match, or, for one written since the last
+    -- analyze, those its stored document holds, read by the row's ctid
+    -- (carrying the documents through the ranking's sort would copy each);
+    -- any other's from ts_headline.
     IF conversation IS NOT NULL THEN
         within := ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
                         WHERE d.conversation_id OPERATOR(pg_catalog.=) conversation AND d.indexed
                         ORDER BY d.doc);
     END IF;
     need := "limit"::bigint OPERATOR(pg_catalog.+) "offset";
-    wanted := least(need OPERATOR(pg_catalog.*) CASE WHEN filters OPERATOR(pg_catalog.=) '' THEN 1 ELSE 4 END
-                    OPERATOR(pg_catalog.+) 16, 2147483647);
+    -- Without filters, the page's own number: only a document deleted
+    -- since the last analyze has no row, which is rare, and each one read
+    -- for nothing costs a lookup. Filters leave some out: four times as
+    -- many, and a few more.
+    wanted := least(CASE WHEN filters OPERATOR(pg_catalog.=) '' THEN need
+                         ELSE need OPERATOR(pg_catalog.*) 4 OPERATOR(pg_catalog.+) 16 END,
+                    2147483647);
     LOOP
         -- without filters, a static statement, whose generic plan PL/pgSQL
         -- keeps for the session
@@ -629,11 +635,15 @@ BEGIN
                         THEN ts_headline(cfg, s.body, tsq, snippet_options)
                         WHEN t.terms IS NOT NULL
                         THEN @extschema@.council_search_snippet_of_terms(s.body, t.terms, tsq, snippet_options)
-                        ELSE @extschema@.council_search_snippet(s.body, s.document, tsq, snippet_options)
+                        ELSE @extschema@.council_search_snippet(
+                                 s.body,
+                                 (SELECT d.document FROM @extschema@.council_search_documents d
+                                  WHERE d.ctid OPERATOR(pg_catalog.=) t.place),
+                                 tsq, snippet_options)
                    END
             FROM top t
             CROSS JOIN LATERAL (
-                SELECT d.document, c.title, CASE t.kind
+                SELECT c.title, CASE t.kind
                        WHEN 'title' THEN c.title
                        WHEN 'user_message' THEN (SELECT m.content FROM @extschema@.messages m
                                                  WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
@@ -642,11 +652,10 @@ BEGIN
                        ELSE (SELECT r.response FROM @extschema@.stage3_synthesis r
                              WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
                        END AS body
-                FROM @extschema@.council_search_documents d
-                LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
-                WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
+                FROM (SELECT) AS one
+                LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id) s
             WHERE (SELECT count(*) FROM listed) OPERATOR(pg_catalog.>=) need
-               OR (SELECT count(*) FROM hits) OPERATOR(pg_catalog.>=) (SELECT coalesce(max(h.matches), 0) FROM hits h)
+               OR (SELECT count(*) OPERATOR(pg_catalog.>=) coalesce(max(h.matches), 0) FROM hits h)
             ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id;
             EXIT WHEN FOUND;
             SELECT count(d.doc), count(*), coalesce(max(h.matches), 0) INTO listed, returned, total
@@ -681,11 +690,15 @@ BEGIN
                              THEN ts_headline($9, s.body, $1, $10)
                              WHEN t.terms IS NOT NULL
                              THEN @extschema@.council_search_snippet_of_terms(s.body, t.terms, $1, $10)
-                             ELSE @extschema@.council_search_snippet(s.body, s.document, $1, $10)
+                             ELSE @extschema@.council_search_snippet(
+                                      s.body,
+                                      (SELECT d.document FROM @extschema@.council_search_documents d
+                                       WHERE d.ctid OPERATOR(pg_catalog.=) t.place),
+                                      $1, $10)
                         END
                  FROM top t
                  CROSS JOIN LATERAL (
-                     SELECT d.document, c.title, CASE t.kind
+                     SELECT c.title, CASE t.kind
                             WHEN ''title'' THEN c.title
                             WHEN ''user_message'' THEN (SELECT m.content FROM @extschema@.messages m
                                                        WHERE m.id OPERATOR(pg_catalog.=) t.row_id)
@@ -694,11 +707,10 @@ BEGIN
                             ELSE (SELECT r.response FROM @extschema@.stage3_synthesis r
                                   WHERE r.id OPERATOR(pg_catalog.=) t.row_id)
                             END AS body
-                     FROM @extschema@.council_search_documents d
-                     LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id
-                     WHERE d.ctid OPERATOR(pg_catalog.=) t.place) s
+                     FROM (SELECT) AS one
+                     LEFT JOIN @extschema@.conversations c ON c.id OPERATOR(pg_catalog.=) t.conversation_id) s
                  WHERE (SELECT count(*) FROM listed) OPERATOR(pg_catalog.>=) $13
-                    OR (SELECT count(*) FROM hits) OPERATOR(pg_catalog.>=) (SELECT coalesce(max(h.matches), 0) FROM hits h)
+                    OR (SELECT count(*) OPERATOR(pg_catalog.>=) coalesce(max(h.matches), 0) FROM hits h)
                  ORDER BY t.rank DESC, t.created_at DESC NULLS LAST, t.kind, t.row_id, t.conversation_id'
             USING tsq, conversation, by_model, since, until, kinds, "limit", "offset", cfg, snippet_options,
                   prepared, wanted, need, within;
