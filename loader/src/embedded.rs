@@ -77,33 +77,67 @@ pub fn stop() -> Result<bool, ClusterError> {
     Ok(was_running)
 }
 
-/// Preloads the extension's library in the private cluster, so that the
-/// cache's shared hit counters and its expiry worker run there as on a
-/// server set up by its DBA; restarts the cluster once for it. Only when
-/// the library is installed: a server told to preload a library it lacks
-/// does not start. Returns whether the cluster restarted.
-pub fn preload_library(client: &mut postgres::Client) -> Result<bool, ClusterError> {
+/// The libraries the server preloads, as `shared_preload_libraries` lists
+/// them, and its library directory.
+fn preloaded(client: &mut postgres::Client) -> Result<(Vec<String>, Option<String>), ClusterError> {
     let row = client.query_one(
         "SELECT current_setting('shared_preload_libraries'), \
                 (SELECT setting FROM pg_catalog.pg_config WHERE name = 'PKGLIBDIR')",
         &[],
     )?;
-    let preloaded: String = row.get(0);
+    let listed: String = row.get(0);
     // current_setting() joins the list with ", ", each element in double
     // quotes where it needs them.
-    let libraries: Vec<&str> = preloaded
+    let libraries = listed
         .split(',')
-        .map(|l| l.trim().trim_matches('"'))
+        .map(|l| l.trim().trim_matches('"').to_owned())
         .filter(|l| !l.is_empty())
         .collect();
-    if libraries.contains(&"llm_council") {
-        return Ok(false);
+    Ok((libraries, row.get(1)))
+}
+
+/// Whether the server preloads the extension's library: then a library
+/// installed under it runs only once it restarts, its postmaster's copy
+/// being the one every new backend inherits.
+pub fn preloads_library(client: &mut postgres::Client) -> Result<bool, ClusterError> {
+    Ok(preloaded(client)?.0.iter().any(|l| l == "llm_council"))
+}
+
+/// Restarts the private cluster.
+fn restart() -> Result<(), ClusterError> {
+    let mut cluster = Cluster::open_existing(&cluster_dir())?;
+    cluster.stop()?;
+    cluster.start()?;
+    cluster.detach();
+    Ok(())
+}
+
+/// Preloads the extension's library in the private cluster, so that the
+/// cache's shared hit counters and its expiry worker run there as on a
+/// server set up by its DBA; restarts the cluster once for it, or once
+/// `replaced` (the library file was just installed anew) where it preloads
+/// it already, so that the new library runs. Only when the library is
+/// installed: a server told to preload a library it lacks does not start.
+/// Returns whether the cluster restarted.
+pub fn preload_library(
+    client: &mut postgres::Client,
+    replaced: bool,
+) -> Result<bool, ClusterError> {
+    let (libraries, library_dir) = preloaded(client)?;
+    if libraries.iter().any(|l| l == "llm_council") {
+        if replaced {
+            restart()?;
+        }
+        return Ok(replaced);
     }
-    let library_dir: Option<String> = row.get(1);
     if !library_dir.is_some_and(|dir| Path::new(&dir).join("llm_council.so").is_file()) {
         return Ok(false);
     }
-    let wanted: Vec<&str> = libraries.into_iter().chain(["llm_council"]).collect();
+    let wanted: Vec<&str> = libraries
+        .iter()
+        .map(String::as_str)
+        .chain(["llm_council"])
+        .collect();
     // ALTER SYSTEM takes no parameters; format() quotes each library as an
     // element of the list (one quoted string would be one library's name).
     let statement: String = client
@@ -115,9 +149,6 @@ pub fn preload_library(client: &mut postgres::Client) -> Result<bool, ClusterErr
         )?
         .get(0);
     client.batch_execute(&statement)?;
-    let mut cluster = Cluster::open_existing(&cluster_dir())?;
-    cluster.stop()?;
-    cluster.start()?;
-    cluster.detach();
+    restart()?;
     Ok(true)
 }

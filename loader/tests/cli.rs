@@ -877,20 +877,8 @@ fn a_connection_lost_during_commit_is_an_unknown_outcome() {
 /// library joins what else the cluster preloads.
 #[test]
 fn the_private_cluster_starts_without_a_preloaded_library_that_is_gone() {
-    use std::os::unix::fs::PermissionsExt as _;
-    let home = tempfile::Builder::new()
-        .prefix("llm_council-home-")
-        .tempdir()
-        .expect("tempdir");
-    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let loader_here = |args: &[&str]| {
-        let mut command = loader();
-        command
-            .env("LLM_COUNCIL_HOME", home.path())
-            .env("HOME", home.path())
-            .args(args);
-        run(&mut command)
-    };
+    let home = private_home();
+    let loader_here = |args: &[&str]| loader_in(home.path(), args);
     let installed = loader_here(&["install"]);
     assert!(installed.status.success(), "{}", text(&installed));
 
@@ -935,4 +923,113 @@ fn the_private_cluster_starts_without_a_preloaded_library_that_is_gone() {
         "{}",
         text(&status)
     );
+}
+
+/// A home of its own for the loader's private cluster, which the server's
+/// user can enter.
+fn private_home() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = tempfile::Builder::new()
+        .prefix("llm_council-home-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    home
+}
+
+/// The loader run with `args`, its private cluster under `home`.
+fn loader_in(home: &Path, args: &[&str]) -> Output {
+    let mut command = loader();
+    command
+        .env("LLM_COUNCIL_HOME", home)
+        .env("HOME", home)
+        .args(args);
+    run(&mut command)
+}
+
+/// A library installed anew under the private cluster, which preloads it,
+/// runs at once: the cluster restarts, since every backend inherits the
+/// postmaster's copy and would run the old library with the new scripts.
+/// The same files again restart nothing.
+#[test]
+fn a_new_library_restarts_the_private_cluster_that_preloads_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = private_home();
+    let loader_here = |args: &[&str]| loader_in(home.path(), args);
+    let installed = loader_here(&["install"]);
+    assert!(installed.status.success(), "{}", text(&installed));
+    let cluster_dir = home.path().join("cluster");
+    // when the postmaster started, and where the server's files are
+    let server = || {
+        let cluster = Cluster::open_existing(&cluster_dir).expect("the private cluster");
+        let row = cluster
+            .connect("postgres")
+            .expect("connect")
+            .query_one(
+                "SELECT pg_postmaster_start_time()::text,
+                        (SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'),
+                        (SELECT setting FROM pg_config WHERE name = 'SHAREDIR')",
+                &[],
+            )
+            .expect("the server");
+        cluster.detach();
+        (
+            row.get::<_, String>(0),
+            PathBuf::from(row.get::<_, String>(1)),
+            PathBuf::from(row.get::<_, String>(2)),
+        )
+    };
+    let (started, library_dir, share_dir) = server();
+
+    // A build of the installed files whose library differs by a byte past
+    // its end, which the dynamic loader never reads.
+    let builds = tempfile::tempdir().expect("tempdir");
+    let major =
+        std::fs::read_to_string(home.path().join("cluster/data/PG_VERSION")).expect("PG_VERSION");
+    let build = builds
+        .path()
+        .join(format!("llm_council-pg{}", major.trim()));
+    std::fs::create_dir(&build).expect("dir");
+    for entry in std::fs::read_dir(share_dir.join("extension")).expect("extension dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        if name.to_string_lossy().starts_with("llm_council") {
+            std::fs::copy(&path, build.join(&name)).expect("copy");
+        }
+    }
+    let library = std::fs::read(library_dir.join("llm_council.so")).expect("installed library");
+    let mut changed = library.clone();
+    changed.push(0);
+    std::fs::write(build.join("llm_council.so"), &changed).expect("changed library");
+    for dir in [builds.path(), build.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let install_build = || {
+        let mut args = vec!["install", "--from"];
+        args.push(builds.path().to_str().expect("utf-8 path"));
+        let output = loader_here(&args);
+        assert!(output.status.success(), "{}", text(&output));
+        server().0
+    };
+
+    let restarted = install_build();
+    assert_ne!(
+        restarted, started,
+        "a new library, and the cluster kept the old one"
+    );
+    assert_eq!(
+        install_build(),
+        restarted,
+        "the same files again, and the cluster restarted"
+    );
+
+    // the library as it was, for whatever runs next
+    std::fs::write(build.join("llm_council.so"), &library).expect("library");
+    install_build();
+    assert_eq!(
+        std::fs::read(library_dir.join("llm_council.so")).expect("installed library"),
+        library
+    );
+    let stopped = loader_here(&["server", "stop"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
 }

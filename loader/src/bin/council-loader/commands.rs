@@ -65,10 +65,18 @@ fn install_into(
     // it changes nothing it holds.
     let mut client = client(server, None)?;
     let major = install::server_major(&mut client)?;
-    install_package(server, embedded, from, major)?;
-    if embedded && embedded::preload_library(&mut client)? {
-        // The private cluster restarted to preload the library.
-        client = self::client(server, None)?;
+    let replaced = install_package(server, embedded, from, major)?;
+    if embedded {
+        if embedded::preload_library(&mut client, replaced)? {
+            // The private cluster restarted to preload the library.
+            client = self::client(server, None)?;
+        }
+    } else if replaced && embedded::preloads_library(&mut client)? {
+        eprintln!(
+            "council-loader: {} preloads llm_council: restart it to run the library just \
+             installed (until then it runs the one it started with)",
+            server.describe()
+        );
     }
     let outcome = install::ensure_extension(&mut client, major)?;
     if !quiet {
@@ -79,23 +87,27 @@ fn install_into(
 
 /// Copies the build for the server's major into the server's directories,
 /// when the server is on this machine; `from` names builds that must be
-/// used.
+/// used. Returns whether the library was written anew.
 fn install_package(
     server: &Server,
     embedded: bool,
     from: Option<PathBuf>,
     major: u32,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let Some(dir) = from.clone().or_else(Package::default_location) else {
-        return Ok(());
+        return Ok(false);
     };
     if server.is_local() || embedded {
         let build =
             install::build_for(&dir, major).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
         let package = Package::find(&build).map_err(|e| Failure::new(FailureCode::BadInput, e))?;
-        for file in &install::install_files(&package, major)? {
+        let written = install::install_files(&package, major)?;
+        for file in &written {
             eprintln!("council-loader: installed {}", file.display());
         }
+        return Ok(written
+            .iter()
+            .any(|file| file.file_name() == package.library.file_name()));
     } else if from.is_some() {
         return Err(Failure::new(
             FailureCode::BadInput,
@@ -105,7 +117,7 @@ fn install_package(
             ),
         ));
     }
-    Ok(())
+    Ok(false)
 }
 
 /// What `install` did, in `target`.
