@@ -12,6 +12,19 @@ mod listing;
 
 use listing::listing;
 
+/// Held by a test that installs a library into the server's own
+/// directories, which every cluster of these tests shares: another such
+/// test would otherwise copy or replace it midway.
+static SERVER_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn server_files() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed while holding it left the files as a test leaves
+    // them anyway.
+    SERVER_FILES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn loader() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_council-loader"));
     // Nothing from the environment names a server unless a test says so.
@@ -443,6 +456,7 @@ fn status_shows_versions_rows_and_cache() {
 #[test]
 fn install_picks_the_build_for_the_servers_major() {
     use std::os::unix::fs::PermissionsExt as _;
+    let _server_files = server_files();
     let cluster = cluster();
     let url = database(&cluster, "council");
     let mut client = cluster.connect("council").expect("connect");
@@ -954,6 +968,7 @@ fn loader_in(home: &Path, args: &[&str]) -> Output {
 #[test]
 fn a_new_library_restarts_the_private_cluster_that_preloads_it() {
     use std::os::unix::fs::PermissionsExt as _;
+    let _server_files = server_files();
     let home = private_home();
     let loader_here = |args: &[&str]| loader_in(home.path(), args);
     let installed = loader_here(&["install"]);
@@ -1009,18 +1024,18 @@ fn a_new_library_restarts_the_private_cluster_that_preloads_it() {
         args.push(builds.path().to_str().expect("utf-8 path"));
         let output = loader_here(&args);
         assert!(output.status.success(), "{}", text(&output));
-        server().0
+        (server().0, text(&output))
     };
 
-    let restarted = install_build();
+    let (restarted, output) = install_build();
     assert_ne!(
         restarted, started,
-        "a new library, and the cluster kept the old one"
+        "a new library, and the cluster kept the old one: {output}"
     );
+    let (again, output) = install_build();
     assert_eq!(
-        install_build(),
-        restarted,
-        "the same files again, and the cluster restarted"
+        again, restarted,
+        "the same files again, and the cluster restarted: {output}"
     );
 
     // the library as it was, for whatever runs next
