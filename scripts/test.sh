@@ -55,6 +55,12 @@ for major in "${majors[@]}"; do
     # The integration tests below install another build of the library; no
     # server may have the old one loaded while it is replaced.
     stop_pgrx_cluster
+    # pgrx leaves the build it tested (pgrx's own test functions in its
+    # library) beside target/debug/council-loader, which takes a build
+    # beside it as the one to install: every loader test that runs
+    # `install` would put it over the build installed below, under the
+    # tests that install builds of their own.
+    rm -rf "target/debug/llm_council-pg$major"
 
     echo "== PostgreSQL $major: installing the extension"
     cargo pgrx install --pg-config "$PG_CONFIG" --features cluster-tests

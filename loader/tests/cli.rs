@@ -1033,9 +1033,21 @@ fn a_new_library_restarts_the_private_cluster_that_preloads_it() {
         "a new library, and the cluster kept the old one: {output}"
     );
     let (again, output) = install_build();
+    // Builds beside the loader are what every other test's `install` puts
+    // in the server's directories (scripts/test.sh removes pgrx's).
+    let beside: Vec<_> = Path::new(env!("CARGO_BIN_EXE_council-loader"))
+        .parent()
+        .and_then(|dir| std::fs::read_dir(dir).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name())
+        .filter(|name| name.to_string_lossy().starts_with("llm_council-pg"))
+        .collect();
     assert_eq!(
         again, restarted,
-        "the same files again, and the cluster restarted: {output}"
+        "the same files again, and the cluster restarted (builds beside the loader: \
+         {beside:?}): {output}"
     );
 
     // the library as it was, for whatever runs next
