@@ -18,8 +18,8 @@ use listing::listing;
 static SERVER_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn server_files() -> std::sync::MutexGuard<'static, ()> {
-    // A test that failed while holding it left the files as a test leaves
-    // them anyway.
+    // A test that failed while holding it may have left its library
+    // installed (the same one, a byte longer): the next still runs.
     SERVER_FILES
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -951,6 +951,20 @@ fn private_home() -> tempfile::TempDir {
     home
 }
 
+/// The builds the loader takes when `install` names none: every test's
+/// `install` puts them in the server's directories (scripts/test.sh
+/// removes the one `cargo pgrx test` leaves there).
+fn builds_beside_loader() -> Vec<PathBuf> {
+    let loader = Path::new(env!("CARGO_BIN_EXE_council-loader"));
+    loader
+        .parent()
+        .map(council_loader::install::builds)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(major, build)| major.map(|_| build))
+        .collect()
+}
+
 /// The loader run with `args`, its private cluster under `home`.
 fn loader_in(home: &Path, args: &[&str]) -> Output {
     let mut command = loader();
@@ -1033,21 +1047,12 @@ fn a_new_library_restarts_the_private_cluster_that_preloads_it() {
         "a new library, and the cluster kept the old one: {output}"
     );
     let (again, output) = install_build();
-    // Builds beside the loader are what every other test's `install` puts
-    // in the server's directories (scripts/test.sh removes pgrx's).
-    let beside: Vec<_> = Path::new(env!("CARGO_BIN_EXE_council-loader"))
-        .parent()
-        .and_then(|dir| std::fs::read_dir(dir).ok())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.file_name())
-        .filter(|name| name.to_string_lossy().starts_with("llm_council-pg"))
-        .collect();
     assert_eq!(
-        again, restarted,
+        again,
+        restarted,
         "the same files again, and the cluster restarted (builds beside the loader: \
-         {beside:?}): {output}"
+         {:?}): {output}",
+        builds_beside_loader()
     );
 
     // the library as it was, for whatever runs next
