@@ -199,26 +199,27 @@ RETURNS tsvector
 -- as to_tsvector's: worth parallel workers in a bulk fill
 LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT COST 100
 AS 'MODULE_PATHNAME', 'council_search_document_wrapper';
-CREATE OR REPLACE FUNCTION @extschema@.council_search_config() RETURNS regconfig
+CREATE FUNCTION @extschema@.council_search_config_named(setting text) RETURNS regconfig
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'council_english');
 BEGIN
-    IF setting OPERATOR(pg_catalog.=) 'council_english' THEN
-        RETURN '@extschema@.council_english'::regconfig;
-    END IF;
-    -- a block that catches starts a subtransaction: entered only where a
-    -- name is read, not for each row the triggers index with the default
-    BEGIN
-        RETURN setting::regconfig;
-    EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
-        RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
-            USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''council_english'' is used instead';
-        RETURN '@extschema@.council_english'::regconfig;
-    END;
+    RETURN setting::regconfig;
+EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
+    RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
+        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''council_english'' is used instead';
+    RETURN '@extschema@.council_english'::regconfig;
 END
+$$;
+CREATE OR REPLACE FUNCTION @extschema@.council_search_config() RETURNS regconfig
+LANGUAGE sql STABLE
+AS $$
+SELECT CASE WHEN coalesce(pg_catalog.current_setting('llm_council.search_config', true), '')
+                 OPERATOR(pg_catalog.=) ANY ('{"",council_english}'::text[])
+            THEN '@extschema@.council_english'::regconfig
+            ELSE @extschema@.council_search_config_named(
+                     pg_catalog.current_setting('llm_council.search_config', true))
+       END
 $$;
 
 CREATE OR REPLACE FUNCTION @extschema@.council_search_index_conversations() RETURNS trigger

@@ -1005,32 +1005,42 @@ CREATE TABLE @extschema@.council_search_statistics (
 CREATE UNIQUE INDEX council_search_statistics_one
     ON @extschema@.council_search_statistics ((true));
 
--- The text-search configuration documents are parsed with and queries
--- read in: llm_council.search_config, the extension's own council_english
--- (sql/text_search.sql) when unset. A built-in name is read in pg_catalog
--- alone; any other is schema-qualified. A name that is no configuration
--- falls back to council_english with a WARNING, so that a mistyped setting
--- never fails the app's writes.
-CREATE FUNCTION @extschema@.council_search_config() RETURNS regconfig
+-- A configuration llm_council.search_config names, other than
+-- council_english: a built-in name is read in pg_catalog alone; any other
+-- is schema-qualified. A name that is no configuration falls back to
+-- council_english with a WARNING, so that a mistyped setting never fails
+-- the app's writes. Its block that catches starts a subtransaction, which
+-- only such a setting pays for.
+CREATE FUNCTION @extschema@.council_search_config_named(setting text) RETURNS regconfig
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    setting text := coalesce(nullif(current_setting('llm_council.search_config', true), ''), 'council_english');
 BEGIN
-    IF setting OPERATOR(pg_catalog.=) 'council_english' THEN
-        RETURN '@extschema@.council_english'::regconfig;
-    END IF;
-    -- a block that catches starts a subtransaction: entered only where a
-    -- name is read, not for each row the triggers index with the default
-    BEGIN
-        RETURN setting::regconfig;
-    EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
-        RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
-            USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''council_english'' is used instead';
-        RETURN '@extschema@.council_english'::regconfig;
-    END;
+    RETURN setting::regconfig;
+EXCEPTION WHEN undefined_object OR invalid_name OR invalid_schema_name OR syntax_error THEN
+    RAISE WARNING 'llm_council.search_config names no text search configuration: "%"', setting
+        USING HINT = 'SELECT cfgname FROM pg_ts_config lists them; ''council_english'' is used instead';
+    RETURN '@extschema@.council_english'::regconfig;
 END
+$$;
+
+-- The text-search configuration documents are parsed with and queries
+-- read in: llm_council.search_config, the extension's own council_english
+-- (sql/text_search.sql) when unset, any other as
+-- council_search_config_named reads it. SQL, with every name qualified and
+-- no setting of its own, so that the planner puts its expression in place
+-- of each call: the triggers ask for it on every row and council_search on
+-- every search, where a PL/pgSQL call, with its search_path pinned, took
+-- longer than ranking a rare word.
+CREATE FUNCTION @extschema@.council_search_config() RETURNS regconfig
+LANGUAGE sql STABLE
+AS $$
+SELECT CASE WHEN coalesce(pg_catalog.current_setting('llm_council.search_config', true), '')
+                 OPERATOR(pg_catalog.=) ANY ('{"",council_english}'::text[])
+            THEN '@extschema@.council_english'::regconfig
+            ELSE @extschema@.council_search_config_named(
+                     pg_catalog.current_setting('llm_council.search_config', true))
+       END
 $$;
 
 -- A document: to_tsvector(config, text), the same tsvector, made with

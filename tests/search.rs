@@ -395,6 +395,23 @@ fn the_configuration_is_a_setting() {
         .expect("a row");
     // council_english stems: 'run' finds 'Running'
     assert_eq!(search(&mut client, "run", "").len(), 1);
+    // the setting's reading is an expression the planner puts in place of
+    // the call, as in every trigger and search: no function call of its own
+    let plan: String = client
+        .query(
+            "EXPLAIN (VERBOSE, COSTS OFF) SELECT council_search_config()",
+            &[],
+        )
+        .expect("explain")
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        plan.contains("current_setting('llm_council.search_config'")
+            && !plan.contains("council_search_config()"),
+        "{plan}"
+    );
 
     client
         .batch_execute("ALTER DATABASE council SET llm_council.search_config = 'simple'")

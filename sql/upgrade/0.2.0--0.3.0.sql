@@ -51,6 +51,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, big
 -- @create search.sql council_search_snippet_of_terms
 -- @create search.sql council_search_stored_documents
 -- @create search.sql council_search_document
+-- @create search.sql council_search_config_named
 -- @replace search.sql council_search_config
 
 -- @replace search.sql council_search_index_conversations
