@@ -766,7 +766,7 @@ ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:61
+-- src/search/mod.rs:64
 -- llm_council::search::council_search_deferred
 CREATE  FUNCTION "council_search_deferred"(
 	"table" oid /* pg_sys :: Oid */
@@ -777,13 +777,13 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:128
+-- src/search/mod.rs:131
 -- llm_council::search::council_search_document
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:53
+-- src/search/mod.rs:56
 -- llm_council::search::council_search_enabled
 CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -792,7 +792,7 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:259
+-- src/search/mod.rs:263
 -- llm_council::search::council_search_fill_postings
 CREATE  FUNCTION "council_search_fill_postings"(
 	"tables" oid[], /* Vec < pg_sys :: Oid > */
@@ -810,13 +810,19 @@ AS 'MODULE_PATHNAME', 'council_search_fill_postings_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:631
+-- src/search/mod.rs:635
 -- llm_council::search::council_search_matches
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:207
+-- src/search/page.rs:160
+-- llm_council::search::page::council_search_page
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:211
 -- llm_council::search::council_search_postings_build
 CREATE  FUNCTION "council_search_postings_build"(
 	"fresh" oid /* pg_sys :: Oid */
@@ -832,13 +838,19 @@ AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:77
+-- src/search/mod.rs:80
 -- llm_council::search::council_search_prepare
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:137
+-- src/search/page.rs:27
+-- llm_council::search::page::council_search_reads_directly
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:140
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -850,25 +862,25 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:150
+-- src/search/mod.rs:153
 -- llm_council::search::council_search_snippet
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:166
+-- src/search/mod.rs:169
 -- llm_council::search::council_search_snippet_of_terms
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:577
+-- src/search/mod.rs:581
 -- llm_council::search::council_search_stored_documents
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:30
+-- src/search/mod.rs:31
 -- requires:
 --   schema
 --   council_search_deferred
@@ -882,6 +894,8 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 --   council_search_fill_postings
 --   council_search_stored_documents
 --   council_search_matches
+--   page::council_search_reads_directly
+--   page::council_search_page
 
 -- Full-text search over what the council deliberated: conversation titles,
 -- the users' messages, and the stage 1 and stage 3 responses.
@@ -1461,6 +1475,40 @@ RETURNS TABLE (doc bigint, rank real, matches bigint, terms bytea)
 LANGUAGE c STABLE PARALLEL SAFE ROWS 100
 AS 'MODULE_PATHNAME', 'council_search_matches_wrapper';
 
+-- Whether council_search may read `tables` below the executor: SELECT on
+-- each whole table, and no row-level security on any; otherwise its
+-- statement reads them, where a column grant or a policy applies. Rust
+-- (council_search_reads_directly_wrapper).
+CREATE FUNCTION @extschema@.council_search_reads_directly(tables oid[])
+RETURNS boolean
+LANGUAGE c STABLE PARALLEL SAFE STRICT
+AS 'MODULE_PATHNAME', 'council_search_reads_directly_wrapper';
+
+-- council_search's page without filters, made below the executor
+-- (search::page): the postings' matches and `fresh` (the documents
+-- written since the last analyze that match, as the GIN index finds
+-- them), ranked, sorted and paged as council_search's statement does,
+-- with their titles and snippets. `tables` are the documents, the
+-- postings, the conversations, the messages, stage 1 and stage 3, read
+-- with the caller's rights. Rust (council_search_page_wrapper); its SQL
+-- is here because it takes a tsquery.
+CREATE FUNCTION @extschema@.council_search_page(
+    query tsquery, prepared bytea, "limit" integer, "offset" integer, config regconfig, options text,
+    fresh bigint[], english regconfig, tables oid[]
+) RETURNS TABLE (
+    kind text,
+    conversation_id uuid,
+    message_id bigint,
+    row_id bigint,
+    model text,
+    created_at timestamptz,
+    title text,
+    rank real,
+    snippet text
+)
+LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 20
+AS 'MODULE_PATHNAME', 'council_search_page_wrapper';
+
 -- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
 -- "a phrase", or, -word), read in llm_council.search_config. Filters are
 -- optional: one conversation, one model (by_model: a stage 1 model or a
@@ -1511,6 +1559,12 @@ DECLARE
     returned bigint;
     total bigint;
     within bigint[];
+    -- what a page made below the executor reads (council_search_page)
+    page_tables oid[] := ARRAY['@extschema@.council_search_documents'::regclass,
+                               '@extschema@.council_search_postings'::regclass,
+                               '@extschema@.conversations'::regclass, '@extschema@.messages'::regclass,
+                               '@extschema@.stage1_responses'::regclass,
+                               '@extschema@.stage3_synthesis'::regclass]::oid[];
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -1580,6 +1634,21 @@ BEGIN
     -- analyze, those its stored document holds, read by the row's ctid
     -- (carrying the documents through the ranking's sort would copy each);
     -- any other's from ts_headline.
+    -- Without filters, and where the caller may read the tables whole
+    -- with no row-level security, the page is made below the executor
+    -- (council_search_page), from the postings and the GIN index's
+    -- matches, which this statement finds: the same rows, in the same
+    -- order, as the statement below, without its set-up and its lookups
+    -- row by row.
+    IF filters OPERATOR(pg_catalog.=) '' AND @extschema@.council_search_reads_directly(page_tables) THEN
+        RETURN QUERY
+        SELECT * FROM @extschema@.council_search_page(
+            tsq, prepared, "limit", "offset", cfg, snippet_options,
+            ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
+                  WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq),
+            '@extschema@.council_english'::regconfig, page_tables);
+        RETURN;
+    END IF;
     IF conversation IS NOT NULL THEN
         within := ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
                         WHERE d.conversation_id OPERATOR(pg_catalog.=) conversation AND d.indexed

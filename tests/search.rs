@@ -1311,13 +1311,115 @@ fn searches_of_the_documents_alone(
     all
 }
 
+/// Every column of each search of `queries` with each of `calls`, as
+/// text, and how many times council_search made a page below the executor
+/// (`council_search_page`), counted in a transaction rolled back; as
+/// `role`, if given (whom `setup` grants what it reads).
+fn whole_searches(
+    client: &mut Client,
+    queries: &[String],
+    calls: &[String],
+    setup: &str,
+    role: Option<&str>,
+) -> (Vec<Vec<String>>, i64) {
+    // the counts wait in the backend until it reports them, whatever
+    // transaction made them: this one's are what it adds
+    let pages = |transaction: &mut postgres::Transaction<'_>| -> i64 {
+        transaction
+            .query_one(
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
+                 WHERE funcname = 'council_search_page'",
+                &[],
+            )
+            .expect("the calls")
+            .get(0)
+    };
+    let mut transaction = client.transaction().expect("begin");
+    transaction
+        .batch_execute(&format!("{setup}; SET LOCAL track_functions = 'all'"))
+        .expect("set up");
+    let before = pages(&mut transaction);
+    if let Some(role) = role {
+        transaction
+            .batch_execute(&format!("SET LOCAL ROLE {role}"))
+            .expect("set role");
+    }
+    let mut all = Vec::new();
+    for query in queries {
+        for call in calls {
+            let rows = transaction
+                .query(
+                    &format!("SELECT row_to_json(s)::text FROM council_search($1{call}) s"),
+                    &[query],
+                )
+                .unwrap_or_else(|err| panic!("council_search({query}{call}): {err}"));
+            all.push(rows.iter().map(|r| r.get(0)).collect());
+        }
+    }
+    transaction.batch_execute("RESET ROLE").expect("reset role");
+    let made = pages(&mut transaction) - before;
+    transaction.rollback().expect("rollback");
+    (all, made)
+}
+
+/// A search without filters makes its page below the executor: every
+/// column of every row as council_search's statement gives it, which a
+/// role that holds each column it reads, not the tables, still runs (the
+/// executor checks a column grant, and a policy, as the page could not).
+fn assert_the_page_is_the_statements(client: &mut Client, queries: &[String], calls: &[String]) {
+    let (direct, pages) = whole_searches(client, queries, calls, "SELECT", None);
+    let unfiltered = calls
+        .iter()
+        .filter(|call| call.is_empty() || call.starts_with(", \"limit\""))
+        .count();
+    let searchable = queries
+        .iter()
+        .filter(|query| {
+            client
+                .query_one(
+                    "SELECT numnode(websearch_to_tsquery('council_english', $1)) > 0",
+                    &[query],
+                )
+                .expect("numnode")
+                .get(0)
+        })
+        .count();
+    assert_eq!(
+        pages,
+        i64::try_from(unfiltered * searchable).unwrap_or(-1),
+        "each search without filters made its page below the executor"
+    );
+    let (through_statement, pages) = whole_searches(
+        client,
+        queries,
+        calls,
+        "CREATE ROLE column_reader;
+         GRANT SELECT ON council_search_documents, council_search_postings, council_search_terms,
+               council_search_statistics TO column_reader;
+         GRANT SELECT (id, title) ON conversations TO column_reader;
+         GRANT SELECT (id, content) ON messages TO column_reader;
+         GRANT SELECT (id, response) ON stage1_responses, stage3_synthesis TO column_reader",
+        Some("column_reader"),
+    );
+    assert_eq!(pages, 0, "column grants keep the statement");
+    for ((direct, statement), (query, call)) in direct.iter().zip(&through_statement).zip(
+        queries
+            .iter()
+            .flat_map(|q| calls.iter().map(move |c| (q, c))),
+    ) {
+        assert_eq!(direct, statement, "council_search({query}{call})");
+    }
+}
+
 /// Each search through the postings is the search of the documents alone,
-/// and finds every document `@@` finds.
+/// and finds every document `@@` finds; a page made below the executor is
+/// the statement's.
 fn assert_the_postings_answer_as_the_documents(
     client: &mut Client,
     queries: &[String],
     calls: &[String],
 ) {
+    assert_the_page_is_the_statements(client, queries, calls);
     let through_postings = searches(client, queries, calls);
     let of_documents = searches_of_the_documents_alone(client, queries, calls);
     for (postings, documents) in through_postings.iter().zip(&of_documents) {
@@ -1722,4 +1824,55 @@ fn searching_needs_select_on_the_search_tables() {
             .batch_execute(&format!("ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"))
             .expect("no row-level security");
     }
+}
+
+/// A policy on the app's own tables applies to what a search shows: a
+/// message the role may not read lends its match no snippet, as the
+/// role's own SELECT would show it no content, and one it may read does.
+#[test]
+fn a_policy_on_the_apps_tables_applies_to_the_search() {
+    let cluster = common::cluster();
+    let mut admin = common::database_with_extension(&cluster, "council");
+    admin
+        .batch_execute(
+            "CREATE ROLE guarded LOGIN PASSWORD 'guarded';
+             GRANT SELECT ON conversations, messages, stage1_responses, stage3_synthesis,
+                   council_search_documents, council_search_postings, council_search_terms,
+                   council_search_statistics
+                   TO guarded;
+             INSERT INTO conversations (id, title)
+                 VALUES ('00000000-0000-4000-8000-000000000001', 'Birds');
+             INSERT INTO messages (id, conversation_id, role, content)
+                 VALUES (1, '00000000-0000-4000-8000-000000000001', 'user', 'Ptarmigan plumage turns white'),
+                        (2, '00000000-0000-4000-8000-000000000001', 'user', 'A ptarmigan in summer is brown');
+             SELECT council_search_analyze();
+             ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY first_only ON messages FOR SELECT USING (id = 1);",
+        )
+        .expect("a role that may read one message");
+    let mut guarded = cluster
+        .connect_as("council", "guarded", "guarded")
+        .expect("connect as guarded");
+    let shown: Vec<(i64, Option<String>)> = guarded
+        .query(
+            "SELECT row_id, snippet FROM council_search('ptarmigan') ORDER BY row_id",
+            &[],
+        )
+        .expect("council_search")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (1, Some("<b>Ptarmigan</b> plumage turns white".to_string())),
+            (2, None),
+        ]
+    );
+    // the superuser, whom no policy binds, sees both
+    let snippets = count(
+        &mut admin,
+        "SELECT count(snippet) FROM council_search('ptarmigan')",
+    );
+    assert_eq!(snippets, 2);
 }

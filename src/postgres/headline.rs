@@ -25,6 +25,28 @@ unsafe extern "C-unwind" {
     fn prsd_headline_fn(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
 }
 
+/// `ts_headline`'s options, parsed once for every snippet of a page: the
+/// list PostgreSQL's own `deserialize_deflist` makes, which
+/// `prsd_headline` only reads. It lives in the memory context current when
+/// it was made, as long as the call that made it.
+pub struct Options {
+    list: *mut pg_sys::List,
+}
+
+/// Parses `options` as `ts_headline` does. An option `prsd_headline` does
+/// not know is refused when a headline reads it, as from `ts_headline`.
+pub fn options(options: &str) -> Options {
+    // SAFETY: deserialize_deflist reads a text datum, made here in the
+    // current memory context, and returns a list allocated there.
+    let list = unsafe {
+        pg_sys::deserialize_deflist(pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+            options.as_ptr().cast(),
+            i32::try_from(options.len()).unwrap_or(i32::MAX),
+        )))
+    };
+    Options { list }
+}
+
 /// The headline of `text` for `query`, whose words `marked` lists, with
 /// `ts_headline`'s `options`. Errors are PostgreSQL's, as from
 /// `ts_headline`: an unknown option, or MinWords not below MaxWords; marks
@@ -34,7 +56,7 @@ pub fn headline(
     text: &[u8],
     marked: &Marked,
     query: &TsQuery<'_>,
-    options: &str,
+    options: &Options,
 ) -> Result<String, Error> {
     let items = query.item_count()?;
     let fits_query = marked.matches.iter().all(|&(_, item)| item < items);
@@ -63,7 +85,7 @@ unsafe fn marked_headline(
     text: &[u8],
     marked: &Marked,
     query: *mut pg_sys::TSQueryData,
-    options: &str,
+    options: &Options,
 ) -> String {
     let count = (marked.words.len() + marked.matches.len()).max(1);
     let entry_size = std::mem::size_of::<pg_sys::HeadlineWordEntry>();
@@ -125,21 +147,16 @@ unsafe fn marked_headline(
         curwords: i32::try_from(ranges.len()).unwrap_or(i32::MAX),
         ..Default::default()
     };
-    // SAFETY: deserialize_deflist reads a text datum, made here in the
-    // current memory context; prsd_headline reads the parsed text, the
-    // option list and the query, as ts_headline_byid_opt passes them, and
-    // sets the marks, the selectors and the delimiter it reads below.
+    // SAFETY: prsd_headline reads the parsed text, the option list (made
+    // by `options` in a context that outlives this call) and the query, as
+    // ts_headline_byid_opt passes them, and sets the marks, the selectors
+    // and the delimiter it reads below.
     unsafe {
-        let options =
-            pg_sys::deserialize_deflist(pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
-                options.as_ptr().cast(),
-                i32::try_from(options.len()).unwrap_or(i32::MAX),
-            )));
         pg_sys::DirectFunctionCall3Coll(
             Some(prsd_headline_fn),
             pg_sys::InvalidOid,
             pg_sys::Datum::from(std::ptr::addr_of_mut!(parsed)),
-            pg_sys::Datum::from(options),
+            pg_sys::Datum::from(options.list),
             pg_sys::Datum::from(query),
         );
     }
@@ -189,5 +206,78 @@ unsafe fn marked_headline(
             in_fragment = false;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    utf8(out)
+}
+
+/// `bytes` as a String: the text's own, which is UTF-8 in a UTF-8
+/// database; validating it is cheap, where replacing what does not decode
+/// is not.
+fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+}
+
+// ts_headline(regconfig, text, tsquery, text) itself, as the function
+// pointer DirectFunctionCall4Coll takes.
+unsafe extern "C-unwind" {
+    #[link_name = "ts_headline_byid_opt"]
+    fn ts_headline_byid_opt_fn(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+}
+
+/// `ts_headline(config, text, query, options)`: the snippet of a document
+/// parsed with a configuration other than council_english, whose words
+/// only its own dictionaries can find again. Errors are PostgreSQL's.
+pub fn ts_headline(config: pg_sys::Oid, text: &str, query: &TsQuery<'_>, options: &str) -> String {
+    let as_text = |s: &str| {
+        // SAFETY: copies the bytes into a text datum in the current memory
+        // context, which lasts as long as the call.
+        pg_sys::Datum::from(unsafe {
+            pg_sys::cstring_to_text_with_len(
+                s.as_ptr().cast(),
+                i32::try_from(s.len()).unwrap_or(i32::MAX),
+            )
+        })
+    };
+    // SAFETY: ts_headline_byid_opt reads a regconfig, two texts made above
+    // and a whole tsquery (only tsvector::query makes a TsQuery), and
+    // returns a text in the current memory context, read at once.
+    unsafe {
+        let headline = pg_sys::DirectFunctionCall4Coll(
+            Some(ts_headline_byid_opt_fn),
+            pg_sys::DEFAULT_COLLATION_OID,
+            pg_sys::Datum::from(config),
+            as_text(text),
+            pg_sys::Datum::from(query.whole),
+            as_text(options),
+        );
+        let headline = pg_sys::pg_detoast_datum_packed(headline.cast_mut_ptr::<pg_sys::varlena>());
+        let bytes = std::slice::from_raw_parts(
+            pgrx::varlena::vardata_any(headline).cast::<u8>(),
+            pgrx::varlena::varsize_any_exhdr(headline),
+        );
+        utf8(bytes.to_vec())
+    }
+}
+
+/// Memory for one snippet at a time: what PostgreSQL's headline allocates
+/// for a row (its word entries, its marks) is freed before the next, so a
+/// page of many rows takes no more than its largest one.
+pub struct Scratch(pgrx::PgMemoryContexts);
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch(pgrx::PgMemoryContexts::new("llm_council snippet"))
+    }
+
+    /// Runs `snippet` with this memory current, then frees what it
+    /// allocated: it returns owned Rust values, which point at none of it.
+    pub fn run<T: 'static>(&mut self, snippet: impl FnOnce() -> T) -> T {
+        // SAFETY: the context is this Scratch's own, alive while it is;
+        // what `snippet` returns is 'static, so nothing it returns borrows
+        // the memory reset below.
+        let made = unsafe { self.0.switch_to(|_| snippet()) };
+        // SAFETY: nothing allocated there is used past `snippet`.
+        unsafe { self.0.reset() };
+        made
+    }
 }

@@ -201,6 +201,14 @@ impl PrimaryKeyLookup {
         })
     }
 
+    /// Looks every key up by descending the index: for a few keys in no
+    /// useful order (a search's page), which a walk through the whole
+    /// index would serve far more slowly.
+    pub fn by_descent(mut self) -> PrimaryKeyLookup {
+        self.ordered.state = Walk::Abandoned;
+        self
+    }
+
     /// Finds the row whose key is `key` and hands it to `f`; None when the
     /// table has none visible to this statement.
     pub fn find<T>(&mut self, key: KeyDatum, f: impl FnOnce(&StoredRow<'_>) -> T) -> Option<T> {

@@ -7,6 +7,7 @@
 //! (`council::search_documents` keeps that).
 
 pub mod document;
+mod page;
 mod postings;
 mod score;
 pub mod snippet;
@@ -42,7 +43,9 @@ extension_sql_file!(
         council_search_postings_build,
         council_search_fill_postings,
         council_search_stored_documents,
-        council_search_matches
+        council_search_matches,
+        page::council_search_reads_directly,
+        page::council_search_page
     ]
 );
 
@@ -182,12 +185,13 @@ fn snippet_of(
     let document = score::TsVector::parse(document)?;
     let query = tsvector::query(query)?;
     let operands = snippet::operands(query.bytes)?;
+    let options = headline::options(options);
     let marked = snippet::mark(text.as_bytes(), &document, &operands)?;
     Ok(headline::headline(
         text.as_bytes(),
         &marked,
         &query,
-        options,
+        &options,
     )?)
 }
 
@@ -667,8 +671,38 @@ fn council_search_matches(
     if tree.operands().any(|operand| operand.prefix) {
         return Err(Error::PrefixQuery.into());
     }
-    // the lexemes to read: the query's, the scored ones, and every
-    // document where the query may match without its words
+    let read = postings_lists(&tree, &prepared, postings)?;
+    let mut opened = Vec::with_capacity(read.len());
+    for (_, bytes) in &read {
+        opened.push(postings::Read::new(bytes)?);
+    }
+    let hits = rank(
+        &query,
+        &tree,
+        &prepared,
+        &read,
+        &mut opened,
+        within.as_deref(),
+    )?;
+    let matches = i64::try_from(hits.len()).unwrap_or(i64::MAX);
+    let wanted = usize::try_from(wanted).unwrap_or(0);
+    let best = postings::best(hits, wanted);
+    let terms = terms_of(&best, &read, &mut opened)?;
+    Ok(TableIterator::new(best.into_iter().zip(terms).map(
+        move |((rank, doc), terms)| (doc, rank, matches, terms),
+    )))
+}
+
+/// The lists of `postings` (`council_search_postings`) a search of `tree`
+/// ranked by `prepared` reads, as (lexeme, list): the query's lexemes, the
+/// scored ones, and every document where the query may match without its
+/// words; a lexeme no document holds has none. Read by key with the
+/// caller's rights.
+fn postings_lists(
+    tree: &tsquery::Query<'_>,
+    prepared: &score::Prepared<'_>,
+    postings: pg_sys::Oid,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ErrorReport> {
     let mut lexemes: Vec<&[u8]> = tree
         .operands()
         .map(|operand| operand.lexeme)
@@ -690,25 +724,7 @@ fn council_search_matches(
         }
     }
     lists.close();
-    let mut opened = Vec::with_capacity(read.len());
-    for (_, bytes) in &read {
-        opened.push(postings::Read::new(bytes)?);
-    }
-    let hits = rank(
-        &query,
-        &tree,
-        &prepared,
-        &read,
-        &mut opened,
-        within.as_deref(),
-    )?;
-    let matches = i64::try_from(hits.len()).unwrap_or(i64::MAX);
-    let wanted = usize::try_from(wanted).unwrap_or(0);
-    let best = postings::best(hits, wanted);
-    let terms = terms_of(&best, &read, &mut opened)?;
-    Ok(TableIterator::new(best.into_iter().zip(terms).map(
-        move |((rank, doc), terms)| (doc, rank, matches, terms),
-    )))
+    Ok(read)
 }
 
 /// For each of `hits`, the lexemes of `lists` (the query's) it holds, with
