@@ -1062,6 +1062,8 @@ fn snippets_are_ts_headlines_made_from_the_stored_positions() {
         "StartSel=[, StopSel=], MaxWords=10, MinWords=3, ShortWord=2",
         "HighlightAll=true",
         "MaxFragments=3, MaxWords=7, MinWords=2",
+        // a name in any case, the last one counting
+        "maxfragments=1, MaxWords=30, maxwords=12, MinWords=4",
     ];
     let mut compared = 0i64;
     for query in &queries {

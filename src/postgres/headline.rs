@@ -31,6 +31,22 @@ unsafe extern "C-unwind" {
 /// it was made, as long as the call that made it.
 pub struct Options {
     list: *mut pg_sys::List,
+    words_after_last_match: Option<u32>,
+}
+
+impl Options {
+    /// How many words past the last word the query marks a headline of
+    /// these options can reach: MaxWords, where the headline is made of
+    /// fragments (MaxFragments above 0), which `prsd_headline` stretches
+    /// at most MaxWords words past their last marked word (and whose
+    /// fallback, the first MinWords words, stops sooner: MinWords is below
+    /// MaxWords). None where it may reach any word (a headline of one
+    /// fragment, which HighlightAll makes the whole text), or where an
+    /// option does not read as a number here: PostgreSQL then reads the
+    /// whole text, and refuses what it refuses.
+    pub fn words_after_last_match(&self) -> Option<u32> {
+        self.words_after_last_match
+    }
 }
 
 /// Parses `options` as `ts_headline` does. An option `prsd_headline` does
@@ -44,7 +60,42 @@ pub fn options(options: &str) -> Options {
             i32::try_from(options.len()).unwrap_or(i32::MAX),
         )))
     };
-    Options { list }
+    // prsd_headline's defaults, and each option as it reads them: the
+    // name in any case, the last one given counting
+    let (mut max_words, mut max_fragments) = (Some(35), Some(0));
+    // SAFETY: the list is deserialize_deflist's: NIL or a list of DefElems
+    // whose names are C strings and whose values are String nodes, which
+    // defGetString reads.
+    unsafe {
+        let length = if list.is_null() { 0 } else { (*list).length };
+        for i in 0..usize::try_from(length).unwrap_or(0) {
+            let element = (*(*list).elements.add(i))
+                .ptr_value
+                .cast::<pg_sys::DefElem>();
+            let name = std::ffi::CStr::from_ptr((*element).defname).to_bytes();
+            let target = if name.eq_ignore_ascii_case(b"MaxWords") {
+                &mut max_words
+            } else if name.eq_ignore_ascii_case(b"MaxFragments") {
+                &mut max_fragments
+            } else {
+                continue;
+            };
+            let value = std::ffi::CStr::from_ptr(pg_sys::defGetString(element));
+            *target = value.to_str().ok().and_then(|v| {
+                v.trim_matches(|c: char| c.is_ascii_whitespace())
+                    .parse::<i32>()
+                    .ok()
+            });
+        }
+    }
+    let words_after_last_match = match (max_words, max_fragments) {
+        (Some(words), Some(fragments)) if fragments > 0 => u32::try_from(words).ok(),
+        _ => None,
+    };
+    Options {
+        list,
+        words_after_last_match,
+    }
 }
 
 /// The headline of `text` for `query`, whose words `marked` lists, with

@@ -186,7 +186,12 @@ fn snippet_of(
     let query = tsvector::query(query)?;
     let operands = snippet::operands(query.bytes)?;
     let options = headline::options(options);
-    let marked = snippet::mark(text.as_bytes(), &document, &operands)?;
+    let marked = snippet::mark(
+        text.as_bytes(),
+        &document,
+        &operands,
+        options.words_after_last_match(),
+    )?;
     Ok(headline::headline(
         text.as_bytes(),
         &marked,

@@ -297,7 +297,12 @@ fn council_search_page(
             Some(body) => {
                 let parsed = &*parsed_options.get_or_insert_with(|| headline::options(options));
                 let document = score::TsVector::parse(&found.positions)?;
-                let marked = snippet::mark(body.as_bytes(), &document, &operands)?;
+                let marked = snippet::mark(
+                    body.as_bytes(),
+                    &document,
+                    &operands,
+                    parsed.words_after_last_match(),
+                )?;
                 Some(scratch.run(|| headline::headline(body.as_bytes(), &marked, &tsq, parsed))?)
             }
         };

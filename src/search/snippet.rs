@@ -10,7 +10,11 @@
 //! words are counted as `hlparsetext` counts them, and a word is marked with
 //! the query's operands whose lexemes the document holds at its position.
 //! PostgreSQL's own headline (`prsd_headline`, `generateHeadline`) then
-//! chooses and marks the fragments exactly as `ts_headline` does.
+//! chooses and marks the fragments exactly as `ts_headline` does. A
+//! headline of fragments (MaxFragments above 0, as council_search's are)
+//! reaches at most MaxWords words past the last word it marks, so the text
+//! past them is not split at all: on a long text with its matches early,
+//! most of the work.
 //!
 //! What the document cannot say: PostgreSQL keeps the first 256 positions of
 //! a lexeme and counts every word past the 16,383rd as the 16,383rd, so a
@@ -54,11 +58,14 @@ pub struct Marked {
 
 /// Splits `text` into the headline's words and marks the ones whose
 /// lexeme, as `document` (the text's stored tsvector) holds it at their
-/// position, matches one of `operands`.
+/// position, matches one of `operands`. With `words_after_last_match`, the
+/// words past that many after the last marked one are left out: a headline
+/// that cannot reach them (`headline::Options`) need not split them.
 pub fn mark(
     text: &[u8],
     document: &TsVector<'_>,
     operands: &[Operand<'_>],
+    words_after_last_match: Option<u32>,
 ) -> Result<Marked, Error> {
     // which positions hold a lexeme: the others were stop words
     let mut held = vec![0u64; usize::from(LAST_POSITION) / 64 + 1];
@@ -82,6 +89,11 @@ pub fn mark(
     }
     at_position.sort_unstable();
     at_position.dedup();
+    // the last word to split: one more than the headline can reach
+    let last_word = words_after_last_match.map(|after| {
+        let last_match = at_position.last().map_or(0, |&(p, _)| u32::from(p));
+        last_match.saturating_add(after).saturating_add(1)
+    });
 
     // a word and the blank after it, for every three bytes or so of
     // prose: a guess that spares growing the list as the text is read
@@ -100,6 +112,9 @@ pub fn mark(
         }
         if token.len >= MAX_WORD {
             continue;
+        }
+        if last_word.is_some_and(|last| counted >= last) {
+            break;
         }
         counted += 1;
         let position = u16::try_from(counted).map_or(LAST_POSITION, |p| p.min(LAST_POSITION));
@@ -180,7 +195,8 @@ mod tests {
         let document = stored(&[("2", &[4]), ("cat", &[2, 6]), ("dog", &[5])]);
         let document = TsVector::parse(&document).expect("tsvector");
         let query = query(&[("cat", false), ("do", true), ("cat", false)]);
-        let marked = mark(text, &document, &operands(&query).expect("operands")).expect("mark");
+        let marked =
+            mark(text, &document, &operands(&query).expect("operands"), None).expect("mark");
         let words: Vec<(&str, u16)> = marked
             .words
             .iter()
@@ -217,6 +233,41 @@ mod tests {
     }
 
     #[test]
+    fn words_past_the_headlines_reach_are_not_split() {
+        // a(1) cat(2) b(3) c(4) d(5) e(6) f(7)
+        let text = b"a cat b c d e f";
+        let document = stored(&[("cat", &[2])]);
+        let document = TsVector::parse(&document).expect("tsvector");
+        let query = query(&[("cat", false)]);
+        let operands = operands(&query).expect("operands");
+        let last_word = |reach| {
+            let marked = mark(text, &document, &operands, reach).expect("mark");
+            let token = marked
+                .words
+                .iter()
+                .rev()
+                .find(|word| word.token.kind != Kind::Blank)
+                .expect("a word")
+                .token;
+            assert_eq!(marked.matches, vec![(2, 1)]);
+            std::str::from_utf8(&text[token.start..token.start + token.len])
+                .expect("utf8")
+                .to_string()
+        };
+        // two words past the match, and one more
+        assert_eq!(last_word(Some(2)), "d");
+        assert_eq!(last_word(Some(0)), "b");
+        assert_eq!(last_word(Some(9)), "f");
+        assert_eq!(last_word(None), "f");
+        // no match: the first words, as many
+        let nothing = stored(&[("dog", &[3])]);
+        let nothing = TsVector::parse(&nothing).expect("tsvector");
+        let marked = mark(text, &nothing, &operands, Some(1)).expect("mark");
+        let words = marked.words.iter().filter(|w| w.token.kind != Kind::Blank);
+        assert_eq!(words.count(), 2, "a and cat");
+    }
+
+    #[test]
     fn a_word_too_long_to_index_is_skipped_and_not_counted() {
         let long = "x".repeat(MAX_WORD);
         let text = format!("{long} cat");
@@ -227,6 +278,7 @@ mod tests {
             text.as_bytes(),
             &document,
             &operands(&query).expect("operands"),
+            None,
         )
         .expect("mark");
         assert_eq!(marked.words.len(), 2, "the blank and cat");
