@@ -126,6 +126,38 @@ pub fn headline(
     Ok(unsafe { marked_headline(text, marked, query.whole, options) })
 }
 
+/// The one-bit fields of a `HeadlineWordEntry`, by their place in its
+/// bitfield word (ts_public.h, the same in every supported major).
+#[derive(Clone, Copy)]
+enum Flag {
+    Selected = 0,
+    In = 1,
+    Replace = 2,
+    Repeated = 3,
+    Skip = 4,
+}
+
+/// A word's entry as `hlparsetext` fills it: its type (bits 8 to 15 of the
+/// bitfield word) and length (16 to 31, cut to 16 bits as PostgreSQL's
+/// field cuts it) written as one word, where bindgen's setters write each
+/// field a bit at a time: for every token of every snippet, that was a
+/// tenth of a search's time.
+fn word_entry(
+    kind: u32,
+    len: u32,
+    pos: u16,
+    word: *mut std::ffi::c_char,
+) -> pg_sys::HeadlineWordEntry {
+    let mut entry = pg_sys::HeadlineWordEntry {
+        pos,
+        word,
+        ..Default::default()
+    };
+    let flags = ((kind & 0xFF) << 8) | ((len & 0xFFFF) << 16);
+    entry._bitfield_1 = pg_sys::__BindgenBitfieldUnit::new(flags.to_ne_bytes());
+    entry
+}
+
 /// [`headline`], once its marks are checked.
 ///
 /// # Safety
@@ -162,13 +194,14 @@ unsafe fn marked_headline(
         let words = pg_sys::palloc0(count * entry_size).cast::<pg_sys::HeadlineWordEntry>();
         let mut matches = marked.matches.iter().peekable();
         for (index, word) in marked.words.iter().enumerate() {
-            let entry = &mut *words.add(ranges.len());
-            entry.set_type(word.token.kind as u32);
             // a token is shorter than MAX_WORD, or a blank run: the field
             // holds 16 bits, as ts_headline's does
-            entry.set_len(u32::try_from(word.token.len).unwrap_or(u32::MAX) & 0xFFFF);
-            entry.pos = word.position;
-            entry.word = text.as_ptr().add(word.token.start).cast_mut().cast();
+            words.add(ranges.len()).write(word_entry(
+                word.token.kind as u32,
+                u32::try_from(word.token.len).unwrap_or(u32::MAX),
+                word.position,
+                text.as_ptr().add(word.token.start).cast_mut().cast(),
+            ));
             ranges.push((word.token.start, word.token.len & 0xFFFF));
             let mut first = true;
             while let Some(&&(at, item)) = matches.peek() {
@@ -185,7 +218,9 @@ unsafe fn marked_headline(
                     let repeated = words.add(ranges.len());
                     std::ptr::copy_nonoverlapping(words.add(ranges.len() - 1), repeated, 1);
                     (*repeated).item = operand;
-                    (*repeated).set_repeated(1);
+                    (*repeated)
+                        ._bitfield_1
+                        .set_bit(Flag::Repeated as usize, true);
                     ranges.push((word.token.start, word.token.len & 0xFFFF));
                 }
             }
@@ -232,8 +267,10 @@ unsafe fn marked_headline(
     // and the delimiter between fragments
     let mut out = Vec::with_capacity(256);
     let (mut in_fragment, mut fragments) = (false, 0);
+    let flag =
+        |entry: &pg_sys::HeadlineWordEntry, flag: Flag| entry._bitfield_1.get_bit(flag as usize);
     for (entry, &(at, len)) in entries.iter().zip(&ranges) {
-        if entry.in_() != 0 && entry.repeated() == 0 {
+        if flag(entry, Flag::In) && !flag(entry, Flag::Repeated) {
             if !in_fragment {
                 in_fragment = true;
                 fragments += 1;
@@ -241,10 +278,10 @@ unsafe fn marked_headline(
                     out.extend_from_slice(delimiter);
                 }
             }
-            if entry.replace() != 0 {
+            if flag(entry, Flag::Replace) {
                 out.push(b' ');
-            } else if entry.skip() == 0 {
-                let selected = entry.selected() != 0;
+            } else if !flag(entry, Flag::Skip) {
+                let selected = flag(entry, Flag::Selected);
                 if selected {
                     out.extend_from_slice(start);
                 }
@@ -253,7 +290,7 @@ unsafe fn marked_headline(
                     out.extend_from_slice(stop);
                 }
             }
-        } else if entry.repeated() == 0 {
+        } else if !flag(entry, Flag::Repeated) {
             in_fragment = false;
         }
     }
@@ -330,5 +367,47 @@ impl Scratch {
         // SAFETY: nothing allocated there is used past `snippet`.
         unsafe { self.0.reset() };
         made
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_entry_packs_its_fields_as_the_bitfield_setters_write_them() {
+        for (kind, len) in [(1, 3), (12, 0xFFFF), (22, 0x1_0005), (255, 0)] {
+            let packed = word_entry(kind, len, 7, std::ptr::null_mut());
+            let mut set = pg_sys::HeadlineWordEntry {
+                pos: 7,
+                ..Default::default()
+            };
+            set.set_type(kind);
+            set.set_len(len & 0xFFFF);
+            assert_eq!(packed._bitfield_1.get(0, 32), set._bitfield_1.get(0, 32));
+            assert_eq!(
+                (packed.type_(), packed.len(), packed.pos),
+                (kind, len & 0xFFFF, 7)
+            );
+        }
+        let mut entry = word_entry(2, 5, 1, std::ptr::null_mut());
+        for (flag, set) in [
+            (
+                Flag::Selected,
+                pg_sys::HeadlineWordEntry::set_selected as fn(&mut _, u32),
+            ),
+            (Flag::In, pg_sys::HeadlineWordEntry::set_in),
+            (Flag::Replace, pg_sys::HeadlineWordEntry::set_replace),
+            (Flag::Repeated, pg_sys::HeadlineWordEntry::set_repeated),
+            (Flag::Skip, pg_sys::HeadlineWordEntry::set_skip),
+        ] {
+            let mut by_setter = entry;
+            set(&mut by_setter, 1);
+            entry._bitfield_1.set_bit(flag as usize, true);
+            assert_eq!(
+                entry._bitfield_1.get(0, 32),
+                by_setter._bitfield_1.get(0, 32)
+            );
+        }
     }
 }
