@@ -8,6 +8,7 @@
 
 use pgrx::pg_sys;
 
+use super::stored_row::utf8;
 use super::tsvector::TsQuery;
 use crate::error::Error;
 use crate::search::snippet::Marked;
@@ -49,17 +50,25 @@ impl Options {
     }
 }
 
+/// `s` as a text datum, copied into the current memory context, which
+/// lasts as long as the call that made it.
+fn text_datum(s: &str) -> pg_sys::Datum {
+    // SAFETY: cstring_to_text_with_len copies `len` bytes from the pointer,
+    // all inside `s`.
+    pg_sys::Datum::from(unsafe {
+        pg_sys::cstring_to_text_with_len(
+            s.as_ptr().cast(),
+            i32::try_from(s.len()).unwrap_or(i32::MAX),
+        )
+    })
+}
+
 /// Parses `options` as `ts_headline` does. An option `prsd_headline` does
 /// not know is refused when a headline reads it, as from `ts_headline`.
 pub fn options(options: &str) -> Options {
-    // SAFETY: deserialize_deflist reads a text datum, made here in the
-    // current memory context, and returns a list allocated there.
-    let list = unsafe {
-        pg_sys::deserialize_deflist(pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
-            options.as_ptr().cast(),
-            i32::try_from(options.len()).unwrap_or(i32::MAX),
-        )))
-    };
+    // SAFETY: deserialize_deflist reads a text datum, and returns a list
+    // allocated in the current memory context.
+    let list = unsafe { pg_sys::deserialize_deflist(text_datum(options)) };
     // prsd_headline's defaults, and each option as it reads them: the
     // name in any case, the last one given counting
     let (mut max_words, mut max_fragments) = (Some(35), Some(0));
@@ -297,14 +306,6 @@ unsafe fn marked_headline(
     utf8(out)
 }
 
-/// `bytes` as a String: the text's own, which is UTF-8 in a UTF-8
-/// database; validating it is cheap, where replacing what does not decode
-/// is not.
-fn utf8(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
-}
-
 // ts_headline(regconfig, text, tsquery, text) itself, as the function
 // pointer DirectFunctionCall4Coll takes.
 unsafe extern "C-unwind" {
@@ -316,27 +317,17 @@ unsafe extern "C-unwind" {
 /// parsed with a configuration other than council_english, whose words
 /// only its own dictionaries can find again. Errors are PostgreSQL's.
 pub fn ts_headline(config: pg_sys::Oid, text: &str, query: &TsQuery<'_>, options: &str) -> String {
-    let as_text = |s: &str| {
-        // SAFETY: copies the bytes into a text datum in the current memory
-        // context, which lasts as long as the call.
-        pg_sys::Datum::from(unsafe {
-            pg_sys::cstring_to_text_with_len(
-                s.as_ptr().cast(),
-                i32::try_from(s.len()).unwrap_or(i32::MAX),
-            )
-        })
-    };
-    // SAFETY: ts_headline_byid_opt reads a regconfig, two texts made above
-    // and a whole tsquery (only tsvector::query makes a TsQuery), and
+    // SAFETY: ts_headline_byid_opt reads a regconfig, two texts
+    // (`text_datum`) and a whole tsquery (only tsvector::query makes a TsQuery), and
     // returns a text in the current memory context, read at once.
     unsafe {
         let headline = pg_sys::DirectFunctionCall4Coll(
             Some(ts_headline_byid_opt_fn),
             pg_sys::DEFAULT_COLLATION_OID,
             pg_sys::Datum::from(config),
-            as_text(text),
+            text_datum(text),
             pg_sys::Datum::from(query.whole),
-            as_text(options),
+            text_datum(options),
         );
         let headline = pg_sys::pg_detoast_datum_packed(headline.cast_mut_ptr::<pg_sys::varlena>());
         let bytes = std::slice::from_raw_parts(

@@ -31,8 +31,9 @@ pub struct PrimaryKeyLookup {
     scan: pg_sys::IndexScanDesc,
     slot: *mut pg_sys::TupleTableSlot,
     /// walks the whole index in key order, for integer keys asked for in
-    /// ascending order (a file read in rowid order asks so)
-    ordered: Ordered,
+    /// ascending order (a file read in rowid order asks so); none for keys
+    /// that are not integers, or that are looked up by descent alone
+    ordered: Option<Ordered>,
     /// the equality function of the key's type
     equality: pg_sys::RegProcedure,
     /// the attribute number of each column asked for, in the caller's order
@@ -138,11 +139,33 @@ unsafe fn begin_index_scan(
 
 impl PrimaryKeyLookup {
     /// Opens `relid` and its primary key's index; `columns` are the names
-    /// [`StoredRow`] answers for, by their index in this slice.
+    /// [`StoredRow`] answers for, by their index in this slice. Integer
+    /// keys asked for in ascending order are served by a walk of the index.
     pub fn open(
         relid: pg_sys::Oid,
         key: KeyDatum,
         columns: &[&str],
+    ) -> Result<PrimaryKeyLookup, ErrorReport> {
+        let walks = matches!(key, KeyDatum::BigInt(_));
+        PrimaryKeyLookup::open_with(relid, key, columns, walks)
+    }
+
+    /// [`open`](Self::open), every key looked up by descending the index:
+    /// for a few keys in no useful order (a search's page), which a walk
+    /// from the index's first key would serve far more slowly.
+    pub fn open_by_descent(
+        relid: pg_sys::Oid,
+        key: KeyDatum,
+        columns: &[&str],
+    ) -> Result<PrimaryKeyLookup, ErrorReport> {
+        PrimaryKeyLookup::open_with(relid, key, columns, false)
+    }
+
+    fn open_with(
+        relid: pg_sys::Oid,
+        key: KeyDatum,
+        columns: &[&str],
+        walks: bool,
     ) -> Result<PrimaryKeyLookup, ErrorReport> {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         // SAFETY: the relation is a council table, whose oid was resolved
@@ -167,17 +190,14 @@ impl PrimaryKeyLookup {
             let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             let scan = begin_index_scan(heap, index, snapshot, 1);
             let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-            let ordered = Ordered {
+            let ordered = walks.then(|| Ordered {
                 scan: begin_index_scan(heap, index, snapshot, 0),
                 slot: pg_sys::table_slot_create(heap, std::ptr::null_mut()),
-                state: match key {
-                    KeyDatum::BigInt(_) => Walk::NotStarted,
-                    KeyDatum::Uuid(_) | KeyDatum::Text(_) => Walk::Abandoned,
-                },
+                state: Walk::NotStarted,
                 last: i64::MIN,
                 asked: false,
                 unasked: Vec::new(),
-            };
+            });
             (index, scan, slot, ordered)
         });
         let equality = match key {
@@ -201,14 +221,6 @@ impl PrimaryKeyLookup {
         })
     }
 
-    /// Looks every key up by descending the index: for a few keys in no
-    /// useful order (a search's page), which a walk through the whole
-    /// index would serve far more slowly.
-    pub fn by_descent(mut self) -> PrimaryKeyLookup {
-        self.ordered.state = Walk::Abandoned;
-        self
-    }
-
     /// Finds the row whose key is `key` and hands it to `f`; None when the
     /// table has none visible to this statement.
     pub fn find<T>(&mut self, key: KeyDatum, f: impl FnOnce(&StoredRow<'_>) -> T) -> Option<T> {
@@ -218,7 +230,12 @@ impl PrimaryKeyLookup {
             unsafe { self.memory.reset() };
         }
         let slot = match key {
-            KeyDatum::BigInt(id) if self.ordered.state != Walk::Abandoned => {
+            KeyDatum::BigInt(id)
+                if self
+                    .ordered
+                    .as_ref()
+                    .is_some_and(|walk| walk.state != Walk::Abandoned) =>
+            {
                 match self.walk_to(id) {
                     Some(found) => found,
                     None => self.descend(key),
@@ -280,7 +297,7 @@ impl PrimaryKeyLookup {
     /// before, which ends the walk for good.
     fn walk_to(&mut self, id: i64) -> Option<Option<*mut pg_sys::TupleTableSlot>> {
         let context = self.scan_memory.value();
-        let walk = &mut self.ordered;
+        let walk = self.ordered.as_mut()?;
         if id < walk.last {
             walk.state = Walk::Abandoned;
             return None;
@@ -307,7 +324,7 @@ impl PrimaryKeyLookup {
     pub fn unasked_keys(&mut self) -> Option<Vec<i64>> {
         let context = self.scan_memory.value();
         let attnum = self.attnums.first().copied().unwrap_or(1);
-        let walk = &mut self.ordered;
+        let walk = self.ordered.as_mut()?;
         loop {
             match walk.state {
                 Walk::Abandoned => return None,
@@ -335,8 +352,10 @@ impl Drop for PrimaryKeyLookup {
         // SAFETY: each was opened in `open` and is released here, once, in the
         // context it was made in.
         in_context(self.scan_memory.value(), || unsafe {
-            pg_sys::ExecDropSingleTupleTableSlot(self.ordered.slot);
-            pg_sys::index_endscan(self.ordered.scan);
+            if let Some(walk) = &self.ordered {
+                pg_sys::ExecDropSingleTupleTableSlot(walk.slot);
+                pg_sys::index_endscan(walk.scan);
+            }
             pg_sys::ExecDropSingleTupleTableSlot(self.slot);
             pg_sys::index_endscan(self.scan);
             pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);

@@ -31,6 +31,14 @@ fn missing(name: &str) -> ErrorReport {
     Error::InternalQuery(format!("a council table lacks its column {name}")).into()
 }
 
+/// The database's text as a String: UTF-8 in a UTF-8 database, which
+/// validating finds cheaply; anything else with its bytes that do not
+/// decode replaced, which is far slower.
+pub fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+}
+
 /// A row as the table stores it, found by a lookup or a scan; column `i` is
 /// the `i`th name given when it was opened.
 pub struct StoredRow<'a> {
@@ -120,6 +128,11 @@ impl<'a> StoredRow<'a> {
             let data = pgrx::varlena::vardata_any(value).cast::<u8>();
             Some(std::slice::from_raw_parts(data, len))
         }
+    }
+
+    /// A text value as a String (see [`utf8`]).
+    pub fn string(&self, i: usize) -> Option<String> {
+        self.text(i).map(|bytes| utf8(bytes.to_vec()))
     }
 
     /// A jsonb value's container, in its binary form (the bytes after the

@@ -673,15 +673,9 @@ fn council_search_matches(
     if tree.is_empty() {
         return Ok(TableIterator::new(Vec::new()));
     }
-    if tree.operands().any(|operand| operand.prefix) {
-        return Err(Error::PrefixQuery.into());
-    }
     let read = postings_lists(&tree, &prepared, postings)?;
-    let mut opened = Vec::with_capacity(read.len());
-    for (_, bytes) in &read {
-        opened.push(postings::Read::new(bytes)?);
-    }
-    let hits = rank(
+    let mut opened = open_lists(&read)?;
+    let mut hits = rank(
         &query,
         &tree,
         &prepared,
@@ -691,7 +685,7 @@ fn council_search_matches(
     )?;
     let matches = i64::try_from(hits.len()).unwrap_or(i64::MAX);
     let wanted = usize::try_from(wanted).unwrap_or(0);
-    let best = postings::best(hits, wanted);
+    let best = postings::best(&mut hits, wanted);
     let terms = terms_of(&best, &read, &mut opened)?;
     Ok(TableIterator::new(best.into_iter().zip(terms).map(
         move |((rank, doc), terms)| (doc, rank, matches, terms),
@@ -702,12 +696,16 @@ fn council_search_matches(
 /// ranked by `prepared` reads, as (lexeme, list): the query's lexemes, the
 /// scored ones, and every document where the query may match without its
 /// words; a lexeme no document holds has none. Read by key with the
-/// caller's rights.
+/// caller's rights. The postings hold whole lexemes: a prefix (`word:*`)
+/// is refused.
 fn postings_lists(
     tree: &tsquery::Query<'_>,
     prepared: &score::Prepared<'_>,
     postings: pg_sys::Oid,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ErrorReport> {
+    if tree.operands().any(|operand| operand.prefix) {
+        return Err(Error::PrefixQuery.into());
+    }
     let mut lexemes: Vec<&[u8]> = tree
         .operands()
         .map(|operand| operand.lexeme)
@@ -730,6 +728,13 @@ fn postings_lists(
     }
     lists.close();
     Ok(read)
+}
+
+/// The lists `postings_lists` read, opened for `rank` and `terms_of`.
+fn open_lists(read: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<postings::Read<'_>>, Error> {
+    read.iter()
+        .map(|(_, bytes)| postings::Read::new(bytes))
+        .collect()
 }
 
 /// For each of `hits`, the lexemes of `lists` (the query's) it holds, with

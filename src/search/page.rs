@@ -7,14 +7,16 @@
 //! table for directly, keeps the statement (search.sql), which the executor
 //! checks column by column and row by row.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 
 use pgrx::datum::{TimestampWithTimeZone, Uuid};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::AnyElement;
 
-use super::{postings, postings_lists, rank, readable, score, snippet, terms_of, tsquery};
+use super::{
+    open_lists, postings, postings_lists, rank, readable, score, snippet, terms_of, tsquery,
+};
 use crate::error::Error;
 use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
 use crate::postgres::{backend, headline, tsvector};
@@ -57,24 +59,16 @@ struct Ranked {
 fn page_order(a: &Ranked, b: &Ranked) -> Ordering {
     b.rank
         .total_cmp(&a.rank)
-        .then_with(|| descending_nulls_last(a.created_at, b.created_at))
+        .then_with(|| nulls_last(a.created_at.map(Reverse), b.created_at.map(Reverse)))
         .then_with(|| a.kind.cmp(&b.kind))
-        .then_with(|| ascending_nulls_last(a.row_id, b.row_id))
-        .then_with(|| ascending_nulls_last(a.conversation_id, b.conversation_id))
+        .then_with(|| nulls_last(a.row_id, b.row_id))
+        .then_with(|| nulls_last(a.conversation_id, b.conversation_id))
 }
 
-fn ascending_nulls_last<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
+/// `a` against `b`, a NULL after every value.
+fn nulls_last<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
     match (a, b) {
         (Some(a), Some(b)) => a.cmp(&b),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => Ordering::Equal,
-    }
-}
-
-fn descending_nulls_last<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
-    match (a, b) {
-        (Some(a), Some(b)) => b.cmp(&a),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
@@ -93,15 +87,6 @@ const DOCUMENT_COLUMNS: [&str; 9] = [
     "indexed",
     "document",
 ];
-
-/// The database's text, which is UTF-8: validating it is cheap, where
-/// replacing what does not decode is not.
-fn utf8(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
 
 /// The document `doc`, if it is there and indexed as `indexed` says; its
 /// positions are `positions` or, for a document not indexed, its stored
@@ -133,11 +118,11 @@ fn ranked(
         Ok(Some(Ranked {
             rank,
             created_at: row.int8(5),
-            kind: utf8(row.text(0).unwrap_or_default()),
+            kind: row.string(0).unwrap_or_default(),
             row_id: row.int8(1),
             conversation_id: row.uuid(3),
             message_id: row.int8(2),
-            model: row.text(4).map(utf8),
+            model: row.string(4),
             config: pg_sys::Oid::from(row.int4(6).unwrap_or(0) as u32),
             positions,
         }))
@@ -207,26 +192,19 @@ fn council_search_page(
     if tree.is_empty() || limit == 0 {
         return Ok(TableIterator::new(Vec::new()));
     }
-    if tree.operands().any(|operand| operand.prefix) {
-        return Err(Error::PrefixQuery.into());
-    }
-
     let read = postings_lists(&tree, &prepared, postings)?;
-    let mut opened = Vec::with_capacity(read.len());
-    for (_, bytes) in &read {
-        opened.push(postings::Read::new(bytes)?);
-    }
-    let hits = rank(&tsq, &tree, &prepared, &read, &mut opened, None)?;
+    let mut opened = open_lists(&read)?;
+    let mut hits = rank(&tsq, &tree, &prepared, &read, &mut opened, None)?;
     let need = limit.saturating_add(offset);
 
     let mut documents =
-        PrimaryKeyLookup::open(documents, KeyDatum::BigInt(0), &DOCUMENT_COLUMNS)?.by_descent();
+        PrimaryKeyLookup::open_by_descent(documents, KeyDatum::BigInt(0), &DOCUMENT_COLUMNS)?;
     // The best `wanted` from the postings, with every tie of the last: the
     // page is whole if that many are listed (a document deleted since the
     // last analyze is not), or if they were all the matches.
     let mut wanted = need;
     let mut listed = loop {
-        let best = postings::best(hits.clone(), wanted);
+        let best = postings::best(&mut hits, wanted);
         let terms = terms_of(&best, &read, &mut opened)?;
         let mut listed = Vec::with_capacity(best.len());
         for (&(rank, doc), terms) in best.iter().zip(terms) {
@@ -264,7 +242,7 @@ fn council_search_page(
     for found in page {
         let title = found.conversation_id.and_then(|id| {
             titles
-                .find(KeyDatum::Uuid(id), |row| row.text(0).map(utf8))
+                .find(KeyDatum::Uuid(id), |row| row.string(0))
                 .flatten()
         });
         let body = match found.kind.as_str() {
@@ -278,14 +256,15 @@ fn council_search_page(
                 let (relid, column, lookup) = &mut texts[at];
                 let lookup = match lookup {
                     Some(lookup) => lookup,
-                    None => lookup.insert(
-                        PrimaryKeyLookup::open(*relid, KeyDatum::BigInt(0), &[*column])?
-                            .by_descent(),
-                    ),
+                    None => lookup.insert(PrimaryKeyLookup::open_by_descent(
+                        *relid,
+                        KeyDatum::BigInt(0),
+                        &[*column],
+                    )?),
                 };
                 found
                     .row_id
-                    .and_then(|id| lookup.find(KeyDatum::BigInt(id), |row| row.text(0).map(utf8)))
+                    .and_then(|id| lookup.find(KeyDatum::BigInt(id), |row| row.string(0)))
                     .flatten()
             }
         };

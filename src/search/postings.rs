@@ -523,22 +523,26 @@ impl DocumentSet {
 
 /// The `wanted` best of `hits` (rank, document), best first, with every hit
 /// that ties the last of them: which of the tied comes first is for the
-/// caller's fuller order to say.
-pub fn best(mut hits: Vec<(f32, i64)>, wanted: usize) -> Vec<(f32, i64)> {
+/// caller's fuller order to say. `hits` is reordered in place, not copied,
+/// so that asking again for more (a page whose best were deleted since the
+/// last analyze) costs no copy of every match.
+pub fn best(hits: &mut [(f32, i64)], wanted: usize) -> Vec<(f32, i64)> {
     let descending = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0);
     if wanted == 0 {
         return Vec::new();
     }
-    if hits.len() > wanted {
+    let mut kept = if hits.len() > wanted {
         hits.select_nth_unstable_by(wanted - 1, descending);
         let boundary = hits[wanted - 1].0;
-        let (head, tail) = hits.split_at_mut(wanted);
+        let (head, tail) = hits.split_at(wanted);
         let mut kept = head.to_vec();
         kept.extend(tail.iter().filter(|hit| hit.0 == boundary));
-        hits = kept;
-    }
-    hits.sort_unstable_by(descending);
-    hits
+        kept
+    } else {
+        hits.to_vec()
+    };
+    kept.sort_unstable_by(descending);
+    kept
 }
 
 #[cfg(test)]
@@ -756,13 +760,13 @@ mod tests {
     #[test]
     fn the_best_hits_keep_every_tie_of_the_last() {
         let hits = vec![(1.0, 1), (3.0, 2), (2.0, 3), (2.0, 4), (0.5, 5), (2.0, 6)];
-        let best = best(hits.clone(), 2);
+        let best = best(&mut hits.clone(), 2);
         assert_eq!(best[0], (3.0, 2));
         let mut tied: Vec<_> = best[1..].iter().map(|h| h.1).collect();
         tied.sort_unstable();
         assert_eq!(tied, vec![3, 4, 6]);
-        assert_eq!(super::best(hits.clone(), 10).len(), 6);
-        assert!(super::best(hits, 0).is_empty());
+        assert_eq!(super::best(&mut hits.clone(), 10).len(), 6);
+        assert!(super::best(&mut hits.clone(), 0).is_empty());
     }
 
     /// Reads every entry both ways: front to back, and found by document.
