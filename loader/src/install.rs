@@ -287,19 +287,27 @@ fn replace_file(source: &Path, target: &Path) -> Result<bool, InstallError> {
         return Ok(false);
     }
     let dir = target.parent().unwrap_or(Path::new("."));
-    let mut temporary = tempfile::Builder::new()
-        .prefix(".llm_council-install")
-        .tempfile_in(dir)
-        .map_err(write_error)?;
-    temporary.write_all(&bytes).map_err(write_error)?;
-    let file = temporary
+    let staged = staged_copy(&bytes, dir).map_err(write_error)?;
+    staged
         .persist(target)
         .map_err(|err| write_error(err.error))?;
-    // Readable by the server's OS user, as package managers leave them.
-    use std::os::unix::fs::PermissionsExt as _;
-    file.set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(write_error)?;
     Ok(true)
+}
+
+/// A file beside its target holding `bytes`, readable by the server's OS
+/// user as package managers leave them. The mode is set before the rename:
+/// a backend that loads the library in between must never find a file it
+/// cannot open.
+fn staged_copy(bytes: &[u8], dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut staged = tempfile::Builder::new()
+        .prefix(".llm_council-install")
+        .tempfile_in(dir)?;
+    staged.write_all(bytes)?;
+    staged
+        .as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    Ok(staged)
 }
 
 /// Copies the package into the directories of the server's major; returns
@@ -423,6 +431,20 @@ mod tests {
             fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o644)).expect("chmod");
         }
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn a_staged_file_is_readable_by_the_server_before_it_is_renamed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staged = staged_copy(b"library", dir.path()).expect("staged");
+        let mode = staged
+            .as_file()
+            .metadata()
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+        assert_eq!(fs::read(staged.path()).expect("read"), b"library");
     }
 
     #[test]
