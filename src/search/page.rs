@@ -238,12 +238,20 @@ fn council_search_page(
         (stage3, "response"),
     ]
     .map(|(relid, column)| (relid, column, None::<PrimaryKeyLookup>));
+    // A conversation's stage 1 responses and synthesis often match
+    // together: its title is looked up once per page.
+    let mut titles_read: Vec<([u8; 16], Option<String>)> = Vec::new();
     let mut rows = Vec::with_capacity(page.len());
     for found in page {
         let title = found.conversation_id.and_then(|id| {
-            titles
+            if let Some((_, title)) = titles_read.iter().find(|(read, _)| *read == id) {
+                return title.clone();
+            }
+            let title = titles
                 .find(KeyDatum::Uuid(id), |row| row.string(0))
-                .flatten()
+                .flatten();
+            titles_read.push((id, title.clone()));
+            title
         });
         let body = match found.kind.as_str() {
             "title" => title.clone(),
