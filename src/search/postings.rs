@@ -361,29 +361,57 @@ impl Lists {
         (document, length, frequency): (i64, u32, u32),
         positions: &[u8],
     ) {
-        let at = match self.found.get(lexeme) {
-            Some(&at) => at,
-            None => {
-                let at = self.lists.len();
-                self.found.insert(lexeme, at);
-                self.lists.push((
-                    lexeme.into(),
-                    List {
-                        sorted: true,
-                        ..List::default()
-                    },
-                ));
-                at
-            }
-        };
+        let at = self.find_or_start(lexeme);
+        self.push_at(at, (document, length, frequency), positions);
+    }
+
+    /// Where `lexeme`'s list is, started if there is none.
+    fn find_or_start(&mut self, lexeme: &[u8]) -> usize {
+        if let Some(&at) = self.found.get(lexeme) {
+            return at;
+        }
+        let at = self.lists.len();
+        self.found.insert(lexeme, at);
+        self.lists.push((
+            lexeme.into(),
+            List {
+                sorted: true,
+                ..List::default()
+            },
+        ));
+        at
+    }
+
+    /// Adds (document, length, frequency) and `positions` to the list at
+    /// `at`.
+    fn push_at(
+        &mut self,
+        at: usize,
+        (document, length, frequency): (i64, u32, u32),
+        positions: &[u8],
+    ) {
         if let Some((_, list)) = self.lists.get_mut(at) {
             list.push(document, length, frequency, positions);
         }
     }
 
-    /// Asks for `lexeme`'s slot ahead of its [`Lists::push`].
+    /// Asks for `lexeme`'s slot ahead of its [`Lists::find_or_start`].
     fn prefetch(&self, lexeme: &[u8]) {
         self.found.prefetch_in(lexeme, 0, lexeme.len());
+    }
+
+    /// Asks for the list at `at` ahead of [`Lists::prefetch_end`].
+    fn prefetch_list(&self, at: usize) {
+        prefetch_index::prefetch_index(&self.lists, at);
+    }
+
+    /// Asks for the end of the bytes of the list at `at`, where its next
+    /// posting goes, ahead of its [`Lists::push_at`]: it reads the list,
+    /// which [`Lists::prefetch_list`] asked for earlier.
+    fn prefetch_end(&self, at: usize) {
+        if let Some((_, list)) = self.lists.get(at) {
+            prefetch_index::prefetch_index(&list.bytes, list.bytes.len());
+        }
     }
 }
 
@@ -392,6 +420,8 @@ impl Lists {
 pub struct Builder {
     lists: Lists,
     positions: Vec<u8>,
+    /// where each lexeme of the document being added has its list
+    found: Vec<usize>,
     documents: u64,
     /// the documents' lengths all together
     length: u64,
@@ -400,30 +430,58 @@ pub struct Builder {
 impl Builder {
     /// Adds `document`, whose id is `id`, to the list of each lexeme it
     /// holds, and to the list of every document.
+    ///
+    /// A bulk fill hands the documents to one process as parallel workers
+    /// parse them, and that process was the fill's pace: each lexeme's
+    /// list is somewhere else in memory, and waiting for it, then for the
+    /// end of its bytes, was most of the build. So every lexeme's list is
+    /// found first (its slot asked for a few lexemes ahead), and asked for
+    /// as it is found; then, as each lexeme is added, the end of the bytes
+    /// of one further along is asked for, which arrives while the lexemes
+    /// between are added.
     pub fn add(&mut self, id: i64, document: &TsVector<'_>) -> Result<(), Error> {
         let length = document.length()?;
         self.documents += 1;
         self.length += u64::from(length);
         self.positions.clear();
         self.push(EVERY_DOCUMENT, id, length, 0);
-        // the slots of the lexemes eight along asked for as each is added
-        const AHEAD: usize = 8;
+        // how far ahead a lexeme's slot and the end of its list's bytes
+        // are asked for
+        const SLOT_AHEAD: usize = 8;
+        const END_AHEAD: usize = 8;
         let lexemes = document.lexemes();
-        for index in 0..lexemes.min(AHEAD) {
+        for index in 0..lexemes.min(SLOT_AHEAD) {
             self.lists.prefetch(document.occurrence(index)?.0);
         }
+        self.found.clear();
         for index in 0..lexemes {
-            if index + AHEAD < lexemes {
-                self.lists.prefetch(document.occurrence(index + AHEAD)?.0);
+            if index + SLOT_AHEAD < lexemes {
+                self.lists
+                    .prefetch(document.occurrence(index + SLOT_AHEAD)?.0);
             }
-            let (lexeme, frequency) = document.occurrence(index)?;
+            let (lexeme, _) = document.occurrence(index)?;
+            let at = self.lists.find_or_start(lexeme);
+            self.lists.prefetch_list(at);
+            self.found.push(at);
+        }
+        for &at in self.found.iter().take(END_AHEAD) {
+            self.lists.prefetch_end(at);
+        }
+        for index in 0..lexemes {
+            if let Some(&at) = self.found.get(index + END_AHEAD) {
+                self.lists.prefetch_end(at);
+            }
+            let (_, frequency) = document.occurrence(index)?;
             self.positions.clear();
             let mut last = 0u16;
             for position in document.stored_positions_of(index)? {
                 put(&mut self.positions, u64::from(position.wrapping_sub(last)));
                 last = position;
             }
-            self.push(lexeme, id, length, frequency);
+            if let Some(&at) = self.found.get(index) {
+                self.lists
+                    .push_at(at, (id, length, frequency), &self.positions);
+            }
         }
         Ok(())
     }
