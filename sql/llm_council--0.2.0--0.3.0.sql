@@ -504,16 +504,16 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION @extschema@.council_search(
+CREATE FUNCTION @extschema@.council_search_statement(
     query text,
-    conversation uuid DEFAULT NULL,
-    by_model text DEFAULT NULL,
-    since timestamptz DEFAULT NULL,
-    until timestamptz DEFAULT NULL,
-    kinds text[] DEFAULT NULL,
-    "limit" integer DEFAULT 20,
-    "offset" integer DEFAULT 0,
-    snippet_options text DEFAULT 'MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=" … "'
+    conversation uuid,
+    by_model text,
+    since timestamptz,
+    until timestamptz,
+    kinds text[],
+    "limit" integer,
+    "offset" integer,
+    snippet_options text
 ) RETURNS TABLE (
     kind text,
     conversation_id uuid,
@@ -772,6 +772,30 @@ BEGIN
     END LOOP;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.council_search(
+    query text,
+    conversation uuid DEFAULT NULL,
+    by_model text DEFAULT NULL,
+    since timestamptz DEFAULT NULL,
+    until timestamptz DEFAULT NULL,
+    kinds text[] DEFAULT NULL,
+    "limit" integer DEFAULT 20,
+    "offset" integer DEFAULT 0,
+    snippet_options text DEFAULT 'MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=" … "'
+) RETURNS TABLE (
+    kind text,
+    conversation_id uuid,
+    message_id bigint,
+    row_id bigint,
+    model text,
+    created_at timestamptz,
+    title text,
+    rank real,
+    snippet text
+)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'council_search_wrapper';
 
 -- Whoever could search before can now: the statistics and postings
 -- council_search reads are granted as the documents were.

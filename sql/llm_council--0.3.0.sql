@@ -766,7 +766,13 @@ ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:64
+-- src/search/entry.rs:111
+-- llm_council::search::entry::council_search
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:65
 -- llm_council::search::council_search_deferred
 CREATE  FUNCTION "council_search_deferred"(
 	"table" oid /* pg_sys :: Oid */
@@ -777,13 +783,13 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:131
+-- src/search/mod.rs:140
 -- llm_council::search::council_search_document
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:56
+-- src/search/mod.rs:57
 -- llm_council::search::council_search_enabled
 CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -792,7 +798,7 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:263
+-- src/search/mod.rs:277
 -- llm_council::search::council_search_fill_postings
 CREATE  FUNCTION "council_search_fill_postings"(
 	"tables" oid[], /* Vec < pg_sys :: Oid > */
@@ -810,19 +816,19 @@ AS 'MODULE_PATHNAME', 'council_search_fill_postings_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:635
+-- src/search/mod.rs:649
 -- llm_council::search::council_search_matches
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/page.rs:160
+-- src/search/page.rs:146
 -- llm_council::search::page::council_search_page
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:211
+-- src/search/mod.rs:225
 -- llm_council::search::council_search_postings_build
 CREATE  FUNCTION "council_search_postings_build"(
 	"fresh" oid /* pg_sys :: Oid */
@@ -838,19 +844,19 @@ AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:80
+-- src/search/mod.rs:81
 -- llm_council::search::council_search_prepare
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/page.rs:27
+-- src/search/page.rs:29
 -- llm_council::search::page::council_search_reads_directly
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:140
+-- src/search/mod.rs:149
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -862,25 +868,25 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:153
+-- src/search/mod.rs:162
 -- llm_council::search::council_search_snippet
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:169
+-- src/search/mod.rs:178
 -- llm_council::search::council_search_snippet_of_terms
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:581
+-- src/search/mod.rs:595
 -- llm_council::search::council_search_stored_documents
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:31
+-- src/search/mod.rs:32
 -- requires:
 --   schema
 --   council_search_deferred
@@ -1509,26 +1515,19 @@ CREATE FUNCTION @extschema@.council_search_page(
 LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 20
 AS 'MODULE_PATHNAME', 'council_search_page_wrapper';
 
--- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
--- "a phrase", or, -word), read in llm_council.search_config. Filters are
--- optional: one conversation, one model (by_model: a stage 1 model or a
--- stage 3 chairman), the time range [since, until) of the row, and the
--- kinds of text. The snippet is ts_headline's, with snippet_options passed
--- through; for a document parsed with council_english it is made from the
--- document's positions (council_search_snippet), the same snippet without
--- parsing the text again.
--- Runs with the caller's rights: it needs SELECT on
--- council_search_documents, and on the tables whose text it shows.
-CREATE FUNCTION @extschema@.council_search(
+-- council_search's statement (the search below, as it was made before
+-- council_search_wrapper made the unfiltered page itself): every search
+-- council_search does not make at once comes here, with its arguments.
+CREATE FUNCTION @extschema@.council_search_statement(
     query text,
-    conversation uuid DEFAULT NULL,
-    by_model text DEFAULT NULL,
-    since timestamptz DEFAULT NULL,
-    until timestamptz DEFAULT NULL,
-    kinds text[] DEFAULT NULL,
-    "limit" integer DEFAULT 20,
-    "offset" integer DEFAULT 0,
-    snippet_options text DEFAULT 'MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=" … "'
+    conversation uuid,
+    by_model text,
+    since timestamptz,
+    until timestamptz,
+    kinds text[],
+    "limit" integer,
+    "offset" integer,
+    snippet_options text
 ) RETURNS TABLE (
     kind text,
     conversation_id uuid,
@@ -1787,6 +1786,44 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
+-- "a phrase", or, -word), read in llm_council.search_config. Filters are
+-- optional: one conversation, one model (by_model: a stage 1 model or a
+-- stage 3 chairman), the time range [since, until) of the row, and the
+-- kinds of text. The snippet is ts_headline's, with snippet_options passed
+-- through; for a document parsed with council_english it is made from the
+-- document's positions (council_search_snippet), the same snippet without
+-- parsing the text again.
+-- Runs with the caller's rights: it needs SELECT on
+-- council_search_documents, and on the tables whose text it shows.
+-- A search without filters, in council_english, by a caller who may read
+-- the tables whole, is made at once in Rust (search::entry): the page
+-- below the executor, with no PL/pgSQL call between; any other goes to
+-- council_search_statement.
+CREATE FUNCTION @extschema@.council_search(
+    query text,
+    conversation uuid DEFAULT NULL,
+    by_model text DEFAULT NULL,
+    since timestamptz DEFAULT NULL,
+    until timestamptz DEFAULT NULL,
+    kinds text[] DEFAULT NULL,
+    "limit" integer DEFAULT 20,
+    "offset" integer DEFAULT 0,
+    snippet_options text DEFAULT 'MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=" … "'
+) RETURNS TABLE (
+    kind text,
+    conversation_id uuid,
+    message_id bigint,
+    row_id bigint,
+    model text,
+    created_at timestamptz,
+    title text,
+    rank real,
+    snippet text
+)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'council_search_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */

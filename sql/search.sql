@@ -610,26 +610,19 @@ CREATE FUNCTION @extschema@.council_search_page(
 LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 20
 AS 'MODULE_PATHNAME', 'council_search_page_wrapper';
 
--- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
--- "a phrase", or, -word), read in llm_council.search_config. Filters are
--- optional: one conversation, one model (by_model: a stage 1 model or a
--- stage 3 chairman), the time range [since, until) of the row, and the
--- kinds of text. The snippet is ts_headline's, with snippet_options passed
--- through; for a document parsed with council_english it is made from the
--- document's positions (council_search_snippet), the same snippet without
--- parsing the text again.
--- Runs with the caller's rights: it needs SELECT on
--- council_search_documents, and on the tables whose text it shows.
-CREATE FUNCTION @extschema@.council_search(
+-- council_search's statement (the search below, as it was made before
+-- council_search_wrapper made the unfiltered page itself): every search
+-- council_search does not make at once comes here, with its arguments.
+CREATE FUNCTION @extschema@.council_search_statement(
     query text,
-    conversation uuid DEFAULT NULL,
-    by_model text DEFAULT NULL,
-    since timestamptz DEFAULT NULL,
-    until timestamptz DEFAULT NULL,
-    kinds text[] DEFAULT NULL,
-    "limit" integer DEFAULT 20,
-    "offset" integer DEFAULT 0,
-    snippet_options text DEFAULT 'MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=" … "'
+    conversation uuid,
+    by_model text,
+    since timestamptz,
+    until timestamptz,
+    kinds text[],
+    "limit" integer,
+    "offset" integer,
+    snippet_options text
 ) RETURNS TABLE (
     kind text,
     conversation_id uuid,
@@ -888,3 +881,41 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Ranked search, by BM25 (council_search_score): query is web-search syntax (websearch_to_tsquery: words,
+-- "a phrase", or, -word), read in llm_council.search_config. Filters are
+-- optional: one conversation, one model (by_model: a stage 1 model or a
+-- stage 3 chairman), the time range [since, until) of the row, and the
+-- kinds of text. The snippet is ts_headline's, with snippet_options passed
+-- through; for a document parsed with council_english it is made from the
+-- document's positions (council_search_snippet), the same snippet without
+-- parsing the text again.
+-- Runs with the caller's rights: it needs SELECT on
+-- council_search_documents, and on the tables whose text it shows.
+-- A search without filters, in council_english, by a caller who may read
+-- the tables whole, is made at once in Rust (search::entry): the page
+-- below the executor, with no PL/pgSQL call between; any other goes to
+-- council_search_statement.
+CREATE FUNCTION @extschema@.council_search(
+    query text,
+    conversation uuid DEFAULT NULL,
+    by_model text DEFAULT NULL,
+    since timestamptz DEFAULT NULL,
+    until timestamptz DEFAULT NULL,
+    kinds text[] DEFAULT NULL,
+    "limit" integer DEFAULT 20,
+    "offset" integer DEFAULT 0,
+    snippet_options text DEFAULT 'MaxFragments=2, MaxWords=20, MinWords=8, FragmentDelimiter=" … "'
+) RETURNS TABLE (
+    kind text,
+    conversation_id uuid,
+    message_id bigint,
+    row_id bigint,
+    model text,
+    created_at timestamptz,
+    title text,
+    rank real,
+    snippet text
+)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'council_search_wrapper';

@@ -1314,8 +1314,8 @@ fn searches_of_the_documents_alone(
 }
 
 /// Every column of each search of `queries` with each of `calls`, as
-/// text, and how many times council_search made a page below the executor
-/// (`council_search_page`), counted in a transaction rolled back; as
+/// text, and how many times council_search left a search to its statement
+/// (`council_search_statement`), counted in a transaction rolled back; as
 /// `role`, if given (whom `setup` grants what it reads).
 fn whole_searches(
     client: &mut Client,
@@ -1326,11 +1326,11 @@ fn whole_searches(
 ) -> (Vec<Vec<String>>, i64) {
     // the counts wait in the backend until it reports them, whatever
     // transaction made them: this one's are what it adds
-    let pages = |transaction: &mut postgres::Transaction<'_>| -> i64 {
+    let statements = |transaction: &mut postgres::Transaction<'_>| -> i64 {
         transaction
             .query_one(
                 "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
-                 WHERE funcname = 'council_search_page'",
+                 WHERE funcname = 'council_search_statement'",
                 &[],
             )
             .expect("the calls")
@@ -1340,7 +1340,7 @@ fn whole_searches(
     transaction
         .batch_execute(&format!("{setup}; SET LOCAL track_functions = 'all'"))
         .expect("set up");
-    let before = pages(&mut transaction);
+    let before = statements(&mut transaction);
     if let Some(role) = role {
         transaction
             .batch_execute(&format!("SET LOCAL ROLE {role}"))
@@ -1359,39 +1359,28 @@ fn whole_searches(
         }
     }
     transaction.batch_execute("RESET ROLE").expect("reset role");
-    let made = pages(&mut transaction) - before;
+    let made = statements(&mut transaction) - before;
     transaction.rollback().expect("rollback");
     (all, made)
 }
 
-/// A search without filters makes its page below the executor: every
-/// column of every row as council_search's statement gives it, which a
-/// role that holds each column it reads, not the tables, still runs (the
-/// executor checks a column grant, and a policy, as the page could not).
+/// A search without filters makes its page below the executor, with no
+/// PL/pgSQL call (council_search_statement): every column of every row as
+/// that statement gives it, which a role that holds each column it reads,
+/// not the tables, still runs (the executor checks a column grant, and a
+/// policy, as the page could not).
 fn assert_the_page_is_the_statements(client: &mut Client, queries: &[String], calls: &[String]) {
-    let (direct, pages) = whole_searches(client, queries, calls, "SELECT", None);
-    let unfiltered = calls
+    let (direct, statements) = whole_searches(client, queries, calls, "SELECT", None);
+    let filtered = calls
         .iter()
-        .filter(|call| call.is_empty() || call.starts_with(", \"limit\""))
-        .count();
-    let searchable = queries
-        .iter()
-        .filter(|query| {
-            client
-                .query_one(
-                    "SELECT numnode(websearch_to_tsquery('council_english', $1)) > 0",
-                    &[query],
-                )
-                .expect("numnode")
-                .get(0)
-        })
+        .filter(|call| !(call.is_empty() || call.starts_with(", \"limit\"")))
         .count();
     assert_eq!(
-        pages,
-        i64::try_from(unfiltered * searchable).unwrap_or(-1),
-        "each search without filters made its page below the executor"
+        statements,
+        i64::try_from(filtered * queries.len()).unwrap_or(-1),
+        "only the searches with filters ran the statement"
     );
-    let (through_statement, pages) = whole_searches(
+    let (through_statement, statements) = whole_searches(
         client,
         queries,
         calls,
@@ -1403,7 +1392,11 @@ fn assert_the_page_is_the_statements(client: &mut Client, queries: &[String], ca
          GRANT SELECT (id, response) ON stage1_responses, stage3_synthesis TO column_reader",
         Some("column_reader"),
     );
-    assert_eq!(pages, 0, "column grants keep the statement");
+    assert_eq!(
+        statements,
+        i64::try_from(calls.len() * queries.len()).unwrap_or(-1),
+        "column grants keep the statement"
+    );
     for ((direct, statement), (query, call)) in direct.iter().zip(&through_statement).zip(
         queries
             .iter()
@@ -1877,4 +1870,73 @@ fn a_policy_on_the_apps_tables_applies_to_the_search() {
         "SELECT count(snippet) FROM council_search('ptarmigan')",
     );
     assert_eq!(snippets, 2);
+}
+
+/// council_search pins no search_path: it finds its tables by its own
+/// schema and names every object its statements use, so a caller whose
+/// search_path puts decoys first (a table of the same name, an `@@` that
+/// matches nothing) gets the same rows, both from the documents written
+/// since the last analyze (the GIN index's statement) and from the
+/// postings.
+#[test]
+fn the_callers_search_path_reaches_nothing_a_search_uses() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let a = "00000000-0000-4000-8000-00000000000a";
+    client
+        .batch_execute(&format!(
+            "INSERT INTO conversations (id, title, created_at)
+                 VALUES ('{a}', 'Replication questions', '2025-03-01+00');
+             INSERT INTO messages (id, conversation_id, role, content, created_at)
+                 VALUES (1, '{a}', 'user', 'Why does replication lag grow at night?', '2025-03-01+00'),
+                        (2, '{a}', 'assistant', NULL, '2025-03-01+00');
+             INSERT INTO stage1_responses (id, message_id, model, response, created_at)
+                 VALUES (10, 2, 'm1', 'Replication lag follows the backups.', '2025-03-02+00');
+             CREATE SCHEMA decoy;
+             CREATE TABLE decoy.council_search_documents (LIKE public.council_search_documents);
+             CREATE TABLE decoy.council_search_postings (LIKE public.council_search_postings);
+             CREATE FUNCTION decoy.never(tsvector, tsquery) RETURNS boolean
+                 LANGUAGE sql IMMUTABLE AS 'SELECT false';
+             CREATE OPERATOR decoy.@@ (LEFTARG = tsvector, RIGHTARG = tsquery,
+                                       FUNCTION = decoy.never);"
+        ))
+        .expect("rows and decoys");
+    let found = |client: &mut Client, search_path: &str| {
+        client
+            .batch_execute(&format!("SET search_path = {search_path}"))
+            .expect("search_path");
+        client
+            .query(
+                "SELECT kind, row_id, rank, snippet FROM public.council_search('replication')",
+                &[],
+            )
+            .expect("search")
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, Option<i64>>(1),
+                    r.get::<_, f32>(2),
+                    r.get::<_, String>(3),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    client
+        .batch_execute("SELECT public.council_search_analyze()")
+        .expect("analyze");
+    for (state, then) in [
+        (
+            "in the postings",
+            "UPDATE public.council_search_documents d SET indexed = false, document = s.document
+             FROM public.council_search_stored_documents() s WHERE s.doc = d.doc",
+        ),
+        ("in the GIN index", ""),
+    ] {
+        let with_decoys = found(&mut client, "decoy, public, pg_catalog");
+        let without = found(&mut client, "public");
+        assert_eq!(with_decoys.len(), 3, "{state}: {with_decoys:?}");
+        assert_eq!(with_decoys, without, "{state}");
+        client.batch_execute(then).expect("the next state");
+    }
 }

@@ -68,6 +68,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, big
 
 -- @replace search.sql council_search_reindex
 
+-- @create search.sql council_search_statement
+
 -- @replace search.sql council_search
 
 -- Whoever could search before can now: the statistics and postings

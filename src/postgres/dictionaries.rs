@@ -90,6 +90,24 @@ pub fn tsvector(config: pg_sys::Oid, text: &[u8]) -> pg_sys::Datum {
     }
 }
 
+/// The bytes of `to_tsvector(config, text)` after its header.
+pub fn tsvector_bytes(config: pg_sys::Oid, text: &[u8]) -> Vec<u8> {
+    if let Some(bytes) = remembered_tsvector(config, text) {
+        return bytes;
+    }
+    let datum = to_tsvector(config, text);
+    // SAFETY: to_tsvector returns a tsvector palloc'd whole in the current
+    // memory context, copied out at once.
+    unsafe {
+        let whole = datum.cast_mut_ptr::<pg_sys::varlena>();
+        std::slice::from_raw_parts(
+            pgrx::varlena::vardata_any(whole).cast::<u8>(),
+            pgrx::varlena::varsize_any_exhdr(whole),
+        )
+        .to_vec()
+    }
+}
+
 /// PostgreSQL's own `to_tsvector(config, text)`.
 fn to_tsvector(config: pg_sys::Oid, text: &[u8]) -> pg_sys::Datum {
     let text = varlena(text);

@@ -13,6 +13,7 @@ pub mod extension;
 pub mod headline;
 pub mod interrupts;
 pub mod lookup;
+pub mod names;
 pub mod notice;
 pub mod scan;
 pub mod shared_memory;

@@ -54,6 +54,43 @@ pub fn query(value: &AnyElement) -> Result<TsQuery<'_>, Error> {
     })
 }
 
+/// `websearch_to_tsquery(config, text)`, in the current memory context,
+/// which must outlive the TsQuery's use. Errors are PostgreSQL's.
+pub fn websearch_query<'a>(config: pg_sys::Oid, text: &str) -> TsQuery<'a> {
+    let text = super::dictionaries::varlena(text.as_bytes());
+    // SAFETY: websearch_to_tsquery_byid takes a regconfig and a text datum,
+    // made here in the current memory context, and returns a tsquery
+    // palloc'd whole there (never toasted); pgrx's guard of
+    // OidFunctionCall2Coll turns what it raises into the same PostgreSQL
+    // error.
+    unsafe {
+        let query = pg_sys::OidFunctionCall2Coll(
+            pg_sys::Oid::from(pg_sys::F_WEBSEARCH_TO_TSQUERY_REGCONFIG_TEXT),
+            pg_sys::DEFAULT_COLLATION_OID,
+            pg_sys::Datum::from(config),
+            text,
+        );
+        let whole = query.cast_mut_ptr::<pg_sys::varlena>();
+        let len = pgrx::varlena::varsize_any_exhdr(whole);
+        let data = pgrx::varlena::vardata_any(whole).cast::<u8>();
+        TsQuery {
+            whole: whole.cast(),
+            bytes: std::slice::from_raw_parts(data, len),
+        }
+    }
+}
+
+impl<'a> TsQuery<'a> {
+    /// The tsquery as a statement's parameter.
+    pub fn argument(&self) -> pgrx::datum::DatumWithOid<'a> {
+        // SAFETY: the tsquery is whole, in memory that lives as long as
+        // `'a`, beyond any statement of the call that reads it.
+        unsafe {
+            pgrx::datum::DatumWithOid::new(pg_sys::Datum::from(self.whole), pg_sys::TSQUERYOID)
+        }
+    }
+}
+
 /// `value`, a varlena, detoasted whole, and its bytes after the header.
 fn whole(value: &AnyElement) -> (*mut pg_sys::varlena, &[u8]) {
     let datum = value.datum();

@@ -7,6 +7,7 @@
 //! (`council::search_documents` keeps that).
 
 pub mod document;
+mod entry;
 mod page;
 mod postings;
 mod score;
@@ -83,6 +84,16 @@ fn council_search_prepare(
     terms: pg_sys::Oid,
     statistics: pg_sys::Oid,
 ) -> Result<Vec<u8>, ErrorReport> {
+    let lexemes: Vec<&[u8]> = lexemes.iter().flatten().map(str::as_bytes).collect();
+    prepare(&lexemes, terms, statistics)
+}
+
+/// `council_search_prepare`'s work, for `lexemes` in any form.
+fn prepare(
+    lexemes: &[&[u8]],
+    terms: pg_sys::Oid,
+    statistics: pg_sys::Oid,
+) -> Result<Vec<u8>, ErrorReport> {
     readable(terms, "council_search_terms")?;
     readable(statistics, "council_search_statistics")?;
     let mut corpus = TableScan::open(statistics, &["documents", "average_length"])?;
@@ -93,14 +104,12 @@ fn council_search_prepare(
     let mut frequencies =
         PrimaryKeyLookup::open(terms, KeyDatum::Text(Vec::new()), &["documents"])?;
     let mut prepared = Vec::with_capacity(lexemes.len());
-    for lexeme in lexemes.iter().flatten() {
+    for &lexeme in lexemes {
         let df = frequencies
-            .find(KeyDatum::Text(lexeme.as_bytes().to_vec()), |row| {
-                row.int8(0)
-            })
+            .find(KeyDatum::Text(lexeme.to_vec()), |row| row.int8(0))
             .flatten()
             .unwrap_or(0);
-        prepared.push((lexeme.as_bytes(), score::idf(documents as f64, df as f64)));
+        prepared.push((lexeme, score::idf(documents as f64, df as f64)));
     }
     frequencies.close();
     Ok(score::prepare(prepared, average_length))

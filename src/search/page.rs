@@ -28,12 +28,13 @@ use crate::postgres::{backend, headline, tsvector};
 /// caller's own SELECT.
 #[pg_extern(stable, parallel_safe, sql = false)]
 fn council_search_reads_directly(tables: Array<'_, pg_sys::Oid>) -> bool {
-    tables.iter().all(|table| {
-        table.is_some_and(|relid| {
-            backend::table_privilege(relid, pg_sys::ACL_SELECT).unwrap_or(false)
-                && !backend::row_level_security_applies(relid)
-        })
-    })
+    tables.iter().all(|table| table.is_some_and(reads_directly))
+}
+
+/// Whether a search may read `relid` below the executor.
+pub(super) fn reads_directly(relid: pg_sys::Oid) -> bool {
+    backend::table_privilege(relid, pg_sys::ACL_SELECT).unwrap_or(false)
+        && !backend::row_level_security_applies(relid)
 }
 
 /// A ranked document, as the page sorts it.
@@ -171,7 +172,41 @@ fn council_search_page(
     ErrorReport,
 > {
     let tables: Vec<pg_sys::Oid> = tables.iter().flatten().collect();
-    let &[documents, postings, conversations, messages, stage1, stage3] = tables.as_slice() else {
+    let fresh: Vec<i64> = fresh.iter().flatten().collect();
+    let tsq = tsvector::query(&query)?;
+    let rows = page(
+        &tsq, prepared, limit, offset, config, options, &fresh, english, &tables,
+    )?;
+    Ok(TableIterator::new(rows))
+}
+
+/// A row of council_search's result.
+pub(super) type Row = (
+    String,
+    Option<Uuid>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<TimestampWithTimeZone>,
+    Option<String>,
+    f32,
+    Option<String>,
+);
+
+/// `council_search_page`'s rows.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn page(
+    tsq: &tsvector::TsQuery<'_>,
+    prepared: &[u8],
+    limit: i32,
+    offset: i32,
+    config: pg_sys::Oid,
+    options: &str,
+    fresh: &[i64],
+    english: pg_sys::Oid,
+    tables: &[pg_sys::Oid],
+) -> Result<Vec<Row>, ErrorReport> {
+    let &[documents, postings, conversations, messages, stage1, stage3] = tables else {
         return Err(Error::InternalQuery("council_search_page takes six tables".into()).into());
     };
     for (relid, table) in [
@@ -184,17 +219,16 @@ fn council_search_page(
         readable(relid, table)?;
     }
     let (Ok(limit), Ok(offset)) = (usize::try_from(limit), usize::try_from(offset)) else {
-        return Ok(TableIterator::new(Vec::new()));
+        return Ok(Vec::new());
     };
-    let tsq = tsvector::query(&query)?;
     let tree = tsquery::Query::parse(tsq.bytes)?;
     let prepared = score::Prepared::parse(prepared)?;
     if tree.is_empty() || limit == 0 {
-        return Ok(TableIterator::new(Vec::new()));
+        return Ok(Vec::new());
     }
     let read = postings_lists(&tree, &prepared, postings)?;
     let mut opened = open_lists(&read)?;
-    let mut hits = rank(&tsq, &tree, &prepared, &read, &mut opened, None)?;
+    let mut hits = rank(tsq, &tree, &prepared, &read, &mut opened, None)?;
     let need = limit.saturating_add(offset);
 
     let mut documents =
@@ -217,7 +251,7 @@ fn council_search_page(
         }
         wanted = wanted.saturating_mul(8);
     };
-    for doc in fresh.iter().flatten() {
+    for &doc in fresh {
         if let Some(found) = ranked(&mut documents, doc, 0.0, false, None, &prepared)? {
             listed.push(found);
         }
@@ -279,7 +313,7 @@ fn council_search_page(
         let snippet = match body.as_deref() {
             None => None,
             Some(body) if found.config != english => {
-                Some(scratch.run(|| headline::ts_headline(config, body, &tsq, options)))
+                Some(scratch.run(|| headline::ts_headline(config, body, tsq, options)))
             }
             Some(body) => {
                 let parsed = &*parsed_options.get_or_insert_with(|| headline::options(options));
@@ -290,7 +324,7 @@ fn council_search_page(
                     &operands,
                     parsed.words_after_last_match(),
                 )?;
-                Some(scratch.run(|| headline::headline(body.as_bytes(), &marked, &tsq, parsed))?)
+                Some(scratch.run(|| headline::headline(body.as_bytes(), &marked, tsq, parsed))?)
             }
         };
         rows.push((
@@ -313,5 +347,5 @@ fn council_search_page(
             lookup.close();
         }
     }
-    Ok(TableIterator::new(rows))
+    Ok(rows)
 }
