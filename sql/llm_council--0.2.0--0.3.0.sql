@@ -119,26 +119,6 @@ CREATE FUNCTION @extschema@.council_search_prepare(lexemes text[], terms regclas
 RETURNS bytea
 LANGUAGE c STABLE PARALLEL SAFE STRICT
 AS 'MODULE_PATHNAME', 'council_search_prepare_wrapper';
-CREATE FUNCTION @extschema@.council_search_reads_directly(tables oid[])
-RETURNS boolean
-LANGUAGE c STABLE PARALLEL SAFE STRICT
-AS 'MODULE_PATHNAME', 'council_search_reads_directly_wrapper';
-CREATE FUNCTION @extschema@.council_search_page(
-    query tsquery, prepared bytea, "limit" integer, "offset" integer, config regconfig, options text,
-    fresh bigint[], english regconfig, tables oid[]
-) RETURNS TABLE (
-    kind text,
-    conversation_id uuid,
-    message_id bigint,
-    row_id bigint,
-    model text,
-    created_at timestamptz,
-    title text,
-    rank real,
-    snippet text
-)
-LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 20
-AS 'MODULE_PATHNAME', 'council_search_page_wrapper';
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
 	"query" bytea /* & [u8] */
@@ -544,12 +524,6 @@ DECLARE
     returned bigint;
     total bigint;
     within bigint[];
-    -- what a page made below the executor reads (council_search_page)
-    page_tables oid[] := ARRAY['@extschema@.council_search_documents'::regclass,
-                               '@extschema@.council_search_postings'::regclass,
-                               '@extschema@.conversations'::regclass, '@extschema@.messages'::regclass,
-                               '@extschema@.stage1_responses'::regclass,
-                               '@extschema@.stage3_synthesis'::regclass]::oid[];
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -619,21 +593,6 @@ BEGIN
     -- analyze, those its stored document holds, read by the row's ctid
     -- (carrying the documents through the ranking's sort would copy each);
     -- any other's from ts_headline.
-    -- Without filters, and where the caller may read the tables whole
-    -- with no row-level security, the page is made below the executor
-    -- (council_search_page), from the postings and the GIN index's
-    -- matches, which this statement finds: the same rows, in the same
-    -- order, as the statement below, without its set-up and its lookups
-    -- row by row.
-    IF filters OPERATOR(pg_catalog.=) '' AND @extschema@.council_search_reads_directly(page_tables) THEN
-        RETURN QUERY
-        SELECT * FROM @extschema@.council_search_page(
-            tsq, prepared, "limit", "offset", cfg, snippet_options,
-            ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
-                  WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq),
-            '@extschema@.council_english'::regconfig, page_tables);
-        RETURN;
-    END IF;
     IF conversation IS NOT NULL THEN
         within := ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
                         WHERE d.conversation_id OPERATOR(pg_catalog.=) conversation AND d.indexed

@@ -766,13 +766,13 @@ ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/entry.rs:111
+-- src/search/entry.rs:115
 -- llm_council::search::entry::council_search
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:65
+-- src/search/mod.rs:63
 -- llm_council::search::council_search_deferred
 CREATE  FUNCTION "council_search_deferred"(
 	"table" oid /* pg_sys :: Oid */
@@ -783,13 +783,13 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:140
+-- src/search/mod.rs:138
 -- llm_council::search::council_search_document
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:57
+-- src/search/mod.rs:55
 -- llm_council::search::council_search_enabled
 CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -798,7 +798,7 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:277
+-- src/search/mod.rs:275
 -- llm_council::search::council_search_fill_postings
 CREATE  FUNCTION "council_search_fill_postings"(
 	"tables" oid[], /* Vec < pg_sys :: Oid > */
@@ -816,19 +816,13 @@ AS 'MODULE_PATHNAME', 'council_search_fill_postings_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:649
+-- src/search/mod.rs:647
 -- llm_council::search::council_search_matches
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/page.rs:146
--- llm_council::search::page::council_search_page
--- Skipped due to `#[pgrx(sql = false)]`
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/search/mod.rs:225
+-- src/search/mod.rs:223
 -- llm_council::search::council_search_postings_build
 CREATE  FUNCTION "council_search_postings_build"(
 	"fresh" oid /* pg_sys :: Oid */
@@ -844,19 +838,13 @@ AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:81
+-- src/search/mod.rs:79
 -- llm_council::search::council_search_prepare
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/page.rs:29
--- llm_council::search::page::council_search_reads_directly
--- Skipped due to `#[pgrx(sql = false)]`
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/search/mod.rs:149
+-- src/search/mod.rs:147
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -868,19 +856,19 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:162
+-- src/search/mod.rs:160
 -- llm_council::search::council_search_snippet
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:178
+-- src/search/mod.rs:176
 -- llm_council::search::council_search_snippet_of_terms
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:595
+-- src/search/mod.rs:593
 -- llm_council::search::council_search_stored_documents
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -900,8 +888,6 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 --   council_search_fill_postings
 --   council_search_stored_documents
 --   council_search_matches
---   page::council_search_reads_directly
---   page::council_search_page
 
 -- Full-text search over what the council deliberated: conversation titles,
 -- the users' messages, and the stage 1 and stage 3 responses.
@@ -1481,43 +1467,11 @@ RETURNS TABLE (doc bigint, rank real, matches bigint, terms bytea)
 LANGUAGE c STABLE PARALLEL SAFE ROWS 100
 AS 'MODULE_PATHNAME', 'council_search_matches_wrapper';
 
--- Whether council_search may read `tables` below the executor: SELECT on
--- each whole table, and no row-level security on any; otherwise its
--- statement reads them, where a column grant or a policy applies. Rust
--- (council_search_reads_directly_wrapper).
-CREATE FUNCTION @extschema@.council_search_reads_directly(tables oid[])
-RETURNS boolean
-LANGUAGE c STABLE PARALLEL SAFE STRICT
-AS 'MODULE_PATHNAME', 'council_search_reads_directly_wrapper';
-
--- council_search's page without filters, made below the executor
--- (search::page): the postings' matches and `fresh` (the documents
--- written since the last analyze that match, as the GIN index finds
--- them), ranked, sorted and paged as council_search's statement does,
--- with their titles and snippets. `tables` are the documents, the
--- postings, the conversations, the messages, stage 1 and stage 3, read
--- with the caller's rights. Rust (council_search_page_wrapper); its SQL
--- is here because it takes a tsquery.
-CREATE FUNCTION @extschema@.council_search_page(
-    query tsquery, prepared bytea, "limit" integer, "offset" integer, config regconfig, options text,
-    fresh bigint[], english regconfig, tables oid[]
-) RETURNS TABLE (
-    kind text,
-    conversation_id uuid,
-    message_id bigint,
-    row_id bigint,
-    model text,
-    created_at timestamptz,
-    title text,
-    rank real,
-    snippet text
-)
-LANGUAGE c STABLE PARALLEL SAFE STRICT ROWS 20
-AS 'MODULE_PATHNAME', 'council_search_page_wrapper';
-
--- council_search's statement (the search below, as it was made before
--- council_search_wrapper made the unfiltered page itself): every search
--- council_search does not make at once comes here, with its arguments.
+-- council_search's statement: every search council_search does not make
+-- at once (search::entry) comes here, with its arguments: one with
+-- filters, one by a role that may read an app table only through column
+-- grants or under a policy, and one whose arguments it refuses. It reads
+-- through the executor, which applies them.
 CREATE FUNCTION @extschema@.council_search_statement(
     query text,
     conversation uuid,
@@ -1558,12 +1512,6 @@ DECLARE
     returned bigint;
     total bigint;
     within bigint[];
-    -- what a page made below the executor reads (council_search_page)
-    page_tables oid[] := ARRAY['@extschema@.council_search_documents'::regclass,
-                               '@extschema@.council_search_postings'::regclass,
-                               '@extschema@.conversations'::regclass, '@extschema@.messages'::regclass,
-                               '@extschema@.stage1_responses'::regclass,
-                               '@extschema@.stage3_synthesis'::regclass]::oid[];
 BEGIN
     IF NOT @extschema@.council_search_enabled() THEN
         RAISE EXCEPTION 'council_search: search is off in this session'
@@ -1633,21 +1581,6 @@ BEGIN
     -- analyze, those its stored document holds, read by the row's ctid
     -- (carrying the documents through the ranking's sort would copy each);
     -- any other's from ts_headline.
-    -- Without filters, and where the caller may read the tables whole
-    -- with no row-level security, the page is made below the executor
-    -- (council_search_page), from the postings and the GIN index's
-    -- matches, which this statement finds: the same rows, in the same
-    -- order, as the statement below, without its set-up and its lookups
-    -- row by row.
-    IF filters OPERATOR(pg_catalog.=) '' AND @extschema@.council_search_reads_directly(page_tables) THEN
-        RETURN QUERY
-        SELECT * FROM @extschema@.council_search_page(
-            tsq, prepared, "limit", "offset", cfg, snippet_options,
-            ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
-                  WHERE NOT d.indexed AND d.document OPERATOR(pg_catalog.@@) tsq),
-            '@extschema@.council_english'::regconfig, page_tables);
-        RETURN;
-    END IF;
     IF conversation IS NOT NULL THEN
         within := ARRAY(SELECT d.doc FROM @extschema@.council_search_documents d
                         WHERE d.conversation_id OPERATOR(pg_catalog.=) conversation AND d.indexed
@@ -1797,9 +1730,9 @@ $$;
 -- parsing the text again.
 -- Runs with the caller's rights: it needs SELECT on
 -- council_search_documents, and on the tables whose text it shows.
--- A search without filters, in council_english, by a caller who may read
--- the tables whole, is made at once in Rust (search::entry): the page
--- below the executor, with no PL/pgSQL call between; any other goes to
+-- A search without filters, by a caller who may read the tables whole,
+-- is made at once in Rust (search::entry): the page below the executor,
+-- with no PL/pgSQL call between; any other goes to
 -- council_search_statement.
 CREATE FUNCTION @extschema@.council_search(
     query text,

@@ -38,8 +38,6 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_fill_postings(oid[], oid) 
 -- @create search.sql council_search_statistics_set
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, bigint) FROM PUBLIC;
 -- @create search.sql council_search_prepare
--- @create search.sql council_search_reads_directly
--- @create search.sql council_search_page
 -- @create llm_council--0.3.0.sql council_search_score
 
 -- council_english: a text search configuration whose parser splits as

@@ -98,14 +98,7 @@ pub fn tsvector_bytes(config: pg_sys::Oid, text: &[u8]) -> Vec<u8> {
     let datum = to_tsvector(config, text);
     // SAFETY: to_tsvector returns a tsvector palloc'd whole in the current
     // memory context, copied out at once.
-    unsafe {
-        let whole = datum.cast_mut_ptr::<pg_sys::varlena>();
-        std::slice::from_raw_parts(
-            pgrx::varlena::vardata_any(whole).cast::<u8>(),
-            pgrx::varlena::varsize_any_exhdr(whole),
-        )
-        .to_vec()
-    }
+    unsafe { pgrx::varlena::varlena_to_byte_slice(datum.cast_mut_ptr()).to_vec() }
 }
 
 /// PostgreSQL's own `to_tsvector(config, text)`.

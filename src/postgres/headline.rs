@@ -330,11 +330,7 @@ pub fn ts_headline(config: pg_sys::Oid, text: &str, query: &TsQuery<'_>, options
             text_datum(options),
         );
         let headline = pg_sys::pg_detoast_datum_packed(headline.cast_mut_ptr::<pg_sys::varlena>());
-        let bytes = std::slice::from_raw_parts(
-            pgrx::varlena::vardata_any(headline).cast::<u8>(),
-            pgrx::varlena::varsize_any_exhdr(headline),
-        );
-        utf8(bytes.to_vec())
+        utf8(pgrx::varlena::varlena_to_byte_slice(headline).to_vec())
     }
 }
 

@@ -58,3 +58,32 @@ pub fn schema_name(schema: pg_sys::Oid) -> Option<String> {
         Some(CStr::from_ptr(name).to_string_lossy().into_owned())
     }
 }
+
+/// The function `name` of `schema` that takes no argument.
+pub fn function_without_arguments(schema: pg_sys::Oid, name: &CStr) -> Option<pg_sys::Oid> {
+    // SAFETY: as namespace.c looks a function up by its signature: the
+    // syscache by name, argument types (an empty oidvector, palloc'd here)
+    // and schema; InvalidOid for none.
+    let function = unsafe {
+        let no_arguments = pg_sys::buildoidvector(std::ptr::null(), 0);
+        pg_sys::GetSysCacheOid(
+            pg_sys::SysCacheIdentifier::PROCNAMEARGSNSP as i32,
+            // pg_proc's oid, its first column in every major
+            1,
+            pg_sys::Datum::from(name.as_ptr()),
+            pg_sys::Datum::from(no_arguments),
+            pg_sys::Datum::from(schema),
+            pg_sys::Datum::from(0),
+        )
+    };
+    (function != pg_sys::InvalidOid).then_some(function)
+}
+
+/// What the function `function`, which takes no argument, returns: an oid.
+pub fn call_returning_oid(function: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: a call through fmgr by oid with no argument; what it raises
+    // pgrx's guard turns into the same PostgreSQL error. The caller names
+    // a function that returns an oid type (regconfig).
+    let result = unsafe { pg_sys::OidFunctionCall0Coll(function, pg_sys::InvalidOid) };
+    pg_sys::Oid::from(result.value() as u32)
+}

@@ -71,11 +71,9 @@ pub fn websearch_query<'a>(config: pg_sys::Oid, text: &str) -> TsQuery<'a> {
             text,
         );
         let whole = query.cast_mut_ptr::<pg_sys::varlena>();
-        let len = pgrx::varlena::varsize_any_exhdr(whole);
-        let data = pgrx::varlena::vardata_any(whole).cast::<u8>();
         TsQuery {
             whole: whole.cast(),
-            bytes: std::slice::from_raw_parts(data, len),
+            bytes: pgrx::varlena::varlena_to_byte_slice(whole),
         }
     }
 }
@@ -100,8 +98,6 @@ fn whole(value: &AnyElement) -> (*mut pg_sys::varlena, &[u8]) {
     // use of the slice (the function's arguments and result live there).
     unsafe {
         let whole = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
-        let len = pgrx::varlena::varsize_any_exhdr(whole);
-        let data = pgrx::varlena::vardata_any(whole).cast::<u8>();
-        (whole, std::slice::from_raw_parts(data, len))
+        (whole, pgrx::varlena::varlena_to_byte_slice(whole))
     }
 }

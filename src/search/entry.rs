@@ -1,6 +1,5 @@
-//! council_search itself. A search without filters, in the default
-//! configuration, by a caller who may read the tables whole, is made here
-//! at once: the query read, its BM25 inputs prepared, the GIN index asked
+//! council_search itself. A search without filters, by a caller who may
+//! read the tables whole, is made here at once: the query read, its BM25 inputs prepared, the GIN index asked
 //! for the documents written since the last analyze (one statement, its
 //! plan kept for the session) and the page made below the executor
 //! (`page`). Any other search, or one whose arguments are refused, goes
@@ -16,7 +15,7 @@ use std::ffi::CStr;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone, Uuid};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use pgrx::PgOid;
 
 use super::page::{self, Row};
@@ -34,6 +33,9 @@ struct Tables {
     terms: pg_sys::Oid,
     statistics: pg_sys::Oid,
     english: pg_sys::Oid,
+    /// council_search_config(), asked when llm_council.search_config names
+    /// another configuration
+    config: pg_sys::Oid,
 }
 
 impl Tables {
@@ -52,6 +54,7 @@ impl Tables {
             terms: relation(c"council_search_terms")?,
             statistics: relation(c"council_search_statistics")?,
             english: names::text_search_config(schema, c"council_english")?,
+            config: names::function_without_arguments(schema, c"council_search_config")?,
         })
     }
 }
@@ -72,38 +75,39 @@ thread_local! {
     static STATEMENT: RefCell<Option<Kept>> = const { RefCell::new(None) };
 }
 
-/// The kept plan of `query` (made by `text` from the schema's quoted
-/// name) for `schema` and `relid`, made now if there is none.
-fn kept<'conn>(
+/// Runs the statement `cell` keeps (made by `text` from the schema's
+/// quoted name, with parameters of `types`) with `arguments`: made again
+/// when there is none, or it was made for another `schema` or `relid`.
+fn select_kept<'conn>(
     cell: &'static std::thread::LocalKey<RefCell<Option<Kept>>>,
     client: &SpiClient<'conn>,
-    schema: pg_sys::Oid,
-    relid: pg_sys::Oid,
+    (schema, relid): (pg_sys::Oid, pg_sys::Oid),
     text: impl FnOnce(&str) -> String,
     types: &[PgOid],
-) -> Result<(), ErrorReport> {
-    let current = cell.with(|kept| {
-        kept.borrow()
-            .as_ref()
-            .is_some_and(|k| k.schema == schema && k.relid == relid)
-    });
-    if current {
-        return Ok(());
-    }
-    let name = names::schema_name(schema).ok_or(Error::ExtensionMissing)?;
-    let query = text(&council_app::QuotedIdentifier::new(&name).to_string());
-    let statement = client
-        .prepare(query.as_str(), types)
-        .map_err(spi::internal_query_failed)?
-        .keep();
-    cell.with(|kept| {
-        *kept.borrow_mut() = Some(Kept {
-            schema,
-            relid,
-            statement,
-        })
-    });
-    Ok(())
+    arguments: &[DatumWithOid<'_>],
+) -> Result<SpiTupleTable<'conn>, ErrorReport> {
+    cell.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let kept = match slot.take() {
+            Some(kept) if kept.schema == schema && kept.relid == relid => slot.insert(kept),
+            _ => {
+                let name = names::schema_name(schema).ok_or(Error::ExtensionMissing)?;
+                let query = text(&council_app::QuotedIdentifier::new(&name).to_string());
+                let statement = client
+                    .prepare(query.as_str(), types)
+                    .map_err(spi::internal_query_failed)?
+                    .keep();
+                slot.insert(Kept {
+                    schema,
+                    relid,
+                    statement,
+                })
+            }
+        };
+        client
+            .select(&kept.statement, None, arguments)
+            .map_err(spi::internal_query_failed)
+    })
 }
 
 /// council_search (search.sql): its arguments as it declares them.
@@ -151,7 +155,6 @@ fn council_search(
             && limit >= 0
             && offset >= 0
             && search_documents::enabled()
-            && default_config()
             && tables.page.iter().all(|&relid| page::reads_directly(relid))
         {
             return Ok(TableIterator::new(unfiltered_page(
@@ -178,12 +181,18 @@ fn council_search(
     Ok(TableIterator::new(rows))
 }
 
-/// Whether `llm_council.search_config` names the default, council_english,
-/// as `council_search_config()` reads it: unset or empty, or that name.
-fn default_config() -> bool {
-    crate::gucs::SEARCH_CONFIG
+/// The configuration of a search, as `council_search_config()` gives it:
+/// council_english when `llm_council.search_config` is unset, empty or
+/// that name, without a call.
+fn search_config(tables: &Tables) -> pg_sys::Oid {
+    let default = crate::gucs::SEARCH_CONFIG
         .get()
-        .is_none_or(|name| matches!(name.to_bytes(), b"" | b"council_english"))
+        .is_none_or(|name| matches!(name.to_bytes(), b"" | b"council_english"));
+    if default {
+        tables.english
+    } else {
+        names::call_returning_oid(tables.config)
+    }
 }
 
 /// The page of `query`, as council_search_statement makes it without
@@ -195,7 +204,7 @@ fn unfiltered_page(
     offset: i32,
     options: &str,
 ) -> Result<Vec<Row>, ErrorReport> {
-    let config = tables.english;
+    let config = search_config(tables);
     let tsq = tsvector::websearch_query(config, query);
     // only stop words, or nothing: nothing matches
     if tsq.item_count()? == 0 {
@@ -212,13 +221,12 @@ fn unfiltered_page(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let documents = tables.page[0];
     let fresh = Spi::connect(|client| {
-        kept(
+        let mut fresh = Vec::new();
+        for row in select_kept(
             &FRESH,
             client,
-            tables.schema,
-            documents,
+            (tables.schema, tables.page[0]),
             |schema| {
                 format!(
                     "SELECT d.doc FROM {schema}.council_search_documents d
@@ -226,21 +234,11 @@ fn unfiltered_page(
                 )
             },
             &[PgOid::BuiltIn(pg_sys::BuiltinOid::TSQUERYOID)],
-        )?;
-        FRESH.with(|kept| -> Result<Vec<i64>, ErrorReport> {
-            let kept = kept.borrow();
-            let Some(kept) = kept.as_ref() else {
-                return Ok(Vec::new());
-            };
-            let mut fresh = Vec::new();
-            for row in client
-                .select(&kept.statement, None, &[tsq.argument()])
-                .map_err(spi::internal_query_failed)?
-            {
-                fresh.extend(row.get::<i64>(1).map_err(spi::internal_query_failed)?);
-            }
-            Ok(fresh)
-        })
+            &[tsq.argument()],
+        )? {
+            fresh.extend(row.get::<i64>(1).map_err(spi::internal_query_failed)?);
+        }
+        Ok::<_, ErrorReport>(fresh)
     })?;
     page::page(
         &tsq,
@@ -262,11 +260,12 @@ fn statement(
     arguments: [DatumWithOid<'_>; 9],
 ) -> Result<Vec<Row>, ErrorReport> {
     Spi::connect(|client| {
-        kept(
+        let read = spi::internal_query_failed;
+        let mut rows = Vec::new();
+        for row in select_kept(
             &STATEMENT,
             client,
-            schema,
-            relid,
+            (schema, relid),
             |schema| {
                 format!(
                     "SELECT * FROM {schema}.council_search_statement($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -283,31 +282,20 @@ fn statement(
                 PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID),
                 PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID),
             ],
-        )?;
-        STATEMENT.with(|kept| -> Result<Vec<Row>, ErrorReport> {
-            let kept = kept.borrow();
-            let Some(kept) = kept.as_ref() else {
-                return Ok(Vec::new());
-            };
-            let mut rows = Vec::new();
-            let read = |err| spi::internal_query_failed(err);
-            for row in client
-                .select(&kept.statement, None, &arguments)
-                .map_err(read)?
-            {
-                rows.push((
-                    row.get::<String>(1).map_err(read)?.unwrap_or_default(),
-                    row.get::<Uuid>(2).map_err(read)?,
-                    row.get::<i64>(3).map_err(read)?,
-                    row.get::<i64>(4).map_err(read)?,
-                    row.get::<String>(5).map_err(read)?,
-                    row.get::<TimestampWithTimeZone>(6).map_err(read)?,
-                    row.get::<String>(7).map_err(read)?,
-                    row.get::<f32>(8).map_err(read)?.unwrap_or_default(),
-                    row.get::<String>(9).map_err(read)?,
-                ));
-            }
-            Ok(rows)
-        })
+            &arguments,
+        )? {
+            rows.push((
+                row.get::<String>(1).map_err(read)?.unwrap_or_default(),
+                row.get::<Uuid>(2).map_err(read)?,
+                row.get::<i64>(3).map_err(read)?,
+                row.get::<i64>(4).map_err(read)?,
+                row.get::<String>(5).map_err(read)?,
+                row.get::<TimestampWithTimeZone>(6).map_err(read)?,
+                row.get::<String>(7).map_err(read)?,
+                row.get::<f32>(8).map_err(read)?.unwrap_or_default(),
+                row.get::<String>(9).map_err(read)?,
+            ));
+        }
+        Ok(rows)
     })
 }

@@ -44,9 +44,7 @@ extension_sql_file!(
         council_search_postings_build,
         council_search_fill_postings,
         council_search_stored_documents,
-        council_search_matches,
-        page::council_search_reads_directly,
-        page::council_search_page
+        council_search_matches
     ]
 );
 

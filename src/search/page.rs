@@ -4,34 +4,24 @@
 //! them row by row. On a page of twenty rows the statement's set-up, its
 //! subplans and its lookups through the executor cost more than the ranking
 //! itself. A search with filters, or one the caller may not read every
-//! table for directly, keeps the statement (search.sql), which the executor
-//! checks column by column and row by row.
+//! table for directly, goes to the statement (council_search_statement,
+//! search.sql), which the executor checks column by column and row by row.
 
 use std::cmp::{Ordering, Reverse};
 
 use pgrx::datum::{TimestampWithTimeZone, Uuid};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::AnyElement;
 
-use super::{
-    open_lists, postings, postings_lists, rank, readable, score, snippet, terms_of, tsquery,
-};
+use super::{open_lists, postings, postings_lists, rank, score, snippet, terms_of, tsquery};
 use crate::error::Error;
 use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
 use crate::postgres::{backend, headline, tsvector};
 
-/// Whether a search may read `tables` (the documents, the postings and the
-/// app's four tables) below the executor: SELECT on each whole table, and
-/// no row-level security on any. Otherwise council_search's statement reads
-/// them, where a column grant or a policy applies as it would to the
-/// caller's own SELECT.
-#[pg_extern(stable, parallel_safe, sql = false)]
-fn council_search_reads_directly(tables: Array<'_, pg_sys::Oid>) -> bool {
-    tables.iter().all(|table| table.is_some_and(reads_directly))
-}
-
-/// Whether a search may read `relid` below the executor.
+/// Whether a search may read `relid` below the executor: SELECT on the
+/// whole table, and no row-level security. Otherwise council_search's
+/// statement reads it, where a column grant or a policy applies as it
+/// would to the caller's own SELECT.
 pub(super) fn reads_directly(relid: pg_sys::Oid) -> bool {
     backend::table_privilege(relid, pg_sys::ACL_SELECT).unwrap_or(false)
         && !backend::row_level_security_applies(relid)
@@ -131,55 +121,6 @@ fn ranked(
     found.unwrap_or(Ok(None))
 }
 
-/// council_search's page without filters: rows `offset` to `offset +
-/// limit` of the matches of `query` (a tsquery of `config`), ranked by BM25
-/// for `prepared`, in council_search's order, with their titles and
-/// snippets (`options`, as ts_headline's). The matches are those the
-/// postings hold, and `fresh`: the documents written since the last
-/// analyze that match, which the GIN index found (the caller's statement
-/// asks it). `english` is council_english, whose documents' snippets come
-/// from their positions; `tables` are the documents, the postings, the
-/// conversations, the messages, stage 1 and stage 3, read with the
-/// caller's rights (council_search asks `council_search_reads_directly`
-/// first). Its SQL (search.sql) names the types.
-#[allow(clippy::too_many_arguments)]
-#[pg_extern(stable, parallel_safe, sql = false)]
-fn council_search_page(
-    query: AnyElement,
-    prepared: &[u8],
-    limit: i32,
-    offset: i32,
-    config: pg_sys::Oid,
-    options: &str,
-    fresh: Array<'_, i64>,
-    english: pg_sys::Oid,
-    tables: Array<'_, pg_sys::Oid>,
-) -> Result<
-    TableIterator<
-        'static,
-        (
-            name!(kind, String),
-            name!(conversation_id, Option<Uuid>),
-            name!(message_id, Option<i64>),
-            name!(row_id, Option<i64>),
-            name!(model, Option<String>),
-            name!(created_at, Option<TimestampWithTimeZone>),
-            name!(title, Option<String>),
-            name!(rank, f32),
-            name!(snippet, Option<String>),
-        ),
-    >,
-    ErrorReport,
-> {
-    let tables: Vec<pg_sys::Oid> = tables.iter().flatten().collect();
-    let fresh: Vec<i64> = fresh.iter().flatten().collect();
-    let tsq = tsvector::query(&query)?;
-    let rows = page(
-        &tsq, prepared, limit, offset, config, options, &fresh, english, &tables,
-    )?;
-    Ok(TableIterator::new(rows))
-}
-
 /// A row of council_search's result.
 pub(super) type Row = (
     String,
@@ -193,7 +134,16 @@ pub(super) type Row = (
     Option<String>,
 );
 
-/// `council_search_page`'s rows.
+/// council_search's page without filters: rows `offset` to `offset +
+/// limit` of the matches of `query` (a tsquery of `config`), ranked by BM25
+/// for `prepared`, in council_search's order, with their titles and
+/// snippets (`options`, as ts_headline's). The matches are those the
+/// postings hold, and `fresh`: the documents written since the last
+/// analyze that match, which the GIN index found (the caller asks it). `english` is council_english, whose documents' snippets come
+/// from their positions; `tables` are the documents, the postings, the
+/// conversations, the messages, stage 1 and stage 3, read with the
+/// caller's rights: the caller has found each of them readable by
+/// [`reads_directly`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn page(
     tsq: &tsvector::TsQuery<'_>,
@@ -204,20 +154,9 @@ pub(super) fn page(
     options: &str,
     fresh: &[i64],
     english: pg_sys::Oid,
-    tables: &[pg_sys::Oid],
+    tables: &[pg_sys::Oid; 6],
 ) -> Result<Vec<Row>, ErrorReport> {
-    let &[documents, postings, conversations, messages, stage1, stage3] = tables else {
-        return Err(Error::InternalQuery("council_search_page takes six tables".into()).into());
-    };
-    for (relid, table) in [
-        (documents, "council_search_documents"),
-        (conversations, "conversations"),
-        (messages, "messages"),
-        (stage1, "stage1_responses"),
-        (stage3, "stage3_synthesis"),
-    ] {
-        readable(relid, table)?;
-    }
+    let &[documents, postings, conversations, messages, stage1, stage3] = tables;
     let (Ok(limit), Ok(offset)) = (usize::try_from(limit), usize::try_from(offset)) else {
         return Ok(Vec::new());
     };
