@@ -772,7 +772,7 @@ ALTER TEXT SEARCH CONFIGURATION @extschema@.council_english
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:63
+-- src/search/mod.rs:68
 -- llm_council::search::council_search_deferred
 CREATE  FUNCTION "council_search_deferred"(
 	"table" oid /* pg_sys :: Oid */
@@ -783,13 +783,13 @@ AS 'MODULE_PATHNAME', 'council_search_deferred_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:138
+-- src/search/mod.rs:143
 -- llm_council::search::council_search_document
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:55
+-- src/search/mod.rs:60
 -- llm_council::search::council_search_enabled
 CREATE  FUNCTION "council_search_enabled"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -798,7 +798,7 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:275
+-- src/search/mod.rs:280
 -- llm_council::search::council_search_fill_postings
 CREATE  FUNCTION "council_search_fill_postings"(
 	"tables" oid[], /* Vec < pg_sys :: Oid > */
@@ -816,13 +816,13 @@ AS 'MODULE_PATHNAME', 'council_search_fill_postings_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:647
+-- src/search/mod.rs:652
 -- llm_council::search::council_search_matches
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:223
+-- src/search/mod.rs:228
 -- llm_council::search::council_search_postings_build
 CREATE  FUNCTION "council_search_postings_build"(
 	"fresh" oid /* pg_sys :: Oid */
@@ -838,13 +838,13 @@ AS 'MODULE_PATHNAME', 'council_search_postings_build_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:79
+-- src/search/mod.rs:84
 -- llm_council::search::council_search_prepare
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:147
+-- src/search/mod.rs:152
 -- llm_council::search::council_search_score
 CREATE  FUNCTION "council_search_score"(
 	"document" anyelement, /* AnyElement */
@@ -856,19 +856,19 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:160
+-- src/search/mod.rs:165
 -- llm_council::search::council_search_snippet
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:176
+-- src/search/mod.rs:181
 -- llm_council::search::council_search_snippet_of_terms
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/search/mod.rs:593
+-- src/search/mod.rs:598
 -- llm_council::search::council_search_stored_documents
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -915,7 +915,7 @@ AS 'MODULE_PATHNAME', 'council_search_score_wrapper';
 -- workers share.
 --
 -- llm_council.search = off (for a database, a role or a session) keeps no
--- documents: the triggers return at once, an import indexes nothing,
+-- documents: no trigger fires (search_triggers.sql), an import indexes nothing,
 -- council_search refuses, and council_search_reindex() removes them all;
 -- back on, council_search_reindex() catches up with what was written.
 --
@@ -1231,33 +1231,20 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.conversations
-FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_conversations();
+-- The row triggers are in search_triggers.sql. TRUNCATE empties a table's
+-- documents at once.
 CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.conversations
 FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_conversations();
-ALTER TABLE @extschema@.conversations
-    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
-
-CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.messages
-FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_messages();
+ALTER TABLE @extschema@.conversations ENABLE ALWAYS TRIGGER council_search_truncate;
 CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.messages
 FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_messages();
-ALTER TABLE @extschema@.messages
-    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
-
-CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.stage1_responses
-FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_stage1();
+ALTER TABLE @extschema@.messages ENABLE ALWAYS TRIGGER council_search_truncate;
 CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.stage1_responses
 FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage1();
-ALTER TABLE @extschema@.stage1_responses
-    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
-
-CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.stage3_synthesis
-FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_stage3();
+ALTER TABLE @extschema@.stage1_responses ENABLE ALWAYS TRIGGER council_search_truncate;
 CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.stage3_synthesis
 FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage3();
-ALTER TABLE @extschema@.stage3_synthesis
-    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
+ALTER TABLE @extschema@.stage3_synthesis ENABLE ALWAYS TRIGGER council_search_truncate;
 
 -- Builds the postings again, from what they held and the documents
 -- written since the last build (whose tsvectors they then keep alone), and
@@ -1853,6 +1840,117 @@ BEGIN
     END IF;
 END
 $$;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/search/mod.rs:50
+-- requires:
+--   search
+
+-- The row triggers that keep the search documents (search.sql) current:
+-- one per table and event, each with a WHEN that PostgreSQL evaluates
+-- itself, as the row is written, before it queues anything. A write that
+-- changes no document never calls the trigger's function, whose call (a
+-- SECURITY DEFINER function with its search_path pinned, whose GUC save
+-- and restore is most of it) cost the app's writes a quarter of their time
+-- with search off:
+-- - llm_council.search = off: no trigger fires;
+-- - inside an import that deferred the table's documents, an insert fires
+--   none (council_search_deferred);
+-- - an insert with nothing to search (an assistant's message) fires none;
+-- - an update that changes nothing a document holds (the app touches a
+--   conversation's updated_at and message_count on every message) fires
+--   none.
+-- Each function checks the same again: it stays right whatever fires it.
+-- The conditions are parsed here, once, with every operator qualified:
+-- the search_path of a later write cannot change them.
+
+CREATE TRIGGER council_search_insert AFTER INSERT ON @extschema@.conversations
+FOR EACH ROW
+WHEN (@extschema@.council_search_enabled() AND NEW.title IS NOT NULL
+      AND NOT @extschema@.council_search_deferred('@extschema@.conversations'::pg_catalog.regclass))
+EXECUTE FUNCTION @extschema@.council_search_index_conversations();
+CREATE TRIGGER council_search_update AFTER UPDATE ON @extschema@.conversations
+FOR EACH ROW
+WHEN (@extschema@.council_search_enabled()
+      AND (NEW.id IS DISTINCT FROM OLD.id
+           OR NEW.title IS DISTINCT FROM OLD.title
+           OR NEW.created_at IS DISTINCT FROM OLD.created_at))
+EXECUTE FUNCTION @extschema@.council_search_index_conversations();
+CREATE TRIGGER council_search_delete AFTER DELETE ON @extschema@.conversations
+FOR EACH ROW WHEN (@extschema@.council_search_enabled())
+EXECUTE FUNCTION @extschema@.council_search_index_conversations();
+ALTER TABLE @extschema@.conversations
+    ENABLE ALWAYS TRIGGER council_search_insert,
+    ENABLE ALWAYS TRIGGER council_search_update,
+    ENABLE ALWAYS TRIGGER council_search_delete;
+
+CREATE TRIGGER council_search_insert AFTER INSERT ON @extschema@.messages
+FOR EACH ROW
+WHEN (@extschema@.council_search_enabled()
+      AND NEW.role OPERATOR(pg_catalog.=) 'user' AND NEW.content IS NOT NULL
+      AND NOT @extschema@.council_search_deferred('@extschema@.messages'::pg_catalog.regclass))
+EXECUTE FUNCTION @extschema@.council_search_index_messages();
+CREATE TRIGGER council_search_update AFTER UPDATE ON @extschema@.messages
+FOR EACH ROW
+WHEN (@extschema@.council_search_enabled()
+      AND (NEW.id IS DISTINCT FROM OLD.id
+           OR NEW.role IS DISTINCT FROM OLD.role
+           OR NEW.content IS DISTINCT FROM OLD.content
+           OR NEW.conversation_id IS DISTINCT FROM OLD.conversation_id
+           OR NEW.created_at IS DISTINCT FROM OLD.created_at))
+EXECUTE FUNCTION @extschema@.council_search_index_messages();
+CREATE TRIGGER council_search_delete AFTER DELETE ON @extschema@.messages
+FOR EACH ROW WHEN (@extschema@.council_search_enabled())
+EXECUTE FUNCTION @extschema@.council_search_index_messages();
+ALTER TABLE @extschema@.messages
+    ENABLE ALWAYS TRIGGER council_search_insert,
+    ENABLE ALWAYS TRIGGER council_search_update,
+    ENABLE ALWAYS TRIGGER council_search_delete;
+
+CREATE TRIGGER council_search_insert AFTER INSERT ON @extschema@.stage1_responses
+FOR EACH ROW
+WHEN (@extschema@.council_search_enabled()
+      AND NOT @extschema@.council_search_deferred('@extschema@.stage1_responses'::pg_catalog.regclass))
+EXECUTE FUNCTION @extschema@.council_search_index_stage1();
+CREATE TRIGGER council_search_update AFTER UPDATE ON @extschema@.stage1_responses
+FOR EACH ROW
+WHEN (@extschema@.council_search_enabled()
+      AND (NEW.id IS DISTINCT FROM OLD.id
+           OR NEW.message_id IS DISTINCT FROM OLD.message_id
+           OR NEW.model IS DISTINCT FROM OLD.model
+           OR NEW.response IS DISTINCT FROM OLD.response
+           OR NEW.created_at IS DISTINCT FROM OLD.created_at))
+EXECUTE FUNCTION @extschema@.council_search_index_stage1();
+CREATE TRIGGER council_search_delete AFTER DELETE ON @extschema@.stage1_responses
+FOR EACH ROW WHEN (@extschema@.council_search_enabled())
+EXECUTE FUNCTION @extschema@.council_search_index_stage1();
+ALTER TABLE @extschema@.stage1_responses
+    ENABLE ALWAYS TRIGGER council_search_insert,
+    ENABLE ALWAYS TRIGGER council_search_update,
+    ENABLE ALWAYS TRIGGER council_search_delete;
+
+CREATE TRIGGER council_search_insert AFTER INSERT ON @extschema@.stage3_synthesis
+FOR EACH ROW
+WHEN (@extschema@.council_search_enabled()
+      AND NOT @extschema@.council_search_deferred('@extschema@.stage3_synthesis'::pg_catalog.regclass))
+EXECUTE FUNCTION @extschema@.council_search_index_stage3();
+CREATE TRIGGER council_search_update AFTER UPDATE ON @extschema@.stage3_synthesis
+FOR EACH ROW
+WHEN (@extschema@.council_search_enabled()
+      AND (NEW.id IS DISTINCT FROM OLD.id
+           OR NEW.message_id IS DISTINCT FROM OLD.message_id
+           OR NEW.chairman_model IS DISTINCT FROM OLD.chairman_model
+           OR NEW.response IS DISTINCT FROM OLD.response
+           OR NEW.created_at IS DISTINCT FROM OLD.created_at))
+EXECUTE FUNCTION @extschema@.council_search_index_stage3();
+CREATE TRIGGER council_search_delete AFTER DELETE ON @extschema@.stage3_synthesis
+FOR EACH ROW WHEN (@extschema@.council_search_enabled())
+EXECUTE FUNCTION @extschema@.council_search_index_stage3();
+ALTER TABLE @extschema@.stage3_synthesis
+    ENABLE ALWAYS TRIGGER council_search_insert,
+    ENABLE ALWAYS TRIGGER council_search_update,
+    ENABLE ALWAYS TRIGGER council_search_delete;
 /* </end connected objects> */
 
 /* <begin connected objects> */

@@ -24,7 +24,7 @@
 -- workers share.
 --
 -- llm_council.search = off (for a database, a role or a session) keeps no
--- documents: the triggers return at once, an import indexes nothing,
+-- documents: no trigger fires (search_triggers.sql), an import indexes nothing,
 -- council_search refuses, and council_search_reindex() removes them all;
 -- back on, council_search_reindex() catches up with what was written.
 --
@@ -340,33 +340,20 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.conversations
-FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_conversations();
+-- The row triggers are in search_triggers.sql. TRUNCATE empties a table's
+-- documents at once.
 CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.conversations
 FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_conversations();
-ALTER TABLE @extschema@.conversations
-    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
-
-CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.messages
-FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_messages();
+ALTER TABLE @extschema@.conversations ENABLE ALWAYS TRIGGER council_search_truncate;
 CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.messages
 FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_messages();
-ALTER TABLE @extschema@.messages
-    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
-
-CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.stage1_responses
-FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_stage1();
+ALTER TABLE @extschema@.messages ENABLE ALWAYS TRIGGER council_search_truncate;
 CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.stage1_responses
 FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage1();
-ALTER TABLE @extschema@.stage1_responses
-    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
-
-CREATE TRIGGER council_search AFTER INSERT OR UPDATE OR DELETE ON @extschema@.stage3_synthesis
-FOR EACH ROW EXECUTE FUNCTION @extschema@.council_search_index_stage3();
+ALTER TABLE @extschema@.stage1_responses ENABLE ALWAYS TRIGGER council_search_truncate;
 CREATE TRIGGER council_search_truncate AFTER TRUNCATE ON @extschema@.stage3_synthesis
 FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.council_search_index_stage3();
-ALTER TABLE @extschema@.stage3_synthesis
-    ENABLE ALWAYS TRIGGER council_search, ENABLE ALWAYS TRIGGER council_search_truncate;
+ALTER TABLE @extschema@.stage3_synthesis ENABLE ALWAYS TRIGGER council_search_truncate;
 
 -- Builds the postings again, from what they held and the documents
 -- written since the last build (whose tsvectors they then keep alone), and

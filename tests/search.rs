@@ -640,6 +640,107 @@ fn search_is_a_boolean_setting_per_role() {
     assert_eq!(sqlstate(&err), "22023");
 }
 
+/// The triggers' WHEN spares a write every call that would change no
+/// document: with search off, none of the app's writes calls a trigger
+/// function; with it on, neither does an assistant's message nor the
+/// conversation's count and time the app sets on every message, while a
+/// user's message, a response and a new title each call one, and their
+/// documents are what the tables make.
+#[test]
+fn writes_that_change_no_document_call_no_trigger_function() {
+    let cluster = common::cluster();
+    let mut client = common::database_with_extension(&cluster, "council");
+    let trigger_calls = |client: &mut Client| -> i64 {
+        client
+            .query_one(
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
+                 WHERE funcname LIKE 'council\\_search\\_index\\_%'",
+                &[],
+            )
+            .expect("the trigger functions' calls")
+            .get(0)
+    };
+    let conversation = "'00000000-0000-4000-8000-0000000000e1'";
+    let writes = format!(
+        "INSERT INTO conversations (id, title) VALUES ({conversation}, 'Pruning the quince');
+         INSERT INTO messages (id, conversation_id, role, content)
+             VALUES (900001, {conversation}, 'user', 'when is the quince pruned');
+         INSERT INTO messages (id, conversation_id, role, content)
+             VALUES (900002, {conversation}, 'assistant', NULL);
+         INSERT INTO stage1_responses (id, message_id, model, response)
+             VALUES (900003, 900002, 'model a', 'in late winter, before the buds swell');
+         INSERT INTO stage3_synthesis (id, message_id, chairman_model, response)
+             VALUES (900004, 900002, 'chairman', 'prune it in late winter');
+         UPDATE conversations SET message_count = message_count + 1, updated_at = now()
+             WHERE id = {conversation};"
+    );
+
+    // One transaction each, whose function statistics are its own.
+    client
+        .batch_execute(
+            "BEGIN; SET LOCAL track_functions = 'all'; SET LOCAL llm_council.search = off",
+        )
+        .expect("search off");
+    client
+        .batch_execute(&writes)
+        .expect("the app's writes, search off");
+    client
+        .batch_execute(&format!(
+            "UPDATE conversations SET title = 'Pruning the medlar' WHERE id = {conversation};
+         DELETE FROM stage3_synthesis WHERE id = 900004;"
+        ))
+        .expect("an update and a delete, search off");
+    assert_eq!(
+        trigger_calls(&mut client),
+        0,
+        "search off: no trigger function called"
+    );
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM council_search_documents"),
+        0
+    );
+    client.batch_execute("ROLLBACK").expect("rollback");
+
+    client
+        .batch_execute("BEGIN; SET LOCAL track_functions = 'all'")
+        .expect("track");
+    client
+        .batch_execute(&writes)
+        .expect("the app's writes, search on");
+    assert_eq!(
+        trigger_calls(&mut client),
+        4,
+        "the title, the user's message, the response and the synthesis; \
+         not the assistant's message nor the conversation's count"
+    );
+    client
+        .batch_execute(&format!(
+            "UPDATE conversations SET message_count = message_count + 1, updated_at = now()
+             WHERE id = {conversation};
+         UPDATE messages SET created_at = created_at WHERE id = 900001;"
+        ))
+        .expect("updates that change no document");
+    assert_eq!(
+        trigger_calls(&mut client),
+        4,
+        "no call for what changes no document"
+    );
+    client
+        .batch_execute(&format!(
+            "UPDATE conversations SET title = 'Pruning the medlar' WHERE id = {conversation}"
+        ))
+        .expect("a new title");
+    assert_eq!(trigger_calls(&mut client), 5, "a new title calls one");
+    client.batch_execute("COMMIT").expect("commit");
+    assert_search_documents_match_the_tables(&mut client);
+    let found = search(&mut client, "medlar", "");
+    assert_eq!(kinds(&found), ["title"]);
+    assert!(
+        search(&mut client, "quince", "").len() == 1,
+        "the user's message"
+    );
+}
+
 /// Ranked by BM25 with the corpus's term statistics: one mention of a word
 /// few documents hold outranks a word most documents hold, however often
 /// said (ts_rank, which knows no document frequency, ranked them the other

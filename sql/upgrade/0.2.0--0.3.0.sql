@@ -62,6 +62,14 @@ REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, big
 
 -- @replace search.sql council_search_index_stage3
 
+-- One row trigger per table and event, each with its WHEN, in place of
+-- one for every row written.
+DROP TRIGGER council_search ON @extschema@.conversations;
+DROP TRIGGER council_search ON @extschema@.messages;
+DROP TRIGGER council_search ON @extschema@.stage1_responses;
+DROP TRIGGER council_search ON @extschema@.stage3_synthesis;
+-- @include search_triggers.sql
+
 -- @replace search.sql council_search_fill
 
 -- @replace search.sql council_search_reindex

@@ -47,6 +47,11 @@ extension_sql_file!(
         council_search_matches
     ]
 );
+extension_sql_file!(
+    "../../sql/search_triggers.sql",
+    name = "search_triggers",
+    requires = ["search"]
+);
 
 /// Whether search documents are kept: `llm_council.search`, on unless set
 /// off for the database, the role or the session. The triggers ask it for
