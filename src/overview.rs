@@ -6,7 +6,13 @@ use pgrx::prelude::*;
 extension_sql_file!(
     "../sql/overview.sql",
     name = "overview",
-    requires = ["schema", "search", "cache", council_library_preloaded]
+    requires = [
+        "schema",
+        "search",
+        "search_triggers",
+        "cache",
+        council_library_preloaded
+    ]
 );
 
 /// Whether the postmaster loaded the library (shared_preload_libraries),
