@@ -1,10 +1,10 @@
-//! Full-text search over the council's deliberations: `council_search`,
-//! and the documents its row triggers keep current, all in
-//! `sql/search.sql` (PL/pgSQL, with plans cached per session). What is Rust
-//! here is what SQL cannot hold: whether search is on (`llm_council.search`,
-//! a boolean PostgreSQL itself parses once the library is loaded, which
-//! asking loads), and whether the import has deferred a table's documents
-//! (`council::search_documents` keeps that).
+//! Full-text search over the council's deliberations. Its SQL is in
+//! `sql/search.sql` (the documents, the postings, the statistics, and
+//! `council_search_statement`, the PL/pgSQL search of filtered calls) and
+//! `sql/search_triggers.sql` (the row triggers). Here, the functions that
+//! SQL calls; `council_search` itself in `entry`, the parse in `tokens`
+//! and `document`, the postings and their BM25 ranking in `postings` and
+//! `score`, the page and its snippets in `page` and `snippet`.
 
 pub mod document;
 mod entry;
