@@ -1766,8 +1766,9 @@ AS 'MODULE_PATHNAME', 'council_search_wrapper';
 --   conversation's updated_at and message_count on every message) fires
 --   none.
 -- Each function checks the same again: it stays right whatever fires it.
--- The conditions are parsed here, once, with every operator qualified:
--- the search_path of a later write cannot change them.
+-- The conditions are parsed here, once, their operators found in
+-- pg_catalog (which an extension's script searches first, and `=` names
+-- it): the search_path of a later write cannot change them.
 
 CREATE TRIGGER council_search_insert AFTER INSERT ON @extschema@.conversations
 FOR EACH ROW
