@@ -1755,8 +1755,8 @@ AS 'MODULE_PATHNAME', 'council_search_wrapper';
 -- one per table and event, each with a WHEN that PostgreSQL evaluates
 -- itself, as the row is written, before it queues anything. A write that
 -- changes no document never calls the trigger's function, whose call (a
--- SECURITY DEFINER function with its search_path pinned, whose GUC save
--- and restore is most of it) cost the app's writes a fifth of their time
+-- SECURITY DEFINER PL/pgSQL function with its search_path pinned, set up
+-- again for every statement) cost the app's writes a fifth of their time
 -- with search off:
 -- - llm_council.search = off: no trigger fires;
 -- - inside an import that deferred the table's documents, an insert fires
