@@ -229,20 +229,10 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
-    IF NOT @extschema@.council_search_enabled() THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'title';
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
-       AND NEW.title IS NOT DISTINCT FROM OLD.title
-       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        IF @extschema@.council_search_enabled() THEN
+            DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'title';
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
@@ -266,14 +256,10 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
-    IF NOT @extschema@.council_search_enabled() THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'user_message';
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        IF @extschema@.council_search_enabled() THEN
+            DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'user_message';
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.id OPERATOR(pg_catalog.=) OLD.id
@@ -281,14 +267,6 @@ BEGIN
         -- a message moved to another conversation takes its stages along
         UPDATE @extschema@.council_search_documents SET conversation_id = NEW.conversation_id
         WHERE kind OPERATOR(pg_catalog.=) ANY ('{stage1,stage3}') AND message_id OPERATOR(pg_catalog.=) NEW.id;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
-       AND NEW.role IS NOT DISTINCT FROM OLD.role
-       AND NEW.content IS NOT DISTINCT FROM OLD.content
-       AND NEW.conversation_id IS NOT DISTINCT FROM OLD.conversation_id
-       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
-        RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
         DELETE FROM @extschema@.council_search_documents
@@ -313,22 +291,10 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
-    IF NOT @extschema@.council_search_enabled() THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage1';
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
-       AND NEW.message_id IS NOT DISTINCT FROM OLD.message_id
-       AND NEW.model IS NOT DISTINCT FROM OLD.model
-       AND NEW.response IS NOT DISTINCT FROM OLD.response
-       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        IF @extschema@.council_search_enabled() THEN
+            DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage1';
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
@@ -355,22 +321,10 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
-    IF NOT @extschema@.council_search_enabled() THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage3';
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
-       AND NEW.message_id IS NOT DISTINCT FROM OLD.message_id
-       AND NEW.chairman_model IS NOT DISTINCT FROM OLD.chairman_model
-       AND NEW.response IS NOT DISTINCT FROM OLD.response
-       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        IF @extschema@.council_search_enabled() THEN
+            DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage3';
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
@@ -410,7 +364,7 @@ DROP TRIGGER council_search ON @extschema@.stage3_synthesis;
 -- - an update that changes nothing a document holds (the app touches a
 --   conversation's updated_at and message_count on every message) fires
 --   none.
--- Each function checks the same again: it stays right whatever fires it.
+-- The functions (search.sql) check none of this again.
 -- The conditions are parsed here, once, their operators found in
 -- pg_catalog (which an extension's script searches first, and `=` names
 -- it): the search_path of a later write cannot change them.

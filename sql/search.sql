@@ -169,9 +169,11 @@ RETURNS tsvector
 LANGUAGE c IMMUTABLE PARALLEL SAFE STRICT COST 100
 AS 'MODULE_PATHNAME', 'council_search_document_wrapper';
 
--- The triggers' functions, one per table. An update re-parses only when
--- what the document holds changed: the app touches updated_at and
--- message_count on every message, which changes no title's document.
+-- The triggers' functions, one per table. Their row triggers' WHEN
+-- (search_triggers.sql) has already decided that search is on, that the
+-- import has not deferred the table, and that the row's document changes:
+-- a function does what the row asks. TRUNCATE's statement trigger has no
+-- WHEN, so its branch asks the setting itself.
 CREATE FUNCTION @extschema@.council_search_index_conversations() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -179,20 +181,10 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
-    IF NOT @extschema@.council_search_enabled() THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'title';
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
-       AND NEW.title IS NOT DISTINCT FROM OLD.title
-       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        IF @extschema@.council_search_enabled() THEN
+            DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'title';
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
@@ -216,14 +208,10 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
-    IF NOT @extschema@.council_search_enabled() THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'user_message';
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
+        IF @extschema@.council_search_enabled() THEN
+            DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'user_message';
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.id OPERATOR(pg_catalog.=) OLD.id
@@ -231,14 +219,6 @@ BEGIN
         -- a message moved to another conversation takes its stages along
         UPDATE @extschema@.council_search_documents SET conversation_id = NEW.conversation_id
         WHERE kind OPERATOR(pg_catalog.=) ANY ('{stage1,stage3}') AND message_id OPERATOR(pg_catalog.=) NEW.id;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
-       AND NEW.role IS NOT DISTINCT FROM OLD.role
-       AND NEW.content IS NOT DISTINCT FROM OLD.content
-       AND NEW.conversation_id IS NOT DISTINCT FROM OLD.conversation_id
-       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
-        RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
         DELETE FROM @extschema@.council_search_documents
@@ -263,22 +243,10 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
-    IF NOT @extschema@.council_search_enabled() THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage1';
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
-       AND NEW.message_id IS NOT DISTINCT FROM OLD.message_id
-       AND NEW.model IS NOT DISTINCT FROM OLD.model
-       AND NEW.response IS NOT DISTINCT FROM OLD.response
-       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        IF @extschema@.council_search_enabled() THEN
+            DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage1';
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
@@ -305,22 +273,10 @@ AS $$
 DECLARE
     cfg regconfig;
 BEGIN
-    IF NOT @extschema@.council_search_enabled() THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-        DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage3';
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' AND @extschema@.council_search_deferred(TG_RELID) THEN
-        RETURN NULL;
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-       AND NEW.id OPERATOR(pg_catalog.=) OLD.id
-       AND NEW.message_id IS NOT DISTINCT FROM OLD.message_id
-       AND NEW.chairman_model IS NOT DISTINCT FROM OLD.chairman_model
-       AND NEW.response IS NOT DISTINCT FROM OLD.response
-       AND NEW.created_at IS NOT DISTINCT FROM OLD.created_at THEN
+        IF @extschema@.council_search_enabled() THEN
+            DELETE FROM @extschema@.council_search_documents WHERE kind OPERATOR(pg_catalog.=) 'stage3';
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN

@@ -12,7 +12,7 @@
 -- - an update that changes nothing a document holds (the app touches a
 --   conversation's updated_at and message_count on every message) fires
 --   none.
--- Each function checks the same again: it stays right whatever fires it.
+-- The functions (search.sql) check none of this again.
 -- The conditions are parsed here, once, their operators found in
 -- pg_catalog (which an extension's script searches first, and `=` names
 -- it): the search_path of a later write cannot change them.

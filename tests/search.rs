@@ -55,6 +55,19 @@ fn count(client: &mut Client, query: &str) -> i64 {
     client.query_one(query, &[]).expect("count").get(0)
 }
 
+/// The calls this transaction made of the functions whose name is LIKE
+/// `pattern` (with `track_functions` set for it).
+fn calls_in_this_transaction(client: &mut impl postgres::GenericClient, pattern: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
+             WHERE funcname LIKE $1",
+            &[&pattern],
+        )
+        .expect("the functions' calls")
+        .get(0)
+}
+
 /// An import into empty tables indexes in bulk, an import into filled ones
 /// through the triggers: either way every title, user message and stage 1
 /// and 3 response has its document, and the superuser's import still skips
@@ -650,16 +663,8 @@ fn search_is_a_boolean_setting_per_role() {
 fn writes_that_change_no_document_call_no_trigger_function() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let trigger_calls = |client: &mut Client| -> i64 {
-        client
-            .query_one(
-                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
-                 WHERE funcname LIKE 'council\\_search\\_index\\_%'",
-                &[],
-            )
-            .expect("the trigger functions' calls")
-            .get(0)
-    };
+    let trigger_calls =
+        |client: &mut Client| calls_in_this_transaction(client, "council\\_search\\_index\\_%");
     let conversation = "'00000000-0000-4000-8000-0000000000e1'";
     let writes = format!(
         "INSERT INTO conversations (id, title) VALUES ({conversation}, 'Pruning the quince');
@@ -1427,15 +1432,8 @@ fn whole_searches(
 ) -> (Vec<Vec<String>>, i64) {
     // the counts wait in the backend until it reports them, whatever
     // transaction made them: this one's are what it adds
-    let statements = |transaction: &mut postgres::Transaction<'_>| -> i64 {
-        transaction
-            .query_one(
-                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
-                 WHERE funcname = 'council_search_statement'",
-                &[],
-            )
-            .expect("the calls")
-            .get(0)
+    let statements = |transaction: &mut postgres::Transaction<'_>| {
+        calls_in_this_transaction(transaction, "council\\_search\\_statement")
     };
     let mut transaction = client.transaction().expect("begin");
     transaction
