@@ -41,16 +41,33 @@ fn assert_no_crash(cluster: &Cluster, expected_kills: usize) {
 /// that starts with `point` arrives, and whether that has happened. The
 /// callback runs before the statement that raised the notice returns.
 fn killed_at(cluster: &Cluster, point: &str) -> (Client, Arc<AtomicBool>) {
+    signalled_at(cluster, "council", point, "-KILL")
+}
+
+/// A connection to `database` whose backend is sent `signal` (as kill(1)
+/// names it) when the first NOTICE that starts with `point` arrives, and
+/// whether that has happened.
+fn signalled_at(
+    cluster: &Cluster,
+    database: &str,
+    point: &str,
+    signal: &str,
+) -> (Client, Arc<AtomicBool>) {
     let pid = Arc::new(Mutex::new(0i32));
     let fired = Arc::new(AtomicBool::new(false));
-    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
+    let mut config: postgres::Config = cluster.url(database).parse().expect("url");
     {
-        let (pid, fired, point) = (pid.clone(), fired.clone(), point.to_owned());
+        let (pid, fired, point, signal) = (
+            pid.clone(),
+            fired.clone(),
+            point.to_owned(),
+            signal.to_owned(),
+        );
         config.notice_callback(move |notice| {
             if notice.message().starts_with(&point) && !fired.swap(true, Ordering::SeqCst) {
                 let pid = *pid.lock().expect("lock");
                 let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
+                    .args([&signal, &pid.to_string()])
                     .status();
             }
         });
@@ -182,6 +199,52 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
     );
     assert_eq!(common::total_rows(&mut client), 0);
     assert_no_crash(&cluster, 0);
+}
+
+/// The import's last NOTICE (its last table done) comes just before it
+/// builds the search's documents and postings, partly on a thread of its
+/// own beside the parse. A cancel sent then lands in that build, or at
+/// worst later in the import: either way the import ends with 57014 and
+/// leaves nothing (no row, no document), then imports whole from the same
+/// file; or it ends whole, with every document. No backend crashes.
+#[test]
+fn a_cancel_while_the_search_documents_are_built_leaves_nothing_or_everything() {
+    let cluster = common::cluster();
+    drop(common::database_with_extension(&cluster, "cancel_search"));
+    let (path, summary) = sample_of(&cluster, "cancel-search", 800);
+    // SIGINT: what pg_cancel_backend sends
+    let (mut client, cancelled) = signalled_at(
+        &cluster,
+        "cancel_search",
+        "llm_council import: api_key_audit_log done",
+        "-INT",
+    );
+    let result = import(&mut client, &path, "strict");
+    assert!(
+        cancelled.load(Ordering::SeqCst),
+        "the last table's NOTICE came"
+    );
+    match result {
+        Err(err) => {
+            assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+            assert_eq!(common::total_rows(&mut client), 0);
+            let documents: i64 = client
+                .query_one("SELECT count(*) FROM council_search_documents", &[])
+                .expect("documents")
+                .get(0);
+            assert_eq!(documents, 0);
+            assert_no_crash(&cluster, 0);
+            assert_eq!(
+                import(&mut client, &path, "strict").expect("the same file again") as u64,
+                summary.rows()
+            );
+        }
+        Ok(imported) => {
+            assert_no_crash(&cluster, 0);
+            assert_eq!(imported as u64, summary.rows());
+        }
+    }
+    common::assert_search_documents_match_the_tables(&mut client);
 }
 
 /// A backend is interrupted for more than cancels: asked to log its memory

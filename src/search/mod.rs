@@ -27,7 +27,10 @@ use crate::import::binary_copy;
 use crate::postgres::backend;
 use crate::postgres::lookup::{KeyDatum, PrimaryKeyLookup};
 use crate::postgres::scan::TableScan;
-use crate::postgres::{copy, dictionaries, extension, headline, spi, ts_execute, tsvector};
+use crate::postgres::{
+    copy, dictionaries, extension, headline, spi, threads, ts_execute, tsvector,
+};
+use std::sync::mpsc;
 
 extension_sql_file!(
     "../../sql/search.sql",
@@ -271,8 +274,9 @@ fn council_search_postings_build(
 /// The postings are built again, with every document they held that is
 /// still listed, as `council_search_postings_build` does; a document is
 /// never stored twice. The parsing is one query that parallel workers may
-/// share, and the postings are built from its rows as they come, none
-/// stored on the way. The documents' table is locked against other
+/// share, and the postings are built from its rows as they come, on a
+/// thread of the backend's own (`build_on_thread`), none stored on the
+/// way. The documents' table is locked against other
 /// writers until the transaction ends, so that the ids are taken from its
 /// sequence at once. Returns the documents written, and the lexemes,
 /// documents and occurrences of all. EXECUTE is for the extension's owner
@@ -309,7 +313,6 @@ fn council_search_fill_postings(
         &format!("LOCK TABLE {documents_name} IN EXCLUSIVE MODE"),
         &[],
     )?;
-    let mut builder = postings::Builder::default();
     let sequence = "pg_catalog.pg_get_serial_sequence($1, 'doc')::pg_catalog.regclass";
     let first = spi::read_one::<i64>(
         &format!("SELECT pg_catalog.nextval({sequence})"),
@@ -320,42 +323,43 @@ fn council_search_fill_postings(
     binary_copy::header(&mut rows);
     let config_bytes = config.to_u32().to_be_bytes();
     let mut id = first;
-    let written = spi::each_row(
-        &unparsed_rows_query(schema),
-        &[
-            config.into(),
-            sources[0].into(),
-            sources[1].into(),
-            sources[2].into(),
-            sources[3].into(),
-        ],
-        &mut |row| {
-            // a NULL document holds no lexeme
-            let empty = 0u32.to_ne_bytes();
-            let document = score::TsVector::parse(row.text(6).unwrap_or(&empty))?;
-            builder.add(id, &document)?;
-            let row_id = row.int8(1).map(i64::to_be_bytes);
-            let message_id = row.int8(2).map(i64::to_be_bytes);
-            let created_at = row.int8(5).map(i64::to_be_bytes);
-            let conversation = row.uuid(3);
-            binary_copy::nullable_row(
-                &mut rows,
-                &[
-                    Some(&id.to_be_bytes()[..]),
-                    row.text(0),
-                    row_id.as_ref().map(|b| &b[..]),
-                    message_id.as_ref().map(|b| &b[..]),
-                    conversation.as_ref().map(|b| &b[..]),
-                    row.text(4),
-                    created_at.as_ref().map(|b| &b[..]),
-                    Some(&config_bytes[..]),
-                    Some(&[1u8][..]),
-                ],
-            );
-            id += 1;
-            Ok(())
-        },
-    )?;
+    let (written, mut builder) = build_on_thread(&mut |documents| {
+        spi::each_row(
+            &unparsed_rows_query(schema),
+            &[
+                config.into(),
+                sources[0].into(),
+                sources[1].into(),
+                sources[2].into(),
+                sources[3].into(),
+            ],
+            &mut |row| {
+                // a NULL document holds no lexeme
+                let empty = 0u32.to_ne_bytes();
+                documents(id, row.text(6).unwrap_or(&empty))?;
+                let row_id = row.int8(1).map(i64::to_be_bytes);
+                let message_id = row.int8(2).map(i64::to_be_bytes);
+                let created_at = row.int8(5).map(i64::to_be_bytes);
+                let conversation = row.uuid(3);
+                binary_copy::nullable_row(
+                    &mut rows,
+                    &[
+                        Some(&id.to_be_bytes()[..]),
+                        row.text(0),
+                        row_id.as_ref().map(|b| &b[..]),
+                        message_id.as_ref().map(|b| &b[..]),
+                        conversation.as_ref().map(|b| &b[..]),
+                        row.text(4),
+                        created_at.as_ref().map(|b| &b[..]),
+                        Some(&config_bytes[..]),
+                        Some(&[1u8][..]),
+                    ],
+                );
+                id += 1;
+                Ok(())
+            },
+        )
+    })?;
     if written == 0 {
         return Ok(TableIterator::once((0, 0, 0, 0)));
     }
@@ -388,6 +392,74 @@ fn council_search_fill_postings(
         documents,
         occurrences,
     )))
+}
+
+/// The documents `read` hands over, by id and tsvector's bytes, added to a
+/// postings [`postings::Builder`] on a thread of the backend's own. Adding
+/// them was over a quarter of the fill process's work, done in turn with
+/// its share of the parse and its reading of the parallel workers' rows;
+/// on a thread it runs beside them. The thread never calls into the
+/// server. Returns what `read` returned, and the builder with every
+/// document.
+fn build_on_thread(
+    read: &mut dyn FnMut(
+        &mut dyn FnMut(i64, &[u8]) -> Result<(), ErrorReport>,
+    ) -> Result<u64, ErrorReport>,
+) -> Result<(u64, postings::Builder), ErrorReport> {
+    /// About what a batch of documents holds before it is handed over.
+    const BATCH_BYTES: usize = 64 * 1024;
+    std::thread::scope(|scope| {
+        // A few batches in flight, so that neither side waits for the
+        // other's every step.
+        let (batches, received) = mpsc::sync_channel::<postings::Batch>(8);
+        let building = threads::spawn_scoped(scope, "llm_council search", move || {
+            let mut builder = postings::Builder::default();
+            for batch in received {
+                batch.add_to(&mut builder)?;
+            }
+            Ok::<_, Error>(builder)
+        })
+        .map_err(|err| {
+            Error::InternalQuery(format!(
+                "could not start the thread building the search's postings: {err}"
+            ))
+        })?;
+        // Dropped with this closure, on an error too: the thread then
+        // stops at the end of what it was handed.
+        let batches = batches;
+        let mut batch = postings::Batch::default();
+        let handed_over = || {
+            ErrorReport::from(Error::InternalQuery(
+                "the thread building the search's postings stopped".into(),
+            ))
+        };
+        let read = read(&mut |id, document| {
+            batch.push(id, document);
+            if batch.len() >= BATCH_BYTES {
+                batches
+                    .send(std::mem::take(&mut batch))
+                    .map_err(|_| handed_over())?;
+            }
+            Ok(())
+        })
+        .and_then(|read| {
+            if !batch.is_empty() {
+                batches
+                    .send(std::mem::take(&mut batch))
+                    .map_err(|_| handed_over())?;
+            }
+            Ok(read)
+        });
+        drop(batches);
+        let built = building.join().map_err(|_| {
+            ErrorReport::from(Error::InternalQuery(
+                "the thread building the search's postings stopped unexpectedly".into(),
+            ))
+        })?;
+        // the thread's error first: it is why a batch could not be handed over
+        let builder = built?;
+        Ok((read?, builder))
+    })
 }
 
 /// The query that parses the rows with no document yet of the searched

@@ -534,6 +534,48 @@ impl Builder {
     }
 }
 
+/// Documents on their way to a [`Builder`] on another thread: each one's
+/// id, and its tsvector's bytes, one after another.
+#[derive(Default)]
+pub struct Batch {
+    ids: Vec<i64>,
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    /// Adds the document `id`, whose tsvector's bytes are `document`.
+    pub fn push(&mut self, id: i64, document: &[u8]) {
+        self.bytes.extend_from_slice(document);
+        self.ids.push(id);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The bytes the batch holds.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Adds each of its documents to `builder`, in the order they came.
+    pub fn add_to(&self, builder: &mut Builder) -> Result<(), Error> {
+        let mut start = 0;
+        for (&id, &end) in self.ids.iter().zip(&self.ends) {
+            let document = self
+                .bytes
+                .get(start..end)
+                .ok_or(Error::MalformedTsVector("a batch's bounds"))?;
+            builder.add(id, &TsVector::parse(document)?)?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
 /// A set of document ids, asked once for every entry of every list an
 /// analyze carries over: a bit each over the range they span, or, where
 /// they are too sparse for that (a sequence restarted far away), the ids
@@ -673,6 +715,48 @@ mod tests {
             read(&lists[EVERY_DOCUMENT]),
             vec![(3, 4, 0, vec![]), (40, 3, 0, vec![]), (900, 3, 0, vec![])]
         );
+    }
+
+    /// The fill hands its documents to the builder's thread in batches:
+    /// the lists are those of the documents added one by one, and a
+    /// document that is no tsvector is refused, not skipped.
+    #[test]
+    fn documents_handed_over_in_batches_build_what_they_build_one_by_one() {
+        let documents = [
+            (900, stored(&[("cat", &[1, 4]), ("dog", &[2])])),
+            (
+                3,
+                stored(&[("cat", &[0x4000 | 7]), ("eel", &[1, 300, 16383])]),
+            ),
+            (40, stored(&[("dog", &[5, 6, 9])])),
+            (41, stored(&[])),
+        ];
+        let mut builder = Builder::default();
+        for pair in documents.chunks(3) {
+            let mut batch = Batch::default();
+            assert!(batch.is_empty());
+            for (id, bytes) in pair {
+                batch.push(*id, bytes);
+            }
+            assert_eq!(
+                batch.len(),
+                pair.iter().map(|(_, b)| b.len()).sum::<usize>()
+            );
+            batch.add_to(&mut builder).expect("add");
+        }
+        let batched: HashMap<Vec<u8>, Vec<u8>> = builder
+            .finish()
+            .map(|list| list.map(|list| (list.lexeme.into_vec(), list.bytes)))
+            .collect::<Result<_, _>>()
+            .expect("finish");
+        assert_eq!(batched, build(&documents));
+
+        let mut batch = Batch::default();
+        batch.push(7, &[9, 0, 0, 0]);
+        assert!(matches!(
+            batch.add_to(&mut Builder::default()),
+            Err(Error::MalformedTsVector(_))
+        ));
     }
 
     /// An analyze's build: the lists of an earlier build carried over for
