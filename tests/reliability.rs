@@ -41,33 +41,16 @@ fn assert_no_crash(cluster: &Cluster, expected_kills: usize) {
 /// that starts with `point` arrives, and whether that has happened. The
 /// callback runs before the statement that raised the notice returns.
 fn killed_at(cluster: &Cluster, point: &str) -> (Client, Arc<AtomicBool>) {
-    signalled_at(cluster, "council", point, "-KILL")
-}
-
-/// A connection to `database` whose backend is sent `signal` (as kill(1)
-/// names it) when the first NOTICE that starts with `point` arrives, and
-/// whether that has happened.
-fn signalled_at(
-    cluster: &Cluster,
-    database: &str,
-    point: &str,
-    signal: &str,
-) -> (Client, Arc<AtomicBool>) {
     let pid = Arc::new(Mutex::new(0i32));
     let fired = Arc::new(AtomicBool::new(false));
-    let mut config: postgres::Config = cluster.url(database).parse().expect("url");
+    let mut config: postgres::Config = cluster.url("council").parse().expect("url");
     {
-        let (pid, fired, point, signal) = (
-            pid.clone(),
-            fired.clone(),
-            point.to_owned(),
-            signal.to_owned(),
-        );
+        let (pid, fired, point) = (pid.clone(), fired.clone(), point.to_owned());
         config.notice_callback(move |notice| {
             if notice.message().starts_with(&point) && !fired.swap(true, Ordering::SeqCst) {
                 let pid = *pid.lock().expect("lock");
                 let _ = std::process::Command::new("kill")
-                    .args([&signal, &pid.to_string()])
+                    .args(["-9", &pid.to_string()])
                     .status();
             }
         });
@@ -152,6 +135,33 @@ fn kill_9_mid_import_leaves_nothing_and_the_next_import_completes() {
     assert_eq!(common::total_rows(&mut client) as u64, summary.rows());
 }
 
+/// Runs `pg_cancel_backend(pid)` from a connection of its own once
+/// `condition` (a query of `$1`, the pid) returns a row; returns whether
+/// the cancel was sent, and when.
+fn cancel_once(
+    url: String,
+    pid: i32,
+    condition: &'static str,
+) -> std::thread::JoinHandle<(bool, Instant)> {
+    std::thread::spawn(move || {
+        let mut other = Client::connect(&url, postgres::NoTls).expect("connect");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while other
+            .query_opt(condition, &[&pid])
+            .expect("condition")
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "never true: {condition}");
+        }
+        let sent = Instant::now();
+        let cancelled: bool = other
+            .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+            .expect("cancel")
+            .get(0);
+        (cancelled, sent)
+    })
+}
+
 #[test]
 fn pg_cancel_backend_stops_an_import_within_a_second() {
     let cluster = common::cluster();
@@ -161,31 +171,12 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
         .query_one("SELECT pg_backend_pid()", &[])
         .expect("pid")
         .get(0);
-    let url = cluster.url("council");
-    let canceller = std::thread::spawn(move || {
-        let mut other = Client::connect(&url, postgres::NoTls).expect("connect");
-        // Cancelled in the middle of its COPY: once COPY reports rows.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while other
-            .query_opt(
-                "SELECT 1 FROM pg_stat_progress_copy WHERE pid = $1 AND tuples_processed > 0",
-                &[&pid],
-            )
-            .expect("progress")
-            .is_none()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the import never started copying"
-            );
-        }
-        let sent = Instant::now();
-        let cancelled: bool = other
-            .query_one("SELECT pg_cancel_backend($1)", &[&pid])
-            .expect("cancel")
-            .get(0);
-        (cancelled, sent)
-    });
+    // Cancelled in the middle of its COPY: once COPY reports rows.
+    let canceller = cancel_once(
+        cluster.url("council"),
+        pid,
+        "SELECT 1 FROM pg_stat_progress_copy WHERE pid = $1 AND tuples_processed > 0",
+    );
     let result = import(&mut client, &path, "strict");
     let returned = Instant::now();
     let (cancelled, sent) = canceller.join().expect("canceller");
@@ -201,32 +192,43 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
     assert_no_crash(&cluster, 0);
 }
 
-/// The import's last NOTICE (its last table done) comes just before it
-/// builds the search's documents and postings, partly on a thread of its
-/// own beside the parse. A cancel sent then lands in that build, or at
-/// worst later in the import: either way the import ends with 57014 and
-/// leaves nothing (no row, no document), then imports whole from the same
-/// file; or it ends whole, with every document. No backend crashes.
+/// An import builds its search documents last: it locks their table, then
+/// parses the rows in one statement while a thread of its own builds the
+/// postings from them. A cancel sent once that lock is held lands in that
+/// build (or, should the import be through, in nothing: it waits for
+/// COMMIT, holding the lock). Either the import ends with 57014 and leaves
+/// nothing (no row, no document), and the same file then imports whole;
+/// or it commits whole, with every document. No backend crashes.
 #[test]
 fn a_cancel_while_the_search_documents_are_built_leaves_nothing_or_everything() {
     let cluster = common::cluster();
-    drop(common::database_with_extension(&cluster, "cancel_search"));
+    let mut client = common::database_with_extension(&cluster, "cancel_search");
     let (path, summary) = sample_of(&cluster, "cancel-search", 800);
-    // SIGINT: what pg_cancel_backend sends
-    let (mut client, cancelled) = signalled_at(
-        &cluster,
-        "cancel_search",
-        "llm_council import: api_key_audit_log done",
-        "-INT",
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    let canceller = cancel_once(
+        cluster.url("cancel_search"),
+        pid,
+        "SELECT 1 FROM pg_locks WHERE pid = $1 AND granted AND mode = 'ExclusiveLock'
+           AND relation = 'council_search_documents'::regclass",
     );
-    let result = import(&mut client, &path, "strict");
+    let mut transaction = client.transaction().expect("begin");
+    let result = transaction
+        .query_one(
+            "SELECT sum(imported)::bigint FROM council_import($1, 'strict')",
+            &[&path.to_string_lossy().as_ref()],
+        )
+        .map(|row| row.get::<_, i64>(0));
     assert!(
-        cancelled.load(Ordering::SeqCst),
-        "the last table's NOTICE came"
+        canceller.join().expect("canceller").0,
+        "the cancel was sent"
     );
     match result {
         Err(err) => {
             assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+            transaction.rollback().expect("rollback");
             assert_eq!(common::total_rows(&mut client), 0);
             let documents: i64 = client
                 .query_one("SELECT count(*) FROM council_search_documents", &[])
@@ -240,6 +242,7 @@ fn a_cancel_while_the_search_documents_are_built_leaves_nothing_or_everything() 
             );
         }
         Ok(imported) => {
+            transaction.commit().expect("commit");
             assert_no_crash(&cluster, 0);
             assert_eq!(imported as u64, summary.rows());
         }

@@ -31,6 +31,7 @@ use crate::postgres::{
     copy, dictionaries, extension, headline, spi, threads, ts_execute, tsvector,
 };
 use std::sync::mpsc;
+use std::thread::ScopedJoinHandle;
 
 extension_sql_file!(
     "../../sql/search.sql",
@@ -424,42 +425,49 @@ fn build_on_thread(
                 "could not start the thread building the search's postings: {err}"
             ))
         })?;
-        // Dropped with this closure, on an error too: the thread then
-        // stops at the end of what it was handed.
-        let batches = batches;
+        let mut building = Some(building);
         let mut batch = postings::Batch::default();
-        let handed_over = || {
-            ErrorReport::from(Error::InternalQuery(
-                "the thread building the search's postings stopped".into(),
-            ))
-        };
+        // A batch the thread no longer takes: it has stopped, and its own
+        // error says why; the callback's error is raised as it is.
         let read = read(&mut |id, document| {
             batch.push(id, document);
-            if batch.len() >= BATCH_BYTES {
-                batches
-                    .send(std::mem::take(&mut batch))
-                    .map_err(|_| handed_over())?;
+            if batch.len() >= BATCH_BYTES && batches.send(std::mem::take(&mut batch)).is_err() {
+                return Err(stopped(building.take()));
             }
             Ok(())
         })
         .and_then(|read| {
-            if !batch.is_empty() {
-                batches
-                    .send(std::mem::take(&mut batch))
-                    .map_err(|_| handed_over())?;
+            if !batch.is_empty() && batches.send(std::mem::take(&mut batch)).is_err() {
+                return Err(stopped(building.take()));
             }
             Ok(read)
         });
+        // Its loop ends when the sender goes. On an error raised in the
+        // statement, which unwinds past here, the sender goes with this
+        // closure, before the scope waits for the thread.
         drop(batches);
-        let built = building.join().map_err(|_| {
-            ErrorReport::from(Error::InternalQuery(
-                "the thread building the search's postings stopped unexpectedly".into(),
-            ))
-        })?;
-        // the thread's error first: it is why a batch could not be handed over
-        let builder = built?;
-        Ok((read?, builder))
+        let read = read?;
+        match building.take().map(ScopedJoinHandle::join) {
+            Some(Ok(built)) => Ok((read, built?)),
+            Some(Err(_)) | None => Err(unexpected_stop()),
+        }
     })
+}
+
+/// Why the thread building the postings took no more: its error, once it
+/// has ended.
+fn stopped(
+    building: Option<ScopedJoinHandle<'_, Result<postings::Builder, Error>>>,
+) -> ErrorReport {
+    match building.map(ScopedJoinHandle::join) {
+        Some(Ok(Err(err))) => err.into(),
+        _ => unexpected_stop(),
+    }
+}
+
+fn unexpected_stop() -> ErrorReport {
+    Error::InternalQuery("the thread building the search's postings stopped unexpectedly".into())
+        .into()
 }
 
 /// The query that parses the rows with no document yet of the searched
