@@ -531,10 +531,7 @@ fn a_cancelled_export_leaves_nothing() {
     let (original, _) = sample_of(&cluster, "cancel", 600);
     import(&mut client, &original);
     let dir = server_dir(&cluster, "cancel-export");
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0);
+    let pid = common::backend_pid(&mut client);
     let url = cluster.url("council");
     let watched = dir.clone();
     let canceller = std::thread::spawn(move || {

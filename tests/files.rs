@@ -356,13 +356,6 @@ fn wait_for_recovery(cluster: &Cluster, before: usize) {
         .expect("crash recovery");
 }
 
-fn backend_pid(client: &mut Client) -> i32 {
-    client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0)
-}
-
 fn wait_until_gone(cluster: &Cluster, pid: i32) {
     let mut watcher = cluster.connect("postgres").expect("connect");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -389,7 +382,7 @@ fn an_upload_of_a_client_that_disconnects_or_is_killed_is_gone() {
     let chunk = vec![1u8; 1 << 20];
     let uploading = |cluster: &Cluster, chunk: &[u8]| {
         let mut client = cluster.connect("council").expect("connect");
-        let pid = backend_pid(&mut client);
+        let pid = common::backend_pid(&mut client);
         client.batch_execute("BEGIN").expect("begin");
         client
             .execute("SELECT council_upload($1)", &[&chunk])
@@ -438,7 +431,7 @@ fn a_private_copy_is_gone_after_kill_9_and_after_termination() {
             .batch_execute("BEGIN; LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE;")
             .expect("hold the lock");
         let mut client = cluster.connect("council").expect("connect");
-        let backend = backend_pid(&mut client);
+        let backend = common::backend_pid(&mut client);
         let crashes = reinitializations(&cluster);
         let import = {
             let path = path.clone();
@@ -568,7 +561,7 @@ fn peak_memory(pid: i32) -> u64 {
 fn a_copy_into_the_upload_stream_holds_one_row_at_a_time() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
-    let pid = backend_pid(&mut client);
+    let pid = common::backend_pid(&mut client);
     let size = 256 << 20;
     let bytes = vec![0x5a_u8; size];
     let before = peak_memory(pid);

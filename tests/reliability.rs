@@ -15,7 +15,11 @@ use council_loader::cluster::Cluster;
 use council_loader::sample::{Journal, SampleOptions};
 use postgres::Client;
 
-fn import(client: &mut Client, path: &Path, mode: &str) -> Result<i64, postgres::Error> {
+fn import(
+    client: &mut impl postgres::GenericClient,
+    path: &Path,
+    mode: &str,
+) -> Result<i64, postgres::Error> {
     client
         .query_one(
             "SELECT sum(imported)::bigint FROM council_import($1, $2)",
@@ -56,10 +60,7 @@ fn killed_at(cluster: &Cluster, point: &str) -> (Client, Arc<AtomicBool>) {
         });
     }
     let mut client = config.connect(postgres::NoTls).expect("connect");
-    *pid.lock().expect("lock") = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0);
+    *pid.lock().expect("lock") = common::backend_pid(&mut client);
     (client, fired)
 }
 
@@ -167,10 +168,7 @@ fn pg_cancel_backend_stops_an_import_within_a_second() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
     let (path, _) = sample_of(&cluster, "cancel", 800);
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0);
+    let pid = common::backend_pid(&mut client);
     // Cancelled in the middle of its COPY: once COPY reports rows.
     let canceller = cancel_once(
         cluster.url("council"),
@@ -204,10 +202,7 @@ fn a_cancel_while_the_search_documents_are_built_leaves_nothing_or_everything() 
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "cancel_search");
     let (path, summary) = sample_of(&cluster, "cancel-search", 800);
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0);
+    let pid = common::backend_pid(&mut client);
     let canceller = cancel_once(
         cluster.url("cancel_search"),
         pid,
@@ -215,12 +210,7 @@ fn a_cancel_while_the_search_documents_are_built_leaves_nothing_or_everything() 
            AND relation = 'council_search_documents'::regclass",
     );
     let mut transaction = client.transaction().expect("begin");
-    let result = transaction
-        .query_one(
-            "SELECT sum(imported)::bigint FROM council_import($1, 'strict')",
-            &[&path.to_string_lossy().as_ref()],
-        )
-        .map(|row| row.get::<_, i64>(0));
+    let result = import(&mut transaction, &path, "strict");
     assert!(
         canceller.join().expect("canceller").0,
         "the cancel was sent"
@@ -258,10 +248,7 @@ fn an_interrupt_that_ends_nothing_leaves_the_import_running() {
     let cluster = common::cluster();
     let mut client = common::database_with_extension(&cluster, "council");
     let (path, _) = sample_of(&cluster, "interrupted", 300);
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0);
+    let pid = common::backend_pid(&mut client);
     let url = cluster.url("council");
     let importing = Arc::new(AtomicBool::new(true));
     let still_importing = Arc::clone(&importing);

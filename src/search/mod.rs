@@ -427,18 +427,16 @@ fn build_on_thread(
         })?;
         let mut building = Some(building);
         let mut batch = postings::Batch::default();
-        // A batch the thread no longer takes: it has stopped, and its own
-        // error says why; the callback's error is raised as it is.
         let read = read(&mut |id, document| {
             batch.push(id, document);
-            if batch.len() >= BATCH_BYTES && batches.send(std::mem::take(&mut batch)).is_err() {
-                return Err(stopped(building.take()));
+            if batch.byte_len() >= BATCH_BYTES {
+                hand_over(&batches, &mut batch, &mut building)?;
             }
             Ok(())
         })
         .and_then(|read| {
-            if !batch.is_empty() && batches.send(std::mem::take(&mut batch)).is_err() {
-                return Err(stopped(building.take()));
+            if !batch.is_empty() {
+                hand_over(&batches, &mut batch, &mut building)?;
             }
             Ok(read)
         });
@@ -454,15 +452,23 @@ fn build_on_thread(
     })
 }
 
-/// Why the thread building the postings took no more: its error, once it
-/// has ended.
-fn stopped(
-    building: Option<ScopedJoinHandle<'_, Result<postings::Builder, Error>>>,
-) -> ErrorReport {
-    match building.map(ScopedJoinHandle::join) {
-        Some(Ok(Err(err))) => err.into(),
-        _ => unexpected_stop(),
-    }
+/// The thread building the postings, as `build_on_thread` keeps it.
+type Building<'scope> = Option<ScopedJoinHandle<'scope, Result<postings::Builder, Error>>>;
+
+/// Hands `batch` to the thread building the postings. If it takes no more,
+/// it has stopped, and its own error says why: that is what is returned
+/// (and what the statement then raises, as it raises its callback's).
+fn hand_over(
+    batches: &mpsc::SyncSender<postings::Batch>,
+    batch: &mut postings::Batch,
+    building: &mut Building<'_>,
+) -> Result<(), ErrorReport> {
+    batches.send(std::mem::take(batch)).map_err(|_| {
+        match building.take().map(ScopedJoinHandle::join) {
+            Some(Ok(Err(err))) => err.into(),
+            _ => unexpected_stop(),
+        }
+    })
 }
 
 fn unexpected_stop() -> ErrorReport {

@@ -551,8 +551,8 @@ impl Batch {
         self.ends.push(self.bytes.len());
     }
 
-    /// The bytes the batch holds.
-    pub fn len(&self) -> usize {
+    /// The bytes of the tsvectors it holds.
+    pub fn byte_len(&self) -> usize {
         self.bytes.len()
     }
 
@@ -739,7 +739,7 @@ mod tests {
                 batch.push(*id, bytes);
             }
             assert_eq!(
-                batch.len(),
+                batch.byte_len(),
                 pair.iter().map(|(_, b)| b.len()).sum::<usize>()
             );
             batch.add_to(&mut builder).expect("add");

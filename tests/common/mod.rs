@@ -21,6 +21,14 @@ pub fn cluster() -> Cluster {
     Cluster::start_temporary(&ClusterOptions::default()).expect("starting a test cluster")
 }
 
+/// The process id of `client`'s backend, to cancel, signal or watch it.
+pub fn backend_pid(client: &mut Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0)
+}
+
 /// A new database in `cluster` with the extension created in it.
 pub fn database_with_extension(cluster: &Cluster, name: &str) -> Client {
     let mut client = cluster.create_database(name).expect("creating a database");
