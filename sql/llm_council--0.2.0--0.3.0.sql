@@ -13,12 +13,8 @@ AS 'MODULE_PATHNAME', 'council_search_enabled_wrapper';
 -- search_path cost each call a GUC save and restore.
 ALTER FUNCTION @extschema@.council_search_deferred(oid) RESET search_path;
 
--- BM25 ranking: the term statistics, their refresh, and the score.
-CREATE TABLE @extschema@.council_search_terms (
-    lexeme      text COLLATE "C" PRIMARY KEY,
-    documents   bigint NOT NULL,
-    occurrences bigint NOT NULL
-);
+-- BM25 ranking: the corpus's statistics (each lexeme's are kept beside
+-- its list, below), their refresh, and the score.
 CREATE TABLE @extschema@.council_search_statistics (
     documents      bigint NOT NULL,
     average_length double precision NOT NULL,
@@ -42,8 +38,10 @@ ALTER TABLE @extschema@.council_search_documents ALTER COLUMN document DROP NOT 
 CREATE INDEX council_search_documents_document
     ON @extschema@.council_search_documents USING gin (document) WHERE NOT indexed;
 CREATE TABLE @extschema@.council_search_postings (
-    lexeme   text COLLATE "C" PRIMARY KEY,
-    postings bytea NOT NULL
+    lexeme      text COLLATE "C" PRIMARY KEY,
+    documents   bigint NOT NULL,
+    occurrences bigint NOT NULL,
+    postings    bytea NOT NULL
 );
 ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
 CREATE  FUNCTION "council_search_postings_build"(
@@ -115,7 +113,7 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.council_search_statistics_set(bigint, bigint) FROM PUBLIC;
-CREATE FUNCTION @extschema@.council_search_prepare(lexemes text[], terms regclass, statistics regclass)
+CREATE FUNCTION @extschema@.council_search_prepare(lexemes text[], postings regclass, statistics regclass)
 RETURNS bytea
 LANGUAGE c STABLE PARALLEL SAFE STRICT
 AS 'MODULE_PATHNAME', 'council_search_prepare_wrapper';
@@ -474,7 +472,7 @@ BEGIN
         RETURN 0;
     END IF;
     -- Into an empty documents' table (a first import, a reindex), the
-    -- documents, the postings and the terms are written whole, and each of
+    -- documents and the postings are written whole, and each of
     -- their indexes is built afterwards from the whole, sorted, two to
     -- three times as fast as keeping it row by row: the indexes (the
     -- primary keys, and a DBA's own index, unique constraint and storage
@@ -492,8 +490,8 @@ BEGIN
                                      AND k.conrelid OPERATOR(pg_catalog.=) i.indrelid
                                      AND k.contype OPERATOR(pg_catalog.=) ANY ('{p,u,x}')
             WHERE i.indrelid OPERATOR(pg_catalog.=) ANY (ARRAY[
-                      '@extschema@.council_search_documents', '@extschema@.council_search_postings',
-                      '@extschema@.council_search_terms']::regclass[])
+                      '@extschema@.council_search_documents',
+                      '@extschema@.council_search_postings']::regclass[])
               AND c.reltablespace OPERATOR(pg_catalog.=) 0
               AND (k.oid IS NULL
                    OR (k.contype OPERATOR(pg_catalog.=) ANY ('{p,u}') AND NOT k.condeferrable))
@@ -535,12 +533,11 @@ AS $$
 BEGIN
     LOCK TABLE @extschema@.conversations, @extschema@.messages,
                @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
-    -- TRUNCATE rather than DELETE: the fill then writes the postings and
-    -- terms into empty tables, where a DELETE would leave each lexeme's
-    -- old version for its unique index to check; searches wait for the
-    -- documents anyway
-    TRUNCATE @extschema@.council_search_documents, @extschema@.council_search_postings,
-             @extschema@.council_search_terms;
+    -- TRUNCATE rather than DELETE: the fill then writes the postings into
+    -- an empty table, where a DELETE would leave each lexeme's old version
+    -- for its unique index to check; searches wait for the documents
+    -- anyway
+    TRUNCATE @extschema@.council_search_documents, @extschema@.council_search_postings;
     DELETE FROM @extschema@.council_search_statistics;
     IF NOT @extschema@.council_search_enabled() THEN
         RETURN 0;
@@ -617,7 +614,7 @@ BEGIN
     -- BM25's inputs: the query's lexemes (as the documents hold them) and
     -- the corpus's statistics; none yet ranks by frequency and length alone.
     prepared := @extschema@.council_search_prepare(tsvector_to_array(to_tsvector(cfg, query)),
-                                                   '@extschema@.council_search_terms'::regclass,
+                                                   '@extschema@.council_search_postings'::regclass,
                                                    '@extschema@.council_search_statistics'::regclass);
     IF "limit" OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
@@ -836,8 +833,8 @@ BEGIN
           AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
     LOOP
-        EXECUTE 'GRANT SELECT ON @extschema@.council_search_terms, '
-                '@extschema@.council_search_statistics, @extschema@.council_search_postings TO '
+        EXECUTE 'GRANT SELECT ON @extschema@.council_search_statistics, '
+                '@extschema@.council_search_postings TO '
                 OPERATOR(pg_catalog.||) reader;
     END LOOP;
 END

@@ -91,26 +91,25 @@ CREATE INDEX council_search_documents_conversation
 -- lists every document. Derived data, not dumped, readable by whom the
 -- owner grants, as the documents are. Stored uncompressed: a list is read
 -- whole by every search for its word, and compresses little.
+--
+-- Each row also holds its lexeme's term statistics for ranking (BM25, see
+-- council_search_score): the documents that hold it and its occurrences,
+-- as ts_stat counts them, beside the list they are counted from, so that
+-- building the lists writes them at once. With council_search_statistics
+-- (the corpus's size and average length) they are as of the last build:
+-- an import that indexes in bulk, council_search_reindex() and
+-- council_search_analyze() refresh them; the app's writes do not (a day's
+-- new documents barely move an IDF): run council_search_analyze() after
+-- many writes, for example nightly with pg_cron. The frequencies tell
+-- which words the council's text holds, as the lists do.
 CREATE TABLE @extschema@.council_search_postings (
-    lexeme   text COLLATE "C" PRIMARY KEY,
-    postings bytea NOT NULL
+    lexeme      text COLLATE "C" PRIMARY KEY,
+    documents   bigint NOT NULL,
+    occurrences bigint NOT NULL,
+    postings    bytea NOT NULL
 );
 ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
 
--- Term statistics for ranking (BM25, see council_search_score): each
--- lexeme's document frequency and occurrences, and the corpus's size and
--- average length, as of the last council_search_analyze(). Derived data,
--- not dumped, like the documents. An import that indexes in bulk and
--- council_search_reindex() refresh them; the app's writes do not (a day's
--- new documents barely move an IDF): run council_search_analyze() after
--- many writes, for example nightly with pg_cron. Readable by whom the
--- owner grants, as the documents are: the frequencies tell which words the
--- council's text holds.
-CREATE TABLE @extschema@.council_search_terms (
-    lexeme      text COLLATE "C" PRIMARY KEY,
-    documents   bigint NOT NULL,
-    occurrences bigint NOT NULL
-);
 CREATE TABLE @extschema@.council_search_statistics (
     documents      bigint NOT NULL,
     average_length double precision NOT NULL,
@@ -313,9 +312,9 @@ ALTER TABLE @extschema@.stage3_synthesis ENABLE ALWAYS TRIGGER council_search_tr
 
 -- Builds the postings again, from what they held and the documents
 -- written since the last build (whose tsvectors they then keep alone), and
--- counts every lexeme of the documents, and the documents and their
--- average length, into council_search_terms and council_search_statistics,
--- for ranking. Returns the lexemes counted. The searches running meanwhile
+-- counts every lexeme of the documents (beside its list), and the
+-- documents and their average length (council_search_statistics), for
+-- ranking. Returns the lexemes counted. The searches running meanwhile
 -- read the postings and statistics before it; two analyzes run one after
 -- the other.
 CREATE FUNCTION @extschema@.council_search_analyze() RETURNS bigint
@@ -387,7 +386,7 @@ BEGIN
         RETURN 0;
     END IF;
     -- Into an empty documents' table (a first import, a reindex), the
-    -- documents, the postings and the terms are written whole, and each of
+    -- documents and the postings are written whole, and each of
     -- their indexes is built afterwards from the whole, sorted, two to
     -- three times as fast as keeping it row by row: the indexes (the
     -- primary keys, and a DBA's own index, unique constraint and storage
@@ -405,8 +404,8 @@ BEGIN
                                      AND k.conrelid OPERATOR(pg_catalog.=) i.indrelid
                                      AND k.contype OPERATOR(pg_catalog.=) ANY ('{p,u,x}')
             WHERE i.indrelid OPERATOR(pg_catalog.=) ANY (ARRAY[
-                      '@extschema@.council_search_documents', '@extschema@.council_search_postings',
-                      '@extschema@.council_search_terms']::regclass[])
+                      '@extschema@.council_search_documents',
+                      '@extschema@.council_search_postings']::regclass[])
               AND c.reltablespace OPERATOR(pg_catalog.=) 0
               AND (k.oid IS NULL
                    OR (k.contype OPERATOR(pg_catalog.=) ANY ('{p,u}') AND NOT k.condeferrable))
@@ -454,12 +453,11 @@ AS $$
 BEGIN
     LOCK TABLE @extschema@.conversations, @extschema@.messages,
                @extschema@.stage1_responses, @extschema@.stage3_synthesis IN SHARE MODE;
-    -- TRUNCATE rather than DELETE: the fill then writes the postings and
-    -- terms into empty tables, where a DELETE would leave each lexeme's
-    -- old version for its unique index to check; searches wait for the
-    -- documents anyway
-    TRUNCATE @extschema@.council_search_documents, @extschema@.council_search_postings,
-             @extschema@.council_search_terms;
+    -- TRUNCATE rather than DELETE: the fill then writes the postings into
+    -- an empty table, where a DELETE would leave each lexeme's old version
+    -- for its unique index to check; searches wait for the documents
+    -- anyway
+    TRUNCATE @extschema@.council_search_documents, @extschema@.council_search_postings;
     DELETE FROM @extschema@.council_search_statistics;
     IF NOT @extschema@.council_search_enabled() THEN
         RETURN 0;
@@ -498,10 +496,11 @@ LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'council_search_stored_documents_wrapper';
 
 -- council_search's query made ready for BM25: its lexemes, each with its
--- IDF from `terms`, and the corpus's statistics from `statistics`, read
--- with the caller's rights. Rust (council_search_prepare_wrapper); its SQL
--- is here because it names the tables.
-CREATE FUNCTION @extschema@.council_search_prepare(lexemes text[], terms regclass, statistics regclass)
+-- IDF from its document frequency in `postings`, and the corpus's
+-- statistics from `statistics`, read with the caller's rights. Rust
+-- (council_search_prepare_wrapper); its SQL is here because it names the
+-- tables.
+CREATE FUNCTION @extschema@.council_search_prepare(lexemes text[], postings regclass, statistics regclass)
 RETURNS bytea
 LANGUAGE c STABLE PARALLEL SAFE STRICT
 AS 'MODULE_PATHNAME', 'council_search_prepare_wrapper';
@@ -591,7 +590,7 @@ BEGIN
     -- BM25's inputs: the query's lexemes (as the documents hold them) and
     -- the corpus's statistics; none yet ranks by frequency and length alone.
     prepared := @extschema@.council_search_prepare(tsvector_to_array(to_tsvector(cfg, query)),
-                                                   '@extschema@.council_search_terms'::regclass,
+                                                   '@extschema@.council_search_postings'::regclass,
                                                    '@extschema@.council_search_statistics'::regclass);
     IF "limit" OPERATOR(pg_catalog.=) 0 THEN
         RETURN;

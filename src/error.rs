@@ -235,7 +235,7 @@ impl Error {
             }
             Error::PrefixQuery => "search with council_search, which matches whole words",
             Error::SearchNotGranted(_) => {
-                "GRANT SELECT ON council_search_documents, council_search_postings, council_search_terms, \
+                "GRANT SELECT ON council_search_documents, council_search_postings, \
                  council_search_statistics TO the searching role"
             }
             _ => return None,

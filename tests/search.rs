@@ -207,8 +207,8 @@ fn the_apps_writes_are_searchable_at_once() {
              GRANT SELECT, INSERT, UPDATE, DELETE ON conversations, messages,
                    stage1_responses, stage3_synthesis TO app;
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app;
-             GRANT SELECT ON council_search_documents, council_search_terms,
-                   council_search_statistics, council_search_postings TO app;",
+             GRANT SELECT ON council_search_documents, council_search_statistics,
+                   council_search_postings TO app;",
         )
         .expect("the app's role");
     let mut app = cluster
@@ -1014,8 +1014,7 @@ fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
                         i.indexrelid::oid
                  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
                  WHERE i.indrelid IN ('council_search_documents'::regclass,
-                                      'council_search_postings'::regclass,
-                                      'council_search_terms'::regclass)
+                                      'council_search_postings'::regclass)
                  ORDER BY 1",
                 &[],
             )
@@ -1025,7 +1024,7 @@ fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
             .collect()
     };
     let before = indexes(&mut client);
-    assert_eq!(before.len(), 8, "{before:?}");
+    assert_eq!(before.len(), 7, "{before:?}");
     client
         .query(
             "SELECT * FROM council_import($1)",
@@ -1046,20 +1045,19 @@ fn a_bulk_fill_builds_the_indexes_anew_as_they_were_defined() {
             assert_ne!(old, new, "built anew: {definition}");
         }
     }
-    for constraint in ["council_search_postings_pkey", "council_search_terms_pkey"] {
-        let backed: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_constraint k JOIN pg_class i ON i.oid = k.conindid
-                 WHERE k.conname = $1 AND k.contype = 'p' AND i.relname = $1",
-                &[&constraint],
-            )
-            .expect("the constraint")
-            .get(0);
-        assert_eq!(
-            backed, 1,
-            "{constraint} is the primary key again, on its index"
-        );
-    }
+    let backed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_constraint k JOIN pg_class i ON i.oid = k.conindid
+             WHERE k.conname = 'council_search_postings_pkey' AND k.contype = 'p'
+               AND i.relname = k.conname",
+            &[],
+        )
+        .expect("the constraint")
+        .get(0);
+    assert_eq!(
+        backed, 1,
+        "council_search_postings_pkey is the primary key again, on its index"
+    );
     // a reindex truncates the documents, which a foreign key forbids
     client
         .batch_execute("DROP TABLE bookmarks")
@@ -1332,13 +1330,16 @@ fn the_term_statistics_are_ts_stats_counts() {
             &[&path.to_string_lossy().as_ref()],
         )
         .expect("council_import");
-    let kept = count(&mut client, "SELECT count(*) FROM council_search_terms");
+    let kept = count(
+        &mut client,
+        "SELECT count(*) FROM council_search_postings WHERE lexeme <> ''",
+    );
     assert!(kept > 1000, "{kept} lexemes");
     for (left, right) in [
-        ("SELECT lexeme, documents, occurrences FROM council_search_terms",
+        ("SELECT lexeme, documents, occurrences FROM council_search_postings WHERE lexeme <> ''",
          "SELECT word, ndoc, nentry FROM ts_stat('SELECT document FROM council_search_stored_documents()')"),
         ("SELECT word, ndoc, nentry FROM ts_stat('SELECT document FROM council_search_stored_documents()')",
-         "SELECT lexeme, documents, occurrences FROM council_search_terms"),
+         "SELECT lexeme, documents, occurrences FROM council_search_postings WHERE lexeme <> ''"),
     ] {
         assert_eq!(
             count(&mut client, &format!("SELECT count(*) FROM ({left} EXCEPT {right}) d")),
@@ -1484,7 +1485,7 @@ fn assert_the_page_is_the_statements(client: &mut Client, queries: &[String], ca
         queries,
         calls,
         "CREATE ROLE column_reader;
-         GRANT SELECT ON council_search_documents, council_search_postings, council_search_terms,
+         GRANT SELECT ON council_search_documents, council_search_postings,
                council_search_statistics TO column_reader;
          GRANT SELECT (id, title) ON conversations TO column_reader;
          GRANT SELECT (id, content) ON messages TO column_reader;
@@ -1871,11 +1872,7 @@ fn searching_needs_select_on_the_search_tables() {
         .expect("connect as reader");
     // the search reads them below the executor, each with the rights a
     // SELECT would need: granted one by one, each missing one is named
-    for table in [
-        "council_search_terms",
-        "council_search_statistics",
-        "council_search_postings",
-    ] {
+    for table in ["council_search_postings", "council_search_statistics"] {
         let err = reader
             .query("SELECT * FROM council_search('ptarmigan')", &[])
             .expect_err("a search table not granted");
@@ -1899,7 +1896,7 @@ fn searching_needs_select_on_the_search_tables() {
     );
     // policies it could not apply refuse the search instead of being
     // passed over
-    for table in ["council_search_terms", "council_search_statistics"] {
+    for table in ["council_search_postings", "council_search_statistics"] {
         admin
             .batch_execute(&format!(
                 "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
@@ -1931,8 +1928,7 @@ fn a_policy_on_the_apps_tables_applies_to_the_search() {
         .batch_execute(
             "CREATE ROLE guarded LOGIN PASSWORD 'guarded';
              GRANT SELECT ON conversations, messages, stage1_responses, stage3_synthesis,
-                   council_search_documents, council_search_postings, council_search_terms,
-                   council_search_statistics
+                   council_search_documents, council_search_postings, council_search_statistics
                    TO guarded;
              INSERT INTO conversations (id, title)
                  VALUES ('00000000-0000-4000-8000-000000000001', 'Birds');

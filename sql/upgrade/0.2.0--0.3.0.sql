@@ -8,8 +8,8 @@
 -- search_path cost each call a GUC save and restore.
 ALTER FUNCTION @extschema@.council_search_deferred(oid) RESET search_path;
 
--- BM25 ranking: the term statistics, their refresh, and the score.
--- @create search.sql council_search_terms
+-- BM25 ranking: the corpus's statistics (each lexeme's are kept beside
+-- its list, below), their refresh, and the score.
 -- @create search.sql council_search_statistics
 -- @create search.sql council_search_statistics_one
 
@@ -92,8 +92,8 @@ BEGIN
           AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
     LOOP
-        EXECUTE 'GRANT SELECT ON @extschema@.council_search_terms, '
-                '@extschema@.council_search_statistics, @extschema@.council_search_postings TO '
+        EXECUTE 'GRANT SELECT ON @extschema@.council_search_statistics, '
+                '@extschema@.council_search_postings TO '
                 OPERATOR(pg_catalog.||) reader;
     END LOOP;
 END

@@ -30,7 +30,6 @@ struct Tables {
     /// the documents, the postings, the conversations, the messages,
     /// stage 1 and stage 3, as `page` takes them
     page: [pg_sys::Oid; 6],
-    terms: pg_sys::Oid,
     statistics: pg_sys::Oid,
     english: pg_sys::Oid,
     /// council_search_config(), asked when llm_council.search_config names
@@ -51,11 +50,15 @@ impl Tables {
                 relation(c"stage1_responses")?,
                 relation(c"stage3_synthesis")?,
             ],
-            terms: relation(c"council_search_terms")?,
             statistics: relation(c"council_search_statistics")?,
             english: names::text_search_config(schema, c"council_english")?,
             config: names::function_without_arguments(schema, c"council_search_config")?,
         })
+    }
+
+    /// council_search_postings, whose rows also hold the term statistics
+    fn postings(&self) -> pg_sys::Oid {
+        self.page[1]
     }
 }
 
@@ -217,7 +220,7 @@ fn unfiltered_page(
     for index in 0..document.lexemes() {
         lexemes.push(document.occurrence(index)?.0);
     }
-    let prepared = super::prepare(&lexemes, tables.terms, tables.statistics)?;
+    let prepared = super::prepare(&lexemes, tables.postings(), tables.statistics)?;
     if limit == 0 {
         return Ok(Vec::new());
     }

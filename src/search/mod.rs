@@ -76,9 +76,10 @@ fn council_search_deferred(table: pg_sys::Oid) -> bool {
 
 /// council_search's query made ready for BM25 (`search::score::Prepared`):
 /// the query's `lexemes` (as the documents hold them), each with its IDF
-/// from its document frequency in `terms` (`council_search_terms`), and
-/// the corpus's size and average length in `statistics`
-/// (`council_search_statistics`); `council_search_analyze()` keeps both.
+/// from its document frequency, which its row of `postings`
+/// (`council_search_postings`) holds beside its list, and the corpus's size
+/// and average length in `statistics` (`council_search_statistics`);
+/// building the postings keeps both.
 /// A lexeme the statistics do not know counts as in no document, and a
 /// corpus never analyzed as empty. Made once per search, so that scoring a
 /// document parses no arrays. Both tables are read below the executor, by
@@ -88,20 +89,20 @@ fn council_search_deferred(table: pg_sys::Oid) -> bool {
 #[pg_extern(stable, parallel_safe, sql = false)]
 fn council_search_prepare(
     lexemes: Array<'_, &str>,
-    terms: pg_sys::Oid,
+    postings: pg_sys::Oid,
     statistics: pg_sys::Oid,
 ) -> Result<Vec<u8>, ErrorReport> {
     let lexemes: Vec<&[u8]> = lexemes.iter().flatten().map(str::as_bytes).collect();
-    prepare(&lexemes, terms, statistics)
+    prepare(&lexemes, postings, statistics)
 }
 
 /// `council_search_prepare`'s work, for `lexemes` in any form.
 fn prepare(
     lexemes: &[&[u8]],
-    terms: pg_sys::Oid,
+    postings: pg_sys::Oid,
     statistics: pg_sys::Oid,
 ) -> Result<Vec<u8>, ErrorReport> {
-    readable(terms, "council_search_terms")?;
+    readable(postings, "council_search_postings")?;
     readable(statistics, "council_search_statistics")?;
     let mut corpus = TableScan::open(statistics, &["documents", "average_length"])?;
     let (documents, average_length) = corpus
@@ -109,7 +110,7 @@ fn prepare(
         .unwrap_or((0, 0.0));
     corpus.close();
     let mut frequencies =
-        PrimaryKeyLookup::open(terms, KeyDatum::Text(Vec::new()), &["documents"])?;
+        PrimaryKeyLookup::open(postings, KeyDatum::Text(Vec::new()), &["documents"])?;
     let mut prepared = Vec::with_capacity(lexemes.len());
     for &lexeme in lexemes {
         let df = frequencies
@@ -216,16 +217,16 @@ fn snippet_of(
     )?)
 }
 
-/// Builds the search's postings (`search::postings`) and term statistics
-/// again, for `council_search_analyze()`: the documents of `fresh` (a table
+/// Builds the search's postings (`search::postings`), with their term
+/// statistics, again, for `council_search_analyze()`: the documents of `fresh` (a table
 /// of `doc` and `document`, the documents written since the last build,
 /// which the analyze has just marked `indexed` and no longer stores), and
 /// every document the postings held that is still listed as `indexed` in
 /// `council_search_documents` (a deleted one is dropped). Writes them into
-/// `council_search_postings` and `council_search_terms` in place of what
-/// they held: each lexeme's list, and the documents that hold it and its
-/// occurrences, as `ts_stat` counts them. Returns the lexemes, the
-/// documents and the occurrences of all. It reads the tables below the
+/// `council_search_postings` in place of what it held: each lexeme's list,
+/// and beside it the documents that hold it and its occurrences, as
+/// `ts_stat` counts them. Returns the lexemes, the documents and the
+/// occurrences of all. It reads the tables below the
 /// executor, so it asks for SELECT on them and refuses where row-level
 /// security applies; EXECUTE is for the extension's owner alone
 /// (search.sql).
@@ -523,7 +524,6 @@ struct PostingsTables {
     schema: council_app::QuotedIdentifier,
     documents: pg_sys::Oid,
     postings: pg_sys::Oid,
-    terms: pg_sys::Oid,
 }
 
 impl PostingsTables {
@@ -532,7 +532,6 @@ impl PostingsTables {
         let tables = PostingsTables {
             documents: access::relid(&schema, "council_search_documents")?,
             postings: access::relid(&schema, "council_search_postings")?,
-            terms: access::relid(&schema, "council_search_terms")?,
             schema,
         };
         access::check_readable(tables.documents, "council_search_documents", function)?;
@@ -572,42 +571,41 @@ impl PostingsTables {
         })
     }
 
-    /// Replaces the postings and term statistics with `builder`'s: returns
-    /// the lexemes, the documents and their occurrences.
+    /// Replaces the postings, with their term statistics, by `builder`'s:
+    /// returns the lexemes, the documents and their occurrences.
     fn write(&self, builder: postings::Builder) -> Result<(i64, i64, i64), ErrorReport> {
-        for table in ["council_search_postings", "council_search_terms"] {
-            spi::write(
-                &format!(
-                    "DELETE FROM {}",
-                    council_app::QuotedIdentifier::qualified(&self.schema, table)
-                ),
-                &[],
-            )?;
-        }
+        spi::write(
+            &format!(
+                "DELETE FROM {}",
+                council_app::QuotedIdentifier::qualified(&self.schema, "council_search_postings")
+            ),
+            &[],
+        )?;
         let (count, occurrences) = builder.totals();
         let mut lists = builder.finish();
-        let mut terms = Vec::new();
-        binary_copy::header(&mut terms);
         let mut lexemes = 0i64;
-        copy_rows(self.postings, &["lexeme", "postings"], &mut |buf| {
-            let Some(list) = lists.next().transpose()? else {
-                return Ok(false);
-            };
-            binary_copy::raw_row(buf, &[&list.lexeme, &list.bytes]);
-            if list.lexeme.as_ref() != postings::EVERY_DOCUMENT {
-                lexemes += 1;
+        copy_rows(
+            self.postings,
+            &["lexeme", "documents", "occurrences", "postings"],
+            &mut |buf| {
+                let Some(list) = lists.next().transpose()? else {
+                    return Ok(false);
+                };
                 binary_copy::raw_row(
-                    &mut terms,
+                    buf,
                     &[
                         &list.lexeme,
                         &list.documents.to_be_bytes(),
                         &list.occurrences.to_be_bytes(),
+                        &list.bytes,
                     ],
                 );
-            }
-            Ok(true)
-        });
-        copy_whole(self.terms, &["lexeme", "documents", "occurrences"], terms);
+                if list.lexeme.as_ref() != postings::EVERY_DOCUMENT {
+                    lexemes += 1;
+                }
+                Ok(true)
+            },
+        );
         Ok((lexemes, count, occurrences))
     }
 }
