@@ -26,7 +26,9 @@ CREATE UNIQUE INDEX council_search_statistics_one
 -- The search's own inverted index: the documents get an id, and whether
 -- the postings hold them; the GIN index keeps the rest. The documents
 -- there are go into the postings the analyze at the end builds, so the
--- GIN index is built empty.
+-- GIN index is built empty. The index that finds a row's document is
+-- made again with the row's id first, after the table is rewritten.
+DROP INDEX @extschema@.council_search_documents_row;
 ALTER TABLE @extschema@.council_search_documents
     ADD COLUMN doc bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     ADD COLUMN indexed boolean NOT NULL DEFAULT true;
@@ -37,6 +39,8 @@ DROP INDEX @extschema@.council_search_documents_document;
 ALTER TABLE @extschema@.council_search_documents ALTER COLUMN document DROP NOT NULL;
 CREATE INDEX council_search_documents_document
     ON @extschema@.council_search_documents USING gin (document) WHERE NOT indexed;
+CREATE INDEX council_search_documents_row
+    ON @extschema@.council_search_documents (row_id, kind);
 CREATE TABLE @extschema@.council_search_postings (
     lexeme      text COLLATE "C" PRIMARY KEY,
     documents   bigint NOT NULL,

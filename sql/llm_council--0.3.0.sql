@@ -961,9 +961,11 @@ $$;
 -- cheaply by the app's writes, and built in no time by a bulk fill
 CREATE INDEX council_search_documents_document
     ON @extschema@.council_search_documents USING gin (document) WHERE NOT indexed;
--- a changed or deleted row finds its document
+-- a changed or deleted row finds its document; the row's id first, where
+-- nearly every key differs: with the kind first (four values, compared in
+-- the database's collation) a bulk fill built it in twice the time
 CREATE INDEX council_search_documents_row
-    ON @extschema@.council_search_documents (kind, row_id);
+    ON @extschema@.council_search_documents (row_id, kind);
 -- a deleted conversation finds its title; the conversation filter
 CREATE INDEX council_search_documents_conversation
     ON @extschema@.council_search_documents (conversation_id);

@@ -16,7 +16,9 @@ ALTER FUNCTION @extschema@.council_search_deferred(oid) RESET search_path;
 -- The search's own inverted index: the documents get an id, and whether
 -- the postings hold them; the GIN index keeps the rest. The documents
 -- there are go into the postings the analyze at the end builds, so the
--- GIN index is built empty.
+-- GIN index is built empty. The index that finds a row's document is
+-- made again with the row's id first, after the table is rewritten.
+DROP INDEX @extschema@.council_search_documents_row;
 ALTER TABLE @extschema@.council_search_documents
     ADD COLUMN doc bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     ADD COLUMN indexed boolean NOT NULL DEFAULT true;
@@ -26,6 +28,7 @@ DROP INDEX @extschema@.council_search_documents_document;
 -- then its only copy: the analyze at the end moves every one there.
 ALTER TABLE @extschema@.council_search_documents ALTER COLUMN document DROP NOT NULL;
 -- @create search.sql council_search_documents_document
+-- @create search.sql council_search_documents_row
 -- @create search.sql council_search_postings
 ALTER TABLE @extschema@.council_search_postings ALTER COLUMN postings SET STORAGE EXTERNAL;
 -- @create llm_council--0.3.0.sql council_search_postings_build
