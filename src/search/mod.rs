@@ -218,15 +218,15 @@ fn snippet_of(
 }
 
 /// Builds the search's postings (`search::postings`), with their term
-/// statistics, again, for `council_search_analyze()`: the documents of `fresh` (a table
-/// of `doc` and `document`, the documents written since the last build,
-/// which the analyze has just marked `indexed` and no longer stores), and
-/// every document the postings held that is still listed as `indexed` in
-/// `council_search_documents` (a deleted one is dropped). Writes them into
-/// `council_search_postings` in place of what it held: each lexeme's list,
-/// and beside it the documents that hold it and its occurrences, as
-/// `ts_stat` counts them. Returns the lexemes, the documents and the
-/// occurrences of all. It reads the tables below the
+/// statistics, again, for `council_search_analyze()`: the documents of
+/// `fresh` (a table of `doc` and `document`, the documents written since
+/// the last build, which the analyze has just marked `indexed` and no
+/// longer stores), and every document the postings held that is still
+/// listed as `indexed` in `council_search_documents` (a deleted one is
+/// dropped). Writes them into `council_search_postings` in place of what
+/// it held: each lexeme's list, and beside it the documents that hold it
+/// and its occurrences, as `ts_stat` counts them. Returns the lexemes, the
+/// documents and the occurrences of all. It reads the tables below the
 /// executor, so it asks for SELECT on them and refuses where row-level
 /// security applies; EXECUTE is for the extension's owner alone
 /// (search.sql).
